@@ -1,0 +1,3 @@
+//! onward-protocol: the sans-IO core of onward.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
