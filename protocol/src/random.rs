@@ -22,13 +22,19 @@ pub trait RandomSource {
 }
 
 /// The operating system's secure random number generator (through `ring`).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SystemRandom(ring::rand::SystemRandom);
 
 impl SystemRandom {
     /// Creates a handle to the operating system's generator.
     pub fn new() -> Self {
         Self(ring::rand::SystemRandom::new())
+    }
+}
+
+impl Default for SystemRandom {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
