@@ -2,4 +2,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod framing;
+pub mod message;
 pub mod random;
+pub mod routing;
+
+pub use message::{MessageError, TransportMessage};
+pub use routing::{tcp, Address, AddressError, Route, TransportType};

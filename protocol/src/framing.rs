@@ -1,0 +1,497 @@
+//! Stream framing: layer 3 of the core.
+//!
+//! A stream transport (TCP) carries, in each direction, the [`PREAMBLE`] once and then
+//! frames: a 4-byte big-endian length followed by that many bytes. [`FrameDecoder`]
+//! takes the received stream in any chunking and yields whole frames; it checks the
+//! preamble byte by byte, so a peer that does not speak onward is refused at its first
+//! wrong byte, and it checks each length prefix against the maximum frame size before
+//! any buffer grows.
+
+use std::collections::VecDeque;
+
+/// The first six bytes each side sends: ASCII `onward`.
+pub const PREAMBLE_MAGIC: [u8; 6] = *b"onward";
+
+/// The stream protocol version carried in the preamble.
+pub const STREAM_VERSION: u16 = 1;
+
+/// What each side sends first on a new stream: [`PREAMBLE_MAGIC`] then
+/// [`STREAM_VERSION`] as two big-endian bytes.
+pub const PREAMBLE: [u8; 8] = {
+    let v = STREAM_VERSION.to_be_bytes();
+    let m = PREAMBLE_MAGIC;
+    [m[0], m[1], m[2], m[3], m[4], m[5], v[0], v[1]]
+};
+
+/// Length of the big-endian length prefix of each frame.
+pub const FRAME_HEADER_LEN: usize = 4;
+
+/// The default maximum frame length, in bytes (256 KiB). It is larger than the largest
+/// transport message ([`MAX_ENCODED_LEN`](crate::message::MAX_ENCODED_LEN)).
+pub const DEFAULT_MAX_FRAME_LEN: u32 = 256 * 1024;
+
+/// Why a stream was refused. After any of these the stream must be closed: the
+/// decoder refuses further input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FramingError {
+    /// The peer's first bytes are not the onward magic.
+    #[error("peer does not speak onward: preamble byte {offset} is {byte:#04x}, expected {expected:#04x}")]
+    NotOnward {
+        /// Position in the preamble of the first wrong byte.
+        offset: usize,
+        /// The byte received.
+        byte: u8,
+        /// The byte expected.
+        expected: u8,
+    },
+    /// The peer speaks another version of the stream protocol.
+    #[error(
+        "peer speaks stream protocol version {0}, this implementation speaks {STREAM_VERSION}"
+    )]
+    UnsupportedVersion(u16),
+    /// A frame is longer than the maximum frame length.
+    #[error("frame of {len} bytes exceeds the maximum of {max} bytes")]
+    FrameTooLarge {
+        /// The length the frame declares (or has, when encoding).
+        len: u64,
+        /// The maximum in force.
+        max: u32,
+    },
+}
+
+/// Appends one frame carrying `payload` to `out`.
+///
+/// # Errors
+///
+/// [`FramingError::FrameTooLarge`] if `payload` is longer than `max_frame_len`;
+/// `out` is then unchanged.
+pub fn encode_frame(
+    payload: &[u8],
+    max_frame_len: u32,
+    out: &mut Vec<u8>,
+) -> Result<(), FramingError> {
+    let too_large = || FramingError::FrameTooLarge {
+        len: payload.len() as u64,
+        max: max_frame_len,
+    };
+    let len = u32::try_from(payload.len()).map_err(|_| too_large())?;
+    if len > max_frame_len {
+        return Err(too_large());
+    }
+    out.reserve(FRAME_HEADER_LEN + payload.len());
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(payload);
+    Ok(())
+}
+
+#[derive(Debug)]
+enum State {
+    /// This many preamble bytes have been received and checked.
+    Preamble { seen: usize },
+    /// Receiving a length prefix.
+    Header {
+        bytes: [u8; FRAME_HEADER_LEN],
+        seen: usize,
+    },
+    /// Receiving a frame body of `len` bytes.
+    Body { len: usize, buf: Vec<u8> },
+    /// The stream was refused; the error repeats.
+    Failed(FramingError),
+}
+
+/// Incremental decoder for one direction of a stream.
+///
+/// Call [`handle_bytes`](Self::handle_bytes) with whatever the transport delivered,
+/// then drain [`poll_frame`](Self::poll_frame) until it returns `None`. Frames held in
+/// the decoder never exceed the bytes handed to it, and a partial frame grows only as
+/// its bytes arrive, whatever its length prefix claims.
+#[derive(Debug)]
+pub struct FrameDecoder {
+    max_frame_len: u32,
+    state: State,
+    frames: VecDeque<Vec<u8>>,
+}
+
+impl Default for FrameDecoder {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_FRAME_LEN)
+    }
+}
+
+impl FrameDecoder {
+    /// A decoder for a new stream: it expects the [`PREAMBLE`] first.
+    pub fn new(max_frame_len: u32) -> Self {
+        Self {
+            max_frame_len,
+            state: State::Preamble { seen: 0 },
+            frames: VecDeque::new(),
+        }
+    }
+
+    /// A decoder for a stream whose preamble was already checked elsewhere.
+    pub fn after_preamble(max_frame_len: u32) -> Self {
+        Self {
+            max_frame_len,
+            state: State::Header {
+                bytes: [0; FRAME_HEADER_LEN],
+                seen: 0,
+            },
+            frames: VecDeque::new(),
+        }
+    }
+
+    /// The maximum frame length in force.
+    pub fn max_frame_len(&self) -> u32 {
+        self.max_frame_len
+    }
+
+    /// Whether the whole preamble has been received and accepted.
+    pub fn preamble_received(&self) -> bool {
+        !matches!(self.state, State::Preamble { .. } | State::Failed(_))
+    }
+
+    /// Takes bytes received from the stream.
+    ///
+    /// Frames completed by these bytes become available from
+    /// [`poll_frame`](Self::poll_frame), including those completed before an error.
+    ///
+    /// # Errors
+    ///
+    /// A [`FramingError`] if the stream breaks the protocol; the stream must then be
+    /// closed, and every later call returns the same error.
+    pub fn handle_bytes(&mut self, mut input: &[u8]) -> Result<(), FramingError> {
+        while !input.is_empty() {
+            match &mut self.state {
+                State::Failed(e) => return Err(e.clone()),
+                State::Preamble { seen } => {
+                    let (&byte, rest) = match input.split_first() {
+                        Some(split) => split,
+                        None => break,
+                    };
+                    let expected = PREAMBLE.get(*seen).copied().unwrap_or_default();
+                    if byte != expected {
+                        let error = preamble_error(*seen, byte, expected, input);
+                        return Err(self.fail(error));
+                    }
+                    *seen += 1;
+                    input = rest;
+                    if *seen == PREAMBLE.len() {
+                        self.state = State::Header {
+                            bytes: [0; FRAME_HEADER_LEN],
+                            seen: 0,
+                        };
+                    }
+                }
+                State::Header { bytes, seen } => {
+                    let take = (FRAME_HEADER_LEN - *seen).min(input.len());
+                    let (head, rest) = input.split_at(take);
+                    bytes[*seen..*seen + take].copy_from_slice(head);
+                    *seen += take;
+                    input = rest;
+                    if *seen == FRAME_HEADER_LEN {
+                        let len = u32::from_be_bytes(*bytes);
+                        if len > self.max_frame_len {
+                            let max = self.max_frame_len;
+                            return Err(self.fail(FramingError::FrameTooLarge {
+                                len: len.into(),
+                                max,
+                            }));
+                        }
+                        let len = len as usize;
+                        if len == 0 {
+                            self.frames.push_back(Vec::new());
+                            *seen = 0;
+                        } else {
+                            // Grow with the bytes that arrive, not with the claim.
+                            let buf = Vec::with_capacity(len.min(input.len()));
+                            self.state = State::Body { len, buf };
+                        }
+                    }
+                }
+                State::Body { len, buf } => {
+                    let take = (*len - buf.len()).min(input.len());
+                    let (body, rest) = input.split_at(take);
+                    buf.extend_from_slice(body);
+                    input = rest;
+                    if buf.len() == *len {
+                        let frame = std::mem::take(buf);
+                        self.frames.push_back(frame);
+                        self.state = State::Header {
+                            bytes: [0; FRAME_HEADER_LEN],
+                            seen: 0,
+                        };
+                    }
+                }
+            }
+        }
+        match &self.state {
+            State::Failed(e) => Err(e.clone()),
+            _ => Ok(()),
+        }
+    }
+
+    /// The next whole frame, in the order received.
+    #[must_use]
+    pub fn poll_frame(&mut self) -> Option<Vec<u8>> {
+        self.frames.pop_front()
+    }
+
+    /// Bytes held by the decoder: whole frames not yet polled and the partial frame.
+    pub fn buffered_len(&self) -> usize {
+        let partial = match &self.state {
+            State::Body { buf, .. } => buf.len(),
+            _ => 0,
+        };
+        self.frames.iter().map(Vec::len).sum::<usize>() + partial
+    }
+
+    fn fail(&mut self, error: FramingError) -> FramingError {
+        tracing::debug!(%error, "stream refused");
+        self.state = State::Failed(error.clone());
+        error
+    }
+}
+
+/// The error for a wrong preamble byte at `offset`: within the magic the peer is not
+/// onward at all; within the version it is onward of another version, which is known
+/// once both version bytes are seen (or, failing that, reported as not onward).
+fn preamble_error(offset: usize, byte: u8, expected: u8, input: &[u8]) -> FramingError {
+    let magic_len = PREAMBLE_MAGIC.len();
+    if offset < magic_len {
+        return FramingError::NotOnward {
+            offset,
+            byte,
+            expected,
+        };
+    }
+    // In the version: `input` starts at the first wrong byte.
+    let (hi, lo) = if offset == magic_len {
+        (Some(byte), input.get(1).copied())
+    } else {
+        (PREAMBLE.get(magic_len).copied(), Some(byte))
+    };
+    match (hi, lo) {
+        (Some(hi), Some(lo)) => FramingError::UnsupportedVersion(u16::from_be_bytes([hi, lo])),
+        _ => FramingError::UnsupportedVersion(u16::from_be_bytes([byte, 0])),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn stream(frames: &[&[u8]]) -> Vec<u8> {
+        let mut out = PREAMBLE.to_vec();
+        for f in frames {
+            encode_frame(f, DEFAULT_MAX_FRAME_LEN, &mut out).unwrap();
+        }
+        out
+    }
+
+    fn drain(d: &mut FrameDecoder) -> Vec<Vec<u8>> {
+        std::iter::from_fn(|| d.poll_frame()).collect()
+    }
+
+    #[test]
+    fn preamble_is_the_documented_bytes() {
+        assert_eq!(PREAMBLE, [b'o', b'n', b'w', b'a', b'r', b'd', 0x00, 0x01]);
+    }
+
+    #[test]
+    fn decodes_frames_in_one_piece_and_byte_by_byte() {
+        let bytes = stream(&[b"one", b"", b"three"]);
+        let mut d = FrameDecoder::default();
+        d.handle_bytes(&bytes).unwrap();
+        assert_eq!(drain(&mut d), [b"one".to_vec(), vec![], b"three".to_vec()]);
+
+        let mut d = FrameDecoder::default();
+        for b in &bytes {
+            assert!(!d.preamble_received() || d.buffered_len() < bytes.len());
+            d.handle_bytes(std::slice::from_ref(b)).unwrap();
+        }
+        assert!(d.preamble_received());
+        assert_eq!(drain(&mut d), [b"one".to_vec(), vec![], b"three".to_vec()]);
+    }
+
+    #[test]
+    fn a_non_onward_peer_is_refused_at_its_first_byte() {
+        let mut d = FrameDecoder::default();
+        let e = d.handle_bytes(b"G").unwrap_err();
+        assert_eq!(
+            e,
+            FramingError::NotOnward {
+                offset: 0,
+                byte: b'G',
+                expected: b'o'
+            }
+        );
+        // And stays refused.
+        assert_eq!(d.handle_bytes(&PREAMBLE), Err(e));
+        let mut d = FrameDecoder::default();
+        assert!(matches!(
+            d.handle_bytes(b"onwarx"),
+            Err(FramingError::NotOnward { offset: 5, .. })
+        ));
+    }
+
+    #[test]
+    fn another_version_is_named() {
+        let mut d = FrameDecoder::default();
+        assert_eq!(
+            d.handle_bytes(b"onward\x00\x02"),
+            Err(FramingError::UnsupportedVersion(2))
+        );
+        let mut d = FrameDecoder::default();
+        assert_eq!(
+            d.handle_bytes(b"onward\x01\x01"),
+            Err(FramingError::UnsupportedVersion(0x0101))
+        );
+        let mut d = FrameDecoder::default();
+        d.handle_bytes(b"onward").unwrap();
+        d.handle_bytes(b"\x03").unwrap_err();
+    }
+
+    #[test]
+    fn a_huge_length_is_refused_before_allocating() {
+        let mut d = FrameDecoder::default();
+        let mut bytes = PREAMBLE.to_vec();
+        bytes.extend_from_slice(&u32::MAX.to_be_bytes());
+        let e = d.handle_bytes(&bytes).unwrap_err();
+        assert_eq!(
+            e,
+            FramingError::FrameTooLarge {
+                len: u64::from(u32::MAX),
+                max: DEFAULT_MAX_FRAME_LEN
+            }
+        );
+        assert_eq!(d.buffered_len(), 0);
+    }
+
+    #[test]
+    fn a_length_at_the_limit_is_accepted_and_grows_only_with_input() {
+        let mut d = FrameDecoder::new(1000);
+        let mut bytes = PREAMBLE.to_vec();
+        bytes.extend_from_slice(&1000u32.to_be_bytes());
+        bytes.extend_from_slice(&[9; 10]);
+        d.handle_bytes(&bytes).unwrap();
+        assert_eq!(d.buffered_len(), 10);
+        assert_eq!(d.poll_frame(), None);
+        d.handle_bytes(&[9; 990]).unwrap();
+        assert_eq!(d.poll_frame(), Some(vec![9; 1000]));
+        let mut d = FrameDecoder::after_preamble(1000);
+        assert!(matches!(
+            d.handle_bytes(&1001u32.to_be_bytes()),
+            Err(FramingError::FrameTooLarge {
+                len: 1001,
+                max: 1000
+            })
+        ));
+    }
+
+    #[test]
+    fn frames_before_an_error_are_kept() {
+        let mut bytes = stream(&[b"kept"]);
+        bytes.extend_from_slice(&u32::MAX.to_be_bytes());
+        let mut d = FrameDecoder::default();
+        assert!(d.handle_bytes(&bytes).is_err());
+        assert_eq!(d.poll_frame(), Some(b"kept".to_vec()));
+    }
+
+    #[test]
+    fn the_encoder_refuses_oversized_frames() {
+        let mut out = vec![1];
+        assert_eq!(
+            encode_frame(&[0; 11], 10, &mut out),
+            Err(FramingError::FrameTooLarge { len: 11, max: 10 })
+        );
+        assert_eq!(out, [1]);
+        encode_frame(&[0; 10], 10, &mut out).unwrap();
+        assert_eq!(out.len(), 1 + 4 + 10);
+    }
+
+    #[test]
+    fn truncated_streams_yield_no_partial_frame() {
+        let bytes = stream(&[b"abcdef"]);
+        for cut in 0..bytes.len() {
+            let mut d = FrameDecoder::default();
+            d.handle_bytes(&bytes[..cut]).unwrap();
+            assert_eq!(d.poll_frame(), None, "cut at {cut}");
+        }
+    }
+
+    /// A reference decoder: the whole stream at once.
+    fn reference(stream: &[u8], max: u32) -> Option<Vec<Vec<u8>>> {
+        let mut rest = stream.strip_prefix(&PREAMBLE[..])?;
+        let mut frames = Vec::new();
+        while rest.len() >= 4 {
+            let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
+            if len > max {
+                return None;
+            }
+            if rest.len() < 4 + len as usize {
+                break;
+            }
+            frames.push(rest[4..4 + len as usize].to_vec());
+            rest = &rest[4 + len as usize..];
+        }
+        Some(frames)
+    }
+
+    proptest! {
+        #[test]
+        fn any_chunking_yields_exactly_the_frames_written(
+            frames in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..20),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..30),
+        ) {
+            let refs: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+            let bytes = stream(&refs);
+            let mut points: Vec<usize> = cuts.iter().map(|c| c.index(bytes.len() + 1)).collect();
+            points.push(0);
+            points.push(bytes.len());
+            points.sort_unstable();
+            let mut d = FrameDecoder::default();
+            let mut got = Vec::new();
+            for w in points.windows(2) {
+                d.handle_bytes(&bytes[w[0]..w[1]]).unwrap();
+                got.extend(drain(&mut d));
+            }
+            prop_assert_eq!(got, frames);
+            prop_assert_eq!(d.buffered_len(), 0);
+        }
+
+        #[test]
+        fn arbitrary_bytes_match_the_reference_and_never_panic(
+            prefix_ok in any::<bool>(),
+            body in proptest::collection::vec(any::<u8>(), 0..600),
+            chunk in 1usize..50,
+        ) {
+            let mut bytes = if prefix_ok { PREAMBLE.to_vec() } else { Vec::new() };
+            bytes.extend_from_slice(&body);
+            let max = 200;
+            let mut d = FrameDecoder::new(max);
+            let mut got = Vec::new();
+            let mut failed = false;
+            for c in bytes.chunks(chunk) {
+                let r = d.handle_bytes(c);
+                got.extend(drain(&mut d));
+                if r.is_err() {
+                    failed = true;
+                    break;
+                }
+            }
+            prop_assert!(d.buffered_len() <= bytes.len());
+            match reference(&bytes, max) {
+                Some(frames) if !failed => prop_assert_eq!(got, frames),
+                Some(frames) => prop_assert!(false, "decoder failed where the reference found {} frames", frames.len()),
+                None => {
+                    // The reference refuses: the decoder refused too, or is still waiting
+                    // for the rest of a preamble that matches so far.
+                    let partial_preamble = bytes.len() < PREAMBLE.len() && PREAMBLE.starts_with(&bytes);
+                    prop_assert!(failed || partial_preamble);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,334 @@
+use std::fmt;
+use std::str::FromStr;
+
+use crate::random::{RandomError, RandomSource};
+
+/// The largest address value, in bytes, that encoders write and decoders accept.
+pub const MAX_ADDRESS_LEN: usize = 255;
+
+/// Number of random bytes in a generated local address (printed as twice as many hex
+/// digits).
+const RANDOM_ADDRESS_BYTES: usize = 16;
+
+/// The transport an address belongs to.
+///
+/// Types 0 ([`TransportType::LOCAL`]) and 1 ([`TransportType::TCP`]) are defined by
+/// onward; the others are free for custom transports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TransportType(pub u8);
+
+impl TransportType {
+    /// A worker or other endpoint inside the same node.
+    pub const LOCAL: TransportType = TransportType(0);
+    /// A TCP peer; the value is `host:port` text.
+    pub const TCP: TransportType = TransportType(1);
+}
+
+impl fmt::Display for TransportType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Why a text address could not be parsed or an address could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AddressError {
+    /// The text has no `#` separating the transport type from the value.
+    #[error("address {0:?} has no '#' between transport type and value")]
+    MissingSeparator(String),
+    /// The transport type is not a decimal number from 0 to 255.
+    #[error("address {0:?} has a transport type that is not a number from 0 to 255")]
+    BadTransportType(String),
+    /// A `%` escape in the value is not followed by two hex digits.
+    #[error("address {0:?} has a '%' that is not followed by two hex digits")]
+    BadEscape(String),
+    /// The value is longer than [`MAX_ADDRESS_LEN`] bytes.
+    #[error("address value is {len} bytes, the limit is {MAX_ADDRESS_LEN}")]
+    TooLong {
+        /// Length of the rejected value.
+        len: usize,
+    },
+    /// The random source failed while generating an address.
+    #[error(transparent)]
+    Random(#[from] RandomError),
+}
+
+/// A transport type and a value: where a message goes next.
+///
+/// The value is bytes on the wire. In text an address reads `TYPE#VALUE`, for example
+/// `0#echoer` or `1#127.0.0.1:4000`; bytes of the value that are not printable ASCII,
+/// and `%` itself, are written as `%XX`, so every address prints as one line and parses
+/// back to itself.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Address {
+    transport: TransportType,
+    value: Vec<u8>,
+}
+
+impl Address {
+    /// An address of any transport type.
+    ///
+    /// # Errors
+    ///
+    /// [`AddressError::TooLong`] if `value` is longer than [`MAX_ADDRESS_LEN`].
+    pub fn new(transport: TransportType, value: impl Into<Vec<u8>>) -> Result<Self, AddressError> {
+        let value = value.into();
+        if value.len() > MAX_ADDRESS_LEN {
+            return Err(AddressError::TooLong { len: value.len() });
+        }
+        Ok(Self { transport, value })
+    }
+
+    /// Builds an address from decoded parts whose length the caller has checked.
+    pub(crate) fn from_checked_parts(transport: TransportType, value: Vec<u8>) -> Self {
+        debug_assert!(value.len() <= MAX_ADDRESS_LEN);
+        Self { transport, value }
+    }
+
+    /// A local address named by the user.
+    ///
+    /// Names longer than [`MAX_ADDRESS_LEN`] bytes are accepted here but refused when a
+    /// message carrying them is encoded; use [`Address::new`] to check up front.
+    pub fn local(name: impl Into<String>) -> Self {
+        Self {
+            transport: TransportType::LOCAL,
+            value: name.into().into_bytes(),
+        }
+    }
+
+    /// A fresh local address of 32 random hex digits, for workers and channel endpoints
+    /// that need an address nobody chose.
+    ///
+    /// # Errors
+    ///
+    /// [`AddressError::Random`] if the random source fails.
+    pub fn random_local(rng: &mut dyn RandomSource) -> Result<Self, AddressError> {
+        let mut bytes = [0u8; RANDOM_ADDRESS_BYTES];
+        rng.fill(&mut bytes)?;
+        let mut name = String::with_capacity(2 * RANDOM_ADDRESS_BYTES);
+        for b in bytes {
+            name.push(hex_digit(b >> 4));
+            name.push(hex_digit(b & 0x0f));
+        }
+        Ok(Self::local(name))
+    }
+
+    /// A TCP address: `host:port` text, such as `127.0.0.1:4000`.
+    pub fn tcp(peer: impl Into<String>) -> Self {
+        Self {
+            transport: TransportType::TCP,
+            value: peer.into().into_bytes(),
+        }
+    }
+
+    /// The transport type.
+    pub fn transport(&self) -> TransportType {
+        self.transport
+    }
+
+    /// The value, as the bytes carried on the wire.
+    pub fn value(&self) -> &[u8] {
+        &self.value
+    }
+
+    /// The value as text, if it is UTF-8.
+    pub fn value_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.value).ok()
+    }
+
+    /// Whether this is a local address.
+    pub fn is_local(&self) -> bool {
+        self.transport == TransportType::LOCAL
+    }
+}
+
+/// A TCP address, for use in [`route!`](crate::route): `tcp("127.0.0.1:4000")`.
+pub fn tcp(peer: impl Into<String>) -> Address {
+    Address::tcp(peer)
+}
+
+fn hex_digit(nibble: u8) -> char {
+    char::from(b"0123456789abcdef"[usize::from(nibble & 0x0f)])
+}
+
+fn hex_value(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#", self.transport)?;
+        for &b in &self.value {
+            if b.is_ascii_graphic() && b != b'%' || b == b' ' {
+                write!(f, "{}", char::from(b))?;
+            } else {
+                write!(f, "%{}{}", hex_digit(b >> 4), hex_digit(b & 0x0f))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl FromStr for Address {
+    type Err = AddressError;
+
+    /// Parses `TYPE#VALUE`, the form [`Display`](fmt::Display) prints.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (kind, value) = s
+            .split_once('#')
+            .ok_or_else(|| AddressError::MissingSeparator(s.to_owned()))?;
+        if kind.is_empty() || kind.len() > 3 || !kind.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(AddressError::BadTransportType(s.to_owned()));
+        }
+        let transport = kind
+            .parse::<u8>()
+            .map_err(|_| AddressError::BadTransportType(s.to_owned()))?;
+        let raw = value.as_bytes();
+        let mut bytes = Vec::with_capacity(raw.len().min(MAX_ADDRESS_LEN));
+        let mut i = 0;
+        while let Some(&b) = raw.get(i) {
+            if b == b'%' {
+                let hi = raw.get(i + 1).copied().and_then(hex_value);
+                let lo = raw.get(i + 2).copied().and_then(hex_value);
+                match (hi, lo) {
+                    (Some(hi), Some(lo)) => bytes.push(hi << 4 | lo),
+                    _ => return Err(AddressError::BadEscape(s.to_owned())),
+                }
+                i += 3;
+            } else {
+                bytes.push(b);
+                i += 1;
+            }
+            if bytes.len() > MAX_ADDRESS_LEN {
+                return Err(AddressError::TooLong { len: bytes.len() });
+            }
+        }
+        Address::new(TransportType(transport), bytes)
+    }
+}
+
+impl From<&str> for Address {
+    /// A plain string is a local address.
+    fn from(name: &str) -> Self {
+        Address::local(name)
+    }
+}
+
+impl From<String> for Address {
+    /// A plain string is a local address.
+    fn from(name: String) -> Self {
+        Address::local(name)
+    }
+}
+
+impl From<&Address> for Address {
+    fn from(address: &Address) -> Self {
+        address.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::random::SeededRandom;
+    use proptest::prelude::*;
+
+    #[test]
+    fn prints_and_parses_the_documented_forms() {
+        let a: Address = "0#echoer".parse().unwrap();
+        assert_eq!(a, Address::local("echoer"));
+        assert_eq!(a.to_string(), "0#echoer");
+        let t: Address = "1#127.0.0.1:4000".parse().unwrap();
+        assert_eq!(t, tcp("127.0.0.1:4000"));
+        assert_eq!(t.transport(), TransportType::TCP);
+        assert_eq!(t.value_str(), Some("127.0.0.1:4000"));
+        let custom: Address = "200#x#y".parse().unwrap();
+        assert_eq!(custom.transport(), TransportType(200));
+        assert_eq!(custom.value(), b"x#y");
+    }
+
+    #[test]
+    fn escapes_unprintable_bytes() {
+        let a = Address::new(TransportType(7), vec![0, b'%', b'a', 0xff, b'\n']).unwrap();
+        assert_eq!(a.to_string(), "7#%00%25a%ff%0a");
+        assert_eq!(a.to_string().parse::<Address>().unwrap(), a);
+    }
+
+    #[test]
+    fn rejects_bad_text() {
+        assert!(matches!(
+            "echoer".parse::<Address>(),
+            Err(AddressError::MissingSeparator(_))
+        ));
+        assert!(matches!(
+            "#x".parse::<Address>(),
+            Err(AddressError::BadTransportType(_))
+        ));
+        assert!(matches!(
+            "256#x".parse::<Address>(),
+            Err(AddressError::BadTransportType(_))
+        ));
+        assert!(matches!(
+            "-1#x".parse::<Address>(),
+            Err(AddressError::BadTransportType(_))
+        ));
+        assert!(matches!(
+            "0001#x".parse::<Address>(),
+            Err(AddressError::BadTransportType(_))
+        ));
+        assert!(matches!(
+            "0#%g0".parse::<Address>(),
+            Err(AddressError::BadEscape(_))
+        ));
+        assert!(matches!(
+            "0#%0".parse::<Address>(),
+            Err(AddressError::BadEscape(_))
+        ));
+        let long = format!("0#{}", "a".repeat(MAX_ADDRESS_LEN + 1));
+        assert!(matches!(
+            long.parse::<Address>(),
+            Err(AddressError::TooLong { .. })
+        ));
+        let max = format!("0#{}", "a".repeat(MAX_ADDRESS_LEN));
+        assert!(max.parse::<Address>().is_ok());
+        assert!(Address::new(TransportType::LOCAL, vec![0; MAX_ADDRESS_LEN + 1]).is_err());
+    }
+
+    #[test]
+    fn random_local_addresses_differ() {
+        let mut rng = SeededRandom::new(1);
+        let a = Address::random_local(&mut rng).unwrap();
+        let b = Address::random_local(&mut rng).unwrap();
+        assert_ne!(a, b);
+        assert!(a.is_local());
+        assert_eq!(a.value().len(), 32);
+        assert!(a.value().iter().all(|b| b.is_ascii_hexdigit()));
+    }
+
+    proptest! {
+        #[test]
+        fn text_form_round_trips(t in any::<u8>(), v in proptest::collection::vec(any::<u8>(), 0..=MAX_ADDRESS_LEN)) {
+            let a = Address::new(TransportType(t), v).unwrap();
+            let text = a.to_string();
+            prop_assert!(!text.contains('\n'));
+            prop_assert_eq!(text.parse::<Address>().unwrap(), a);
+        }
+
+        #[test]
+        fn parsing_any_text_never_panics(s in ".{0,300}") {
+            let _ = s.parse::<Address>();
+        }
+    }
+}
