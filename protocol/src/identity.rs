@@ -672,6 +672,20 @@ mod tests {
     }
 
     #[test]
+    fn legacy_public_key_tagging_is_accepted() {
+        // Early PKCS#8 v2 writers wrapped the public key as [1] CONSTRUCTED { BIT STRING }.
+        let good = Identity::from_seed(&seed(RFC8032_SEED)).unwrap();
+        let doc = good.to_pkcs8();
+        let mut legacy = vec![0x30, 0x53];
+        legacy.extend_from_slice(&doc[2..48]);
+        legacy.extend_from_slice(&[0xa1, 0x23, 0x03, 0x21, 0x00]);
+        legacy.extend_from_slice(&good.public_key());
+        let parsed = Identity::from_pkcs8(&legacy).unwrap();
+        assert_eq!(parsed.identifier(), good.identifier());
+        assert_eq!(parsed.to_pkcs8().as_slice(), legacy.as_slice());
+    }
+
+    #[test]
     fn pkcs8_round_trip() {
         let id = Identity::generate(&mut SeededRandom::new(9)).unwrap();
         let back = Identity::from_pkcs8(&id.to_pkcs8()).unwrap();
