@@ -2,10 +2,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod channel;
 pub mod framing;
+pub mod identity;
 pub mod message;
 pub mod random;
 pub mod routing;
+pub mod trust;
 
 pub use message::{MessageError, TransportMessage};
 pub use routing::{tcp, Address, AddressError, Route, TransportType};

@@ -1,0 +1,211 @@
+//! Trust policies: which peer identities a secure channel accepts.
+//!
+//! A secure channel learns its peer's [`Identifier`] during the handshake, from a
+//! public key whose signature over the handshake it has verified. It then asks its
+//! [`TrustPolicy`]; if the answer is no, the channel is closed and no application
+//! message is ever delivered through it.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use crate::identity::Identifier;
+
+/// Decides whether a peer identity is accepted.
+///
+/// A secure channel calls [`is_trusted`](TrustPolicy::is_trusted) exactly once per
+/// handshake, after the peer's signature binding its identity to the handshake has
+/// been verified and before any application message is sent or delivered. A policy
+/// only ever sees authenticated identifiers.
+///
+/// The node core calls it synchronously while handling an input, so it must be quick
+/// and must not block. Closures `Fn(&Identifier) -> bool` are policies, and
+/// `Arc<dyn TrustPolicy>` or `Box<dyn TrustPolicy>` forward to the policy they hold,
+/// so one policy can be shared by several channels.
+pub trait TrustPolicy: Send + Sync + 'static {
+    /// Whether a channel with the peer identified by `peer` may be used.
+    fn is_trusted(&self, peer: &Identifier) -> bool;
+}
+
+/// Accepts every peer. The channel is still authenticated: the application can read
+/// the peer's identifier and decide for itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrustEveryone;
+
+impl TrustPolicy for TrustEveryone {
+    fn is_trusted(&self, _peer: &Identifier) -> bool {
+        true
+    }
+}
+
+/// Accepts exactly one peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TrustIdentifier(Identifier);
+
+impl TrustIdentifier {
+    /// A policy that accepts only `identifier`.
+    #[must_use]
+    pub const fn new(identifier: Identifier) -> Self {
+        Self(identifier)
+    }
+
+    /// The one identifier this policy accepts.
+    #[must_use]
+    pub const fn identifier(&self) -> &Identifier {
+        &self.0
+    }
+}
+
+impl TrustPolicy for TrustIdentifier {
+    fn is_trusted(&self, peer: &Identifier) -> bool {
+        *peer == self.0
+    }
+}
+
+/// Accepts any peer in a fixed set. An empty set accepts no one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustAnyOf(BTreeSet<Identifier>);
+
+impl TrustAnyOf {
+    /// A policy that accepts any of `identifiers` (duplicates are ignored).
+    #[must_use]
+    pub fn new(identifiers: impl IntoIterator<Item = Identifier>) -> Self {
+        Self(identifiers.into_iter().collect())
+    }
+
+    /// The identifiers this policy accepts, in order.
+    #[must_use]
+    pub fn identifiers(&self) -> &BTreeSet<Identifier> {
+        &self.0
+    }
+}
+
+impl FromIterator<Identifier> for TrustAnyOf {
+    fn from_iter<I: IntoIterator<Item = Identifier>>(iter: I) -> Self {
+        Self::new(iter)
+    }
+}
+
+impl From<Vec<Identifier>> for TrustAnyOf {
+    fn from(identifiers: Vec<Identifier>) -> Self {
+        Self::new(identifiers)
+    }
+}
+
+impl TrustPolicy for TrustAnyOf {
+    fn is_trusted(&self, peer: &Identifier) -> bool {
+        self.0.contains(peer)
+    }
+}
+
+impl<F> TrustPolicy for F
+where
+    F: Fn(&Identifier) -> bool + Send + Sync + 'static,
+{
+    fn is_trusted(&self, peer: &Identifier) -> bool {
+        self(peer)
+    }
+}
+
+impl TrustPolicy for Arc<dyn TrustPolicy> {
+    fn is_trusted(&self, peer: &Identifier) -> bool {
+        (**self).is_trusted(peer)
+    }
+}
+
+impl TrustPolicy for Box<dyn TrustPolicy> {
+    fn is_trusted(&self, peer: &Identifier) -> bool {
+        (**self).is_trusted(peer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(byte: u8) -> Identifier {
+        Identifier::from_bytes([byte; 32])
+    }
+
+    fn accepts(policy: &impl TrustPolicy, peer: u8) -> bool {
+        policy.is_trusted(&id(peer))
+    }
+
+    #[test]
+    fn trust_everyone_accepts_all() {
+        assert!(accepts(&TrustEveryone, 0));
+        assert!(accepts(&TrustEveryone, 255));
+    }
+
+    #[test]
+    fn trust_identifier_accepts_only_its_identifier() {
+        let policy = TrustIdentifier::new(id(1));
+        assert!(accepts(&policy, 1));
+        assert!(!accepts(&policy, 2));
+        assert_eq!(policy.identifier(), &id(1));
+        // Differing only in the last byte is still a different peer.
+        let mut near = [1u8; 32];
+        near[31] = 0;
+        assert!(!policy.is_trusted(&Identifier::from_bytes(near)));
+    }
+
+    #[test]
+    fn trust_any_of_accepts_members_only() {
+        let policy = TrustAnyOf::new([id(1), id(3), id(3)]);
+        assert_eq!(policy.identifiers().len(), 2);
+        assert!(accepts(&policy, 1));
+        assert!(accepts(&policy, 3));
+        assert!(!accepts(&policy, 2));
+        let from_vec = TrustAnyOf::from(vec![id(5)]);
+        assert!(accepts(&from_vec, 5));
+        let collected: TrustAnyOf = (7..9).map(id).collect();
+        assert!(accepts(&collected, 8));
+        assert!(!accepts(&collected, 9));
+        assert!(!accepts(&TrustAnyOf::default(), 0));
+    }
+
+    #[test]
+    fn closures_are_policies() {
+        let policy = |peer: &Identifier| peer.as_bytes()[0] % 2 == 0;
+        assert!(accepts(&policy, 4));
+        assert!(!accepts(&policy, 5));
+        let allowed = id(9);
+        let owned = move |peer: &Identifier| *peer == allowed;
+        assert!(accepts(&owned, 9));
+        assert!(!accepts(&owned, 8));
+    }
+
+    #[test]
+    fn shared_and_boxed_policies_forward() {
+        let shared: Arc<dyn TrustPolicy> = Arc::new(TrustIdentifier::new(id(1)));
+        let clone = Arc::clone(&shared);
+        assert!(accepts(&shared, 1));
+        assert!(!accepts(&clone, 2));
+        let boxed: Box<dyn TrustPolicy> = Box::new(TrustAnyOf::new([id(2)]));
+        assert!(accepts(&boxed, 2));
+        assert!(!accepts(&boxed, 1));
+        // A shared policy can itself be shared again, boxed, or taken by value.
+        let nested: Box<dyn TrustPolicy> = Box::new(shared);
+        assert!(accepts(&nested, 1));
+        let closure: Arc<dyn TrustPolicy> = Arc::new(|_: &Identifier| false);
+        assert!(!accepts(&closure, 1));
+    }
+
+    #[test]
+    fn policies_are_object_safe_and_thread_safe() {
+        fn assert_send_sync<T: Send + Sync + 'static>(_: &T) {}
+        let policies: Vec<Box<dyn TrustPolicy>> = vec![
+            Box::new(TrustEveryone),
+            Box::new(TrustIdentifier::new(id(1))),
+            Box::new(TrustAnyOf::new([id(1)])),
+            Box::new(|_: &Identifier| true),
+        ];
+        assert_send_sync(&policies);
+        assert!(policies.iter().all(|p| p.is_trusted(&id(1))));
+        let shared: Arc<dyn TrustPolicy> = Arc::new(TrustEveryone);
+        let handle = std::thread::spawn({
+            let shared = Arc::clone(&shared);
+            move || shared.is_trusted(&id(3))
+        });
+        assert!(handle.join().unwrap());
+    }
+}
