@@ -6,6 +6,7 @@ pub mod channel;
 pub mod framing;
 pub mod identity;
 pub mod message;
+pub mod noise;
 pub mod random;
 pub mod routing;
 pub mod trust;
