@@ -1,8 +1,738 @@
-//! Secure channels: the state machines that run the handshake over routed messages,
-//! authenticate each side's identity, and then encrypt and decrypt routed messages.
+//! Secure channels: layer 6 of the core.
 //!
-//! Messages over multi-hop routes can be lost or reordered, so each carries an
-//! explicit counter (the AEAD nonce); the receiving side keeps a [`replay`] window
-//! that accepts each counter at most once.
+//! A [`SecureChannel`] is one end of an end-to-end encrypted, mutually authenticated
+//! channel between two [`Identity`]s, carried over routes that may lose, duplicate or
+//! reorder messages. It runs the Noise XX handshake with an identity proof in messages
+//! 2 and 3, applies each side's [`TrustPolicy`], and then encrypts and decrypts
+//! [`TransportMessage`]s, whose inner routes carry them on to their destination on the
+//! far node.
+//!
+//! # The contract
+//!
+//! A `SecureChannel` does no I/O and reads no clock. Feed it with
+//! [`handle_record`](SecureChannel::handle_record) (a record the peer sent),
+//! [`handle_send`](SecureChannel::handle_send) (a message to encrypt),
+//! [`handle_timeout`](SecureChannel::handle_timeout) and
+//! [`close`](SecureChannel::close), each with the current time; after every call,
+//! drain [`poll_transmit`](SecureChannel::poll_transmit) (records to carry to the
+//! peer) and [`poll_event`](SecureChannel::poll_event), and arm a timer for
+//! [`poll_timeout`](SecureChannel::poll_timeout).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Instant;
+//! use onward_protocol::channel::{ChannelConfig, ChannelEvent, SecureChannel};
+//! use onward_protocol::identity::Identity;
+//! use onward_protocol::random::SystemRandom;
+//! use onward_protocol::trust::TrustEveryone;
+//! use onward_protocol::{route, TransportMessage};
+//!
+//! let mut rng = SystemRandom::new();
+//! let (alice, bob) = (Arc::new(Identity::generate(&mut rng)?), Arc::new(Identity::generate(&mut rng)?));
+//! let now = Instant::now();
+//! let config = ChannelConfig::default();
+//!
+//! let mut initiator = SecureChannel::initiator(&config, bob.clone(), Arc::new(TrustEveryone), &mut rng, now)?;
+//! let hello = initiator.poll_transmit().expect("the hello");
+//! let mut responder = SecureChannel::responder(&config, &alice, Arc::new(TrustEveryone), &mut rng, &hello, now)?;
+//! // Carry records across until both are established.
+//! while let Some(r) = responder.poll_transmit() { initiator.handle_record(&r, now)?; }
+//! while let Some(r) = initiator.poll_transmit() { responder.handle_record(&r, now)?; }
+//! while let Some(r) = responder.poll_transmit() { initiator.handle_record(&r, now)?; }
+//! assert_eq!(initiator.peer(), Some(&alice.identifier()));
+//! assert_eq!(responder.peer(), Some(&bob.identifier()));
+//!
+//! initiator.handle_send(&TransportMessage::new(route!["echoer"], route!["app"], b"hi".to_vec()), now)?;
+//! responder.handle_record(&initiator.poll_transmit().expect("a record"), now)?;
+//! let received = std::iter::from_fn(|| responder.poll_event())
+//!     .find_map(|e| match e { ChannelEvent::Received(m) => Some(m), _ => None })
+//!     .expect("the message");
+//! assert_eq!(received.payload, b"hi");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
+mod decryptor;
+mod encryptor;
+mod error;
+mod initiator;
 pub mod replay;
+mod responder;
+mod wire;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::identity::{Identifier, Identity};
+use crate::message::TransportMessage;
+use crate::noise::{CipherSuite, MAX_MESSAGE_LEN, TAG_LEN};
+use crate::random::RandomSource;
+use crate::trust::TrustPolicy;
+
+use decryptor::Decryptor;
+use encryptor::Encryptor;
+pub use error::ChannelError;
+use initiator::Initiator;
+use responder::Responder;
+use wire::{PLAIN_CLOSE, PLAIN_CONFIRM, PLAIN_MESSAGE};
+
+/// Records use a new key every 2^16 counters: the key for counter `c` is the initial
+/// key after `c >> REKEY_SHIFT` Noise rekeys.
+pub const REKEY_SHIFT: u32 = 16;
+
+/// How many key generations ahead of its newest a receiver will derive keys for, so
+/// that a long run of lost records does not stall the channel while a forged counter
+/// costs at most this many rekeys.
+pub const MAX_GENERATIONS_AHEAD: u64 = 4;
+
+/// The largest counter an application message may use. The next one is kept for a
+/// final close record, and 2^64-1 is never used (Noise reserves it).
+pub const MAX_DATA_COUNTER: u64 = u64::MAX - 2;
+
+/// The largest plaintext of one record: a Noise message (65535 bytes) less the tag.
+pub const MAX_RECORD_PLAINTEXT: usize = MAX_MESSAGE_LEN - TAG_LEN;
+
+/// The largest encoded inner message one record carries (the plaintext less its type
+/// byte).
+pub const MAX_INNER_MESSAGE_LEN: usize = MAX_RECORD_PLAINTEXT - 1;
+
+/// The default time a handshake may take.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Settings of a channel end.
+#[derive(Debug, Clone)]
+pub struct ChannelConfig {
+    /// The suite an initiator asks for.
+    pub suite: CipherSuite,
+    /// The suites a responder accepts.
+    pub accepted_suites: Vec<CipherSuite>,
+    /// How long the handshake may take before the channel fails.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for ChannelConfig {
+    fn default() -> Self {
+        Self {
+            suite: CipherSuite::default(),
+            accepted_suites: CipherSuite::ALL.to_vec(),
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+        }
+    }
+}
+
+/// Why a channel was closed, as carried in a close record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The application closed it.
+    Normal,
+    /// The responder refused the initiator's identity.
+    Refused,
+    /// The sender's counter was exhausted.
+    CounterExhausted,
+    /// A code this implementation does not know.
+    Other(u8),
+}
+
+impl CloseReason {
+    fn code(self) -> u8 {
+        match self {
+            CloseReason::Normal => 0,
+            CloseReason::Refused => 1,
+            CloseReason::CounterExhausted => 2,
+            CloseReason::Other(code) => code,
+        }
+    }
+
+    fn from_code(code: u8) -> Self {
+        match code {
+            0 => CloseReason::Normal,
+            1 => CloseReason::Refused,
+            2 => CloseReason::CounterExhausted,
+            other => CloseReason::Other(other),
+        }
+    }
+}
+
+/// What a channel reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChannelEvent {
+    /// Both sides have verified each other and the policy accepted the peer: messages
+    /// can flow. Reported once.
+    Established {
+        /// The peer's verified identifier.
+        peer: Identifier,
+    },
+    /// A message from the peer, authenticated and decrypted. Its onward route is where
+    /// it goes next on this node.
+    Received(TransportMessage),
+    /// The channel was closed in an orderly way.
+    Closed {
+        /// The reason given.
+        reason: CloseReason,
+        /// Whether the peer closed it (with an authenticated close record).
+        by_peer: bool,
+    },
+    /// The channel failed and is unusable.
+    Failed(ChannelError),
+}
+
+/// Which end of the handshake a channel is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelRole {
+    /// It sent the hello.
+    Initiator,
+    /// It answered a hello that arrived at a listener.
+    Responder,
+}
+
+enum State {
+    /// The initiator waits for the response.
+    Initiating(Initiator),
+    /// The responder waits for the finish.
+    Responding(Responder),
+    /// The initiator has sent its finish and waits for the responder's verdict.
+    Confirming {
+        encryptor: Encryptor,
+        decryptor: Decryptor,
+        peer: Identifier,
+    },
+    /// Messages flow.
+    Established {
+        encryptor: Encryptor,
+        decryptor: Decryptor,
+        peer: Identifier,
+    },
+    /// Closed or failed.
+    Ended,
+    /// Only while a transition is under way.
+    Taken,
+}
+
+/// One end of a secure channel. See the [module documentation](self) for the
+/// contract and an example.
+pub struct SecureChannel {
+    role: ChannelRole,
+    state: State,
+    deadline: Option<Instant>,
+    handshake_timeout: Duration,
+    peer: Option<Identifier>,
+    transmits: VecDeque<Vec<u8>>,
+    events: VecDeque<ChannelEvent>,
+}
+
+impl fmt::Debug for SecureChannel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecureChannel")
+            .field("role", &self.role)
+            .field("state", &self.state_name())
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SecureChannel {
+    // ---- construction -------------------------------------------------------------
+
+    /// Starts a channel as initiator. The hello record is ready in
+    /// [`poll_transmit`](Self::poll_transmit), to be sent to the responder's listener.
+    ///
+    /// # Errors
+    ///
+    /// [`ChannelError::Random`] if the random source fails.
+    pub fn initiator(
+        config: &ChannelConfig,
+        identity: Arc<Identity>,
+        trust: Arc<dyn TrustPolicy>,
+        rng: &mut dyn RandomSource,
+        now: Instant,
+    ) -> Result<Self, ChannelError> {
+        let (initiator, hello) = Initiator::start(config, identity, trust, rng)?;
+        tracing::debug!("secure channel initiator started");
+        Ok(Self {
+            role: ChannelRole::Initiator,
+            state: State::Initiating(initiator),
+            deadline: now.checked_add(config.handshake_timeout),
+            handshake_timeout: config.handshake_timeout,
+            peer: None,
+            transmits: VecDeque::from([hello]),
+            events: VecDeque::new(),
+        })
+    }
+
+    /// Starts a channel as responder to a hello record that arrived at a listener. The
+    /// response is ready in [`poll_transmit`](Self::poll_transmit), to be sent back
+    /// along the hello's return route.
+    ///
+    /// # Errors
+    ///
+    /// The hello is malformed, asks for a suite not in
+    /// [`ChannelConfig::accepted_suites`], or is not a valid Noise message; or the
+    /// random source fails. No channel exists then and nothing is to be sent.
+    pub fn responder(
+        config: &ChannelConfig,
+        identity: &Identity,
+        trust: Arc<dyn TrustPolicy>,
+        rng: &mut dyn RandomSource,
+        hello: &[u8],
+        now: Instant,
+    ) -> Result<Self, ChannelError> {
+        let (responder, response) = Responder::start(config, identity, trust, rng, hello)?;
+        tracing::debug!("secure channel responder started");
+        Ok(Self {
+            role: ChannelRole::Responder,
+            state: State::Responding(responder),
+            deadline: now.checked_add(config.handshake_timeout),
+            handshake_timeout: config.handshake_timeout,
+            peer: None,
+            transmits: VecDeque::from([response]),
+            events: VecDeque::new(),
+        })
+    }
+
+    // ---- getters --------------------------------------------------------------------
+
+    /// Which end this is.
+    pub fn role(&self) -> ChannelRole {
+        self.role
+    }
+
+    /// The peer's verified identifier, once the channel is established.
+    pub fn peer(&self) -> Option<&Identifier> {
+        match self.state {
+            State::Established { .. } => self.peer.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Whether application messages can be sent.
+    pub fn is_established(&self) -> bool {
+        matches!(self.state, State::Established { .. })
+    }
+
+    /// Whether the channel has closed or failed.
+    pub fn is_ended(&self) -> bool {
+        matches!(self.state, State::Ended | State::Taken)
+    }
+
+    /// Whether a record is a hello, the only record a listener accepts.
+    pub fn is_hello(record: &[u8]) -> bool {
+        wire::kind(record) == Some(wire::KIND_HELLO)
+    }
+
+    // ---- inputs ---------------------------------------------------------------------
+
+    /// Takes a record the peer sent.
+    ///
+    /// # Errors
+    ///
+    /// Why the record was rejected. A rejected transport record changes nothing; a
+    /// rejected handshake record ends the channel ([`ChannelError::is_fatal`]), which
+    /// is also reported as [`ChannelEvent::Failed`].
+    pub fn handle_record(&mut self, record: &[u8], now: Instant) -> Result<(), ChannelError> {
+        let _ = now;
+        match std::mem::replace(&mut self.state, State::Taken) {
+            State::Initiating(initiator) => match initiator.handle_response(record) {
+                Ok(finished) => {
+                    self.transmits.push_back(finished.finish);
+                    self.state = State::Confirming {
+                        encryptor: finished.encryptor,
+                        decryptor: finished.decryptor,
+                        peer: finished.peer,
+                    };
+                    Ok(())
+                }
+                Err(e) => self.fail(e),
+            },
+            State::Responding(responder) => match responder.handle_finish(record) {
+                Ok(finished) => {
+                    let mut encryptor = finished.encryptor;
+                    match finished.verdict {
+                        Ok(peer) => {
+                            let confirm = encryptor.seal(&[PLAIN_CONFIRM], false)?;
+                            self.transmits.push_back(confirm);
+                            self.establish(encryptor, finished.decryptor, peer);
+                            Ok(())
+                        }
+                        Err(e) => {
+                            // Tell the initiator, authenticated, that it was refused.
+                            if let Ok(close) =
+                                encryptor.seal(&[PLAIN_CLOSE, CloseReason::Refused.code()], false)
+                            {
+                                self.transmits.push_back(close);
+                            }
+                            self.fail(e)
+                        }
+                    }
+                }
+                Err(e) => self.fail(e),
+            },
+            State::Confirming {
+                encryptor,
+                mut decryptor,
+                peer,
+            } => match decryptor.open(record) {
+                Ok((counter, plaintext)) => {
+                    if plaintext.first() == Some(&PLAIN_CLOSE) {
+                        let reason = CloseReason::from_code(plaintext.get(1).copied().unwrap_or(0));
+                        return if reason == CloseReason::Refused {
+                            self.fail(ChannelError::RefusedByPeer)
+                        } else {
+                            self.end(ChannelEvent::Closed {
+                                reason,
+                                by_peer: true,
+                            });
+                            Ok(())
+                        };
+                    }
+                    // Any other authenticated record means the responder accepted us.
+                    self.establish(encryptor, decryptor, peer);
+                    self.deliver(counter, &plaintext)
+                }
+                Err(e) => {
+                    self.state = State::Confirming {
+                        encryptor,
+                        decryptor,
+                        peer,
+                    };
+                    Err(e)
+                }
+            },
+            State::Established {
+                encryptor,
+                mut decryptor,
+                peer,
+            } => {
+                let opened = decryptor.open(record);
+                self.state = State::Established {
+                    encryptor,
+                    decryptor,
+                    peer,
+                };
+                let (counter, plaintext) = opened?;
+                self.deliver(counter, &plaintext)
+            }
+            State::Ended | State::Taken => {
+                self.state = State::Ended;
+                Err(ChannelError::Closed)
+            }
+        }
+    }
+
+    /// Encrypts a message for the peer; the record is then in
+    /// [`poll_transmit`](Self::poll_transmit). The message's onward route is where it
+    /// goes on the far node.
+    ///
+    /// # Errors
+    ///
+    /// - [`ChannelError::NotEstablished`] before the channel is established;
+    /// - [`ChannelError::Closed`] after it ended;
+    /// - [`ChannelError::Message`] or [`ChannelError::PlaintextTooLarge`] if the message
+    ///   does not fit in a record (nothing is sent; the channel goes on);
+    /// - [`ChannelError::CounterExhausted`] if the channel has used every counter: it
+    ///   then closes, sending a close record.
+    pub fn handle_send(
+        &mut self,
+        message: &TransportMessage,
+        now: Instant,
+    ) -> Result<(), ChannelError> {
+        let _ = now;
+        let State::Established { encryptor, .. } = &mut self.state else {
+            return Err(if self.is_ended() {
+                ChannelError::Closed
+            } else {
+                ChannelError::NotEstablished
+            });
+        };
+        let mut plaintext = Vec::with_capacity(64 + message.payload.len());
+        plaintext.push(PLAIN_MESSAGE);
+        message.encode(&mut plaintext)?;
+        if plaintext.len() > MAX_RECORD_PLAINTEXT {
+            return Err(ChannelError::PlaintextTooLarge {
+                len: plaintext.len() - 1,
+                max: MAX_INNER_MESSAGE_LEN,
+            });
+        }
+        match encryptor.seal(&plaintext, false) {
+            Ok(record) => {
+                tracing::trace!(len = record.len(), "record sealed");
+                self.transmits.push_back(record);
+                Ok(())
+            }
+            Err(ChannelError::CounterExhausted) => {
+                if let Ok(close) =
+                    encryptor.seal(&[PLAIN_CLOSE, CloseReason::CounterExhausted.code()], true)
+                {
+                    self.transmits.push_back(close);
+                }
+                self.fail(ChannelError::CounterExhausted)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Handles the passing of time: fails the channel if the handshake deadline has
+    /// passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(deadline) = self.deadline {
+            if now >= deadline && !self.is_established() && !self.is_ended() {
+                let _ = self.fail(ChannelError::HandshakeTimeout(self.handshake_timeout));
+            }
+        }
+    }
+
+    /// Closes the channel. Once established (or while confirming) an authenticated
+    /// close record is queued for the peer; a channel still in its handshake just ends.
+    pub fn close(&mut self, now: Instant) {
+        let _ = now;
+        match std::mem::replace(&mut self.state, State::Ended) {
+            State::Established { mut encryptor, .. } | State::Confirming { mut encryptor, .. } => {
+                if let Ok(close) = encryptor.seal(&[PLAIN_CLOSE, CloseReason::Normal.code()], true)
+                {
+                    self.transmits.push_back(close);
+                }
+                self.end(ChannelEvent::Closed {
+                    reason: CloseReason::Normal,
+                    by_peer: false,
+                });
+            }
+            State::Initiating(_) | State::Responding(_) => self.end(ChannelEvent::Closed {
+                reason: CloseReason::Normal,
+                by_peer: false,
+            }),
+            State::Ended | State::Taken => {}
+        }
+    }
+
+    // ---- outputs --------------------------------------------------------------------
+
+    /// The next record to carry to the peer.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<ChannelEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must be called next, if at all.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            State::Initiating(_) | State::Responding(_) | State::Confirming { .. } => self.deadline,
+            _ => None,
+        }
+    }
+
+    // ---- test hooks -----------------------------------------------------------------
+
+    /// Moves this end's sending counter to `counter`, relabelling its current key as
+    /// that counter's generation instead of rekeying. The receiving end must make the
+    /// matching [`jump_receive_counter_for_tests`](Self::jump_receive_counter_for_tests)
+    /// so that both agree on keys. Only for tests that reach the end of the counter
+    /// space or a rekey boundary without sending billions of records.
+    #[doc(hidden)]
+    pub fn jump_send_counter_for_tests(&mut self, counter: u64) {
+        if let State::Established { encryptor, .. } = &mut self.state {
+            encryptor.jump_for_tests(counter);
+        }
+    }
+
+    /// The receiving side of
+    /// [`jump_send_counter_for_tests`](Self::jump_send_counter_for_tests).
+    #[doc(hidden)]
+    pub fn jump_receive_counter_for_tests(&mut self, counter: u64) {
+        if let State::Established { decryptor, .. } = &mut self.state {
+            decryptor.jump_for_tests(counter);
+        }
+    }
+
+    /// The counter the next record sent will carry, once established.
+    #[doc(hidden)]
+    pub fn next_send_counter(&self) -> Option<u64> {
+        match &self.state {
+            State::Established { encryptor, .. } | State::Confirming { encryptor, .. } => {
+                Some(encryptor.next_counter())
+            }
+            _ => None,
+        }
+    }
+
+    // ---- internals ------------------------------------------------------------------
+
+    fn establish(&mut self, encryptor: Encryptor, decryptor: Decryptor, peer: Identifier) {
+        tracing::debug!(%peer, role = ?self.role, "secure channel established");
+        self.peer = Some(peer);
+        self.deadline = None;
+        self.events.push_back(ChannelEvent::Established { peer });
+        self.state = State::Established {
+            encryptor,
+            decryptor,
+            peer,
+        };
+    }
+
+    /// Handles an authenticated plaintext.
+    fn deliver(&mut self, counter: u64, plaintext: &[u8]) -> Result<(), ChannelError> {
+        match plaintext.split_first() {
+            Some((&PLAIN_MESSAGE, body)) => match TransportMessage::decode(body) {
+                Ok(message) => {
+                    tracing::trace!(counter, "record opened");
+                    self.events.push_back(ChannelEvent::Received(message));
+                    Ok(())
+                }
+                Err(e) => Err(ChannelError::BadPlaintext {
+                    counter,
+                    reason: e.to_string(),
+                }),
+            },
+            Some((&PLAIN_CONFIRM, [])) => Ok(()),
+            Some((&PLAIN_CLOSE, [code])) => {
+                let reason = CloseReason::from_code(*code);
+                tracing::debug!(?reason, "secure channel closed by peer");
+                self.end(ChannelEvent::Closed {
+                    reason,
+                    by_peer: true,
+                });
+                Ok(())
+            }
+            _ => Err(ChannelError::BadPlaintext {
+                counter,
+                reason: "unknown plaintext type or length".into(),
+            }),
+        }
+    }
+
+    fn fail(&mut self, error: ChannelError) -> Result<(), ChannelError> {
+        tracing::debug!(%error, role = ?self.role, "secure channel failed");
+        self.end(ChannelEvent::Failed(error.clone()));
+        Err(error)
+    }
+
+    fn end(&mut self, event: ChannelEvent) {
+        self.state = State::Ended;
+        self.deadline = None;
+        self.events.push_back(event);
+    }
+
+    fn state_name(&self) -> &'static str {
+        match self.state {
+            State::Initiating(_) => "initiating",
+            State::Responding(_) => "responding",
+            State::Confirming { .. } => "confirming",
+            State::Established { .. } => "established",
+            State::Ended => "ended",
+            State::Taken => "taken",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::random::SeededRandom;
+    use crate::trust::TrustEveryone;
+
+    fn id(seed: u8) -> Arc<Identity> {
+        Arc::new(Identity::from_seed(&[seed; 32]).unwrap())
+    }
+
+    #[test]
+    fn a_responder_proof_signed_by_another_key_is_rejected() {
+        let now = Instant::now();
+        let config = ChannelConfig::default();
+        let mut rng = SeededRandom::new(1);
+        let mut i =
+            SecureChannel::initiator(&config, id(1), Arc::new(TrustEveryone), &mut rng, now)
+                .unwrap();
+        let hello = i.poll_transmit().unwrap();
+        let (_r, response) = Responder::start_signed_by(
+            &config,
+            &id(2),
+            &id(3),
+            Arc::new(TrustEveryone),
+            &mut rng,
+            &hello,
+        )
+        .unwrap();
+        assert_eq!(
+            i.handle_record(&response, now),
+            Err(ChannelError::BadIdentityProof)
+        );
+        assert!(i.is_ended());
+        assert_eq!(i.poll_transmit(), None);
+        assert_eq!(
+            i.poll_event(),
+            Some(ChannelEvent::Failed(ChannelError::BadIdentityProof))
+        );
+    }
+
+    #[test]
+    fn an_initiator_proof_signed_by_another_key_is_rejected_and_told() {
+        let now = Instant::now();
+        let config = ChannelConfig::default();
+        let mut rng = SeededRandom::new(2);
+        let mut i =
+            SecureChannel::initiator(&config, id(1), Arc::new(TrustEveryone), &mut rng, now)
+                .unwrap();
+        if let State::Initiating(initiator) = &mut i.state {
+            initiator.forge_proof_with(id(3));
+        }
+        let hello = i.poll_transmit().unwrap();
+        let mut r = SecureChannel::responder(
+            &config,
+            &id(2),
+            Arc::new(TrustEveryone),
+            &mut rng,
+            &hello,
+            now,
+        )
+        .unwrap();
+        i.handle_record(&r.poll_transmit().unwrap(), now).unwrap();
+        let finish = i.poll_transmit().unwrap();
+        assert_eq!(
+            r.handle_record(&finish, now),
+            Err(ChannelError::BadIdentityProof)
+        );
+        assert_eq!(r.peer(), None);
+        let refusal = r.poll_transmit().unwrap();
+        assert_eq!(
+            i.handle_record(&refusal, now),
+            Err(ChannelError::RefusedByPeer)
+        );
+    }
+
+    #[test]
+    fn records_to_an_ended_channel_are_refused() {
+        let now = Instant::now();
+        let mut rng = SeededRandom::new(3);
+        let mut i = SecureChannel::initiator(
+            &ChannelConfig::default(),
+            id(1),
+            Arc::new(TrustEveryone),
+            &mut rng,
+            now,
+        )
+        .unwrap();
+        i.close(now);
+        assert_eq!(
+            i.handle_record(&[0x02; 193], now),
+            Err(ChannelError::Closed)
+        );
+        assert_eq!(
+            i.handle_send(&TransportMessage::default(), now),
+            Err(ChannelError::Closed)
+        );
+        i.close(now);
+        assert_eq!(
+            std::iter::from_fn(|| i.poll_event()).count(),
+            1,
+            "closing twice reports one close"
+        );
+    }
+}

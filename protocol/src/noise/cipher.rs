@@ -29,6 +29,7 @@ const RESERVED_NONCE: u64 = u64::MAX;
 /// [`decrypt_with_ad`]: CipherState::decrypt_with_ad
 /// [`encrypt_at`]: CipherState::encrypt_at
 /// [`decrypt_at`]: CipherState::decrypt_at
+#[derive(Clone)]
 pub struct CipherState {
     suite: CipherSuite,
     key: Option<Zeroizing<[u8; KEY_LEN]>>,

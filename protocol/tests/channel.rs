@@ -1,0 +1,772 @@
+//! Secure channel state machines, two ends in memory: establishment, refusal,
+//! tampering, timeouts, and the transport phase under loss, duplication and
+//! reordering.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use onward_protocol::channel::replay::WINDOW;
+use onward_protocol::channel::{
+    ChannelConfig, ChannelError, ChannelEvent, CloseReason, SecureChannel, MAX_DATA_COUNTER,
+    MAX_INNER_MESSAGE_LEN, REKEY_SHIFT,
+};
+use onward_protocol::identity::{Identifier, Identity};
+use onward_protocol::noise::CipherSuite;
+use onward_protocol::random::SeededRandom;
+use onward_protocol::trust::{TrustEveryone, TrustIdentifier, TrustPolicy};
+use onward_protocol::{route, TransportMessage};
+use proptest::prelude::*;
+
+fn identity(seed: u8) -> Arc<Identity> {
+    Arc::new(Identity::from_seed(&[seed; 32]).unwrap())
+}
+
+fn everyone() -> Arc<dyn TrustPolicy> {
+    Arc::new(TrustEveryone)
+}
+
+fn msg(payload: &[u8]) -> TransportMessage {
+    TransportMessage::new(route!["echoer"], route!["app"], payload.to_vec())
+}
+
+fn drain_transmits(c: &mut SecureChannel) -> Vec<Vec<u8>> {
+    std::iter::from_fn(|| c.poll_transmit()).collect()
+}
+
+fn drain_events(c: &mut SecureChannel) -> Vec<ChannelEvent> {
+    std::iter::from_fn(|| c.poll_event()).collect()
+}
+
+fn received(events: &[ChannelEvent]) -> Vec<Vec<u8>> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ChannelEvent::Received(m) => Some(m.payload.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+struct Handshake {
+    hello: Vec<u8>,
+    response: Vec<u8>,
+    finish: Vec<u8>,
+    confirm: Vec<u8>,
+}
+
+/// Runs a handshake between fresh ends, recording each record.
+fn establish_with(
+    config: &ChannelConfig,
+    seed: u64,
+    initiator_trust: Arc<dyn TrustPolicy>,
+    responder_trust: Arc<dyn TrustPolicy>,
+) -> (SecureChannel, SecureChannel, Handshake) {
+    let now = Instant::now();
+    let mut rng = SeededRandom::new(seed);
+    let mut i =
+        SecureChannel::initiator(config, identity(1), initiator_trust, &mut rng, now).unwrap();
+    let hello = i.poll_transmit().unwrap();
+    assert!(SecureChannel::is_hello(&hello));
+    let mut r =
+        SecureChannel::responder(config, &identity(2), responder_trust, &mut rng, &hello, now)
+            .unwrap();
+    let response = r.poll_transmit().unwrap();
+    i.handle_record(&response, now).unwrap();
+    let finish = i.poll_transmit().unwrap();
+    assert!(
+        !i.is_established(),
+        "the initiator waits for the responder's verdict"
+    );
+    r.handle_record(&finish, now).unwrap();
+    let confirm = r.poll_transmit().unwrap();
+    i.handle_record(&confirm, now).unwrap();
+    (
+        i,
+        r,
+        Handshake {
+            hello,
+            response,
+            finish,
+            confirm,
+        },
+    )
+}
+
+fn establish() -> (SecureChannel, SecureChannel) {
+    let (i, r, _) = establish_with(&ChannelConfig::default(), 1, everyone(), everyone());
+    (i, r)
+}
+
+#[test]
+fn two_identities_establish_and_exchange_both_ways() {
+    for suite in CipherSuite::ALL {
+        let config = ChannelConfig {
+            suite,
+            ..ChannelConfig::default()
+        };
+        let (mut i, mut r, _) = establish_with(&config, 7, everyone(), everyone());
+        let now = Instant::now();
+        assert_eq!(i.peer(), Some(&identity(2).identifier()));
+        assert_eq!(r.peer(), Some(&identity(1).identifier()));
+        assert_eq!(
+            drain_events(&mut i),
+            [ChannelEvent::Established {
+                peer: identity(2).identifier()
+            }]
+        );
+        assert_eq!(
+            drain_events(&mut r),
+            [ChannelEvent::Established {
+                peer: identity(1).identifier()
+            }]
+        );
+        assert_eq!(i.poll_timeout(), None);
+
+        for n in 0..5u8 {
+            i.handle_send(&msg(&[n; 100]), now).unwrap();
+            for record in drain_transmits(&mut i) {
+                r.handle_record(&record, now).unwrap();
+            }
+            let events = drain_events(&mut r);
+            let [ChannelEvent::Received(m)] = &events[..] else {
+                panic!("{events:?}")
+            };
+            assert_eq!(m, &msg(&[n; 100]), "routes and payload survive");
+
+            r.handle_send(&msg(&[n + 100; 3]), now).unwrap();
+            for record in drain_transmits(&mut r) {
+                i.handle_record(&record, now).unwrap();
+            }
+            assert_eq!(received(&drain_events(&mut i)), [vec![n + 100; 3]]);
+        }
+    }
+}
+
+#[test]
+fn records_have_the_documented_sizes() {
+    let (mut i, _r, h) = establish_with(&ChannelConfig::default(), 3, everyone(), everyone());
+    assert_eq!(h.hello.len(), 34);
+    assert_eq!(h.response.len(), 193);
+    assert_eq!(h.finish.len(), 161);
+    assert_eq!(h.confirm.len(), 9 + 1 + 16);
+    assert_eq!(&h.hello[..2], &[0x01, 0x01]);
+    assert_eq!(h.response[0], 0x02);
+    assert_eq!(h.finish[0], 0x03);
+    assert_eq!(&h.confirm[..9], &[0x04, 0, 0, 0, 0, 0, 0, 0, 0]);
+    let now = Instant::now();
+    i.handle_send(&msg(b"x"), now).unwrap();
+    let record = i.poll_transmit().unwrap();
+    let inner = msg(b"x").to_bytes().unwrap();
+    assert_eq!(record.len(), 9 + 1 + inner.len() + 16);
+    assert_eq!(
+        &record[..9],
+        &[0x04, 0, 0, 0, 0, 0, 0, 0, 0],
+        "the initiator's first counter is 0"
+    );
+}
+
+#[test]
+fn sending_before_establishment_is_refused() {
+    let now = Instant::now();
+    let mut rng = SeededRandom::new(1);
+    let mut i = SecureChannel::initiator(
+        &ChannelConfig::default(),
+        identity(1),
+        everyone(),
+        &mut rng,
+        now,
+    )
+    .unwrap();
+    assert_eq!(
+        i.handle_send(&msg(b"early"), now),
+        Err(ChannelError::NotEstablished)
+    );
+}
+
+#[test]
+fn a_responder_that_refuses_tells_the_initiator_authenticated() {
+    let now = Instant::now();
+    let config = ChannelConfig::default();
+    let mut rng = SeededRandom::new(5);
+    let only_someone_else: Arc<dyn TrustPolicy> =
+        Arc::new(TrustIdentifier::new(identity(9).identifier()));
+    let mut i = SecureChannel::initiator(&config, identity(1), everyone(), &mut rng, now).unwrap();
+    let hello = i.poll_transmit().unwrap();
+    let mut r = SecureChannel::responder(
+        &config,
+        &identity(2),
+        only_someone_else,
+        &mut rng,
+        &hello,
+        now,
+    )
+    .unwrap();
+    i.handle_record(&r.poll_transmit().unwrap(), now).unwrap();
+    let err = r
+        .handle_record(&i.poll_transmit().unwrap(), now)
+        .unwrap_err();
+    assert_eq!(
+        err,
+        ChannelError::Untrusted {
+            peer: identity(1).identifier()
+        }
+    );
+    assert!(r.is_ended());
+    assert_eq!(drain_events(&mut r), [ChannelEvent::Failed(err)]);
+    assert_eq!(r.handle_send(&msg(b"x"), now), Err(ChannelError::Closed));
+
+    let refusal = r.poll_transmit().expect("an authenticated refusal");
+    let mut forged = refusal.clone();
+    *forged.last_mut().unwrap() ^= 1;
+    assert!(i.handle_record(&forged, now).is_err());
+    assert!(!i.is_ended(), "a forged refusal changes nothing");
+    assert_eq!(
+        i.handle_record(&refusal, now),
+        Err(ChannelError::RefusedByPeer)
+    );
+    assert_eq!(
+        drain_events(&mut i),
+        [ChannelEvent::Failed(ChannelError::RefusedByPeer)]
+    );
+    assert_eq!(i.peer(), None);
+}
+
+#[test]
+fn an_initiator_that_refuses_the_responder_sends_nothing_more() {
+    let now = Instant::now();
+    let config = ChannelConfig::default();
+    let mut rng = SeededRandom::new(6);
+    let picky: Arc<dyn TrustPolicy> =
+        Arc::new(|peer: &Identifier| *peer == identity(9).identifier());
+    let mut i = SecureChannel::initiator(&config, identity(1), picky, &mut rng, now).unwrap();
+    let hello = i.poll_transmit().unwrap();
+    let mut r =
+        SecureChannel::responder(&config, &identity(2), everyone(), &mut rng, &hello, now).unwrap();
+    let err = i
+        .handle_record(&r.poll_transmit().unwrap(), now)
+        .unwrap_err();
+    assert_eq!(
+        err,
+        ChannelError::Untrusted {
+            peer: identity(2).identifier()
+        }
+    );
+    assert_eq!(
+        i.poll_transmit(),
+        None,
+        "no finish, so the responder learns nothing of the initiator"
+    );
+    assert_eq!(drain_events(&mut i), [ChannelEvent::Failed(err)]);
+    // The responder's handshake then times out.
+    let deadline = r.poll_timeout().unwrap();
+    r.handle_timeout(deadline - Duration::from_millis(1));
+    assert!(!r.is_ended());
+    r.handle_timeout(deadline);
+    assert_eq!(
+        drain_events(&mut r),
+        [ChannelEvent::Failed(ChannelError::HandshakeTimeout(
+            config.handshake_timeout
+        ))]
+    );
+}
+
+#[test]
+fn a_stalled_handshake_times_out_on_each_side() {
+    let now = Instant::now();
+    let config = ChannelConfig {
+        handshake_timeout: Duration::from_secs(3),
+        ..ChannelConfig::default()
+    };
+    let mut rng = SeededRandom::new(8);
+    let mut i = SecureChannel::initiator(&config, identity(1), everyone(), &mut rng, now).unwrap();
+    assert_eq!(i.poll_timeout(), Some(now + Duration::from_secs(3)));
+    i.handle_timeout(now + Duration::from_secs(3));
+    assert_eq!(
+        drain_events(&mut i),
+        [ChannelEvent::Failed(ChannelError::HandshakeTimeout(
+            Duration::from_secs(3)
+        ))]
+    );
+    assert_eq!(i.poll_timeout(), None);
+
+    // An initiator whose finish was lost waits for a confirmation that never comes.
+    let mut i = SecureChannel::initiator(&config, identity(1), everyone(), &mut rng, now).unwrap();
+    let hello = i.poll_transmit().unwrap();
+    let mut r =
+        SecureChannel::responder(&config, &identity(2), everyone(), &mut rng, &hello, now).unwrap();
+    i.handle_record(&r.poll_transmit().unwrap(), now).unwrap();
+    let _lost_finish = i.poll_transmit().unwrap();
+    assert_eq!(i.poll_timeout(), Some(now + Duration::from_secs(3)));
+    i.handle_timeout(now + Duration::from_secs(3));
+    assert!(i.is_ended());
+    r.handle_timeout(now + Duration::from_secs(3));
+    assert!(r.is_ended());
+}
+
+/// Runs the handshake with one record altered; returns whether each end established.
+fn handshake_with_tampering(step: usize, tamper: impl Fn(&mut Vec<u8>)) -> (bool, bool) {
+    let now = Instant::now();
+    let config = ChannelConfig::default();
+    let mut rng = SeededRandom::new(11);
+    let mut i = SecureChannel::initiator(&config, identity(1), everyone(), &mut rng, now).unwrap();
+    let mut hello = i.poll_transmit().unwrap();
+    if step == 0 {
+        tamper(&mut hello);
+    }
+    let Ok(mut r) =
+        SecureChannel::responder(&config, &identity(2), everyone(), &mut rng, &hello, now)
+    else {
+        return (false, false);
+    };
+    let mut response = r.poll_transmit().unwrap();
+    if step == 1 {
+        tamper(&mut response);
+    }
+    if i.handle_record(&response, now).is_ok() {
+        if let Some(mut finish) = i.poll_transmit() {
+            if step == 2 {
+                tamper(&mut finish);
+            }
+            if r.handle_record(&finish, now).is_ok() {
+                for confirm in drain_transmits(&mut r) {
+                    let _ = i.handle_record(&confirm, now);
+                }
+            }
+        }
+    }
+    (i.is_established(), r.is_established())
+}
+
+#[test]
+fn every_bit_flip_of_every_handshake_record_aborts_the_channel() {
+    let (_, _, h) = establish_with(&ChannelConfig::default(), 11, everyone(), everyone());
+    let lens = [h.hello.len(), h.response.len(), h.finish.len()];
+    let mut cases = 0;
+    for (step, len) in lens.into_iter().enumerate() {
+        for bit in 0..len * 8 {
+            let outcome = handshake_with_tampering(step, |r| r[bit / 8] ^= 1 << (bit % 8));
+            assert_eq!(outcome, (false, false), "record {step}, bit {bit}");
+            cases += 1;
+        }
+    }
+    assert_eq!(cases, (34 + 193 + 161) * 8);
+    // And the untampered run does establish, so the check above can fail.
+    assert_eq!(handshake_with_tampering(9, |_| {}), (true, true));
+}
+
+#[test]
+fn truncated_or_extended_handshake_records_abort_the_channel() {
+    for step in 0..3 {
+        for cut in 0..200 {
+            let outcome =
+                handshake_with_tampering(step, |r| r.truncate(cut.min(r.len().saturating_sub(1))));
+            assert_eq!(outcome, (false, false), "record {step} cut to {cut}");
+        }
+        assert_eq!(
+            handshake_with_tampering(step, |r| r.push(0)),
+            (false, false)
+        );
+    }
+}
+
+#[test]
+fn a_response_recorded_from_another_handshake_is_rejected() {
+    let (_, _, first) = establish_with(&ChannelConfig::default(), 21, everyone(), everyone());
+    let now = Instant::now();
+    let mut rng = SeededRandom::new(22);
+    let mut i = SecureChannel::initiator(
+        &ChannelConfig::default(),
+        identity(1),
+        everyone(),
+        &mut rng,
+        now,
+    )
+    .unwrap();
+    let _ = i.poll_transmit();
+    assert!(i
+        .handle_record(&first.response, now)
+        .unwrap_err()
+        .is_fatal());
+    assert!(i.is_ended());
+}
+
+#[test]
+fn a_suite_the_responder_does_not_accept_is_refused() {
+    let now = Instant::now();
+    let mut rng = SeededRandom::new(3);
+    let initiator_config = ChannelConfig {
+        suite: CipherSuite::ChaCha20Poly1305Sha256,
+        ..ChannelConfig::default()
+    };
+    let responder_config = ChannelConfig {
+        accepted_suites: vec![CipherSuite::Aes256GcmSha256],
+        ..ChannelConfig::default()
+    };
+    let mut i = SecureChannel::initiator(&initiator_config, identity(1), everyone(), &mut rng, now)
+        .unwrap();
+    let hello = i.poll_transmit().unwrap();
+    let err = SecureChannel::responder(
+        &responder_config,
+        &identity(2),
+        everyone(),
+        &mut rng,
+        &hello,
+        now,
+    )
+    .unwrap_err();
+    assert_eq!(err, ChannelError::UnsupportedSuite(0x02));
+    let mut unknown = hello.clone();
+    unknown[1] = 0x7f;
+    assert_eq!(
+        SecureChannel::responder(
+            &responder_config,
+            &identity(2),
+            everyone(),
+            &mut rng,
+            &unknown,
+            now
+        )
+        .unwrap_err(),
+        ChannelError::UnsupportedSuite(0x7f)
+    );
+}
+
+/// Sends `n` messages from `from`, returning the records.
+fn send_many(from: &mut SecureChannel, n: usize, tag: u8) -> Vec<Vec<u8>> {
+    let now = Instant::now();
+    (0..n)
+        .map(|k| {
+            from.handle_send(&msg(&[tag, (k % 256) as u8, (k / 256) as u8]), now)
+                .unwrap();
+            from.poll_transmit().unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn a_replayed_record_is_rejected() {
+    let (mut i, mut r) = establish();
+    let now = Instant::now();
+    let records = send_many(&mut i, 1, 0);
+    r.handle_record(&records[0], now).unwrap();
+    assert!(matches!(
+        r.handle_record(&records[0], now),
+        Err(ChannelError::Replay { counter: 0, .. })
+    ));
+    assert_eq!(received(&drain_events(&mut r)).len(), 1);
+}
+
+#[test]
+fn reordered_records_within_the_window_are_accepted_once_each() {
+    let (mut i, mut r) = establish();
+    let now = Instant::now();
+    drain_events(&mut r);
+    let records = send_many(&mut i, 300, 1);
+    for record in records.iter().rev() {
+        r.handle_record(record, now).unwrap();
+    }
+    for record in &records {
+        assert!(r.handle_record(record, now).is_err());
+    }
+    let mut got = received(&drain_events(&mut r));
+    assert_eq!(got.len(), 300);
+    got.sort();
+    got.dedup();
+    assert_eq!(got.len(), 300);
+}
+
+#[test]
+fn a_record_older_than_the_window_is_rejected() {
+    let (mut i, mut r) = establish();
+    let now = Instant::now();
+    let records = send_many(&mut i, WINDOW as usize + 10, 2);
+    let (first, rest) = records.split_first().unwrap();
+    for record in rest {
+        r.handle_record(record, now).unwrap();
+    }
+    assert!(matches!(
+        r.handle_record(first, now),
+        Err(ChannelError::Replay { counter: 0, .. })
+    ));
+}
+
+#[test]
+fn a_forged_record_with_a_huge_counter_does_not_move_the_window() {
+    let (mut i, mut r) = establish();
+    let now = Instant::now();
+    drain_events(&mut r);
+    let records = send_many(&mut i, 10, 3);
+    let mut forged = records[0].clone();
+    forged[1..9].copy_from_slice(&1_000_000_000u64.to_be_bytes());
+    assert!(r.handle_record(&forged, now).is_err());
+    let mut forged_near = records[0].clone();
+    forged_near[1..9].copy_from_slice(&5u64.to_be_bytes());
+    assert_eq!(
+        r.handle_record(&forged_near, now),
+        Err(ChannelError::Forged { counter: 5 })
+    );
+    for record in &records {
+        r.handle_record(record, now).unwrap();
+    }
+    assert_eq!(received(&drain_events(&mut r)).len(), 10);
+}
+
+#[test]
+fn every_bit_flip_of_a_transport_record_is_rejected_and_the_next_accepted() {
+    let (mut i, mut r) = establish();
+    let now = Instant::now();
+    drain_events(&mut r);
+    let records = send_many(&mut i, 2, 4);
+    for bit in 0..records[0].len() * 8 {
+        let mut flipped = records[0].clone();
+        flipped[bit / 8] ^= 1 << (bit % 8);
+        assert!(r.handle_record(&flipped, now).is_err(), "bit {bit}");
+    }
+    assert!(drain_events(&mut r).is_empty());
+    r.handle_record(&records[0], now).unwrap();
+    r.handle_record(&records[1], now).unwrap();
+    assert_eq!(received(&drain_events(&mut r)).len(), 2);
+    // Truncated and extended records too.
+    let records = send_many(&mut i, 1, 5);
+    for cut in 0..records[0].len() {
+        assert!(r.handle_record(&records[0][..cut], now).is_err());
+    }
+    let mut longer = records[0].clone();
+    longer.push(0);
+    assert!(r.handle_record(&longer, now).is_err());
+    r.handle_record(&records[0], now).unwrap();
+}
+
+#[test]
+fn reordering_across_a_rekey_boundary() {
+    let (mut i, mut r) = establish();
+    let now = Instant::now();
+    drain_events(&mut r);
+    let boundary = 1u64 << REKEY_SHIFT;
+    i.jump_send_counter_for_tests(boundary - 5);
+    r.jump_receive_counter_for_tests(boundary - 5);
+    let records = send_many(&mut i, 10, 6);
+    // A record after the boundary arrives first, then all in reverse order.
+    r.handle_record(&records[7], now).unwrap();
+    let mut rejected = 0;
+    for record in records.iter().rev() {
+        if r.handle_record(record, now).is_err() {
+            rejected += 1;
+        }
+    }
+    assert_eq!(
+        rejected, 1,
+        "only the duplicate of the record delivered first"
+    );
+    assert_eq!(received(&drain_events(&mut r)).len(), 10);
+    // A record of the new generation sealed with the old key does not open: the keys
+    // really changed at the boundary.
+    let mut stale = records[0].clone();
+    stale[1..9].copy_from_slice(&(boundary + 100).to_be_bytes());
+    assert!(matches!(
+        r.handle_record(&stale, now),
+        Err(ChannelError::Forged { .. })
+    ));
+    let more = send_many(&mut i, 3, 7);
+    for record in &more {
+        r.handle_record(record, now).unwrap();
+    }
+    assert_eq!(received(&drain_events(&mut r)).len(), 3);
+}
+
+#[test]
+fn generations_ahead_are_derived_up_to_the_limit() {
+    let (mut i, mut r) = establish();
+    let now = Instant::now();
+    drain_events(&mut r);
+    let generation = 1u64 << REKEY_SHIFT;
+    // The sender crosses three boundaries for real (rekeying each time) while the
+    // receiver sees nothing: the receiver derives the three keys itself.
+    for g in 1..=3u64 {
+        i.jump_send_counter_for_tests(g * generation - 1);
+        let _lost = send_many(&mut i, 2, 8);
+    }
+    let records = send_many(&mut i, 1, 8);
+    r.handle_record(&records[0], now).unwrap();
+    assert_eq!(received(&drain_events(&mut r)).len(), 1);
+    // The jump hook relabels the sender's key without rekeying, so a sender moved far
+    // ahead this way is out of step; a forged counter far ahead is refused outright.
+    let mut far = records[0].clone();
+    far[1..9].copy_from_slice(&(10 * generation).to_be_bytes());
+    assert!(matches!(
+        r.handle_record(&far, now),
+        Err(ChannelError::TooFarAhead { .. })
+    ));
+}
+
+#[test]
+fn counter_exhaustion_ends_the_channel() {
+    let (mut i, mut r) = establish();
+    let now = Instant::now();
+    i.jump_send_counter_for_tests(MAX_DATA_COUNTER);
+    r.jump_receive_counter_for_tests(MAX_DATA_COUNTER);
+    drain_events(&mut i);
+    let last = send_many(&mut i, 1, 9);
+    r.handle_record(&last[0], now).unwrap();
+    assert_eq!(
+        i.handle_send(&msg(b"one too many"), now),
+        Err(ChannelError::CounterExhausted)
+    );
+    assert!(i.is_ended());
+    assert_eq!(
+        drain_events(&mut i),
+        [ChannelEvent::Failed(ChannelError::CounterExhausted)]
+    );
+    let close = i
+        .poll_transmit()
+        .expect("a close record on the reserved counter");
+    assert_eq!(&close[1..9], &(MAX_DATA_COUNTER + 1).to_be_bytes());
+    r.handle_record(&close, now).unwrap();
+    let events = drain_events(&mut r);
+    assert_eq!(
+        events.last(),
+        Some(&ChannelEvent::Closed {
+            reason: CloseReason::CounterExhausted,
+            by_peer: true
+        })
+    );
+}
+
+#[test]
+fn an_oversized_message_is_refused_at_the_sender() {
+    let (mut i, mut r) = establish();
+    let now = Instant::now();
+    drain_events(&mut r);
+    let too_big = msg(&vec![0; MAX_INNER_MESSAGE_LEN]);
+    assert!(matches!(
+        i.handle_send(&too_big, now),
+        Err(ChannelError::PlaintextTooLarge { .. })
+    ));
+    assert_eq!(i.poll_transmit(), None);
+    assert!(
+        i.is_established(),
+        "refusing one message does not end the channel"
+    );
+    // The largest that fits goes through: find it from the encoding overhead.
+    let overhead = msg(&vec![0; 1000]).to_bytes().unwrap().len() - 1000;
+    let fits = msg(&vec![1; MAX_INNER_MESSAGE_LEN - overhead]);
+    assert_eq!(fits.to_bytes().unwrap().len(), MAX_INNER_MESSAGE_LEN);
+    i.handle_send(&fits, now).unwrap();
+    r.handle_record(&i.poll_transmit().unwrap(), now).unwrap();
+    assert_eq!(
+        received(&drain_events(&mut r))[0].len(),
+        MAX_INNER_MESSAGE_LEN - overhead
+    );
+    let one_more = msg(&vec![1; MAX_INNER_MESSAGE_LEN - overhead + 1]);
+    assert!(matches!(
+        i.handle_send(&one_more, now),
+        Err(ChannelError::PlaintextTooLarge { .. })
+    ));
+}
+
+#[test]
+fn close_is_authenticated() {
+    let (mut i, mut r) = establish();
+    let now = Instant::now();
+    drain_events(&mut i);
+    drain_events(&mut r);
+    i.close(now);
+    assert_eq!(
+        drain_events(&mut i),
+        [ChannelEvent::Closed {
+            reason: CloseReason::Normal,
+            by_peer: false
+        }]
+    );
+    let close = i.poll_transmit().unwrap();
+    let mut forged = close.clone();
+    *forged.last_mut().unwrap() ^= 1;
+    assert!(r.handle_record(&forged, now).is_err());
+    assert!(r.is_established(), "a forged close changes nothing");
+    r.handle_record(&close, now).unwrap();
+    assert_eq!(
+        drain_events(&mut r),
+        [ChannelEvent::Closed {
+            reason: CloseReason::Normal,
+            by_peer: true
+        }]
+    );
+    assert_eq!(r.handle_send(&msg(b"x"), now), Err(ChannelError::Closed));
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Send(bool),
+    Deliver(prop::sample::Index, bool),
+    Duplicate(prop::sample::Index),
+    Drop(prop::sample::Index),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        any::<bool>().prop_map(Op::Send),
+        (any::<prop::sample::Index>(), any::<bool>()).prop_map(|(i, d)| Op::Deliver(i, d)),
+        any::<prop::sample::Index>().prop_map(Op::Duplicate),
+        any::<prop::sample::Index>().prop_map(Op::Drop),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn lossy_reordering_network_delivers_only_what_was_sent_at_most_once(
+        ops in proptest::collection::vec(op(), 1..300)
+    ) {
+        let (mut i, mut r) = establish();
+        drain_events(&mut i);
+        drain_events(&mut r);
+        let now = Instant::now();
+        // Records in flight, with whether the initiator sent them.
+        let mut flight: Vec<(Vec<u8>, bool)> = Vec::new();
+        let mut sent = [Vec::new(), Vec::new()];
+        let mut got = [Vec::new(), Vec::new()];
+        for (n, op) in ops.into_iter().enumerate() {
+            match op {
+                Op::Send(from_initiator) => {
+                    let payload = (n as u32).to_be_bytes().to_vec();
+                    let end = if from_initiator { &mut i } else { &mut r };
+                    end.handle_send(&msg(&payload), now).unwrap();
+                    flight.push((end.poll_transmit().unwrap(), from_initiator));
+                    sent[usize::from(from_initiator)].push(payload);
+                }
+                Op::Deliver(index, keep) if !flight.is_empty() => {
+                    let k = index.index(flight.len());
+                    let (record, from_initiator) = if keep { flight[k].clone() } else { flight.swap_remove(k) };
+                    let to = if from_initiator { &mut r } else { &mut i };
+                    let _ = to.handle_record(&record, now);
+                    got[usize::from(from_initiator)].extend(received(&drain_events(to)));
+                }
+                Op::Duplicate(index) if !flight.is_empty() => {
+                    let k = index.index(flight.len());
+                    flight.push(flight[k].clone());
+                }
+                Op::Drop(index) if !flight.is_empty() => {
+                    let k = index.index(flight.len());
+                    flight.swap_remove(k);
+                }
+                _ => {}
+            }
+        }
+        // Deliver what is still in flight, so that everything not dropped arrives.
+        for (record, from_initiator) in flight {
+            let to = if from_initiator { &mut r } else { &mut i };
+            let _ = to.handle_record(&record, now);
+            got[usize::from(from_initiator)].extend(received(&drain_events(to)));
+        }
+        for side in 0..2 {
+            let mut seen = std::collections::BTreeSet::new();
+            for payload in &got[side] {
+                prop_assert!(sent[side].contains(payload), "delivered a message never sent");
+                prop_assert!(seen.insert(payload.clone()), "delivered a message twice");
+            }
+        }
+        prop_assert!(i.is_established() && r.is_established());
+    }
+}
