@@ -6,6 +6,7 @@ use onward_protocol::noise::{
     CipherSuite, HandshakeState, NoiseError, Role, TransportState, MAX_MESSAGE_LEN, TAG_LEN,
 };
 use onward_protocol::random::{RandomSource, SeededRandom};
+use proptest::prelude::*;
 
 const PAYLOADS: [&[u8]; 3] = [b"first", b"second!", b"third..."];
 
@@ -58,6 +59,7 @@ fn handshake_with(
         alter(index, &mut message);
         if let Err(error) = reader.read_message(&message, &mut payload) {
             assert!(reader.is_poisoned());
+            assert_eq!(reader.remote_static(), None);
             assert!(!reader.is_finished() && !reader.is_my_turn());
             return Outcome::Failed { index, error };
         }
@@ -385,7 +387,8 @@ fn assert_poisoned(mut hs: HandshakeState, genuine: Option<&[u8]>) {
     assert!(!hs.is_my_turn());
     assert!(!hs.is_finished());
     assert_eq!(hs.next_message_len(0), None);
-    let _ = (hs.handshake_hash(), hs.remote_static(), format!("{hs:?}"));
+    assert_eq!(hs.remote_static(), None);
+    let _ = (hs.handshake_hash(), format!("{hs:?}"));
     assert_eq!(hs.write_message(b"", &mut buf), Err(NoiseError::Poisoned));
     assert_eq!(
         hs.read_message(&[0; 96], &mut out),
@@ -595,6 +598,59 @@ fn random_call_sequences_never_panic_and_errors_are_final() {
             if failed {
                 assert_eq!(res.err(), Some(NoiseError::Poisoned));
             }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Arbitrary bytes as any handshake message: never a panic, and only the first
+    /// message (plaintext by design) can be accepted.
+    #[test]
+    fn arbitrary_handshake_messages_are_refused(
+        k in 0usize..3,
+        chacha in any::<bool>(),
+        bytes in proptest::collection::vec(any::<u8>(), 0..400),
+        out_len in 0usize..400,
+    ) {
+        let suite = CipherSuite::ALL[usize::from(chacha)];
+        let (_, mut reader) = writer_reader(suite, k);
+        let mut out = vec![0u8; out_len];
+        let result = reader.read_message(&bytes, &mut out);
+        if k > 0 {
+            prop_assert!(result.is_err());
+            prop_assert!(reader.is_poisoned());
+        }
+    }
+
+    /// Our initiator and responder agree for any prologue and payloads, and the
+    /// transport carries any payload both ways.
+    #[test]
+    fn any_prologue_and_payloads_round_trip(
+        chacha in any::<bool>(),
+        prologue in proptest::collection::vec(any::<u8>(), 0..64),
+        payloads in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 5),
+    ) {
+        let suite = CipherSuite::ALL[usize::from(chacha)];
+        let mut rng = SeededRandom::new(prologue.len() as u64);
+        let mut i = HandshakeState::initiator(suite, &prologue, key(1), &mut rng).unwrap();
+        let mut r = HandshakeState::responder(suite, &prologue, key(3), &mut rng).unwrap();
+        let mut buf = vec![0u8; 1024];
+        let mut out = vec![0u8; 1024];
+        for (index, payload) in payloads[..3].iter().enumerate() {
+            let (w, rd) = if index % 2 == 0 { (&mut i, &mut r) } else { (&mut r, &mut i) };
+            let n = w.write_message(payload, &mut buf).unwrap();
+            let m = rd.read_message(&buf[..n], &mut out).unwrap();
+            prop_assert_eq!(&out[..m], &payload[..]);
+        }
+        prop_assert_eq!(i.handshake_hash(), r.handshake_hash());
+        let (mut a, mut b) = (i.into_transport().unwrap(), r.into_transport().unwrap());
+        for (index, payload) in payloads[3..].iter().enumerate() {
+            let (w, rd) = if index % 2 == 0 { (&mut a, &mut b) } else { (&mut b, &mut a) };
+            let n = w.write_message(payload, &mut buf).unwrap();
+            let m = rd.read_message(&buf[..n], &mut out).unwrap();
+            prop_assert_eq!(&out[..m], &payload[..]);
         }
     }
 }

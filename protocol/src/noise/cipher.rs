@@ -530,6 +530,26 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn explicit_nonce_round_trip(
+            chacha in proptest::prelude::any::<bool>(),
+            nonce in 0..u64::MAX,
+            ad in proptest::collection::vec(0u8.., 0..64),
+            plaintext in proptest::collection::vec(0u8.., 0..512),
+        ) {
+            let suite = CipherSuite::ALL[usize::from(chacha)];
+            let cs = CipherState::new(suite, KEY);
+            let mut ct = vec![0u8; plaintext.len() + TAG_LEN];
+            let mut pt = vec![0u8; plaintext.len()];
+            let n = cs.encrypt_at(nonce, &ad, &plaintext, &mut ct).unwrap();
+            proptest::prop_assert_eq!(cs.decrypt_at(nonce, &ad, &ct[..n], &mut pt), Ok(plaintext.len()));
+            proptest::prop_assert_eq!(&pt, &plaintext);
+            let other = nonce.wrapping_add(1) % u64::MAX;
+            proptest::prop_assert_eq!(cs.decrypt_at(other, &ad, &ct[..n], &mut pt), Err(NoiseError::DecryptFailed));
+        }
+    }
+
     #[test]
     fn debug_hides_the_key() {
         let cs = CipherState::new(CipherSuite::Aes256GcmSha256, [0xAB; 32]);

@@ -192,8 +192,12 @@ impl HandshakeState {
     /// read and authenticated (message 2 for the initiator, message 3 for the responder).
     ///
     /// The handshake authenticates that the peer holds the matching private key, not who
-    /// the peer is: deciding whether to trust this key is the caller's job.
+    /// the peer is: deciding whether to trust this key is the caller's job. `None` once
+    /// the state is poisoned, since a failed handshake vouches for nothing.
     pub fn remote_static(&self) -> Option<[u8; DH_LEN]> {
+        if self.poisoned {
+            return None;
+        }
         self.rs
     }
 

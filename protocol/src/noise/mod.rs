@@ -261,6 +261,18 @@ mod tests {
     }
 
     #[test]
+    fn secret_holders_zeroize_on_drop() {
+        // Compile-time check that the types we keep secrets in wipe themselves. The
+        // x25519-dalek types implement `Zeroize`, and wipe on drop, only with its
+        // `zeroize` feature; this fails to build if that feature is ever dropped.
+        fn zeroizes_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        fn dalek_zeroize_feature_enabled<T: zeroize::Zeroize>() {}
+        dalek_zeroize_feature_enabled::<StaticSecret>();
+        dalek_zeroize_feature_enabled::<x25519_dalek::SharedSecret>();
+        zeroizes_on_drop::<Zeroizing<[u8; 32]>>();
+    }
+
+    #[test]
     fn x25519_public_matches_rfc7748() {
         // RFC 7748, section 6.1: Alice's key pair.
         let private: [u8; 32] =

@@ -54,9 +54,10 @@ impl SymmetricState {
         out: &mut [u8],
     ) -> Result<usize, NoiseError> {
         let len = self.cipher.encrypt_with_ad(&self.h, plaintext, out)?;
+        let available = out.len();
         let ciphertext = out.get(..len).ok_or(NoiseError::BufferTooSmall {
             needed: len,
-            available: 0,
+            available,
         })?;
         self.h = sha256(&[&self.h, ciphertext]);
         Ok(len)
