@@ -6,6 +6,7 @@ pub mod channel;
 pub mod framing;
 pub mod identity;
 pub mod message;
+pub mod node;
 pub mod noise;
 pub mod random;
 pub mod routing;

@@ -70,6 +70,11 @@ impl Route {
         self.addresses.iter()
     }
 
+    /// Takes the last address off the end.
+    pub fn pop_back(&mut self) -> Option<Address> {
+        self.addresses.pop_back()
+    }
+
     /// The last address, the final destination.
     pub fn last(&self) -> Option<&Address> {
         self.addresses.back()
