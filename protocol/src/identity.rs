@@ -26,6 +26,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use ring::signature::{self, Ed25519KeyPair, KeyPair as _};
 use zeroize::Zeroizing;
@@ -145,14 +146,25 @@ pub enum IdentityError {
 ///
 /// The secret is kept twice: inside `ring`'s key pair (used for signing) and as the
 /// PKCS#8 document (used for [`Identity::to_pkcs8`] and [`Identity::save`]), which is
-/// zeroized on drop. `Debug` prints only the identifier.
+/// zeroized on drop. `Debug` prints only the identifier. Cloning is cheap: clones
+/// share the key.
+#[derive(Clone)]
 pub struct Identity {
-    key_pair: Ed25519KeyPair,
-    pkcs8: Zeroizing<Vec<u8>>,
+    key_pair: Arc<Ed25519KeyPair>,
+    pkcs8: Arc<Zeroizing<Vec<u8>>>,
     public: PublicIdentity,
 }
 
 impl Identity {
+    /// Generates a new identity from the operating system's secure random generator.
+    ///
+    /// # Errors
+    ///
+    /// [`IdentityError::Random`] if the generator fails.
+    pub fn generate() -> Result<Self, IdentityError> {
+        Self::generate_with(&mut crate::random::SystemRandom::new())
+    }
+
     /// Generates a new identity from 32 random bytes drawn from `rng`.
     ///
     /// The Ed25519 secret key is a uniformly random 32-byte seed (RFC 8032 section
@@ -164,7 +176,7 @@ impl Identity {
     /// # Errors
     ///
     /// [`IdentityError::Random`] if `rng` fails.
-    pub fn generate(rng: &mut dyn RandomSource) -> Result<Self, IdentityError> {
+    pub fn generate_with(rng: &mut dyn RandomSource) -> Result<Self, IdentityError> {
         let mut seed = Zeroizing::new([0u8; SEED_LEN]);
         rng.fill(seed.as_mut())?;
         Self::from_seed(&seed)
@@ -207,8 +219,8 @@ impl Identity {
         let key_pair = Ed25519KeyPair::from_pkcs8(&pkcs8).map_err(rejected)?;
         let public = PublicIdentity::from_slice(key_pair.public_key().as_ref())?;
         Ok(Self {
-            key_pair,
-            pkcs8,
+            key_pair: Arc::new(key_pair),
+            pkcs8: Arc::new(pkcs8),
             public,
         })
     }
@@ -220,7 +232,7 @@ impl Identity {
     /// one it is the document it was parsed from.
     #[must_use]
     pub fn to_pkcs8(&self) -> Zeroizing<Vec<u8>> {
-        self.pkcs8.clone()
+        Zeroizing::new(self.pkcs8.to_vec())
     }
 
     /// Loads an identity from a PKCS#8 v2 key file.
@@ -634,12 +646,12 @@ mod tests {
 
     #[test]
     fn generation_is_driven_by_the_random_source() {
-        let a = Identity::generate(&mut SeededRandom::new(1)).unwrap();
-        let b = Identity::generate(&mut SeededRandom::new(1)).unwrap();
-        let c = Identity::generate(&mut SeededRandom::new(2)).unwrap();
+        let a = Identity::generate_with(&mut SeededRandom::new(1)).unwrap();
+        let b = Identity::generate_with(&mut SeededRandom::new(1)).unwrap();
+        let c = Identity::generate_with(&mut SeededRandom::new(2)).unwrap();
         assert_eq!(a.identifier(), b.identifier());
         assert_ne!(a.identifier(), c.identifier());
-        let d = Identity::generate(&mut crate::random::SystemRandom::new()).unwrap();
+        let d = Identity::generate_with(&mut crate::random::SystemRandom::new()).unwrap();
         assert_ne!(a.identifier(), d.identifier());
     }
 
@@ -652,7 +664,7 @@ mod tests {
             }
         }
         assert!(matches!(
-            Identity::generate(&mut Broken),
+            Identity::generate_with(&mut Broken),
             Err(IdentityError::Random(_))
         ));
     }
@@ -687,7 +699,7 @@ mod tests {
 
     #[test]
     fn pkcs8_round_trip() {
-        let id = Identity::generate(&mut SeededRandom::new(9)).unwrap();
+        let id = Identity::generate_with(&mut SeededRandom::new(9)).unwrap();
         let back = Identity::from_pkcs8(&id.to_pkcs8()).unwrap();
         assert_eq!(back.identifier(), id.identifier());
         assert_eq!(back.sign(b"m"), id.sign(b"m"));
@@ -748,7 +760,7 @@ mod tests {
     #[test]
     fn save_and_load() {
         let path = temp_path("save_and_load.key");
-        let id = Identity::generate(&mut SeededRandom::new(4)).unwrap();
+        let id = Identity::generate_with(&mut SeededRandom::new(4)).unwrap();
         id.save(&path).unwrap();
         let back = Identity::load(&path).unwrap();
         assert_eq!(back.identifier(), id.identifier());
@@ -769,7 +781,7 @@ mod tests {
         let path = temp_path("existing.key");
         std::fs::write(&path, b"previous contents, much longer than a key document ........................................").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let id = Identity::generate(&mut SeededRandom::new(5)).unwrap();
+        let id = Identity::generate_with(&mut SeededRandom::new(5)).unwrap();
         id.save(&path).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
@@ -806,7 +818,7 @@ mod tests {
             })
         ));
         let truncated = temp_path("truncated.key");
-        let id = Identity::generate(&mut SeededRandom::new(6)).unwrap();
+        let id = Identity::generate_with(&mut SeededRandom::new(6)).unwrap();
         std::fs::write(&truncated, &id.to_pkcs8()[..40]).unwrap();
         assert!(matches!(
             Identity::load(&truncated),
@@ -828,8 +840,8 @@ mod tests {
 
     #[test]
     fn verify_rejects_wrong_message_key_and_signature() {
-        let a = Identity::generate(&mut SeededRandom::new(10)).unwrap();
-        let b = Identity::generate(&mut SeededRandom::new(11)).unwrap();
+        let a = Identity::generate_with(&mut SeededRandom::new(10)).unwrap();
+        let b = Identity::generate_with(&mut SeededRandom::new(11)).unwrap();
         let sig = a.sign(b"hello");
         let pa = a.public_identity();
         pa.verify(b"hello", &sig).unwrap();
@@ -850,7 +862,7 @@ mod tests {
 
     #[test]
     fn public_identity_from_slice() {
-        let id = Identity::generate(&mut SeededRandom::new(12)).unwrap();
+        let id = Identity::generate_with(&mut SeededRandom::new(12)).unwrap();
         let p = PublicIdentity::from_slice(&id.public_key()).unwrap();
         assert_eq!(p, id.public_identity());
         assert_eq!(p.as_bytes(), &id.public_key());

@@ -2,6 +2,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "runtime")]
+pub mod api;
 pub mod channel;
 pub mod framing;
 pub mod identity;

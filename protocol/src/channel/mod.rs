@@ -28,7 +28,7 @@
 //! use onward_protocol::{route, TransportMessage};
 //!
 //! let mut rng = SystemRandom::new();
-//! let (alice, bob) = (Arc::new(Identity::generate(&mut rng)?), Arc::new(Identity::generate(&mut rng)?));
+//! let (alice, bob) = (Arc::new(Identity::generate_with(&mut rng)?), Arc::new(Identity::generate_with(&mut rng)?));
 //! let now = Instant::now();
 //! let config = ChannelConfig::default();
 //!

@@ -1,0 +1,137 @@
+//! A context: an address that can send, and receive what is sent to it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::channel::mpsc::UnboundedReceiver;
+use futures::future::{self, Either};
+use futures::StreamExt;
+
+use crate::message::TransportMessage;
+use crate::node::NodeError;
+use crate::routing::{Address, Route};
+
+use super::node::Shared;
+use super::worker::{Message, Routed};
+use super::{Error, Result};
+
+/// What a mailbox holds: a message, or the failure of an earlier send.
+pub(crate) type Delivery = std::result::Result<TransportMessage, NodeError>;
+
+/// An address on a node, with a mailbox. Workers get one for each message they
+/// handle; the application gets its own from [`Node::context`](super::Node::context).
+pub struct Context {
+    address: Address,
+    shared: Arc<Shared>,
+    mailbox: UnboundedReceiver<Delivery>,
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Context {
+    fn drop(&mut self) {
+        self.shared.unregister(&self.address);
+    }
+}
+
+impl Context {
+    pub(crate) fn new(
+        address: Address,
+        shared: Arc<Shared>,
+        mailbox: UnboundedReceiver<Delivery>,
+    ) -> Self {
+        Self {
+            address,
+            shared,
+            mailbox,
+        }
+    }
+
+    /// This context's address.
+    pub fn address(&self) -> &Address {
+        &self.address
+    }
+
+    /// Sends `body` along `route`, with this context's address as the return route.
+    ///
+    /// Returns once the node has taken the message: delivered to a local mailbox,
+    /// queued on a connection, or encrypted into a channel. A failure found later (the
+    /// connection could not be opened, say) arrives as an error from
+    /// [`receive`](Self::receive).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Encode`] if `body` does not encode; [`Error::Node`] if the node refused
+    /// the message (unknown address, full mailbox or connection, channel not usable).
+    pub async fn send<M: Message>(&self, route: impl Into<Route>, body: M) -> Result<()> {
+        let mut payload = Vec::new();
+        ciborium::into_writer(&body, &mut payload).map_err(|e| Error::Encode(e.to_string()))?;
+        let message =
+            TransportMessage::new(route.into(), Route::from(self.address.clone()), payload);
+        self.forward(message).await
+    }
+
+    /// Sends a message with the routes it carries, unchanged: for workers that pass
+    /// messages on.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
+    pub async fn forward(&self, message: TransportMessage) -> Result<()> {
+        self.shared.send(&self.address, message)
+    }
+
+    /// Waits for the next message, up to the node's receive timeout.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] if nothing arrives in time; [`Error::Node`] for a failure of
+    /// an earlier send from this context; [`Error::Decode`] if the body is not an `M`;
+    /// [`Error::Stopped`] once the node has stopped.
+    pub async fn receive<M: Message>(&mut self) -> Result<Routed<M>> {
+        let timeout = self.shared.receive_timeout();
+        self.receive_timeout(timeout).await
+    }
+
+    /// As [`receive`](Self::receive), waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`receive`](Self::receive).
+    pub async fn receive_timeout<M: Message>(&mut self, timeout: Duration) -> Result<Routed<M>> {
+        let message = self.next_delivery(Some(timeout)).await?;
+        Routed::decode(message)
+    }
+
+    /// The next delivery, reporting it consumed to the node.
+    pub(crate) async fn next_delivery(
+        &mut self,
+        timeout: Option<Duration>,
+    ) -> Result<TransportMessage> {
+        let next = match timeout {
+            None => self.mailbox.next().await,
+            Some(timeout) => {
+                let sleep = self.shared.sleep(timeout);
+                match future::select(self.mailbox.next(), sleep).await {
+                    Either::Left((next, _)) => next,
+                    Either::Right(((), _)) => return Err(Error::Timeout(timeout)),
+                }
+            }
+        };
+        match next {
+            Some(Ok(message)) => {
+                self.shared.consumed(&self.address);
+                Ok(message)
+            }
+            Some(Err(error)) => Err(Error::Node(error)),
+            None => Err(Error::Stopped),
+        }
+    }
+}

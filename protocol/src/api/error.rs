@@ -1,0 +1,68 @@
+//! The async layer's error type.
+
+use std::io;
+use std::time::Duration;
+
+use crate::identity::IdentityError;
+use crate::node::NodeError;
+
+/// Everything the async node API can report.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The node core refused or could not deliver a message, or a channel failed.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// A socket operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, with the address concerned.
+        context: String,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// A message could not be encoded as CBOR.
+    #[error("cannot encode message: {0}")]
+    Encode(String),
+    /// A received payload is not CBOR of the expected type.
+    #[error("cannot decode message from {sender}: {reason}")]
+    Decode {
+        /// The first address of the message's return route.
+        sender: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// Nothing arrived in time.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// The node has stopped, or the mailbox was closed.
+    #[error("the node has stopped")]
+    Stopped,
+    /// An identity could not be made or loaded.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+}
+
+/// `Result` with the async layer's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<Error> for io::Error {
+    fn from(error: Error) -> Self {
+        let kind = match &error {
+            Error::Io { source, .. } => source.kind(),
+            Error::Timeout(_) => io::ErrorKind::TimedOut,
+            Error::Stopped => io::ErrorKind::NotConnected,
+            Error::Encode(_) | Error::Decode { .. } => io::ErrorKind::InvalidData,
+            Error::Node(NodeError::ConnectFailed { .. }) => io::ErrorKind::ConnectionRefused,
+            Error::Node(NodeError::ConnectionClosed { .. }) => io::ErrorKind::ConnectionReset,
+            Error::Node(NodeError::UnknownAddress(_)) => io::ErrorKind::NotFound,
+            Error::Node(NodeError::AddressInUse(_)) => io::ErrorKind::AddrInUse,
+            Error::Node(
+                NodeError::MailboxFull { .. } | NodeError::ConnectionBacklogFull { .. },
+            ) => io::ErrorKind::WouldBlock,
+            Error::Node(NodeError::Channel { .. }) => io::ErrorKind::PermissionDenied,
+            _ => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, error)
+    }
+}

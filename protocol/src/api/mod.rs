@@ -1,0 +1,31 @@
+//! The async node API, written once over a small [`Runtime`] trait: layer 8.
+//!
+//! [`Node`], [`Context`], [`Worker`] and [`Routed`] are what applications use; the
+//! runtime crates (`onward-tokio`, `onward-async-std`, `onward-smol`) implement
+//! [`Runtime`] and re-export this module, so code differs between runtimes only in
+//! the crate name. This module is behind the default `runtime` feature: a custom stack
+//! can turn it off and drive [`NodeCore`](crate::node::NodeCore) itself.
+//!
+//! # How it avoids deadlock
+//!
+//! The node core sits behind a mutex, and whichever task has input for it (a context
+//! sending, a connection reading, the timer) runs the core and carries out its outputs
+//! while holding the lock. Carrying out an output never waits: a delivery goes into a
+//! worker's mailbox channel and a write into a connection's channel, both unbounded as
+//! types but bounded by the core's accounting (unread messages per mailbox, unsent
+//! bytes per connection), which refuses and reports at its limits. So no task ever
+//! waits on a queue while the router waits on it: there is no cycle of bounded queues,
+//! and pipelined traffic flows at any depth.
+
+mod context;
+mod error;
+mod node;
+mod runtime;
+mod signal;
+mod worker;
+
+pub use context::Context;
+pub use error::{Error, Result};
+pub use node::{Node, NodeOptions, SecureChannel};
+pub use runtime::{BoxFuture, Listener, Runtime, Stream};
+pub use worker::{Any, Message, Routed, Worker};

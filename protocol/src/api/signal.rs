@@ -1,0 +1,61 @@
+//! A one-shot broadcast signal: fired once, awaited by any number of tasks.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+#[derive(Default)]
+struct State {
+    fired: bool,
+    wakers: Vec<Waker>,
+}
+
+/// Fired once; every [`Signal::wait`] then completes.
+#[derive(Clone, Default)]
+pub(crate) struct Signal(Arc<Mutex<State>>);
+
+impl Signal {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn fire(&self) {
+        let wakers = {
+            let mut state = self.state();
+            state.fired = true;
+            std::mem::take(&mut state.wakers)
+        };
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+
+    pub(crate) fn is_fired(&self) -> bool {
+        self.state().fired
+    }
+
+    pub(crate) fn wait(&self) -> Wait {
+        Wait(self.clone())
+    }
+}
+
+/// Completes once the signal has fired.
+pub(crate) struct Wait(Signal);
+
+impl Future for Wait {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = self.0.state();
+        if state.fired {
+            return Poll::Ready(());
+        }
+        if !state.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            state.wakers.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}

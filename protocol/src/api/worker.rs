@@ -1,0 +1,147 @@
+//! Workers and the messages they exchange.
+
+use std::fmt;
+use std::future::Future;
+
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::message::TransportMessage;
+use crate::routing::{Address, Route};
+
+use super::{Context, Error, Result};
+
+/// A type that can travel as a message body: any `serde` type, encoded as CBOR.
+pub trait Message: Serialize + DeserializeOwned + Send + 'static {}
+
+impl<T: Serialize + DeserializeOwned + Send + 'static> Message for T {}
+
+/// A message body of any type, for workers that pass messages on without reading
+/// them (hops, relays). Decoding checks only that the payload is well-formed CBOR;
+/// the original bytes stay available through [`Routed::payload`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Any;
+
+impl Serialize for Any {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_unit()
+    }
+}
+
+impl<'de> Deserialize<'de> for Any {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        IgnoredAny::deserialize(deserializer).map(|_| Any)
+    }
+}
+
+/// A message with its routes, as a worker receives it.
+pub struct Routed<M> {
+    body: M,
+    message: TransportMessage,
+}
+
+impl<M: fmt::Debug> fmt::Debug for Routed<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Routed")
+            .field("body", &self.body)
+            .field("onward_route", &self.message.onward_route)
+            .field("return_route", &self.message.return_route)
+            .finish()
+    }
+}
+
+impl<M: Message> Routed<M> {
+    /// Decodes the body of `message`.
+    pub(crate) fn decode(message: TransportMessage) -> Result<Self> {
+        match ciborium::from_reader::<M, _>(message.payload.as_slice()) {
+            Ok(body) => Ok(Self { body, message }),
+            Err(e) => Err(Error::Decode {
+                sender: message
+                    .return_route
+                    .next()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+}
+
+impl<M> Routed<M> {
+    /// The body.
+    pub fn body(&self) -> &M {
+        &self.body
+    }
+
+    /// Takes the body.
+    pub fn into_body(self) -> M {
+        self.body
+    }
+
+    /// The onward route as received: it starts with the receiving worker's address.
+    pub fn onward_route(&self) -> &Route {
+        &self.message.onward_route
+    }
+
+    /// The route back to the sender: send a reply there.
+    pub fn return_route(&self) -> Route {
+        self.message.return_route.clone()
+    }
+
+    /// The address that sent the message (the first of the return route).
+    pub fn sender(&self) -> Option<&Address> {
+        self.message.return_route.next()
+    }
+
+    /// The encoded body, as it travelled.
+    pub fn payload(&self) -> &[u8] {
+        &self.message.payload
+    }
+
+    /// The whole message, routes and encoded body, to forward it unchanged.
+    pub fn into_transport_message(self) -> TransportMessage {
+        self.message
+    }
+}
+
+/// Code that runs at an address and handles the messages sent there.
+///
+/// Write the methods as plain `async fn`; their futures must be `Send`, so a worker
+/// runs on any executor.
+///
+/// ```
+/// use onward_protocol::api::{Context, Result, Routed, Worker};
+///
+/// struct Echoer;
+///
+/// impl Worker for Echoer {
+///     type Message = String;
+///
+///     async fn handle_message(&mut self, ctx: &mut Context, msg: Routed<String>) -> Result<()> {
+///         ctx.send(msg.return_route(), msg.into_body()).await
+///     }
+/// }
+/// ```
+pub trait Worker: Send + 'static {
+    /// The type of message bodies this worker handles; use [`Any`] to take any.
+    type Message: Message;
+
+    /// Called once, before the first message.
+    fn initialize(&mut self, ctx: &mut Context) -> impl Future<Output = Result<()>> + Send {
+        let _ = ctx;
+        async { Ok(()) }
+    }
+
+    /// Handles one message. An error is logged; the worker goes on with the next.
+    fn handle_message(
+        &mut self,
+        ctx: &mut Context,
+        msg: Routed<Self::Message>,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Called once, after the last message, when the worker is stopped.
+    fn shutdown(&mut self, ctx: &mut Context) -> impl Future<Output = Result<()>> + Send {
+        let _ = ctx;
+        async { Ok(()) }
+    }
+}
