@@ -25,6 +25,9 @@ pub struct Context {
     address: Address,
     shared: Arc<Shared>,
     mailbox: UnboundedReceiver<Delivery>,
+    /// An application context, which may wait for congestion to clear; a worker's
+    /// context never waits, so chains of workers cannot deadlock.
+    may_wait: bool,
 }
 
 impl fmt::Debug for Context {
@@ -46,11 +49,13 @@ impl Context {
         address: Address,
         shared: Arc<Shared>,
         mailbox: UnboundedReceiver<Delivery>,
+        may_wait: bool,
     ) -> Self {
         Self {
             address,
             shared,
             mailbox,
+            may_wait,
         }
     }
 
@@ -66,10 +71,17 @@ impl Context {
     /// connection could not be opened, say) arrives as an error from
     /// [`receive`](Self::receive).
     ///
+    /// An application context (from [`Node::context`](super::Node::context)) waits
+    /// while the first hop is congested (past half its limit), so a fast sender is
+    /// slowed rather than refused. A worker's context never waits: a full mailbox or
+    /// connection is an error at once, so chains of workers cannot deadlock.
+    ///
     /// # Errors
     ///
     /// [`Error::Encode`] if `body` does not encode; [`Error::Node`] if the node refused
-    /// the message (unknown address, full mailbox or connection, channel not usable).
+    /// the message (unknown address, full mailbox or connection, channel not usable);
+    /// [`Error::Timeout`] if an application context waited the send timeout for a
+    /// congested first hop.
     pub async fn send<M: Message>(&self, route: impl Into<Route>, body: M) -> Result<()> {
         let mut payload = Vec::new();
         ciborium::into_writer(&body, &mut payload).map_err(|e| Error::Encode(e.to_string()))?;
@@ -85,6 +97,9 @@ impl Context {
     ///
     /// As [`send`](Self::send).
     pub async fn forward(&self, message: TransportMessage) -> Result<()> {
+        if self.may_wait {
+            self.shared.wait_uncongested(&message.onward_route).await?;
+        }
         self.shared.send(&self.address, message)
     }
 

@@ -17,6 +17,7 @@
 //! waits on a queue while the router waits on it: there is no cycle of bounded queues,
 //! and pipelined traffic flows at any depth.
 
+mod bytes;
 mod context;
 mod error;
 mod node;
@@ -24,6 +25,7 @@ mod runtime;
 mod signal;
 mod worker;
 
+pub use bytes::Bytes;
 pub use context::Context;
 pub use error::{Error, Result};
 pub use node::{Node, NodeOptions, SecureChannel};

@@ -22,7 +22,7 @@ use crate::trust::TrustPolicy;
 
 use super::context::{Context, Delivery};
 use super::runtime::{BoxFuture, Listener, Runtime, Stream};
-use super::signal::Signal;
+use super::signal::{Progress, Signal};
 use super::worker::{Routed, Worker};
 use super::{Error, Result};
 
@@ -37,6 +37,9 @@ pub struct NodeOptions {
     pub receive_timeout: Duration,
     /// How long a TCP connect may take. Default 10 s.
     pub connect_timeout: Duration,
+    /// How long an application context's send may wait for a congested first hop
+    /// (a mailbox or connection past half its limit) to drain. Default 30 s.
+    pub send_timeout: Duration,
     /// How long [`Node::stop`] waits for connections to flush and tasks to end before
     /// cutting them off. Default 5 s.
     pub stop_grace: Duration,
@@ -49,6 +52,7 @@ impl Default for NodeOptions {
             channel: ChannelConfig::default(),
             receive_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
+            send_timeout: Duration::from_secs(30),
             stop_grace: Duration::from_secs(5),
         }
     }
@@ -108,6 +112,8 @@ pub(crate) struct Shared {
     /// Fired when the grace period is over: every task ends.
     halt: Signal,
     tasks: AtomicUsize,
+    /// Bumped whenever a mailbox message is consumed or connection bytes are written.
+    progress: Progress,
 }
 
 impl Shared {
@@ -214,6 +220,28 @@ impl Shared {
 
     pub(crate) fn consumed(self: &Arc<Self>, address: &Address) {
         self.with_core(|core, _| core.handle_consumed(address));
+        self.progress.bump();
+    }
+
+    /// Waits while the first hop of `route` is congested, up to the send timeout.
+    pub(crate) async fn wait_uncongested(self: &Arc<Self>, route: &Route) -> Result<()> {
+        let timeout = self.options.send_timeout;
+        let deadline = self.runtime.now() + timeout;
+        loop {
+            let seen = self.progress.generation();
+            if !self.driver().core.is_congested(route) {
+                return Ok(());
+            }
+            if self.stopping.is_fired() {
+                return Err(Error::Stopped);
+            }
+            let left = deadline.saturating_duration_since(self.runtime.now());
+            if left.is_zero() {
+                return Err(Error::Timeout(timeout));
+            }
+            let changed = self.progress.changed_since(seen);
+            let _ = future::select(changed, self.runtime.sleep(left)).await;
+        }
     }
 
     pub(crate) fn unregister(self: &Arc<Self>, address: &Address) {
@@ -390,6 +418,7 @@ impl Shared {
             }
             let written = batch.len();
             self.with_core(|core, _| core.handle_written(connection, written));
+            self.progress.bump();
         }
         let _ = writer.close().await;
     }
@@ -474,6 +503,7 @@ impl Node {
             stopping: Signal::default(),
             halt: Signal::default(),
             tasks: AtomicUsize::new(0),
+            progress: Progress::default(),
         });
         let timer = shared.clone();
         shared.spawn(async move { timer.timer_loop(wake).await });
@@ -520,7 +550,7 @@ impl Node {
     ) -> Result<()> {
         let address = address.into();
         let mailbox = self.shared.open_mailbox(address.clone())?;
-        let ctx = Context::new(address, self.shared.clone(), mailbox);
+        let ctx = Context::new(address, self.shared.clone(), mailbox, false);
         self.shared.spawn(run_worker(worker, ctx));
         Ok(())
     }
@@ -544,7 +574,7 @@ impl Node {
     pub async fn context(&self, address: impl Into<Address>) -> Result<Context> {
         let address = address.into();
         let mailbox = self.shared.open_mailbox(address.clone())?;
-        Ok(Context::new(address, self.shared.clone(), mailbox))
+        Ok(Context::new(address, self.shared.clone(), mailbox, true))
     }
 
     /// Creates a secure channel listener at `address`: initiators that send their

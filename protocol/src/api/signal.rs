@@ -59,3 +59,61 @@ impl Future for Wait {
         Poll::Pending
     }
 }
+
+/// A counter of progress (messages consumed, bytes written) that tasks can wait on.
+#[derive(Default)]
+pub(crate) struct Progress(Mutex<(u64, Vec<Waker>)>);
+
+impl Progress {
+    fn state(&self) -> MutexGuard<'_, (u64, Vec<Waker>)> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records progress and wakes every waiter.
+    pub(crate) fn bump(&self) {
+        let wakers = {
+            let mut state = self.state();
+            state.0 = state.0.wrapping_add(1);
+            std::mem::take(&mut state.1)
+        };
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+
+    /// The current count.
+    pub(crate) fn generation(&self) -> u64 {
+        self.state().0
+    }
+
+    /// Completes once the count differs from `seen`.
+    pub(crate) fn changed_since(&self, seen: u64) -> Changed<'_> {
+        Changed {
+            progress: self,
+            seen,
+        }
+    }
+}
+
+/// Completes once progress has been made.
+pub(crate) struct Changed<'a> {
+    progress: &'a Progress,
+    seen: u64,
+}
+
+impl Future for Changed<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = self.progress.state();
+        if state.0 != self.seen {
+            return Poll::Ready(());
+        }
+        if !state.1.iter().any(|w| w.will_wake(cx.waker())) {
+            state.1.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}

@@ -400,6 +400,54 @@ impl NodeCore {
         }
     }
 
+    /// Whether the first hop of `route` is past half its limit: a mailbox with half its
+    /// capacity unread, or a connection with half its backlog unsent (for a channel's
+    /// encryptor, the first hop towards its peer). Senders that can wait (application
+    /// contexts) wait while this holds rather than run into the hard limit; workers never
+    /// wait, so pipelines cannot deadlock.
+    pub fn is_congested(&self, route: &Route) -> bool {
+        let mut next = route.next().cloned();
+        // Channels inside channels: follow a few levels, no more.
+        for _ in 0..4 {
+            let Some(address) = next.take() else {
+                return false;
+            };
+            if address.transport() == TransportType::TCP {
+                let peer = address.value_str().unwrap_or_default();
+                return self
+                    .outgoing
+                    .get(peer)
+                    .is_some_and(|id| self.backlog_congested(*id));
+            }
+            match self.targets.get(&address) {
+                Some(Target::Mailbox) => {
+                    return self
+                        .mailboxes
+                        .get(&address)
+                        .is_some_and(|m| m.unread >= self.config.mailbox_capacity / 2);
+                }
+                Some(Target::Connection(id)) => return self.backlog_congested(*id),
+                Some(Target::Encryptor(id)) => {
+                    next = self
+                        .channels
+                        .get(id)
+                        .and_then(|end| end.remote.next().cloned());
+                }
+                _ => return false,
+            }
+        }
+        false
+    }
+
+    fn backlog_congested(&self, id: ConnectionId) -> bool {
+        self.connections.get(&id).is_some_and(|c| match &c.state {
+            ConnectionState::Connecting(queue) => {
+                queue.len() >= self.config.max_queued_while_connecting / 2
+            }
+            ConnectionState::Open => c.backlog >= self.config.max_connection_backlog / 2,
+        })
+    }
+
     // ---- commands -------------------------------------------------------------------
 
     /// Registers a mailbox at `address`.
