@@ -471,7 +471,11 @@ fn step_10_identities_persist_and_trust_is_enforced() {
     )
     .finish();
     assert!(!refused.status.success(), "{}", refused.output.join("\n"));
-    assert!(refused.stderr.contains("Untrusted"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.to_lowercase().contains("trusted") && refused.stderr.contains(&responder_id),
+        "the error should name the untrusted responder: {}",
+        refused.stderr
+    );
     assert_eq!(refused.count("initiator: secure channel established"), 0);
 
     // Second run: the same identity, loaded from its key file.
