@@ -1,8 +1,8 @@
 //! Step 09, Secure channel over many transport hops, middle node: only a TCP listener.
 //!
 //! It passes on the channel's records to the responder, and the responder's back, without
-//! being able to read them: it has no key, and nothing in them but the routes is
-//! plaintext.
+//! being able to read them: it holds no key, and besides the routes the records carry
+//! only public keys and ciphertext.
 //!
 //! ```sh
 //! cargo run -p onward-tokio --example 09-secure-channel-many-transport-hops-middle -- [ADDRESS]
