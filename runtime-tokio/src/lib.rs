@@ -46,6 +46,8 @@ pub use onward_protocol::api::{
     Any, Context, Error, Message, NodeOptions, Result, Routed, SecureChannel, Worker,
 };
 pub use onward_protocol::identity::{Identifier, Identity};
+/// What [`Error::Node`] holds, so callers can match on it.
+pub use onward_protocol::node::NodeError;
 pub use onward_protocol::trust::{TrustAnyOf, TrustEveryone, TrustIdentifier, TrustPolicy};
 pub use onward_protocol::{route, tcp, Address, Route, TransportMessage};
 

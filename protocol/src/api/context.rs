@@ -8,6 +8,7 @@ use futures::channel::mpsc::UnboundedReceiver;
 use futures::future::{self, Either};
 use futures::StreamExt;
 
+use crate::identity::Identifier;
 use crate::message::TransportMessage;
 use crate::node::NodeError;
 use crate::routing::{Address, Route};
@@ -101,6 +102,18 @@ impl Context {
             self.shared.wait_uncongested(&message.onward_route).await?;
         }
         self.shared.send(&self.address, message)
+    }
+
+    /// The verified identifier of the peer at the other end of the secure channel whose
+    /// local end is `address`, or `None` if `address` is not an established channel end
+    /// on this node.
+    ///
+    /// A message that came through a secure channel has that channel's local end first
+    /// on its return route, so `ctx.secure_channel_peer(msg.sender()?)` tells a worker
+    /// who sent it. A message that arrived any other way has a connection or a worker
+    /// first, and gets `None`: a remote peer cannot put a channel end there.
+    pub fn secure_channel_peer(&self, address: &Address) -> Option<Identifier> {
+        self.shared.channel_peer(address)
     }
 
     /// Waits for the next message, up to the node's receive timeout.

@@ -250,6 +250,10 @@ impl Shared {
         d.core.unregister(address);
     }
 
+    pub(crate) fn channel_peer(&self, address: &Address) -> Option<Identifier> {
+        self.driver().core.channel_peer(address)
+    }
+
     pub(crate) fn receive_timeout(&self) -> Duration {
         self.options.receive_timeout
     }

@@ -17,8 +17,9 @@ pub trait Message: Serialize + DeserializeOwned + Send + 'static {}
 impl<T: Serialize + DeserializeOwned + Send + 'static> Message for T {}
 
 /// A message body of any type, for workers that pass messages on without reading
-/// them (hops, relays). Decoding checks only that the payload is well-formed CBOR;
-/// the original bytes stay available through [`Routed::payload`].
+/// them (hops, relays). A worker of `Any` takes every payload as it is, CBOR or not
+/// (secure channel records, for one, are not CBOR); the bytes stay available through
+/// [`Routed::payload`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Any;
 
@@ -53,6 +54,13 @@ impl<M: fmt::Debug> fmt::Debug for Routed<M> {
 impl<M: Message> Routed<M> {
     /// Decodes the body of `message`.
     pub(crate) fn decode(message: TransportMessage) -> Result<Self> {
+        // A worker of `Any` forwards payloads it does not read, so nothing is parsed.
+        if let Ok(body) = (Box::new(Any) as Box<dyn std::any::Any>).downcast::<M>() {
+            return Ok(Self {
+                body: *body,
+                message,
+            });
+        }
         match ciborium::from_reader::<M, _>(message.payload.as_slice()) {
             Ok(body) => Ok(Self { body, message }),
             Err(e) => Err(Error::Decode {
@@ -143,5 +151,31 @@ pub trait Worker: Send + 'static {
     fn shutdown(&mut self, ctx: &mut Context) -> impl Future<Output = Result<()>> + Send {
         let _ = ctx;
         async { Ok(()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_takes_payloads_that_are_not_cbor() {
+        // 0xff is a CBOR "break" with nothing to end: not a well-formed item.
+        let message = TransportMessage::new(
+            Route::from(Address::local("hop")),
+            Route::new(),
+            [0xff, 0x00],
+        );
+        let routed = Routed::<Any>::decode(message).map_err(|e| e.to_string());
+        assert_eq!(routed.map(|r| r.payload().to_vec()), Ok(vec![0xff, 0x00]));
+    }
+
+    #[test]
+    fn typed_bodies_still_need_cbor() {
+        let message = TransportMessage::new(Route::from(Address::local("w")), Route::new(), [0xff]);
+        assert!(matches!(
+            Routed::<String>::decode(message),
+            Err(Error::Decode { .. })
+        ));
     }
 }

@@ -1,0 +1,69 @@
+//! Step 04, Many hops: three hop workers in a chain, `route!["h1", "h2", "h3", "echoer"]`.
+//!
+//! Each hop takes itself off the onward route and puts itself on the return route, so
+//! the reply travels h3, h2, h1 back to the app.
+//!
+//! ```sh
+//! cargo run -p onward-tokio --example 04-many-hops
+//! ```
+
+use onward_tokio::{route, Any, Context, Node, Result, Routed, Worker};
+
+/// Forwards every message one step along its onward route.
+struct Hop;
+
+impl Worker for Hop {
+    type Message = Any;
+
+    async fn handle_message(&mut self, ctx: &mut Context, msg: Routed<Any>) -> Result<()> {
+        println!(
+            "{}: onward route {}, return route {}",
+            ctx.address(),
+            msg.onward_route(),
+            msg.return_route()
+        );
+        let mut message = msg.into_transport_message();
+        message.onward_route.step();
+        message.return_route.prepend(ctx.address().clone());
+        ctx.forward(message).await
+    }
+}
+
+/// Sends every message back to where it came from.
+struct Echoer;
+
+impl Worker for Echoer {
+    type Message = String;
+
+    async fn handle_message(&mut self, ctx: &mut Context, msg: Routed<String>) -> Result<()> {
+        println!(
+            "echoer: received {:?}, replying along {}",
+            msg.body(),
+            msg.return_route()
+        );
+        ctx.send(msg.return_route(), msg.into_body()).await
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let node = Node::start().await?;
+    for hop in ["h1", "h2", "h3"] {
+        node.start_worker(hop, Hop).await?;
+    }
+    node.start_worker("echoer", Echoer).await?;
+
+    let mut ctx = node.context("app").await?;
+    let route = route!["h1", "h2", "h3", "echoer"];
+    println!("app: sending \"Hello\" along {route}");
+    ctx.send(route, "Hello".to_string()).await?;
+
+    let reply: Routed<String> = ctx.receive().await?;
+    println!(
+        "app: received {:?}, return route {}",
+        reply.body(),
+        reply.return_route()
+    );
+
+    node.stop().await
+}

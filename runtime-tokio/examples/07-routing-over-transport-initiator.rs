@@ -1,0 +1,34 @@
+//! Step 07, Routing over a transport, initiator node: sends to the echoer on the
+//! responder node, `route![tcp("127.0.0.1:4000"), "echoer"]`, and waits for the reply.
+//! The node connects on demand when a route leads through a TCP address.
+//!
+//! ```sh
+//! cargo run -p onward-tokio --example 07-routing-over-transport-initiator -- [RESPONDER]
+//! ```
+//!
+//! `RESPONDER` is the responder's TCP address, `127.0.0.1:4000` by default.
+
+use onward_tokio::{route, tcp, Node, Routed};
+
+#[tokio::main]
+async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
+    let responder = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:4000".to_string());
+
+    let node = Node::start().await?;
+    let mut ctx = node.context("app").await?;
+    let route = route![tcp(responder), "echoer"];
+    println!("initiator: sending \"Hello\" along {route}");
+    ctx.send(route, "Hello".to_string()).await?;
+
+    let reply: Routed<String> = ctx.receive().await?;
+    println!(
+        "initiator: received {:?}, return route {}",
+        reply.body(),
+        reply.return_route()
+    );
+
+    node.stop().await?;
+    Ok(())
+}

@@ -1,0 +1,34 @@
+//! Step 08, Many transport hops, initiator node: sends to the echoer on the responder
+//! node through the middle node, `route![tcp(middle), tcp(responder), "echoer"]`.
+//!
+//! ```sh
+//! cargo run -p onward-tokio --example 08-many-transport-hops-initiator -- [MIDDLE] [RESPONDER]
+//! ```
+//!
+//! `MIDDLE` defaults to `127.0.0.1:3000` and `RESPONDER` to `127.0.0.1:4000`; the
+//! responder's address is the one the middle node connects to.
+
+use onward_tokio::{route, tcp, Node, Routed};
+
+#[tokio::main]
+async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let middle = args.next().unwrap_or_else(|| "127.0.0.1:3000".to_string());
+    let responder = args.next().unwrap_or_else(|| "127.0.0.1:4000".to_string());
+
+    let node = Node::start().await?;
+    let mut ctx = node.context("app").await?;
+    let route = route![tcp(middle), tcp(responder), "echoer"];
+    println!("initiator: sending \"Hello\" along {route}");
+    ctx.send(route, "Hello".to_string()).await?;
+
+    let reply: Routed<String> = ctx.receive().await?;
+    println!(
+        "initiator: received {:?}, return route {}",
+        reply.body(),
+        reply.return_route()
+    );
+
+    node.stop().await?;
+    Ok(())
+}
