@@ -30,8 +30,9 @@
 //! stream. The preamble (the first transmit of each connection end) is exempt from all
 //! faults: a stream without one is a refused connection, not a lossy route.
 //!
-//! Raw peers ([`Sim::raw_connect`]) are connections with no core behind them, for
-//! feeding a listener arbitrary bytes.
+//! A tamper hook per link ([`Sim::set_tamper`]) plays an active attacker that rewrites
+//! whole frames in flight. Raw peers ([`Sim::raw_connect`]) are connections with no
+//! core behind them, for feeding a listener arbitrary bytes.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -68,6 +69,9 @@ pub const REFUSED_DELAY: Duration = Duration::from_millis(3);
 
 /// How long a connect across a partition takes to fail (a connect timeout).
 pub const PARTITION_CONNECT_DELAY: Duration = Duration::from_millis(500);
+
+/// Rewrites the bytes of one transmit (a whole frame, never a preamble) in flight.
+pub type Tamper = Box<dyn FnMut(&mut Vec<u8>)>;
 
 /// What the worker behind a mailbox does with each message delivered to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,6 +272,7 @@ pub struct Sim {
     default_link: LinkFaults,
     links: BTreeMap<(NodeId, NodeId), LinkFaults>,
     partitions: BTreeSet<(NodeId, NodeId)>,
+    tampers: BTreeMap<(NodeId, NodeId), Tamper>,
     /// Steps one `run_*` call may take before it panics.
     pub step_budget: u64,
     steps: u64,
@@ -291,6 +296,7 @@ impl Sim {
             default_link: LinkFaults::default(),
             links: BTreeMap::new(),
             partitions: BTreeSet::new(),
+            tampers: BTreeMap::new(),
             step_budget: DEFAULT_STEP_BUDGET,
             steps: 0,
         }
@@ -450,6 +456,22 @@ impl Sim {
             .count()
     }
 
+    /// The ids of `node`'s connections that the network carries (open pipes).
+    pub fn connections_of(&self, node: NodeId) -> Vec<ConnectionId> {
+        let epoch = self.nodes[node].epoch;
+        self.pipe_of
+            .keys()
+            .filter_map(|end| match *end {
+                End::Node {
+                    node: n,
+                    epoch: e,
+                    conn,
+                } if n == node && e == epoch => Some(conn),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Actions scheduled and not yet run.
     pub fn pending(&self) -> usize {
         self.queue.len()
@@ -472,6 +494,19 @@ impl Sim {
     pub fn set_all_links(&mut self, faults: LinkFaults) {
         self.links.clear();
         self.default_link = faults;
+    }
+
+    /// Passes every frame sent from `from` to `to` through `tamper` (an active
+    /// attacker on the link), or stops doing so with `None`.
+    pub fn set_tamper(&mut self, from: NodeId, to: NodeId, tamper: Option<Tamper>) {
+        match tamper {
+            Some(t) => {
+                self.tampers.insert((from, to), t);
+            }
+            None => {
+                self.tampers.remove(&(from, to));
+            }
+        }
     }
 
     fn link(&self, from: NodeId, to: NodeId) -> &LinkFaults {
@@ -1208,6 +1243,12 @@ impl Sim {
         );
         if !exempt && self.chance(faults.loss) {
             return;
+        }
+        if let (false, End::Node { node: a, .. }, End::Node { node: b, .. }) = (exempt, from, other)
+        {
+            if let Some(tamper) = self.tampers.get_mut(&(a, b)) {
+                tamper(&mut bytes);
+            }
         }
         if !exempt && bytes.len() > FRAME_HEADER_LEN && self.chance(faults.corrupt) {
             let body = (bytes.len() - FRAME_HEADER_LEN) as u64;
