@@ -8,6 +8,7 @@
 mod sim;
 
 use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -602,6 +603,61 @@ fn a_middle_node_cannot_inject_forged_or_replayed_records() {
     p.sim.run_until_idle();
     assert_eq!(p.sim.mailbox(p.a, "app").received.len(), 6);
     assert_eq!(p.sim.mailbox(p.a, "app").payloads()[5], b"still here");
+}
+
+#[test]
+fn an_altered_return_route_on_an_authentic_record_does_not_cut_the_channel() {
+    let mut p = path(114);
+    let echo = |p: &mut Path, body: &[u8]| {
+        p.sim
+            .send(
+                p.a,
+                "app",
+                route![p.channel.clone(), "echoer"],
+                body.to_vec(),
+            )
+            .unwrap();
+        p.sim.run_until_idle();
+    };
+    echo(&mut p, b"zero");
+
+    // M rewrites the return route of the next record it forwards to A: the record
+    // still authenticates (routes are outside it), but its last return address no
+    // longer names B's channel end.
+    let tampered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = tampered.clone();
+    p.sim.set_tamper(
+        p.m,
+        p.a,
+        Some(Box::new(move |bytes: &mut Vec<u8>| {
+            let Ok(mut message) = TransportMessage::decode(&bytes[4..]) else {
+                return;
+            };
+            if message.payload.first() != Some(&0x04) || count.load(Ordering::SeqCst) > 0 {
+                return;
+            }
+            count.fetch_add(1, Ordering::SeqCst);
+            let _ = message.return_route.pop_back();
+            message.return_route.append(Address::local("elsewhere"));
+            *bytes = frame(&message);
+        })),
+    );
+    echo(&mut p, b"one");
+    assert_eq!(tampered.load(Ordering::SeqCst), 1);
+    p.sim.set_tamper(p.m, p.a, None);
+
+    // The channel still reaches B's end.
+    echo(&mut p, b"two");
+    echo(&mut p, b"three");
+    assert_eq!(
+        p.sim.mailbox(p.a, "app").payloads(),
+        [
+            b"zero".to_vec(),
+            b"one".to_vec(),
+            b"two".to_vec(),
+            b"three".to_vec()
+        ]
+    );
 }
 
 // ---- limits -----------------------------------------------------------------------------

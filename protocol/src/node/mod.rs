@@ -293,8 +293,8 @@ struct ChannelEnd {
     decryptor: Address,
     /// The route to the peer's end (its decryptor).
     remote: Route,
-    /// For an initiator: the route to the listener without the listener, to which the
-    /// responder's decryptor address is appended once known.
+    /// For an initiator until the response arrives: the route to the listener without
+    /// the listener, to which the responder's decryptor address is then appended.
     prefix: Option<Route>,
     /// For a responder: the listener that created it.
     listener: Option<Address>,
@@ -1124,16 +1124,21 @@ impl NodeCore {
         match end.channel.handle_record(&message.payload, now) {
             Ok(()) => {
                 // The record authenticated (or completed a handshake step): learn the
-                // way back to the peer's end.
-                match &end.prefix {
-                    Some(prefix) => {
-                        if let Some(peer_end) = message.return_route.last() {
-                            let mut remote = prefix.clone();
-                            remote.append(peer_end.clone());
-                            end.remote = remote;
+                // way back to the peer's end. Return routes are not authenticated, so
+                // the initiator takes the responder's end from the response alone (that
+                // end never moves; a later altered record must not redirect the channel
+                // for good), while the responder follows the newest authentic record,
+                // whose return route leads back over the connections in use now.
+                match end.channel.role() {
+                    ChannelRole::Initiator => {
+                        if let Some(mut remote) = end.prefix.take() {
+                            if let Some(peer_end) = message.return_route.last() {
+                                remote.append(peer_end.clone());
+                                end.remote = remote;
+                            }
                         }
                     }
-                    None => {
+                    ChannelRole::Responder => {
                         if !message.return_route.is_empty() {
                             end.remote = message.return_route;
                         }
