@@ -287,6 +287,46 @@ fn a_partition_next_to_the_sender_is_reported_to_the_sender() {
     assert!(p.sim.now() - start <= PARTITION_CONNECT_DELAY + Duration::from_millis(100));
 }
 
+#[test]
+fn messages_in_flight_when_a_connection_dies_are_reported_to_their_sender() {
+    let mut sim = Sim::new(115);
+    let a = sim.add_node("a", None);
+    let b = sim.add_node("b", Some("b:4000"));
+    sim.add_worker(a, "app", Behaviour::Sink);
+    sim.add_worker(b, "sink", Behaviour::Sink);
+    sim.send(a, "app", route![tcp("b:4000"), "sink"], b"first".to_vec())
+        .unwrap();
+    sim.run_until_idle();
+
+    // Three messages are handed to a slow connection, which then dies before they
+    // are written.
+    sim.set_link(
+        a,
+        b,
+        LinkFaults {
+            latency: Duration::from_millis(100),
+            ..LinkFaults::default()
+        },
+    );
+    for i in 0..3u8 {
+        sim.send(a, "app", route![tcp("b:4000"), "sink"], vec![i])
+            .unwrap();
+    }
+    sim.run_for(Duration::from_millis(10));
+    sim.partition(a, b);
+    sim.run_until_idle();
+
+    assert_eq!(sim.mailbox(b, "sink").payloads(), [b"first".to_vec()]);
+    let app = Address::local("app");
+    let reported = sim
+        .events(a)
+        .filter(|e| {
+            matches!(e, NodeEvent::DeliveryFailed { sender: Some(s), error: NodeError::ConnectionClosed { peer, .. } } if *s == app && peer == "b:4000")
+        })
+        .count();
+    assert_eq!(reported, 3, "{:?}", sim.node(a).events);
+}
+
 // ---- restarts -------------------------------------------------------------------------
 
 #[test]

@@ -99,7 +99,7 @@ use crate::routing::{Address, Route, TransportType};
 use crate::trust::TrustPolicy;
 
 pub use connection::Direction;
-use connection::{Connection, Queued, State as ConnectionState};
+use connection::{Connection, InFlight, Queued, State as ConnectionState};
 pub use error::NodeError;
 
 /// Identifies a connection within one node core.
@@ -184,7 +184,9 @@ pub enum Output {
         peer: String,
     },
     /// Write `bytes` on the connection, in order, then report
-    /// [`NodeCore::handle_written`]. Each transmit is the preamble or one whole frame.
+    /// [`NodeCore::handle_written`]; the senders of bytes never reported written are
+    /// told of their loss when the connection closes. Each transmit is the preamble or
+    /// one whole frame.
     Transmit {
         /// The connection.
         connection: ConnectionId,
@@ -573,7 +575,7 @@ impl NodeCore {
             id,
             Connection::new(peer, Direction::Incoming, alias, self.config.max_frame_len),
         );
-        self.transmit(id, PREAMBLE.to_vec());
+        self.transmit(id, PREAMBLE.to_vec(), None);
         id
     }
 
@@ -589,9 +591,9 @@ impl NodeCore {
             return;
         };
         tracing::debug!(peer = %conn.peer, connection = connection.0, "connected");
-        self.transmit(connection, PREAMBLE.to_vec());
+        self.transmit(connection, PREAMBLE.to_vec(), None);
         for queued in queue {
-            self.transmit(connection, queued.frame);
+            self.transmit(connection, queued.frame, Some(queued.sender));
         }
     }
 
@@ -600,7 +602,9 @@ impl NodeCore {
         self.drop_connection(connection, Some(reason.to_owned()), false, now);
     }
 
-    /// The connection closed (the peer closed it, or the transport failed).
+    /// The connection closed (the peer closed it, or the transport failed). Messages
+    /// handed to it and not yet reported [written](Self::handle_written) are lost with
+    /// it; their senders are told ([`NodeError::ConnectionClosed`]).
     pub fn handle_connection_closed(
         &mut self,
         connection: ConnectionId,
@@ -613,7 +617,7 @@ impl NodeCore {
     /// `n` bytes of earlier transmits on the connection were written.
     pub fn handle_written(&mut self, connection: ConnectionId, n: usize) {
         if let Some(conn) = self.connections.get_mut(&connection) {
-            conn.backlog = conn.backlog.saturating_sub(n);
+            conn.written(n);
         }
     }
 
@@ -893,15 +897,21 @@ impl NodeCore {
                         limit: max_backlog,
                     });
                 }
-                self.transmit(id, frame);
+                self.transmit(id, frame, Some(sender.cloned()));
                 Ok(())
             }
         }
     }
 
-    fn transmit(&mut self, id: ConnectionId, bytes: Vec<u8>) {
+    /// Hands `bytes` to the transport; `message` is `Some(sender)` for a frame
+    /// carrying a message, `None` for the preamble.
+    fn transmit(&mut self, id: ConnectionId, bytes: Vec<u8>, message: Option<Option<Address>>) {
         if let Some(conn) = self.connections.get_mut(&id) {
             conn.backlog = conn.backlog.saturating_add(bytes.len());
+            conn.in_flight.push_back(InFlight {
+                remaining: bytes.len(),
+                message,
+            });
         }
         self.outputs.push_back(Output::Transmit {
             connection: id,
@@ -930,6 +940,16 @@ impl NodeCore {
             self.outputs.push_back(Output::Close { connection: id });
         }
         let why = reason.clone().unwrap_or_else(|| "closed".into());
+        // Messages handed to the transport and never written are lost with it.
+        for sender in conn.in_flight.into_iter().filter_map(|f| f.message) {
+            self.report(
+                sender,
+                NodeError::ConnectionClosed {
+                    peer: conn.peer.clone(),
+                    reason: why.clone(),
+                },
+            );
+        }
         if let ConnectionState::Connecting(queue) = conn.state {
             for queued in queue {
                 let error = if close {
