@@ -1151,7 +1151,7 @@ impl Sim {
     fn connect(&mut self, node: NodeId, conn: ConnectionId, peer: &str) {
         let epoch = self.nodes[node].epoch;
         match self.listener_of(peer) {
-            Some(listener) if listener != node => {
+            Some(listener) => {
                 if self.partitioned(node, listener) {
                     self.schedule(
                         self.now + PARTITION_CONNECT_DELAY,
@@ -1175,7 +1175,7 @@ impl Sim {
                     );
                 }
             }
-            _ => self.schedule(
+            None => self.schedule(
                 self.now + REFUSED_DELAY,
                 Action::ConnectFailed {
                     node,
