@@ -876,6 +876,34 @@ fn connection_queues_refuse_beyond_their_limits() {
     assert_eq!(sim.mailbox(b, "sink").received.len(), 4 + accepted);
 }
 
+#[test]
+fn connections_beyond_the_limit_are_closed_at_once() {
+    let config = NodeConfig {
+        max_connections: 4,
+        ..NodeConfig::default()
+    };
+    let mut p = path_with(117, config);
+    // B already holds one connection, from M.
+    assert_eq!(p.sim.core(p.b).connection_count(), 1);
+    let before = p.sim.core(p.b).stats().connections_refused;
+    let raws: Vec<_> = (0..10).map(|_| p.sim.raw_connect("b:4000")).collect();
+    p.sim.run_until_idle();
+    assert_eq!(p.sim.core(p.b).connection_count(), 4);
+    assert_eq!(raws.iter().filter(|r| p.sim.raw(**r).closed).count(), 7);
+    assert_eq!(p.sim.core(p.b).stats().connections_refused - before, 7);
+    // The channel on the connection already open is undisturbed.
+    p.sim
+        .send(
+            p.a,
+            "app",
+            route![p.channel.clone(), "echoer"],
+            b"still".to_vec(),
+        )
+        .unwrap();
+    p.sim.run_until_idle();
+    assert_eq!(p.sim.mailbox(p.a, "app").payloads(), [b"still".to_vec()]);
+}
+
 // ---- the simulator itself -------------------------------------------------------------
 
 /// Everything observable about a faulty run: what each worker received (routes

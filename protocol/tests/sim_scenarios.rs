@@ -546,3 +546,39 @@ fn step_10_closure_policy() {
     let (mut sim, a, b, outcome) = handshake(everyone(), Arc::new(|_: &Identifier| false));
     assert_refused_by_listener(&mut sim, a, b, outcome);
 }
+
+#[test]
+fn closing_a_channel_tells_the_peer_and_removes_both_ends() {
+    let (mut sim, a, _m, b) = three_nodes(11);
+    sim.add_channel_listener(b, "secure", identity(2), everyone());
+    let channel = sim
+        .establish(
+            a,
+            route![tcp("m:3000"), tcp("b:4000"), "secure"],
+            identity(1),
+            everyone(),
+        )
+        .unwrap();
+    assert_eq!(sim.core(b).channel_count(), 1);
+
+    sim.close_channel(a, &channel);
+    sim.run_until_idle();
+    assert!(sim.events(a).any(|e| matches!(
+        e,
+        NodeEvent::ChannelClosed { address, by_peer: false, .. } if *address == channel
+    )));
+    assert!(sim
+        .events(b)
+        .any(|e| matches!(e, NodeEvent::ChannelClosed { by_peer: true, .. })));
+    assert_eq!(sim.core(a).channel_count(), 0);
+    assert_eq!(sim.core(b).channel_count(), 0);
+    assert_eq!(
+        sim.send(
+            a,
+            "app",
+            route![channel.clone(), "echoer"],
+            b"late".to_vec()
+        ),
+        Err(NodeError::UnknownAddress(channel))
+    );
+}
