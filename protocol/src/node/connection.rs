@@ -20,6 +20,14 @@ pub(crate) struct Queued {
     pub(crate) sender: Option<Address>,
 }
 
+/// A transmit handed to the transport and not yet wholly reported written.
+pub(crate) struct InFlight {
+    /// Its bytes not yet reported written.
+    pub(crate) remaining: usize,
+    /// `Some(sender)` if it is a frame carrying a message, `None` for the preamble.
+    pub(crate) message: Option<Option<Address>>,
+}
+
 pub(crate) enum State {
     /// Waiting for the transport to connect; frames wait here.
     Connecting(VecDeque<Queued>),
@@ -36,9 +44,28 @@ pub(crate) struct Connection {
     pub(crate) decoder: FrameDecoder,
     /// Bytes handed to the transport and not yet reported written.
     pub(crate) backlog: usize,
+    /// The transmits those bytes belong to, oldest first, so that the senders of
+    /// messages never written can be told when the connection dies.
+    pub(crate) in_flight: VecDeque<InFlight>,
 }
 
 impl Connection {
+    /// Accounts for `n` more bytes written, oldest transmit first.
+    pub(crate) fn written(&mut self, mut n: usize) {
+        self.backlog = self.backlog.saturating_sub(n);
+        while n > 0 {
+            let Some(front) = self.in_flight.front_mut() else {
+                break;
+            };
+            let done = front.remaining.min(n);
+            front.remaining -= done;
+            n -= done;
+            if front.remaining == 0 {
+                let _ = self.in_flight.pop_front();
+            }
+        }
+    }
+
     pub(crate) fn new(
         peer: String,
         direction: Direction,
@@ -56,6 +83,7 @@ impl Connection {
             state,
             decoder: FrameDecoder::new(max_frame_len),
             backlog: 0,
+            in_flight: VecDeque::new(),
         }
     }
 }

@@ -99,7 +99,7 @@ use crate::routing::{Address, Route, TransportType};
 use crate::trust::TrustPolicy;
 
 pub use connection::Direction;
-use connection::{Connection, Queued, State as ConnectionState};
+use connection::{Connection, InFlight, Queued, State as ConnectionState};
 pub use error::NodeError;
 
 /// Identifies a connection within one node core.
@@ -184,7 +184,9 @@ pub enum Output {
         peer: String,
     },
     /// Write `bytes` on the connection, in order, then report
-    /// [`NodeCore::handle_written`]. Each transmit is the preamble or one whole frame.
+    /// [`NodeCore::handle_written`]; the senders of bytes never reported written are
+    /// told of their loss when the connection closes. Each transmit is the preamble or
+    /// one whole frame.
     Transmit {
         /// The connection.
         connection: ConnectionId,
@@ -293,8 +295,8 @@ struct ChannelEnd {
     decryptor: Address,
     /// The route to the peer's end (its decryptor).
     remote: Route,
-    /// For an initiator: the route to the listener without the listener, to which the
-    /// responder's decryptor address is appended once known.
+    /// For an initiator until the response arrives: the route to the listener without
+    /// the listener, to which the responder's decryptor address is then appended.
     prefix: Option<Route>,
     /// For a responder: the listener that created it.
     listener: Option<Address>,
@@ -621,7 +623,7 @@ impl NodeCore {
             id,
             Connection::new(peer, Direction::Incoming, alias, self.config.max_frame_len),
         );
-        self.transmit(id, PREAMBLE.to_vec());
+        self.transmit(id, PREAMBLE.to_vec(), None);
         id
     }
 
@@ -637,9 +639,9 @@ impl NodeCore {
             return;
         };
         tracing::debug!(peer = %conn.peer, connection = connection.0, "connected");
-        self.transmit(connection, PREAMBLE.to_vec());
+        self.transmit(connection, PREAMBLE.to_vec(), None);
         for queued in queue {
-            self.transmit(connection, queued.frame);
+            self.transmit(connection, queued.frame, Some(queued.sender));
         }
     }
 
@@ -648,7 +650,9 @@ impl NodeCore {
         self.drop_connection(connection, Some(reason.to_owned()), false, now);
     }
 
-    /// The connection closed (the peer closed it, or the transport failed).
+    /// The connection closed (the peer closed it, or the transport failed). Messages
+    /// handed to it and not yet reported [written](Self::handle_written) are lost with
+    /// it; their senders are told ([`NodeError::ConnectionClosed`]).
     pub fn handle_connection_closed(
         &mut self,
         connection: ConnectionId,
@@ -661,7 +665,7 @@ impl NodeCore {
     /// `n` bytes of earlier transmits on the connection were written.
     pub fn handle_written(&mut self, connection: ConnectionId, n: usize) {
         if let Some(conn) = self.connections.get_mut(&connection) {
-            conn.backlog = conn.backlog.saturating_sub(n);
+            conn.written(n);
         }
     }
 
@@ -941,15 +945,21 @@ impl NodeCore {
                         limit: max_backlog,
                     });
                 }
-                self.transmit(id, frame);
+                self.transmit(id, frame, Some(sender.cloned()));
                 Ok(())
             }
         }
     }
 
-    fn transmit(&mut self, id: ConnectionId, bytes: Vec<u8>) {
+    /// Hands `bytes` to the transport; `message` is `Some(sender)` for a frame
+    /// carrying a message, `None` for the preamble.
+    fn transmit(&mut self, id: ConnectionId, bytes: Vec<u8>, message: Option<Option<Address>>) {
         if let Some(conn) = self.connections.get_mut(&id) {
             conn.backlog = conn.backlog.saturating_add(bytes.len());
+            conn.in_flight.push_back(InFlight {
+                remaining: bytes.len(),
+                message,
+            });
         }
         self.outputs.push_back(Output::Transmit {
             connection: id,
@@ -978,6 +988,16 @@ impl NodeCore {
             self.outputs.push_back(Output::Close { connection: id });
         }
         let why = reason.clone().unwrap_or_else(|| "closed".into());
+        // Messages handed to the transport and never written are lost with it.
+        for sender in conn.in_flight.into_iter().filter_map(|f| f.message) {
+            self.report(
+                sender,
+                NodeError::ConnectionClosed {
+                    peer: conn.peer.clone(),
+                    reason: why.clone(),
+                },
+            );
+        }
         if let ConnectionState::Connecting(queue) = conn.state {
             for queued in queue {
                 let error = if close {
@@ -1172,16 +1192,21 @@ impl NodeCore {
         match end.channel.handle_record(&message.payload, now) {
             Ok(()) => {
                 // The record authenticated (or completed a handshake step): learn the
-                // way back to the peer's end.
-                match &end.prefix {
-                    Some(prefix) => {
-                        if let Some(peer_end) = message.return_route.last() {
-                            let mut remote = prefix.clone();
-                            remote.append(peer_end.clone());
-                            end.remote = remote;
+                // way back to the peer's end. Return routes are not authenticated, so
+                // the initiator takes the responder's end from the response alone (that
+                // end never moves; a later altered record must not redirect the channel
+                // for good), while the responder follows the newest authentic record,
+                // whose return route leads back over the connections in use now.
+                match end.channel.role() {
+                    ChannelRole::Initiator => {
+                        if let Some(mut remote) = end.prefix.take() {
+                            if let Some(peer_end) = message.return_route.last() {
+                                remote.append(peer_end.clone());
+                                end.remote = remote;
+                            }
                         }
                     }
-                    None => {
+                    ChannelRole::Responder => {
                         if !message.return_route.is_empty() {
                             end.remote = message.return_route;
                         }

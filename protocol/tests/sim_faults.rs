@@ -1,0 +1,956 @@
+//! Node cores under faults, floods and limits, simulated deterministically: loss,
+//! duplication, reordering and corruption on every link of a path; partitions; node
+//! restarts; floods of garbage and of hellos; a middle node injecting records; and the
+//! limits that refuse a message and tell its sender.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "support/sim.rs"]
+mod sim;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use onward_protocol::channel::{ChannelConfig, SecureChannel};
+use onward_protocol::framing::{encode_frame, DEFAULT_MAX_FRAME_LEN, PREAMBLE};
+use onward_protocol::identity::Identity;
+use onward_protocol::node::{NodeConfig, NodeError, NodeEvent};
+use onward_protocol::random::SeededRandom;
+use onward_protocol::trust::{TrustEveryone, TrustPolicy};
+use onward_protocol::{route, tcp, Address, TransportMessage};
+
+use sim::{Behaviour, LinkFaults, NodeId, Sim, PARTITION_CONNECT_DELAY};
+
+fn identity(seed: u8) -> Arc<Identity> {
+    Arc::new(Identity::from_seed(&[seed; 32]).unwrap())
+}
+
+fn everyone() -> Arc<dyn TrustPolicy> {
+    Arc::new(TrustEveryone)
+}
+
+/// A → M → B with a channel from A to B's listener "secure", established with no
+/// faults. A has "app" (sink), B has "echoer".
+struct Path {
+    sim: Sim,
+    a: NodeId,
+    m: NodeId,
+    b: NodeId,
+    channel: Address,
+}
+
+fn path(seed: u64) -> Path {
+    path_with(seed, NodeConfig::default())
+}
+
+fn path_with(seed: u64, b_config: NodeConfig) -> Path {
+    let mut sim = Sim::new(seed);
+    let a = sim.add_node("a", None);
+    let m = sim.add_node("m", Some("m:3000"));
+    let b = sim.add_node_with("b", Some("b:4000"), b_config);
+    sim.add_worker(a, "app", Behaviour::Sink);
+    sim.add_worker(b, "echoer", Behaviour::Echo);
+    sim.add_channel_listener(b, "secure", identity(2), everyone());
+    let channel = sim
+        .establish(a, channel_route(), identity(1), everyone())
+        .unwrap();
+    Path {
+        sim,
+        a,
+        m,
+        b,
+        channel,
+    }
+}
+
+fn channel_route() -> onward_protocol::Route {
+    route![tcp("m:3000"), tcp("b:4000"), "secure"]
+}
+
+fn payload(i: usize) -> Vec<u8> {
+    format!("message {i:05} through the secure channel").into_bytes()
+}
+
+/// Sends `count` numbered messages through the channel to B's echoer, one every
+/// `spacing`. Returns the payloads the core accepted.
+fn send_many(p: &mut Path, count: usize, spacing: Duration) -> BTreeSet<Vec<u8>> {
+    let mut sent = BTreeSet::new();
+    for i in 0..count {
+        let body = payload(i);
+        if p.sim
+            .send(
+                p.a,
+                "app",
+                route![p.channel.clone(), "echoer"],
+                body.clone(),
+            )
+            .is_ok()
+        {
+            sent.insert(body);
+        }
+        p.sim.run_for(spacing);
+    }
+    sent
+}
+
+/// Every payload received is one that was sent, unmodified, and none twice.
+fn assert_sent_at_most_once(received: &[Vec<u8>], sent: &BTreeSet<Vec<u8>>, who: &str) {
+    let mut seen = BTreeSet::new();
+    for r in received {
+        assert!(
+            sent.contains(r),
+            "{who} received a message that was never sent: {r:?}"
+        );
+        assert!(
+            seen.insert(r.clone()),
+            "{who} received a message twice: {r:?}"
+        );
+    }
+}
+
+fn frame(message: &TransportMessage) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_frame(
+        &message.to_bytes().unwrap(),
+        DEFAULT_MAX_FRAME_LEN,
+        &mut out,
+    )
+    .unwrap();
+    out
+}
+
+// ---- faults on every link -------------------------------------------------------------
+
+#[test]
+fn every_fault_on_every_link_delivers_only_sent_messages_at_most_once() {
+    let mut p = path(101);
+    let faults = LinkFaults::lossy(0.1, 0.1, 0.2, 0.1);
+    p.sim.set_link(p.a, p.m, faults.clone());
+    p.sim.set_link(p.m, p.b, faults);
+
+    let count = 400;
+    let sent = send_many(&mut p, count, Duration::from_millis(1));
+    p.sim.run_until_idle();
+
+    let echoed = p.sim.mailbox(p.b, "echoer").payloads();
+    let replies = p.sim.mailbox(p.a, "app").payloads();
+    assert_sent_at_most_once(&echoed, &sent, "the echoer");
+    assert_sent_at_most_once(&replies, &sent, "the app");
+    // The faults bit, and the channel still carried most of the traffic.
+    assert!(echoed.len() < count, "nothing was lost");
+    assert!(
+        echoed.len() > count / 3,
+        "only {} of {count} arrived",
+        echoed.len()
+    );
+    assert!(!replies.is_empty());
+    assert!(p.sim.core(p.b).stats().records_rejected > 0);
+}
+
+#[test]
+fn duplication_and_reordering_deliver_every_message_exactly_once() {
+    let mut p = path(102);
+    let faults = LinkFaults::lossy(0.0, 0.5, 0.5, 0.0);
+    p.sim.set_link(p.a, p.m, faults.clone());
+    p.sim.set_link(p.m, p.b, faults);
+
+    let count = 300;
+    let sent = send_many(&mut p, count, Duration::from_millis(1));
+    assert_eq!(sent.len(), count);
+    p.sim.run_until_idle();
+
+    let echoed = p.sim.mailbox(p.b, "echoer").payloads();
+    assert_sent_at_most_once(&echoed, &sent, "the echoer");
+    assert_eq!(echoed.len(), count, "nothing is lost, nothing doubled");
+    let in_order: Vec<Vec<u8>> = (0..count).map(payload).collect();
+    assert_ne!(echoed, in_order, "the links did reorder");
+    let replies = p.sim.mailbox(p.a, "app").payloads();
+    assert_sent_at_most_once(&replies, &sent, "the app");
+    assert_eq!(replies.len(), count);
+    // The duplicates were seen and refused by the replay window.
+    assert!(p.sim.core(p.b).stats().records_rejected > 0);
+    assert!(p.sim.core(p.a).stats().records_rejected > 0);
+}
+
+#[test]
+fn a_corrupted_message_is_never_delivered() {
+    let mut p = path(103);
+    let faults = LinkFaults::lossy(0.0, 0.0, 0.0, 0.3);
+    p.sim.set_link(p.a, p.m, faults.clone());
+    p.sim.set_link(p.m, p.b, faults);
+
+    let count = 300;
+    let sent = send_many(&mut p, count, Duration::from_millis(1));
+    p.sim.run_until_idle();
+
+    let echoed = p.sim.mailbox(p.b, "echoer").payloads();
+    assert_sent_at_most_once(&echoed, &sent, "the echoer");
+    assert_sent_at_most_once(&p.sim.mailbox(p.a, "app").payloads(), &sent, "the app");
+    assert!(echoed.len() < count, "some messages were corrupted");
+    assert!(!echoed.is_empty());
+    // Corrupted records failed authentication rather than being delivered.
+    assert!(p.sim.core(p.b).stats().records_rejected > 0);
+}
+
+// ---- partitions -----------------------------------------------------------------------
+
+#[test]
+fn a_partition_behind_the_middle_node_reports_errors_within_bounded_time() {
+    let mut p = path(104);
+    p.sim.partition(p.m, p.b);
+    let start = p.sim.now();
+    for i in 0..5 {
+        p.sim
+            .send(p.a, "app", route![p.channel.clone(), "echoer"], payload(i))
+            .unwrap();
+    }
+    let end = p.sim.run_until_idle();
+    assert!(
+        end - start <= PARTITION_CONNECT_DELAY + Duration::from_millis(100),
+        "took {:?}",
+        end - start
+    );
+
+    assert!(p.sim.mailbox(p.b, "echoer").received.is_empty());
+    let closed = |sim: &Sim, n: NodeId| {
+        sim.events(n)
+            .filter(|e| matches!(e, NodeEvent::ConnectionClosed { .. }))
+            .count()
+    };
+    assert!(
+        closed(&p.sim, p.b) >= 1,
+        "B saw its connection from M close"
+    );
+    // M: the old connection closed, and each forwarded message failed to connect.
+    let failed = p
+        .sim
+        .events(p.m)
+        .filter(|e| {
+            matches!(e, NodeEvent::DeliveryFailed { sender: None, error: NodeError::ConnectFailed { peer, .. } } if peer == "b:4000")
+        })
+        .count();
+    assert_eq!(failed, 5);
+
+    // Healed, the path reconnects and the responder learns the new way back.
+    p.sim.heal(p.m, p.b);
+    p.sim
+        .send(
+            p.a,
+            "app",
+            route![p.channel.clone(), "echoer"],
+            b"healed".to_vec(),
+        )
+        .unwrap();
+    p.sim.run_until_idle();
+    assert_eq!(p.sim.mailbox(p.a, "app").payloads(), [b"healed".to_vec()]);
+}
+
+#[test]
+fn a_partition_next_to_the_sender_is_reported_to_the_sender() {
+    let mut p = path(105);
+    p.sim.partition(p.a, p.m);
+    // A learns that its connection to M closed.
+    p.sim.run_until_idle();
+    assert!(p
+        .sim
+        .events(p.a)
+        .any(|e| matches!(e, NodeEvent::ConnectionClosed { peer, .. } if peer == "m:3000")));
+    for i in 0..3 {
+        p.sim
+            .send(p.a, "app", route![p.channel.clone(), "echoer"], payload(i))
+            .unwrap();
+    }
+    let start = p.sim.now();
+    let end = p.sim.run_until_idle();
+    assert!(end - start <= PARTITION_CONNECT_DELAY + Duration::from_millis(100));
+    let app = Address::local("app");
+    let to_app = p
+        .sim
+        .events(p.a)
+        .filter(|e| {
+            matches!(e, NodeEvent::DeliveryFailed { sender: Some(s), error: NodeError::ConnectFailed { peer, .. } } if *s == app && peer == "m:3000")
+        })
+        .count();
+    assert_eq!(to_app, 3);
+
+    // A new channel across the partition fails as soon as the connect does, not at
+    // its handshake timeout.
+    let start = p.sim.now();
+    let outcome = p
+        .sim
+        .establish(p.a, channel_route(), identity(1), everyone());
+    assert!(
+        matches!(outcome, Err(NodeError::ConnectFailed { ref peer, .. }) if peer == "m:3000"),
+        "{outcome:?}"
+    );
+    assert!(p.sim.now() - start <= PARTITION_CONNECT_DELAY + Duration::from_millis(100));
+}
+
+#[test]
+fn messages_in_flight_when_a_connection_dies_are_reported_to_their_sender() {
+    let mut sim = Sim::new(115);
+    let a = sim.add_node("a", None);
+    let b = sim.add_node("b", Some("b:4000"));
+    sim.add_worker(a, "app", Behaviour::Sink);
+    sim.add_worker(b, "sink", Behaviour::Sink);
+    sim.send(a, "app", route![tcp("b:4000"), "sink"], b"first".to_vec())
+        .unwrap();
+    sim.run_until_idle();
+
+    // Three messages are handed to a slow connection, which then dies before they
+    // are written.
+    sim.set_link(
+        a,
+        b,
+        LinkFaults {
+            latency: Duration::from_millis(100),
+            ..LinkFaults::default()
+        },
+    );
+    for i in 0..3u8 {
+        sim.send(a, "app", route![tcp("b:4000"), "sink"], vec![i])
+            .unwrap();
+    }
+    sim.run_for(Duration::from_millis(10));
+    sim.partition(a, b);
+    sim.run_until_idle();
+
+    assert_eq!(sim.mailbox(b, "sink").payloads(), [b"first".to_vec()]);
+    let app = Address::local("app");
+    let reported = sim
+        .events(a)
+        .filter(|e| {
+            matches!(e, NodeEvent::DeliveryFailed { sender: Some(s), error: NodeError::ConnectionClosed { peer, .. } } if *s == app && peer == "b:4000")
+        })
+        .count();
+    assert_eq!(reported, 3, "{:?}", sim.node(a).events);
+}
+
+// ---- restarts -------------------------------------------------------------------------
+
+#[test]
+fn after_the_middle_node_restarts_messages_flow_again() {
+    let mut p = path(106);
+    p.sim
+        .send(
+            p.a,
+            "app",
+            route![p.channel.clone(), "echoer"],
+            b"before".to_vec(),
+        )
+        .unwrap();
+    p.sim.run_until_idle();
+    assert_eq!(p.sim.mailbox(p.a, "app").payloads(), [b"before".to_vec()]);
+
+    p.sim.restart(p.m);
+    p.sim.run_until_idle();
+    assert!(p
+        .sim
+        .events(p.a)
+        .any(|e| matches!(e, NodeEvent::ConnectionClosed { peer, .. } if peer == "m:3000")));
+    assert!(p
+        .sim
+        .events(p.b)
+        .any(|e| matches!(e, NodeEvent::ConnectionClosed { .. })));
+    assert_eq!(p.sim.core(p.m).connection_count(), 0);
+
+    // The initiator's channel routes by TCP addresses, so it reconnects through the
+    // fresh M; the responder learns the new way back from the authenticated record.
+    p.sim
+        .send(
+            p.a,
+            "app",
+            route![p.channel.clone(), "echoer"],
+            b"after".to_vec(),
+        )
+        .unwrap();
+    p.sim.run_until_idle();
+    assert_eq!(
+        p.sim.mailbox(p.b, "echoer").payloads(),
+        [b"before".to_vec(), b"after".to_vec()]
+    );
+    assert_eq!(
+        p.sim.mailbox(p.a, "app").payloads(),
+        [b"before".to_vec(), b"after".to_vec()]
+    );
+    assert_eq!(p.sim.core(p.m).connection_count(), 2);
+}
+
+#[test]
+fn after_the_responder_restarts_its_channel_is_gone_and_a_new_one_works() {
+    let mut p = path(107);
+    p.sim.restart(p.b);
+    p.sim.run_until_idle();
+    p.sim
+        .send(
+            p.a,
+            "app",
+            route![p.channel.clone(), "echoer"],
+            b"lost".to_vec(),
+        )
+        .unwrap();
+    p.sim.run_until_idle();
+    assert!(p.sim.mailbox(p.b, "echoer").received.is_empty());
+    assert!(p.sim.events(p.b).any(|e| matches!(
+        e,
+        NodeEvent::DeliveryFailed {
+            error: NodeError::UnknownAddress(_),
+            ..
+        }
+    )));
+
+    let channel = p
+        .sim
+        .establish(p.a, channel_route(), identity(1), everyone())
+        .unwrap();
+    p.sim
+        .send(
+            p.a,
+            "app",
+            route![channel, "echoer"],
+            b"new channel".to_vec(),
+        )
+        .unwrap();
+    p.sim.run_until_idle();
+    assert_eq!(
+        p.sim.mailbox(p.a, "app").payloads(),
+        [b"new channel".to_vec()]
+    );
+}
+
+// ---- floods and attacks ---------------------------------------------------------------
+
+/// The memory bounds that must hold at every step of a flood at B.
+fn check_bounds(sim: &Sim, b: NodeId) {
+    let core = sim.core(b);
+    let config = core.config();
+    let established = sim
+        .events(b)
+        .filter(|e| matches!(e, NodeEvent::ChannelEstablished { .. }))
+        .count();
+    assert!(
+        core.channel_count() <= config.max_half_open_per_listener + established,
+        "{} channel ends, {} established",
+        core.channel_count(),
+        established
+    );
+    assert!(core.connection_count() <= config.max_connections);
+    for c in sim.connections_of(b) {
+        let backlog = core.connection_backlog(c).unwrap_or(0);
+        assert!(
+            backlog <= config.max_connection_backlog,
+            "backlog {backlog}"
+        );
+    }
+}
+
+#[test]
+fn floods_of_garbage_and_hellos_do_not_disturb_a_channel() {
+    let max_half_open = 32;
+    let config = NodeConfig {
+        max_half_open_per_listener: max_half_open,
+        max_connection_backlog: 64 * 1024,
+        ..NodeConfig::default()
+    };
+    let mut p = path_with(108, config);
+    let x = p.sim.add_node("x", None);
+    p.sim.add_worker(x, "flood", Behaviour::Sink);
+    let attacker = identity(9);
+    let mut attacker_rng = SeededRandom::new(9);
+    let before = p.sim.core(p.b).stats();
+
+    // One connection that stays open and carries junk frames throughout.
+    let junk = p.sim.raw_connect("b:4000");
+    p.sim.raw_send(junk, &PREAMBLE);
+
+    let garbage_streams: [&[u8]; 4] = [
+        b"GET / HTTP/1.1\r\n\r\n",
+        b"onward\x00\x09",
+        &[
+            b'o', b'n', b'w', b'a', b'r', b'd', 0, 1, 0xff, 0xff, 0xff, 0xff,
+        ],
+        &[
+            b'o', b'n', b'w', b'a', b'r', b'd', 0, 1, 0, 0, 0, 3, 0xff, 0xfe, 0xfd,
+        ],
+    ];
+    let mut garbage = Vec::new();
+    let mut real = Vec::new();
+    let mut sent = BTreeSet::new();
+    let ticks = 600;
+    for tick in 0..ticks {
+        // A hello a millisecond at the listener, from a node that never finishes.
+        let hello = SecureChannel::initiator(
+            &ChannelConfig::default(),
+            attacker.clone(),
+            everyone(),
+            &mut attacker_rng,
+            p.sim.instant(),
+        )
+        .unwrap()
+        .poll_transmit()
+        .unwrap();
+        p.sim
+            .send(x, "flood", route![tcp("b:4000"), "secure"], hello)
+            .unwrap();
+        // Junk frames: to nobody, a non-hello to the listener, a keepalive.
+        let nobody = TransportMessage::new(route!["nobody"], route!["x"], vec![tick as u8; 40]);
+        let not_hello = TransportMessage::new(route!["secure"], route!["x"], vec![0x04; 40]);
+        p.sim.raw_send(junk, &frame(&nobody));
+        p.sim.raw_send(junk, &frame(&not_hello));
+        p.sim.raw_send(junk, &[0, 0, 0, 0]);
+        // A fresh connection that breaks the stream protocol.
+        if tick % 10 == 0 {
+            let r = p.sim.raw_connect("b:4000");
+            p.sim
+                .raw_send(r, garbage_streams[(tick / 10) % garbage_streams.len()]);
+            garbage.push(r);
+        }
+        // The established channel keeps carrying traffic.
+        if tick % 5 == 0 {
+            let body = payload(tick);
+            p.sim
+                .send(
+                    p.a,
+                    "app",
+                    route![p.channel.clone(), "echoer"],
+                    body.clone(),
+                )
+                .unwrap();
+            sent.insert(body);
+        }
+        // Real handshakes keep starting.
+        if tick % 50 == 0 {
+            let (id, _) = p
+                .sim
+                .create_channel(p.a, channel_route(), identity(1), everyone())
+                .unwrap();
+            real.push(id);
+        }
+        let b = p.b;
+        p.sim
+            .run_for_checked(Duration::from_millis(1), |sim| check_bounds(sim, b));
+    }
+    let b = p.b;
+    p.sim
+        .run_for_checked(Duration::from_millis(200), |sim| check_bounds(sim, b));
+
+    // The channel was undisturbed.
+    let echoed = p.sim.mailbox(p.b, "echoer").payloads();
+    assert_sent_at_most_once(&echoed, &sent, "the echoer");
+    assert_eq!(echoed.len(), sent.len());
+    assert_eq!(p.sim.mailbox(p.a, "app").payloads().len(), sent.len());
+    // Every real handshake completed during the flood.
+    for id in &real {
+        assert!(
+            matches!(
+                p.sim.channel_outcome(p.a, *id),
+                Some(NodeEvent::ChannelEstablished { .. })
+            ),
+            "{id:?}: {:?}",
+            p.sim.channel_outcome(p.a, *id)
+        );
+    }
+    // The flood was refused and counted.
+    let stats = p.sim.core(p.b).stats();
+    assert!(stats.half_open_evicted >= (ticks - max_half_open) as u64);
+    assert!(stats.hellos_rejected - before.hellos_rejected >= ticks as u64);
+    assert_eq!(
+        stats.connections_refused - before.connections_refused,
+        garbage.len() as u64
+    );
+    assert!(stats.delivery_failures - before.delivery_failures >= ticks as u64);
+    assert!(garbage.iter().all(|r| p.sim.raw(*r).closed));
+    assert!(
+        !p.sim.raw(junk).closed,
+        "well-framed junk does not close a connection"
+    );
+    assert!(p.sim.raw(junk).received.starts_with(&PREAMBLE));
+
+    // The half-open ends time out; only the established ones remain.
+    p.sim.run_until_idle();
+    let established = p
+        .sim
+        .events(p.b)
+        .filter(|e| matches!(e, NodeEvent::ChannelEstablished { .. }))
+        .count();
+    assert_eq!(established, 1 + real.len());
+    assert_eq!(p.sim.core(p.b).channel_count(), established);
+}
+
+#[test]
+fn a_middle_node_cannot_inject_forged_or_replayed_records() {
+    let mut p = path(109);
+    p.sim.node_mut(p.m).capture = true;
+    let sent = send_many(&mut p, 5, Duration::from_millis(1));
+    p.sim.run_until_idle();
+    assert_eq!(p.sim.mailbox(p.b, "echoer").received.len(), 5);
+
+    // The records M forwarded to B's decryptor, as M saw them.
+    let records: Vec<TransportMessage> = p
+        .sim
+        .node(p.m)
+        .captured
+        .iter()
+        .filter(|c| c.len() > 4 && c[..] != PREAMBLE)
+        .filter_map(|c| TransportMessage::decode(&c[4..]).ok())
+        .filter(|msg| {
+            msg.onward_route.len() == 1
+                && p.sim
+                    .core(p.b)
+                    .has_address(msg.onward_route.next().unwrap())
+                && msg.payload.first() == Some(&0x04)
+        })
+        .collect();
+    assert_eq!(records.len(), 5, "{records:?}");
+
+    let before = p.sim.core(p.b).stats().records_rejected;
+    let raw = p.sim.raw_connect("b:4000");
+    p.sim.raw_send(raw, &PREAMBLE);
+    let mut injected = 0u64;
+    for record in &records {
+        // Replayed as is.
+        p.sim.raw_send(raw, &frame(record));
+        // Altered ciphertext.
+        let mut forged = record.clone();
+        let last = forged.payload.len() - 1;
+        forged.payload[last] ^= 0x01;
+        p.sim.raw_send(raw, &frame(&forged));
+        // A counter far ahead.
+        let mut ahead = record.clone();
+        ahead.payload[1..9].copy_from_slice(&(u64::MAX - 10).to_be_bytes());
+        p.sim.raw_send(raw, &frame(&ahead));
+        injected += 3;
+    }
+    p.sim.run_until_idle();
+    assert_eq!(p.sim.core(p.b).stats().records_rejected - before, injected);
+    assert_eq!(p.sim.mailbox(p.b, "echoer").received.len(), 5);
+    assert_sent_at_most_once(
+        &p.sim.mailbox(p.b, "echoer").payloads(),
+        &sent,
+        "the echoer",
+    );
+
+    // The channel goes on, and replies still go back to A.
+    p.sim
+        .send(
+            p.a,
+            "app",
+            route![p.channel.clone(), "echoer"],
+            b"still here".to_vec(),
+        )
+        .unwrap();
+    p.sim.run_until_idle();
+    assert_eq!(p.sim.mailbox(p.a, "app").received.len(), 6);
+    assert_eq!(p.sim.mailbox(p.a, "app").payloads()[5], b"still here");
+}
+
+#[test]
+fn an_altered_return_route_on_an_authentic_record_does_not_cut_the_channel() {
+    let mut p = path(114);
+    let echo = |p: &mut Path, body: &[u8]| {
+        p.sim
+            .send(
+                p.a,
+                "app",
+                route![p.channel.clone(), "echoer"],
+                body.to_vec(),
+            )
+            .unwrap();
+        p.sim.run_until_idle();
+    };
+    echo(&mut p, b"zero");
+
+    // M rewrites the return route of the next record it forwards to A: the record
+    // still authenticates (routes are outside it), but its last return address no
+    // longer names B's channel end.
+    let tampered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = tampered.clone();
+    p.sim.set_tamper(
+        p.m,
+        p.a,
+        Some(Box::new(move |bytes: &mut Vec<u8>| {
+            let Ok(mut message) = TransportMessage::decode(&bytes[4..]) else {
+                return;
+            };
+            if message.payload.first() != Some(&0x04) || count.load(Ordering::SeqCst) > 0 {
+                return;
+            }
+            count.fetch_add(1, Ordering::SeqCst);
+            let _ = message.return_route.pop_back();
+            message.return_route.append(Address::local("elsewhere"));
+            *bytes = frame(&message);
+        })),
+    );
+    echo(&mut p, b"one");
+    assert_eq!(tampered.load(Ordering::SeqCst), 1);
+    p.sim.set_tamper(p.m, p.a, None);
+
+    // The channel still reaches B's end.
+    echo(&mut p, b"two");
+    echo(&mut p, b"three");
+    assert_eq!(
+        p.sim.mailbox(p.a, "app").payloads(),
+        [
+            b"zero".to_vec(),
+            b"one".to_vec(),
+            b"two".to_vec(),
+            b"three".to_vec()
+        ]
+    );
+}
+
+// ---- limits -----------------------------------------------------------------------------
+
+#[test]
+fn a_full_mailbox_is_reported_to_the_sender() {
+    let mut sim = Sim::new(110);
+    let config = NodeConfig {
+        mailbox_capacity: 3,
+        ..NodeConfig::default()
+    };
+    let a = sim.add_node("a", None);
+    let b = sim.add_node_with("b", Some("b:4000"), config);
+    sim.add_worker(a, "app", Behaviour::Sink);
+    sim.add_worker(b, "app", Behaviour::Sink);
+    sim.add_worker(b, "inbox", Behaviour::Hold);
+
+    for i in 0..3u8 {
+        sim.send(b, "app", route!["inbox"], vec![i]).unwrap();
+    }
+    let full = sim.send(b, "app", route!["inbox"], vec![3]);
+    assert_eq!(
+        full,
+        Err(NodeError::MailboxFull {
+            address: Address::local("inbox"),
+            limit: 3
+        })
+    );
+    assert_eq!(
+        sim.core(b).mailbox_unread(&Address::local("inbox")),
+        Some(3)
+    );
+
+    // From another node the refusal is an event where it happens.
+    sim.send(a, "app", route![tcp("b:4000"), "inbox"], vec![4])
+        .unwrap();
+    sim.run_until_idle();
+    assert!(sim.events(b).any(|e| matches!(
+        e,
+        NodeEvent::DeliveryFailed {
+            sender: None,
+            error: NodeError::MailboxFull { .. }
+        }
+    )));
+
+    // Taking messages makes room.
+    assert_eq!(sim.take(b, "inbox").len(), 3);
+    sim.send(b, "app", route!["inbox"], vec![5]).unwrap();
+    assert_eq!(
+        sim.take(b, "inbox")
+            .into_iter()
+            .map(|m| m.payload)
+            .collect::<Vec<_>>(),
+        [vec![5]]
+    );
+}
+
+#[test]
+fn a_send_to_an_unknown_address_is_refused() {
+    let mut sim = Sim::new(111);
+    let a = sim.add_node("a", None);
+    let b = sim.add_node("b", Some("b:4000"));
+    sim.add_worker(a, "app", Behaviour::Sink);
+    assert_eq!(
+        sim.send(a, "app", route!["nobody"], b"x".to_vec()),
+        Err(NodeError::UnknownAddress(Address::local("nobody")))
+    );
+    assert_eq!(
+        sim.send(a, "app", route![], b"x".to_vec()),
+        Err(NodeError::EmptyRoute)
+    );
+    // Remotely, the node where the address is unknown reports it.
+    sim.send(a, "app", route![tcp("b:4000"), "nobody"], b"x".to_vec())
+        .unwrap();
+    sim.run_until_idle();
+    assert!(sim.events(b).any(|e| matches!(
+        e,
+        NodeEvent::DeliveryFailed { sender: None, error: NodeError::UnknownAddress(addr) } if *addr == Address::local("nobody")
+    )));
+}
+
+#[test]
+fn a_connect_to_nowhere_fails_the_delivery_and_a_channel_at_once() {
+    let mut sim = Sim::new(112);
+    let a = sim.add_node("a", None);
+    sim.add_worker(a, "app", Behaviour::Sink);
+    sim.send(a, "app", route![tcp("nowhere:1"), "echoer"], b"x".to_vec())
+        .unwrap();
+    sim.run_until_idle();
+    assert!(sim.events(a).any(|e| matches!(
+        e,
+        NodeEvent::DeliveryFailed { sender: Some(s), error: NodeError::ConnectFailed { peer, .. } }
+            if *s == Address::local("app") && peer == "nowhere:1"
+    )));
+    assert_eq!(sim.core(a).connection_count(), 0);
+
+    let start = sim.now();
+    let (id, address) = sim
+        .create_channel(
+            a,
+            route![tcp("nowhere:1"), "secure"],
+            identity(1),
+            everyone(),
+        )
+        .unwrap();
+    sim.run_until_idle();
+    match sim.channel_outcome(a, id) {
+        Some(NodeEvent::ChannelFailed {
+            address: failed,
+            error: NodeError::ConnectFailed { peer, .. },
+            ..
+        }) => {
+            assert_eq!(*failed, address);
+            assert_eq!(peer, "nowhere:1");
+        }
+        other => panic!("expected ChannelFailed(ConnectFailed), got {other:?}"),
+    }
+    assert!(
+        sim.now() - start < Duration::from_secs(1),
+        "failed at once, not by timeout"
+    );
+    assert_eq!(sim.core(a).channel_count(), 0);
+}
+
+#[test]
+fn connection_queues_refuse_beyond_their_limits() {
+    let mut sim = Sim::new(113);
+    let config = NodeConfig {
+        max_queued_while_connecting: 4,
+        max_connection_backlog: 1000,
+        ..NodeConfig::default()
+    };
+    let a = sim.add_node_with("a", None, config);
+    let b = sim.add_node("b", Some("b:4000"));
+    sim.add_worker(a, "app", Behaviour::Sink);
+    sim.add_worker(b, "sink", Behaviour::Sink);
+
+    // While connecting, at most four messages wait.
+    let results: Vec<_> = (0..6u8)
+        .map(|i| sim.send(a, "app", route![tcp("b:4000"), "sink"], vec![i; 100]))
+        .collect();
+    assert!(results[..4].iter().all(Result::is_ok));
+    assert!(results[4..]
+        .iter()
+        .all(|r| matches!(r, Err(NodeError::ConnectionBacklogFull { limit: 4, .. }))));
+    sim.run_until_idle();
+    assert_eq!(sim.mailbox(b, "sink").received.len(), 4);
+
+    // Once open, at most 1000 bytes may be unwritten; the link is slow.
+    sim.set_link(
+        a,
+        b,
+        LinkFaults {
+            latency: Duration::from_secs(1),
+            ..LinkFaults::default()
+        },
+    );
+    let mut accepted = 0;
+    let mut refused = 0;
+    for i in 0..30u8 {
+        match sim.send(a, "app", route![tcp("b:4000"), "sink"], vec![i; 100]) {
+            Ok(()) => accepted += 1,
+            Err(NodeError::ConnectionBacklogFull { limit: 1000, .. }) => refused += 1,
+            Err(e) => panic!("{e}"),
+        }
+        for c in sim.connections_of(a) {
+            assert!(sim.core(a).connection_backlog(c).unwrap() <= 1000);
+        }
+    }
+    assert!(
+        accepted > 0 && refused > 0,
+        "{accepted} accepted, {refused} refused"
+    );
+    sim.run_until_idle();
+    // Everything accepted arrived.
+    assert_eq!(sim.mailbox(b, "sink").received.len(), 4 + accepted);
+}
+
+#[test]
+fn connections_beyond_the_limit_are_closed_at_once() {
+    let config = NodeConfig {
+        max_connections: 4,
+        ..NodeConfig::default()
+    };
+    let mut p = path_with(117, config);
+    // B already holds one connection, from M.
+    assert_eq!(p.sim.core(p.b).connection_count(), 1);
+    let before = p.sim.core(p.b).stats().connections_refused;
+    let raws: Vec<_> = (0..10).map(|_| p.sim.raw_connect("b:4000")).collect();
+    p.sim.run_until_idle();
+    assert_eq!(p.sim.core(p.b).connection_count(), 4);
+    assert_eq!(raws.iter().filter(|r| p.sim.raw(**r).closed).count(), 7);
+    assert_eq!(p.sim.core(p.b).stats().connections_refused - before, 7);
+    // The channel on the connection already open is undisturbed.
+    p.sim
+        .send(
+            p.a,
+            "app",
+            route![p.channel.clone(), "echoer"],
+            b"still".to_vec(),
+        )
+        .unwrap();
+    p.sim.run_until_idle();
+    assert_eq!(p.sim.mailbox(p.a, "app").payloads(), [b"still".to_vec()]);
+}
+
+// ---- the simulator itself -------------------------------------------------------------
+
+/// Everything observable about a faulty run: what each worker received (routes
+/// included), every event with its time, every node's counters.
+fn faulty_run(seed: u64) -> String {
+    let mut p = path(seed);
+    let faults = LinkFaults::lossy(0.1, 0.1, 0.3, 0.1);
+    p.sim.set_link(p.a, p.m, faults.clone());
+    p.sim.set_link(p.m, p.b, faults);
+    send_many(&mut p, 100, Duration::from_millis(1));
+    p.sim.run_until_idle();
+    let mut out = String::new();
+    for n in [p.a, p.m, p.b] {
+        let node = p.sim.node(n);
+        for (address, mailbox) in &node.mailboxes {
+            for m in &mailbox.received {
+                out += &format!("{address} {m:?} {:?}\n", m.payload);
+            }
+        }
+        out += &format!("{:?}\n{:?}\n", node.events, node.core.stats());
+    }
+    out
+}
+
+#[test]
+fn the_simulation_is_deterministic() {
+    let first = faulty_run(7);
+    assert_eq!(first, faulty_run(7), "the same seed gives the same run");
+    assert_ne!(first, faulty_run(8), "another seed gives another run");
+}
+
+#[test]
+#[should_panic(expected = "step budget")]
+fn a_livelock_is_caught_by_the_step_budget() {
+    // Two echoers on two nodes bounce one message back and forth for ever.
+    let mut sim = Sim::new(116);
+    let a = sim.add_node("a", None);
+    let b = sim.add_node("b", Some("b:4000"));
+    sim.add_worker(a, "echoer", Behaviour::Echo);
+    sim.add_worker(b, "echoer", Behaviour::Echo);
+    sim.step_budget = 10_000;
+    sim.send(
+        a,
+        "echoer",
+        route![tcp("b:4000"), "echoer"],
+        b"ping".to_vec(),
+    )
+    .unwrap();
+    sim.run_until_idle();
+}
