@@ -3,7 +3,7 @@
 //! This crate implements onward's [`Runtime`](onward_protocol::api::Runtime) for
 //! async-std and re-exports the node API, so that an application reads:
 //!
-//! ```no_run
+//! ```
 //! use onward_async_std::{route, Context, Node, Result, Routed, Worker};
 //!
 //! struct Echoer;

@@ -300,7 +300,13 @@ pub async fn step_10_identities<H: Harness>() {
         .await
         .expect_err("the responder refuses carol");
     assert!(
-        matches!(&error, Error::Node(NodeError::Channel { .. })),
+        matches!(
+            &error,
+            Error::Node(NodeError::Channel {
+                error: ChannelError::RefusedByPeer,
+                ..
+            })
+        ),
         "unexpected error: {error}"
     );
     assert!(
@@ -373,8 +379,9 @@ pub async fn error_connection_refused<H: Harness>() {
     node.stop().await.expect("stop");
 }
 
-/// The middle node stops mid-conversation: messages then fail or time out, never
-/// hang; once it is back on the same port, a new channel works.
+/// The middle node stops mid-conversation, with messages in flight: messages then
+/// fail or time out, never hang; once it is back on the same port, a new channel
+/// works.
 pub async fn error_middle_node_stopped<H: Harness>() {
     let alice = identity();
     let bob = identity();
@@ -391,7 +398,44 @@ pub async fn error_middle_node_stopped<H: Harness>() {
     let reply = ask(&mut ctx, route![channel.address(), "echoer"], "before").await;
     assert_eq!(reply.body(), "before");
 
-    m.stop().await.expect("stop the middle node");
+    // Stop the middle node while a stream of messages is in flight through it: the
+    // replies stop coming, and nothing hangs.
+    b.start_worker("numbers", NumberEchoer)
+        .await
+        .expect("echoer");
+    let tx = a.context("tx").await.expect("context");
+    let mut rx = a.context("rx").await.expect("context");
+    let back = rx.address().clone();
+    let onward = route![channel.address(), "numbers"];
+    let started = Instant::now();
+    let send = async {
+        for i in 0..2_000 {
+            // Sends after the stop may be refused; that is one of the allowed outcomes.
+            let _ = tx.forward(numbered(onward.clone(), &back, i)).await;
+            if i % 64 == 0 {
+                yield_now().await;
+            }
+        }
+    };
+    let receive = async {
+        let mut received = 0;
+        while rx
+            .receive_timeout::<u32>(Duration::from_secs(1))
+            .await
+            .is_ok()
+        {
+            received += 1;
+            if received == 100 {
+                m.stop().await.expect("stop the middle node");
+            }
+        }
+        received
+    };
+    let ((), received) = futures::join!(send, receive);
+    assert!(received >= 100, "only {received} replies before the stop");
+    assert!(started.elapsed() < STEP, "took {:?}", started.elapsed());
+    m.stop().await.expect("a second stop is harmless");
+
     for i in 0..3 {
         let started = Instant::now();
         let sent = ctx
