@@ -17,7 +17,7 @@ use onward_protocol::trust::{TrustAnyOf, TrustEveryone, TrustIdentifier, TrustPo
 use onward_protocol::{route, tcp, Address, Route, TransportMessage};
 
 use crate::harness::{blocking, options, short_options, within, Harness};
-use crate::workers::{Echoer, Hop, NumberEchoer};
+use crate::workers::{Echoer, Hop, NumberEchoer, Sink};
 
 /// How long an operation the suite expects to succeed may take.
 const STEP: Duration = Duration::from_secs(10);
@@ -379,6 +379,50 @@ pub async fn error_connection_refused<H: Harness>() {
     node.stop().await.expect("stop");
 }
 
+/// Nothing answers: `receive` and a handshake end with a timeout, on the runtime's
+/// timer, after about the configured time.
+pub async fn error_timeouts<H: Harness>() {
+    let options = short_options();
+    let handshake = options.channel.handshake_timeout;
+    let b = start::<H>(options.clone()).await;
+    let b_addr = listen::<H>(&b).await;
+    b.start_worker("sink", Sink).await.expect("sink");
+    let a = start::<H>(options).await;
+    a.start_worker("sink", Sink).await.expect("sink");
+
+    let mut ctx = a.context("app").await.expect("context");
+    let wait = Duration::from_millis(200);
+    let started = Instant::now();
+    let error = ctx
+        .receive_timeout::<String>(wait)
+        .await
+        .expect_err("nothing");
+    assert!(matches!(error, Error::Timeout(t) if t == wait), "{error}");
+    assert!(started.elapsed() >= wait);
+
+    for route in [route!["sink"], route![tcp(b_addr.as_str()), "sink"]] {
+        let started = Instant::now();
+        let error = a
+            .create_secure_channel(route, &identity(), TrustEveryone)
+            .await
+            .expect_err("the sink never answers");
+        assert!(
+            matches!(
+                &error,
+                Error::Node(NodeError::Channel {
+                    error: ChannelError::HandshakeTimeout(t),
+                    ..
+                }) if *t == handshake
+            ),
+            "unexpected error: {error}"
+        );
+        let took = started.elapsed();
+        assert!(took >= handshake && took < STEP, "took {took:?}");
+    }
+    a.stop().await.expect("stop");
+    b.stop().await.expect("stop");
+}
+
 /// The middle node stops mid-conversation, with messages in flight: messages then
 /// fail or time out, never hang; once it is back on the same port, a new channel
 /// works.
@@ -480,6 +524,46 @@ pub async fn error_middle_node_stopped<H: Harness>() {
     for node in [a, m, b] {
         node.stop().await.expect("stop");
     }
+}
+
+/// The responder stops: it closes its channel ends and tells the initiator, whose
+/// channel address then goes; a send through it fails at once.
+pub async fn error_responder_stopped<H: Harness>() {
+    let alice = identity();
+    let (b, b_addr) = responder::<H>(short_options(), &alice, TrustEveryone).await;
+    let a = start::<H>(short_options()).await;
+    let channel = a
+        .create_secure_channel(
+            route![tcp(b_addr.as_str()), "secure"],
+            &identity(),
+            TrustEveryone,
+        )
+        .await
+        .expect("channel");
+    let mut ctx = a.context("app").await.expect("context");
+    let reply = ask(&mut ctx, route![channel.address(), "echoer"], "before").await;
+    assert_eq!(reply.body(), "before");
+
+    b.stop().await.expect("stop the responder");
+    // The close record crosses the connection; wait, bounded, until the initiator
+    // has taken it.
+    let error = within::<H, _>(STEP, "the channel closing", async {
+        loop {
+            match ctx
+                .send(route![channel.address(), "echoer"], "after".to_owned())
+                .await
+            {
+                Err(error) => break error,
+                Ok(()) => H::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    })
+    .await;
+    assert!(
+        matches!(&error, Error::Node(NodeError::UnknownAddress(address)) if address == channel.address()),
+        "unexpected error: {error}"
+    );
+    a.stop().await.expect("stop");
 }
 
 // ---- no deadlock --------------------------------------------------------------------
@@ -622,12 +706,34 @@ pub async fn bad_peers_disconnected<H: Harness>() {
         ("oversized frame", oversized),
         ("garbage frame", garbage),
     ];
-    for (what, bytes) in cases {
-        let result = blocking(move || disconnected_after(peer, bytes)).await;
+    // The three bad clients run at once, each on its own thread, while the good peer
+    // keeps exchanging messages until they are all done.
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let bad = async {
+        let results = futures::future::join_all(cases.map(|(what, bytes)| async move {
+            (
+                what,
+                blocking(move || disconnected_after(peer, bytes)).await,
+            )
+        }))
+        .await;
+        done.store(true, std::sync::atomic::Ordering::Release);
+        results
+    };
+    let good = async {
+        let mut exchanged = 0;
+        while exchanged < 5 || !done.load(std::sync::atomic::Ordering::Acquire) {
+            let text = format!("meanwhile {exchanged}");
+            assert_eq!(ask(&mut ctx, to_b(), &text).await.body(), &text);
+            exchanged += 1;
+            yield_now().await;
+        }
+    };
+    let (results, ()) = futures::join!(bad, good);
+    for (what, result) in results {
         assert_eq!(result, Ok(()), "{what}");
-        let text = format!("after {what}");
-        assert_eq!(ask(&mut ctx, to_b(), &text).await.body(), &text);
     }
+    assert_eq!(ask(&mut ctx, to_b(), "after").await.body(), "after");
     let stats = b.stats();
     assert!(stats.connections_refused >= 3, "{stats:?}");
     a.stop().await.expect("stop");

@@ -55,3 +55,15 @@ impl Worker for Hop {
         ctx.forward(message).await
     }
 }
+
+/// Takes every message and does nothing with it: a peer that never answers.
+#[derive(Debug, Default)]
+pub struct Sink;
+
+impl Worker for Sink {
+    type Message = Any;
+
+    async fn handle_message(&mut self, _ctx: &mut Context, _msg: Routed<Any>) -> Result<()> {
+        Ok(())
+    }
+}
