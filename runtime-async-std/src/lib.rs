@@ -1,6 +1,6 @@
 //! onward on async-std.
 //!
-//! This crate implements onward's [`Runtime`](onward_protocol::api::Runtime) for
+//! This crate implements onward's [`Runtime`] for
 //! async-std and re-exports the node API, so that an application reads:
 //!
 //! ```

@@ -1,6 +1,6 @@
 //! onward on smol.
 //!
-//! This crate implements onward's [`Runtime`](onward_protocol::api::Runtime) for smol
+//! This crate implements onward's [`Runtime`] for smol
 //! and re-exports the node API, so that an application reads:
 //!
 //! ```

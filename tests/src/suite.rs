@@ -1,6 +1,6 @@
 //! The conformance suite: every guide step, the error cases, pipelining and bad
-//! peers, each an `async fn` generic over the runtime. [`conformance_suite!`]
-//! (crate::conformance_suite) turns them into tests.
+//! peers, each an `async fn` generic over the runtime.
+//! [`conformance_suite!`](crate::conformance_suite) turns them into tests.
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
