@@ -1,0 +1,45 @@
+//! Step 02, Worker, on async-std: start an echoer at the address "echoer", send it a
+//! message and receive the reply.
+//!
+//! ```sh
+//! cargo run -p onward-async-std --example 02-worker-async-std
+//! ```
+
+use onward_async_std::{route, Context, Node, Result, Routed, Worker};
+
+/// Sends every message back to where it came from.
+struct Echoer;
+
+impl Worker for Echoer {
+    type Message = String;
+
+    async fn handle_message(&mut self, ctx: &mut Context, msg: Routed<String>) -> Result<()> {
+        println!(
+            "echoer: received {:?}, replying along {}",
+            msg.body(),
+            msg.return_route()
+        );
+        ctx.send(msg.return_route(), msg.into_body()).await
+    }
+}
+
+fn main() -> Result<()> {
+    async_std::task::block_on(async {
+        let node = Node::start().await?;
+        node.start_worker("echoer", Echoer).await?;
+
+        // The application's own address, to send from and receive replies at.
+        let mut ctx = node.context("app").await?;
+        println!("app: sending \"Hello\" to echoer");
+        ctx.send(route!["echoer"], "Hello".to_string()).await?;
+
+        let reply: Routed<String> = ctx.receive().await?;
+        println!(
+            "app: received {:?}, return route {}",
+            reply.body(),
+            reply.return_route()
+        );
+
+        node.stop().await
+    })
+}

@@ -1,0 +1,125 @@
+//! onward on async-std.
+//!
+//! This crate implements onward's [`Runtime`] for
+//! async-std and re-exports the node API, so that an application reads:
+//!
+//! ```
+//! use onward_async_std::{route, Context, Node, Result, Routed, Worker};
+//!
+//! struct Echoer;
+//!
+//! impl Worker for Echoer {
+//!     type Message = String;
+//!     async fn handle_message(&mut self, ctx: &mut Context, msg: Routed<String>) -> Result<()> {
+//!         ctx.send(msg.return_route(), msg.into_body()).await
+//!     }
+//! }
+//!
+//! fn main() -> Result<()> {
+//!     async_std::task::block_on(async {
+//!         let node = Node::start().await?;
+//!         node.start_worker("echoer", Echoer).await?;
+//!         let mut ctx = node.context("app").await?;
+//!         ctx.send(route!["echoer"], "Hello".to_string()).await?;
+//!         let reply: Routed<String> = ctx.receive().await?;
+//!         assert_eq!(reply.body(), "Hello");
+//!         node.stop().await
+//!     })
+//! }
+//! ```
+//!
+//! async-std is discontinued upstream; it runs on the same `async-io` reactor as smol,
+//! and this adapter shares its socket glue with `onward-smol` through
+//! `onward-futures-io`. It contains no protocol logic.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::io;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_std::net::{TcpListener, TcpStream};
+use onward_protocol::api::{self, BoxFuture, Listener, Runtime, Stream};
+
+/// The whole sans-IO core and async layer, for what the re-exports above leave out.
+pub use onward_protocol as protocol;
+pub use onward_protocol::api::{
+    Any, Context, Error, Message, NodeOptions, Result, Routed, SecureChannel, Worker,
+};
+pub use onward_protocol::identity::{Identifier, Identity};
+pub use onward_protocol::trust::{TrustAnyOf, TrustEveryone, TrustIdentifier, TrustPolicy};
+pub use onward_protocol::{route, tcp, Address, Route, TransportMessage};
+
+/// async-std as an onward [`Runtime`]: tasks are spawned on async-std's executor.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AsyncStd;
+
+impl Runtime for AsyncStd {
+    fn spawn(&self, task: BoxFuture<'static, ()>) {
+        // Dropping the handle detaches the task.
+        drop(async_std::task::spawn(task));
+    }
+
+    fn connect(&self, peer: String) -> BoxFuture<'static, io::Result<Stream>> {
+        Box::pin(async move { stream(TcpStream::connect(&peer).await?) })
+    }
+
+    fn bind(&self, address: String) -> BoxFuture<'static, io::Result<Box<dyn Listener>>> {
+        Box::pin(async move {
+            let listener = TcpListener::bind(&address).await?;
+            let local = listener.local_addr()?;
+            Ok(onward_futures_io::TcpListener::boxed(
+                listener, local, accept,
+            ))
+        })
+    }
+
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(async_std::task::sleep(duration))
+    }
+}
+
+fn stream(stream: TcpStream) -> io::Result<Stream> {
+    stream.set_nodelay(true)?;
+    let peer = stream.peer_addr()?;
+    Ok(onward_futures_io::stream(stream, peer))
+}
+
+fn accept(listener: &TcpListener) -> BoxFuture<'_, io::Result<Stream>> {
+    Box::pin(async move { stream(listener.accept().await?.0) })
+}
+
+/// A node on async-std. It dereferences to [`api::Node`], which has the methods.
+#[derive(Debug, Clone)]
+pub struct Node(api::Node);
+
+impl Node {
+    /// Starts a node with default options on async-std's executor.
+    ///
+    /// # Errors
+    ///
+    /// As [`api::Node::start_on`].
+    pub async fn start() -> Result<Node> {
+        Self::start_with(NodeOptions::default()).await
+    }
+
+    /// Starts a node with `options` on async-std's executor.
+    ///
+    /// # Errors
+    ///
+    /// As [`api::Node::start_on`].
+    pub async fn start_with(options: NodeOptions) -> Result<Node> {
+        api::Node::start_on(Arc::new(AsyncStd), options)
+            .await
+            .map(Node)
+    }
+}
+
+impl Deref for Node {
+    type Target = api::Node;
+
+    fn deref(&self) -> &api::Node {
+        &self.0
+    }
+}

@@ -1,0 +1,76 @@
+//! The TCP glue that `onward-smol` and `onward-async-std` share.
+//!
+//! Both runtimes sit on `async-io`, and their TCP streams implement the `futures-io`
+//! traits onward's async layer reads and writes through, so what is left between a
+//! runtime's sockets and onward's [`Runtime`](onward_protocol::api::Runtime) trait is
+//! the same for both: split a stream into reader and writer, and wrap a listener.
+//! Applications do not use this crate; they use one of the two adapters.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::io;
+use std::net::SocketAddr;
+
+use futures::io::{AsyncRead, AsyncWrite};
+use onward_protocol::api::{BoxFuture, Listener, Stream};
+
+/// Splits a connected stream into onward's reader and writer.
+///
+/// The stream must be a cheap handle on one socket (both runtimes' `TcpStream`s are
+/// reference counted), so the reader and the writer are two clones and neither waits
+/// on a lock the other holds. Closing the writer shuts down the sending direction.
+pub fn stream<S>(stream: S, peer: SocketAddr) -> Stream
+where
+    S: AsyncRead + AsyncWrite + Clone + Send + Unpin + 'static,
+{
+    Stream {
+        reader: Box::new(stream.clone()),
+        writer: Box::new(stream),
+        peer,
+    }
+}
+
+/// How a [`TcpListener`] accepts: the runtime's own `accept`, turned into a [`Stream`].
+pub type Accept<L> = for<'a> fn(&'a L) -> BoxFuture<'a, io::Result<Stream>>;
+
+/// A runtime's bound TCP listener as onward's [`Listener`].
+pub struct TcpListener<L> {
+    listener: L,
+    local: SocketAddr,
+    accept: Accept<L>,
+}
+
+impl<L> std::fmt::Debug for TcpListener<L> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpListener")
+            .field("local", &self.local)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<L: Send + Sync + 'static> TcpListener<L> {
+    /// Wraps `listener`, bound to `local`, which `accept` accepts from.
+    pub fn new(listener: L, local: SocketAddr, accept: Accept<L>) -> Self {
+        Self {
+            listener,
+            local,
+            accept,
+        }
+    }
+
+    /// The same, boxed as the [`Runtime::bind`](onward_protocol::api::Runtime::bind)
+    /// result.
+    pub fn boxed(listener: L, local: SocketAddr, accept: Accept<L>) -> Box<dyn Listener> {
+        Box::new(Self::new(listener, local, accept))
+    }
+}
+
+impl<L: Send + Sync + 'static> Listener for TcpListener<L> {
+    fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    fn accept(&mut self) -> BoxFuture<'_, io::Result<Stream>> {
+        (self.accept)(&self.listener)
+    }
+}

@@ -1,0 +1,152 @@
+//! One runtime, as the suite sees it: start a node, block on a test, sleep.
+
+use std::future::Future;
+use std::ops::Deref;
+use std::pin::pin;
+use std::time::Duration;
+
+use futures::future::{self, BoxFuture, Either};
+use onward_protocol::api::{self, NodeOptions, Result};
+
+/// What the suite needs from a runtime. Each runtime crate's own `Node::start_with`
+/// starts the nodes, so the suite goes through the adapters' public API.
+pub trait Harness: 'static {
+    /// The runtime crate's node type.
+    type Node: Deref<Target = api::Node> + Clone + Send + Sync + 'static;
+
+    /// The runtime's name, for messages.
+    const NAME: &'static str;
+
+    /// Starts a node with `options` through the runtime crate.
+    fn start(options: NodeOptions) -> BoxFuture<'static, Result<Self::Node>>;
+
+    /// Runs `future` to completion on this runtime, blocking the calling thread.
+    fn block_on<T>(future: impl Future<Output = T>) -> T;
+
+    /// Completes after `duration`, on this runtime's timer.
+    fn sleep(duration: Duration) -> BoxFuture<'static, ()>;
+}
+
+/// tokio, through `onward-tokio`, on a two-worker multi-thread runtime.
+#[derive(Debug)]
+pub struct Tokio;
+
+impl Harness for Tokio {
+    type Node = onward_tokio::Node;
+    const NAME: &'static str = "tokio";
+
+    fn start(options: NodeOptions) -> BoxFuture<'static, Result<Self::Node>> {
+        Box::pin(onward_tokio::Node::start_with(options))
+    }
+
+    fn block_on<T>(future: impl Future<Output = T>) -> T {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let output = runtime.block_on(future);
+        runtime.shutdown_timeout(Duration::from_secs(1));
+        output
+    }
+
+    fn sleep(duration: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
+
+/// smol, through `onward-smol`, on smol's global executor.
+#[derive(Debug)]
+pub struct Smol;
+
+impl Harness for Smol {
+    type Node = onward_smol::Node;
+    const NAME: &'static str = "smol";
+
+    fn start(options: NodeOptions) -> BoxFuture<'static, Result<Self::Node>> {
+        Box::pin(onward_smol::Node::start_with(options))
+    }
+
+    fn block_on<T>(future: impl Future<Output = T>) -> T {
+        smol::block_on(future)
+    }
+
+    fn sleep(duration: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            smol::Timer::after(duration).await;
+        })
+    }
+}
+
+/// async-std, through `onward-async-std`.
+#[derive(Debug)]
+pub struct AsyncStd;
+
+impl Harness for AsyncStd {
+    type Node = onward_async_std::Node;
+    const NAME: &'static str = "async-std";
+
+    fn start(options: NodeOptions) -> BoxFuture<'static, Result<Self::Node>> {
+        Box::pin(onward_async_std::Node::start_with(options))
+    }
+
+    fn block_on<T>(future: impl Future<Output = T>) -> T {
+        async_std::task::block_on(future)
+    }
+
+    fn sleep(duration: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(async_std::task::sleep(duration))
+    }
+}
+
+/// Runs a whole test on `H`, failing it if it takes longer than `limit`.
+pub fn run<H: Harness>(limit: Duration, test: impl Future<Output = ()>) {
+    H::block_on(within::<H, _>(limit, "the test", test));
+}
+
+/// Awaits `future`, panicking with `what` if it takes longer than `limit`.
+pub async fn within<H: Harness, T>(
+    limit: Duration,
+    what: &str,
+    future: impl Future<Output = T>,
+) -> T {
+    match future::select(pin!(future), H::sleep(limit)).await {
+        Either::Left((output, _)) => output,
+        Either::Right(_) => panic!("{what} did not finish within {limit:?} on {}", H::NAME),
+    }
+}
+
+/// Runs blocking code (a raw socket client) on its own thread and awaits its result,
+/// so no runtime thread blocks.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = futures::channel::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.await.expect("the blocking thread panicked")
+}
+
+/// Options for tests: the defaults, with every wait short enough that a failure is
+/// reported in seconds rather than hanging a test.
+pub fn options() -> NodeOptions {
+    let mut options = NodeOptions {
+        receive_timeout: Duration::from_secs(10),
+        connect_timeout: Duration::from_secs(3),
+        stop_grace: Duration::from_secs(2),
+        ..NodeOptions::default()
+    };
+    options.channel.handshake_timeout = Duration::from_secs(5);
+    options
+}
+
+/// Options for tests of paths that time out: waits of about a second.
+pub fn short_options() -> NodeOptions {
+    let mut options = NodeOptions {
+        receive_timeout: Duration::from_millis(1500),
+        connect_timeout: Duration::from_secs(1),
+        stop_grace: Duration::from_secs(1),
+        ..NodeOptions::default()
+    };
+    options.channel.handshake_timeout = Duration::from_secs(1);
+    options
+}

@@ -1,0 +1,62 @@
+//! onward's conformance suite, written once and run on every runtime, and the
+//! helpers of the cross-runtime interop tests.
+//!
+//! [`suite`] holds each test as an `async fn` generic over a [`Harness`] (tokio, smol,
+//! async-std); [`conformance_suite!`] makes a module of `#[test]`s from them for one
+//! runtime. Every test talks over real loopback TCP on ports the system picks.
+//!
+//! ```text
+//! cargo test -p onward-tests
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+// This crate exists only to test: a failed expectation is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod harness;
+pub mod suite;
+pub mod workers;
+
+pub use harness::{AsyncStd, Harness, Smol, Tokio};
+
+/// Instantiates the conformance suite for one runtime: `conformance_suite!(smol,
+/// onward_tests::Smol)` makes a module `smol` with one `#[test]` per suite test, each
+/// blocking on the runtime's executor with an overall time limit.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($module:ident, $harness:ty) => {
+        $crate::conformance_suite!(@tests $module, $harness;
+            step_01_node,
+            step_02_worker,
+            step_03_routing,
+            step_04_many_hops,
+            step_05_secure_channel,
+            step_06_secure_channel_many_hops,
+            step_07_transport,
+            step_08_many_transport_hops,
+            step_09_secure_channel_many_transport_hops,
+            step_10_identities,
+            error_unknown_address,
+            error_connection_refused,
+            error_timeouts,
+            error_middle_node_stopped,
+            error_responder_stopped,
+            pipelined_three_hops,
+            pipelined_secure_channel_two_tcp_hops,
+            bad_peers_disconnected,
+        );
+    };
+    (@tests $module:ident, $harness:ty; $($test:ident),* $(,)?) => {
+        mod $module {
+            $(
+                #[test]
+                fn $test() {
+                    $crate::harness::run::<$harness>(
+                        ::std::time::Duration::from_secs(60),
+                        $crate::suite::$test::<$harness>(),
+                    );
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,741 @@
+//! The conformance suite: every guide step, the error cases, pipelining and bad
+//! peers, each an `async fn` generic over the runtime.
+//! [`conformance_suite!`](crate::conformance_suite) turns them into tests.
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use onward_protocol::api::{Context, Error, NodeOptions, Routed, SecureChannel};
+use onward_protocol::channel::ChannelError;
+use onward_protocol::framing::PREAMBLE;
+use onward_protocol::identity::{Identifier, Identity};
+use onward_protocol::node::NodeError;
+use onward_protocol::trust::{TrustAnyOf, TrustEveryone, TrustIdentifier, TrustPolicy};
+use onward_protocol::{route, tcp, Address, Route, TransportMessage};
+
+use crate::harness::{blocking, options, short_options, within, Harness};
+use crate::workers::{Echoer, Hop, NumberEchoer, Sink};
+
+/// How long an operation the suite expects to succeed may take.
+const STEP: Duration = Duration::from_secs(10);
+
+/// Messages in the pipelining tests.
+const PIPELINED: u32 = 10_000;
+
+async fn start<H: Harness>(options: NodeOptions) -> H::Node {
+    H::start(options).await.expect("node starts")
+}
+
+async fn listen<H: Harness>(node: &H::Node) -> String {
+    node.listen("127.0.0.1:0")
+        .await
+        .expect("listens on loopback")
+        .to_string()
+}
+
+fn identity() -> Identity {
+    Identity::generate().expect("identity")
+}
+
+/// Sends `text` to `route` from `ctx` and returns the reply.
+async fn ask(ctx: &mut Context, route: Route, text: &str) -> Routed<String> {
+    ctx.send(route, text.to_owned()).await.expect("send");
+    ctx.receive().await.expect("reply")
+}
+
+/// Starts a node with an echoer at "echoer" and a secure channel listener at "secure"
+/// with `identity`, trusting `trust`; returns it and its TCP address.
+async fn responder<H: Harness>(
+    options: NodeOptions,
+    identity: &Identity,
+    trust: impl TrustPolicy,
+) -> (H::Node, String) {
+    let node = start::<H>(options).await;
+    let address = listen::<H>(&node).await;
+    node.start_worker("echoer", Echoer).await.expect("echoer");
+    node.create_secure_channel_listener("secure", identity, trust)
+        .await
+        .expect("secure channel listener");
+    (node, address)
+}
+
+// ---- the guide's steps --------------------------------------------------------------
+
+/// 01: a node starts and stops; once stopped it refuses new work.
+pub async fn step_01_node<H: Harness>() {
+    let node = start::<H>(options()).await;
+    node.stop().await.expect("stop");
+    node.stop().await.expect("a second stop is harmless");
+    assert!(matches!(node.context("app").await, Err(Error::Stopped)));
+}
+
+/// 02: an echoer at "echoer" answers the application.
+pub async fn step_02_worker<H: Harness>() {
+    let node = start::<H>(options()).await;
+    node.start_worker("echoer", Echoer).await.expect("echoer");
+    let mut ctx = node.context("app").await.expect("context");
+    let reply = ask(&mut ctx, route!["echoer"], "Hello").await;
+    assert_eq!(reply.body(), "Hello");
+    assert_eq!(reply.return_route(), route!["echoer"]);
+    assert_eq!(reply.onward_route(), &route!["app"]);
+    node.stop().await.expect("stop");
+}
+
+/// 03: a hop worker passes the message on, and the reply retraces the route.
+pub async fn step_03_routing<H: Harness>() {
+    let node = start::<H>(options()).await;
+    node.start_worker("h1", Hop).await.expect("hop");
+    node.start_worker("echoer", Echoer).await.expect("echoer");
+    let mut ctx = node.context("app").await.expect("context");
+    let reply = ask(&mut ctx, route!["h1", "echoer"], "Hello").await;
+    assert_eq!(reply.body(), "Hello");
+    assert_eq!(reply.return_route(), route!["h1", "echoer"]);
+    assert_eq!(reply.onward_route(), &route!["app"]);
+    node.stop().await.expect("stop");
+}
+
+/// 04: three hops there and back.
+pub async fn step_04_many_hops<H: Harness>() {
+    let node = start::<H>(options()).await;
+    for hop in ["h1", "h2", "h3"] {
+        node.start_worker(hop, Hop).await.expect("hop");
+    }
+    node.start_worker("echoer", Echoer).await.expect("echoer");
+    let mut ctx = node.context("app").await.expect("context");
+    let reply = ask(&mut ctx, route!["h1", "h2", "h3", "echoer"], "Hello").await;
+    assert_eq!(reply.body(), "Hello");
+    assert_eq!(reply.return_route(), route!["h1", "h2", "h3", "echoer"]);
+    node.stop().await.expect("stop");
+}
+
+/// 05: a secure channel listener and an initiator in one node.
+pub async fn step_05_secure_channel<H: Harness>() {
+    let node = start::<H>(options()).await;
+    let alice = identity();
+    let bob = identity();
+    node.start_worker("echoer", Echoer).await.expect("echoer");
+    node.create_secure_channel_listener("secure", &alice, TrustEveryone)
+        .await
+        .expect("listener");
+    let channel = node
+        .create_secure_channel(route!["secure"], &bob, TrustEveryone)
+        .await
+        .expect("channel");
+    assert_eq!(channel.peer(), &alice.identifier());
+    let mut ctx = node.context("app").await.expect("context");
+    let reply = ask(&mut ctx, route![channel.address(), "echoer"], "Hello").await;
+    assert_eq!(reply.body(), "Hello");
+    assert_eq!(reply.return_route().next(), Some(channel.address()));
+    node.stop().await.expect("stop");
+}
+
+/// 06: a secure channel over three hop workers.
+pub async fn step_06_secure_channel_many_hops<H: Harness>() {
+    let node = start::<H>(options()).await;
+    let alice = identity();
+    let bob = identity();
+    for hop in ["h1", "h2", "h3"] {
+        node.start_worker(hop, Hop).await.expect("hop");
+    }
+    node.start_worker("echoer", Echoer).await.expect("echoer");
+    node.create_secure_channel_listener("secure", &alice, TrustEveryone)
+        .await
+        .expect("listener");
+    let channel = node
+        .create_secure_channel(route!["h1", "h2", "h3", "secure"], &bob, TrustEveryone)
+        .await
+        .expect("channel");
+    assert_eq!(channel.peer(), &alice.identifier());
+    let mut ctx = node.context("app").await.expect("context");
+    for i in 0..10 {
+        let text = format!("Hello {i}");
+        let reply = ask(&mut ctx, route![channel.address(), "echoer"], &text).await;
+        assert_eq!(reply.body(), &text);
+    }
+    node.stop().await.expect("stop");
+}
+
+/// 07: a route over a TCP connection to another node.
+pub async fn step_07_transport<H: Harness>() {
+    let b = start::<H>(options()).await;
+    let b_addr = listen::<H>(&b).await;
+    b.start_worker("echoer", Echoer).await.expect("echoer");
+    let a = start::<H>(options()).await;
+    let mut ctx = a.context("app").await.expect("context");
+    let reply = ask(&mut ctx, route![tcp(b_addr.as_str()), "echoer"], "Hello").await;
+    assert_eq!(reply.body(), "Hello");
+    let back = reply.return_route();
+    assert_eq!(
+        back.len(),
+        2,
+        "the way back is the connection, then the echoer"
+    );
+    assert_eq!(back.last(), Some(&Address::local("echoer")));
+    // The reply's way back leads to the echoer again.
+    let again = ask(&mut ctx, back, "Again").await;
+    assert_eq!(again.body(), "Again");
+    a.stop().await.expect("stop");
+    b.stop().await.expect("stop");
+}
+
+/// 08: A → M → B, with nothing on M but a TCP listener.
+pub async fn step_08_many_transport_hops<H: Harness>() {
+    let b = start::<H>(options()).await;
+    let b_addr = listen::<H>(&b).await;
+    b.start_worker("echoer", Echoer).await.expect("echoer");
+    let m = start::<H>(options()).await;
+    let m_addr = listen::<H>(&m).await;
+    let a = start::<H>(options()).await;
+    let mut ctx = a.context("app").await.expect("context");
+    let route = route![tcp(m_addr.as_str()), tcp(b_addr.as_str()), "echoer"];
+    let reply = ask(&mut ctx, route, "Hello").await;
+    assert_eq!(reply.body(), "Hello");
+    assert_eq!(reply.return_route().len(), 3);
+    for node in [a, m, b] {
+        node.stop().await.expect("stop");
+    }
+}
+
+/// 09: a secure channel from A to B through M.
+pub async fn step_09_secure_channel_many_transport_hops<H: Harness>() {
+    let alice = identity();
+    let bob = identity();
+    let (b, b_addr) = responder::<H>(options(), &alice, TrustEveryone).await;
+    let m = start::<H>(options()).await;
+    let m_addr = listen::<H>(&m).await;
+    let a = start::<H>(options()).await;
+    let channel = a
+        .create_secure_channel(
+            route![tcp(m_addr.as_str()), tcp(b_addr.as_str()), "secure"],
+            &bob,
+            TrustIdentifier::new(alice.identifier()),
+        )
+        .await
+        .expect("channel");
+    assert_eq!(channel.peer(), &alice.identifier());
+    let mut ctx = a.context("app").await.expect("context");
+    for i in 0..10 {
+        let text = format!("Hello {i}");
+        let reply = ask(&mut ctx, route![channel.address(), "echoer"], &text).await;
+        assert_eq!(reply.body(), &text);
+        assert_eq!(reply.return_route().next(), Some(channel.address()));
+    }
+    for node in [a, m, b] {
+        node.stop().await.expect("stop");
+    }
+}
+
+/// A trust policy that accepts one identifier and records every identifier it was
+/// asked about, so a test can see what the responder verified.
+fn recording(accept: Identifier) -> (impl TrustPolicy, Arc<Mutex<Vec<Identifier>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let policy = move |peer: &Identifier| {
+        record.lock().expect("lock").push(*peer);
+        *peer == accept
+    };
+    (policy, seen)
+}
+
+/// 10: identities and trust policies: both sides verify each other; a policy that
+/// does not accept the peer fails the channel with a clear error, in bounded time.
+pub async fn step_10_identities<H: Harness>() {
+    let alice = identity();
+    let bob = identity();
+    let carol = identity();
+    // The responder accepts bob only, and records whom it was asked about.
+    let (policy, seen) = recording(bob.identifier());
+    let (b, b_addr) = responder::<H>(short_options(), &alice, policy).await;
+    let a = start::<H>(short_options()).await;
+    let to_b = || route![tcp(b_addr.as_str()), "secure"];
+
+    // The right identifier, on both sides.
+    let channel = a
+        .create_secure_channel(to_b(), &bob, TrustIdentifier::new(alice.identifier()))
+        .await
+        .expect("channel with trusted identities");
+    assert_eq!(channel.peer(), &alice.identifier());
+    assert_eq!(seen.lock().expect("lock").as_slice(), &[bob.identifier()]);
+    let mut ctx = a.context("app").await.expect("context");
+    let reply = ask(&mut ctx, route![channel.address(), "echoer"], "Hello").await;
+    assert_eq!(reply.body(), "Hello");
+
+    // Any of a set, and a closure.
+    let any_of = TrustAnyOf::new([carol.identifier(), alice.identifier()]);
+    let channel = a
+        .create_secure_channel(to_b(), &bob, any_of)
+        .await
+        .expect("channel with TrustAnyOf");
+    assert_eq!(channel.peer(), &alice.identifier());
+    let expected = alice.identifier();
+    let channel = a
+        .create_secure_channel(to_b(), &bob, move |peer: &Identifier| *peer == expected)
+        .await
+        .expect("channel with a closure");
+    assert_eq!(channel.peer(), &alice.identifier());
+
+    // The initiator expects someone else.
+    let started = Instant::now();
+    let error = a
+        .create_secure_channel(to_b(), &bob, TrustIdentifier::new(carol.identifier()))
+        .await
+        .expect_err("the responder is not carol");
+    assert!(
+        matches!(
+            &error,
+            Error::Node(NodeError::Channel { error: ChannelError::Untrusted { peer }, .. })
+                if *peer == alice.identifier()
+        ),
+        "unexpected error: {error}"
+    );
+    assert!(started.elapsed() < STEP);
+
+    // The responder does not accept the initiator.
+    let started = Instant::now();
+    let error = a
+        .create_secure_channel(to_b(), &carol, TrustEveryone)
+        .await
+        .expect_err("the responder refuses carol");
+    assert!(
+        matches!(
+            &error,
+            Error::Node(NodeError::Channel {
+                error: ChannelError::RefusedByPeer,
+                ..
+            })
+        ),
+        "unexpected error: {error}"
+    );
+    assert!(
+        started.elapsed() < STEP,
+        "refusal took {:?}",
+        started.elapsed()
+    );
+    assert!(seen.lock().expect("lock").contains(&carol.identifier()));
+
+    a.stop().await.expect("stop");
+    b.stop().await.expect("stop");
+}
+
+// ---- errors -------------------------------------------------------------------------
+
+/// A send to an address that does not exist fails at once.
+pub async fn error_unknown_address<H: Harness>() {
+    let node = start::<H>(options()).await;
+    let ctx = node.context("app").await.expect("context");
+    let error = ctx
+        .send(route!["nobody"], "Hello".to_owned())
+        .await
+        .expect_err("no such address");
+    assert!(
+        matches!(&error, Error::Node(NodeError::UnknownAddress(a)) if *a == Address::local("nobody")),
+        "unexpected error: {error}"
+    );
+    node.stop().await.expect("stop");
+}
+
+/// A port nobody listens on: a loopback port that was just free.
+fn closed_port() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = listener.local_addr().expect("address");
+    drop(listener);
+    address.to_string()
+}
+
+/// A connection refused: the error arrives from `receive`, and a secure channel over
+/// it fails rather than hangs.
+pub async fn error_connection_refused<H: Harness>() {
+    let node = start::<H>(short_options()).await;
+    let closed = closed_port();
+    let mut ctx = node.context("app").await.expect("context");
+    ctx.send(route![tcp(closed.as_str()), "x"], "Hello".to_owned())
+        .await
+        .expect("the message waits for the connection");
+    let started = Instant::now();
+    let error = ctx.receive::<String>().await.expect_err("refused");
+    assert!(
+        matches!(&error, Error::Node(NodeError::ConnectFailed { peer, .. }) if *peer == closed),
+        "unexpected error: {error}"
+    );
+    assert!(started.elapsed() < STEP);
+
+    let started = Instant::now();
+    let error = node
+        .create_secure_channel(
+            route![tcp(closed.as_str()), "secure"],
+            &identity(),
+            TrustEveryone,
+        )
+        .await
+        .expect_err("no channel over a refused connection");
+    assert!(
+        matches!(&error, Error::Node(_)),
+        "unexpected error: {error}"
+    );
+    assert!(started.elapsed() < STEP, "took {:?}", started.elapsed());
+    node.stop().await.expect("stop");
+}
+
+/// Nothing answers: `receive` and a handshake end with a timeout, on the runtime's
+/// timer, after about the configured time.
+pub async fn error_timeouts<H: Harness>() {
+    let options = short_options();
+    let handshake = options.channel.handshake_timeout;
+    let b = start::<H>(options.clone()).await;
+    let b_addr = listen::<H>(&b).await;
+    b.start_worker("sink", Sink).await.expect("sink");
+    let a = start::<H>(options).await;
+    a.start_worker("sink", Sink).await.expect("sink");
+
+    let mut ctx = a.context("app").await.expect("context");
+    let wait = Duration::from_millis(200);
+    let started = Instant::now();
+    let error = ctx
+        .receive_timeout::<String>(wait)
+        .await
+        .expect_err("nothing");
+    assert!(matches!(error, Error::Timeout(t) if t == wait), "{error}");
+    assert!(started.elapsed() >= wait);
+
+    for route in [route!["sink"], route![tcp(b_addr.as_str()), "sink"]] {
+        let started = Instant::now();
+        let error = a
+            .create_secure_channel(route, &identity(), TrustEveryone)
+            .await
+            .expect_err("the sink never answers");
+        assert!(
+            matches!(
+                &error,
+                Error::Node(NodeError::Channel {
+                    error: ChannelError::HandshakeTimeout(t),
+                    ..
+                }) if *t == handshake
+            ),
+            "unexpected error: {error}"
+        );
+        let took = started.elapsed();
+        assert!(took >= handshake && took < STEP, "took {took:?}");
+    }
+    a.stop().await.expect("stop");
+    b.stop().await.expect("stop");
+}
+
+/// The middle node stops mid-conversation, with messages in flight: messages then
+/// fail or time out, never hang; once it is back on the same port, a new channel
+/// works.
+pub async fn error_middle_node_stopped<H: Harness>() {
+    let alice = identity();
+    let bob = identity();
+    let (b, b_addr) = responder::<H>(short_options(), &alice, TrustEveryone).await;
+    let m = start::<H>(short_options()).await;
+    let m_addr = listen::<H>(&m).await;
+    let a = start::<H>(short_options()).await;
+    let to_b = || route![tcp(m_addr.as_str()), tcp(b_addr.as_str()), "secure"];
+    let channel = a
+        .create_secure_channel(to_b(), &bob, TrustEveryone)
+        .await
+        .expect("channel");
+    let mut ctx = a.context("app").await.expect("context");
+    let reply = ask(&mut ctx, route![channel.address(), "echoer"], "before").await;
+    assert_eq!(reply.body(), "before");
+
+    // Stop the middle node while a stream of messages is in flight through it: the
+    // replies stop coming, and nothing hangs.
+    b.start_worker("numbers", NumberEchoer)
+        .await
+        .expect("echoer");
+    let tx = a.context("tx").await.expect("context");
+    let mut rx = a.context("rx").await.expect("context");
+    let back = rx.address().clone();
+    let onward = route![channel.address(), "numbers"];
+    let started = Instant::now();
+    let send = async {
+        for i in 0..2_000 {
+            // Sends after the stop may be refused; that is one of the allowed outcomes.
+            let _ = tx.forward(numbered(onward.clone(), &back, i)).await;
+            if i % 64 == 0 {
+                yield_now().await;
+            }
+        }
+    };
+    let receive = async {
+        let mut received = 0;
+        while rx
+            .receive_timeout::<u32>(Duration::from_secs(1))
+            .await
+            .is_ok()
+        {
+            received += 1;
+            if received == 100 {
+                m.stop().await.expect("stop the middle node");
+            }
+        }
+        received
+    };
+    let ((), received) = futures::join!(send, receive);
+    assert!(received >= 100, "only {received} replies before the stop");
+    assert!(started.elapsed() < STEP, "took {:?}", started.elapsed());
+    m.stop().await.expect("a second stop is harmless");
+
+    for i in 0..3 {
+        let started = Instant::now();
+        let sent = ctx
+            .send(route![channel.address(), "echoer"], format!("during {i}"))
+            .await;
+        // The first message may go into the dying connection and be lost (a
+        // timeout); later ones find the middle node refusing connections.
+        if sent.is_ok() {
+            let received = ctx.receive_timeout::<String>(Duration::from_secs(2)).await;
+            assert!(
+                matches!(
+                    received,
+                    Err(Error::Timeout(_)
+                        | Error::Node(
+                            NodeError::ConnectFailed { .. } | NodeError::ConnectionClosed { .. }
+                        ))
+                ),
+                "unexpected: {received:?}"
+            );
+        }
+        assert!(started.elapsed() < STEP);
+    }
+
+    let m = start::<H>(short_options()).await;
+    let bound = within::<H, _>(STEP, "listening again", async {
+        loop {
+            // The port may take a moment to be free again after the stop.
+            match m.listen(&m_addr).await {
+                Ok(bound) => break bound,
+                Err(_) => H::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    })
+    .await;
+    assert_eq!(bound.to_string(), m_addr);
+    let channel = a
+        .create_secure_channel(to_b(), &bob, TrustEveryone)
+        .await
+        .expect("a new channel through the restarted middle node");
+    let reply = ask(&mut ctx, route![channel.address(), "echoer"], "after").await;
+    assert_eq!(reply.body(), "after");
+    for node in [a, m, b] {
+        node.stop().await.expect("stop");
+    }
+}
+
+/// The responder stops: it closes its channel ends and tells the initiator, whose
+/// channel address then goes; a send through it fails at once.
+pub async fn error_responder_stopped<H: Harness>() {
+    let alice = identity();
+    let (b, b_addr) = responder::<H>(short_options(), &alice, TrustEveryone).await;
+    let a = start::<H>(short_options()).await;
+    let channel = a
+        .create_secure_channel(
+            route![tcp(b_addr.as_str()), "secure"],
+            &identity(),
+            TrustEveryone,
+        )
+        .await
+        .expect("channel");
+    let mut ctx = a.context("app").await.expect("context");
+    let reply = ask(&mut ctx, route![channel.address(), "echoer"], "before").await;
+    assert_eq!(reply.body(), "before");
+
+    b.stop().await.expect("stop the responder");
+    // The close record crosses the connection; wait, bounded, until the initiator
+    // has taken it.
+    let error = within::<H, _>(STEP, "the channel closing", async {
+        loop {
+            match ctx
+                .send(route![channel.address(), "echoer"], "after".to_owned())
+                .await
+            {
+                Err(error) => break error,
+                Ok(()) => H::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    })
+    .await;
+    assert!(
+        matches!(&error, Error::Node(NodeError::UnknownAddress(address)) if address == channel.address()),
+        "unexpected error: {error}"
+    );
+    a.stop().await.expect("stop");
+}
+
+// ---- no deadlock --------------------------------------------------------------------
+
+fn numbered(onward: Route, back: &Address, i: u32) -> TransportMessage {
+    let mut payload = Vec::new();
+    ciborium::into_writer(&i, &mut payload).expect("encode");
+    TransportMessage::new(onward, Route::from(back.clone()), payload)
+}
+
+/// Sends [`PIPELINED`] numbers along `onward` from one context while another receives
+/// the replies, concurrently, and checks every one arrives.
+async fn pipeline(tx: Context, mut rx: Context, onward: Route) {
+    let back = rx.address().clone();
+    let send = async {
+        for i in 0..PIPELINED {
+            tx.forward(numbered(onward.clone(), &back, i))
+                .await
+                .expect("send");
+            if i % 64 == 0 {
+                yield_now().await;
+            }
+        }
+    };
+    let receive = async {
+        let mut seen = BTreeSet::new();
+        while seen.len() < PIPELINED as usize {
+            let reply: Routed<u32> = rx.receive().await.expect("reply");
+            assert!(seen.insert(*reply.body()), "duplicate {}", reply.body());
+        }
+    };
+    futures::join!(send, receive);
+}
+
+/// Yields once to the executor, so the sender and the receiver interleave.
+async fn yield_now() {
+    let mut yielded = false;
+    futures::future::poll_fn(|cx| {
+        if yielded {
+            std::task::Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+}
+
+/// 10,000 messages pipelined through three hop workers and back.
+pub async fn pipelined_three_hops<H: Harness>() {
+    let node = start::<H>(options()).await;
+    for hop in ["h1", "h2", "h3"] {
+        node.start_worker(hop, Hop).await.expect("hop");
+    }
+    node.start_worker("echoer", NumberEchoer)
+        .await
+        .expect("echoer");
+    let tx = node.context("tx").await.expect("context");
+    let rx = node.context("rx").await.expect("context");
+    pipeline(tx, rx, route!["h1", "h2", "h3", "echoer"]).await;
+    node.stop().await.expect("stop");
+}
+
+/// 10,000 messages pipelined through a secure channel over two TCP hops.
+pub async fn pipelined_secure_channel_two_tcp_hops<H: Harness>() {
+    let alice = identity();
+    let (b, b_addr) = responder::<H>(options(), &alice, TrustEveryone).await;
+    b.start_worker("numbers", NumberEchoer)
+        .await
+        .expect("echoer");
+    let m = start::<H>(options()).await;
+    let m_addr = listen::<H>(&m).await;
+    let a = start::<H>(options()).await;
+    let channel: SecureChannel = a
+        .create_secure_channel(
+            route![tcp(m_addr.as_str()), tcp(b_addr.as_str()), "secure"],
+            &identity(),
+            TrustEveryone,
+        )
+        .await
+        .expect("channel");
+    let tx = a.context("tx").await.expect("context");
+    let rx = a.context("rx").await.expect("context");
+    pipeline(tx, rx, route![channel.address(), "numbers"]).await;
+    for node in [a, m, b] {
+        node.stop().await.expect("stop");
+    }
+}
+
+// ---- bad peers ----------------------------------------------------------------------
+
+/// Connects a raw client to `peer`, sends `bytes`, and reports whether the node then
+/// disconnected it (EOF or reset) within a few seconds.
+fn disconnected_after(peer: SocketAddr, bytes: Vec<u8>) -> Result<(), String> {
+    let mut stream = std::net::TcpStream::connect(peer).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    stream.write_all(&bytes).map_err(|e| e.to_string())?;
+    let mut buf = [0u8; 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {} // the node's own preamble
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err("still connected after 5 s".to_owned())
+            }
+            Err(_) => return Ok(()),
+        }
+    }
+}
+
+/// A peer that sends a wrong preamble, one that sends an oversized frame length, and
+/// one that sends garbage after a good preamble are each disconnected, while the node
+/// keeps serving a well-behaved peer.
+pub async fn bad_peers_disconnected<H: Harness>() {
+    let b = start::<H>(options()).await;
+    let b_addr = listen::<H>(&b).await;
+    b.start_worker("echoer", Echoer).await.expect("echoer");
+    let a = start::<H>(options()).await;
+    let mut ctx = a.context("app").await.expect("context");
+    let to_b = || route![tcp(b_addr.as_str()), "echoer"];
+    assert_eq!(ask(&mut ctx, to_b(), "first").await.body(), "first");
+
+    let peer: SocketAddr = b_addr.parse().expect("socket address");
+    let max_frame = options().core.max_frame_len;
+    let mut oversized = PREAMBLE.to_vec();
+    oversized.extend_from_slice(&(max_frame + 1).to_be_bytes());
+    let mut garbage = PREAMBLE.to_vec();
+    garbage.extend_from_slice(&8u32.to_be_bytes());
+    garbage.extend_from_slice(&[0xff; 8]);
+    let cases = [
+        ("wrong preamble", b"GET / HTTP/1.1\r\n\r\n".to_vec()),
+        ("oversized frame", oversized),
+        ("garbage frame", garbage),
+    ];
+    // The three bad clients run at once, each on its own thread, while the good peer
+    // keeps exchanging messages until they are all done.
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let bad = async {
+        let results = futures::future::join_all(cases.map(|(what, bytes)| async move {
+            (
+                what,
+                blocking(move || disconnected_after(peer, bytes)).await,
+            )
+        }))
+        .await;
+        done.store(true, std::sync::atomic::Ordering::Release);
+        results
+    };
+    let good = async {
+        let mut exchanged = 0;
+        while exchanged < 5 || !done.load(std::sync::atomic::Ordering::Acquire) {
+            let text = format!("meanwhile {exchanged}");
+            assert_eq!(ask(&mut ctx, to_b(), &text).await.body(), &text);
+            exchanged += 1;
+            yield_now().await;
+        }
+    };
+    let (results, ()) = futures::join!(bad, good);
+    for (what, result) in results {
+        assert_eq!(result, Ok(()), "{what}");
+    }
+    assert_eq!(ask(&mut ctx, to_b(), "after").await.body(), "after");
+    let stats = b.stats();
+    assert!(stats.connections_refused >= 3, "{stats:?}");
+    a.stop().await.expect("stop");
+    b.stop().await.expect("stop");
+}
