@@ -45,9 +45,10 @@ use onward_protocol::api::{self, BoxFuture, Listener, Runtime, Stream};
 /// The whole sans-IO core and async layer, for what the re-exports above leave out.
 pub use onward_protocol as protocol;
 pub use onward_protocol::api::{
-    Any, Context, Error, Message, NodeOptions, Result, Routed, SecureChannel, Worker,
+    Any, Bytes, Context, Error, Message, NodeOptions, Result, Routed, SecureChannel, Sender, Worker,
 };
 pub use onward_protocol::identity::{Identifier, Identity};
+pub use onward_protocol::node::NodeError;
 pub use onward_protocol::trust::{TrustAnyOf, TrustEveryone, TrustIdentifier, TrustPolicy};
 pub use onward_protocol::{route, tcp, Address, Route, TransportMessage};
 

@@ -1,6 +1,6 @@
 //! onward on tokio.
 //!
-//! This crate implements onward's [`Runtime`](onward_protocol::api::Runtime) for tokio
+//! This crate implements onward's [`Runtime`] for tokio
 //! and re-exports the node API, so that an application reads:
 //!
 //! ```no_run
@@ -43,7 +43,7 @@ use onward_protocol::api::{self, BoxFuture, Listener, Runtime, Stream};
 /// The whole sans-IO core and async layer, for what the re-exports above leave out.
 pub use onward_protocol as protocol;
 pub use onward_protocol::api::{
-    Any, Context, Error, Message, NodeOptions, Result, Routed, SecureChannel, Worker,
+    Any, Bytes, Context, Error, Message, NodeOptions, Result, Routed, SecureChannel, Sender, Worker,
 };
 pub use onward_protocol::identity::{Identifier, Identity};
 /// What [`Error::Node`] holds, so callers can match on it.
@@ -51,13 +51,26 @@ pub use onward_protocol::node::NodeError;
 pub use onward_protocol::trust::{TrustAnyOf, TrustEveryone, TrustIdentifier, TrustPolicy};
 pub use onward_protocol::{route, tcp, Address, Route, TransportMessage};
 
-/// tokio as an onward [`Runtime`]: tasks are spawned on the current tokio runtime.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Tokio;
+/// tokio as an onward [`Runtime`]: tasks are spawned on the tokio runtime that was
+/// current when it was made, from whatever thread asks (a node dropped outside the
+/// runtime still stops cleanly; after the runtime has shut down, spawning does nothing).
+#[derive(Debug, Clone)]
+pub struct Tokio(tokio::runtime::Handle);
+
+impl Tokio {
+    /// The tokio runtime this is called from.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime, as [`tokio::runtime::Handle::current`] does.
+    pub fn current() -> Self {
+        Self(tokio::runtime::Handle::current())
+    }
+}
 
 impl Runtime for Tokio {
     fn spawn(&self, task: BoxFuture<'static, ()>) {
-        drop(tokio::spawn(task));
+        drop(self.0.spawn(task));
     }
 
     fn connect(&self, peer: String) -> BoxFuture<'static, std::io::Result<Stream>> {
@@ -99,7 +112,7 @@ impl Node {
     ///
     /// As [`api::Node::start_on`].
     pub async fn start_with(options: NodeOptions) -> Result<Node> {
-        api::Node::start_on(Arc::new(Tokio), options)
+        api::Node::start_on(Arc::new(Tokio::current()), options)
             .await
             .map(Node)
     }

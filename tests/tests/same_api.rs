@@ -14,13 +14,17 @@ macro_rules! same_api {
             use onward_protocol as p;
             #[allow(unused_imports)]
             use $krate::{
-                protocol, route, tcp, Address, Any, Context, Error, Identifier, Identity, Message,
-                Node, NodeOptions, Result, Route, Routed, SecureChannel, TransportMessage,
-                TrustAnyOf, TrustEveryone, TrustIdentifier, TrustPolicy, Worker,
+                protocol, route, tcp, Address, Any, Bytes, Context, Error, Identifier, Identity,
+                Message, Node, NodeError, NodeOptions, Result, Route, Routed, SecureChannel,
+                Sender, TransportMessage, TrustAnyOf, TrustEveryone, TrustIdentifier, TrustPolicy,
+                Worker,
             };
 
             same(P::<Address>, P::<p::Address>);
             same(P::<Any>, P::<p::api::Any>);
+            same(P::<Bytes>, P::<p::api::Bytes>);
+            same(P::<NodeError>, P::<p::node::NodeError>);
+            same(P::<Sender>, P::<p::api::Sender>);
             same(P::<Context>, P::<p::api::Context>);
             same(P::<Error>, P::<p::api::Error>);
             same(P::<Identifier>, P::<p::identity::Identifier>);

@@ -84,11 +84,7 @@ impl Context {
     /// [`Error::Timeout`] if an application context waited the send timeout for a
     /// congested first hop.
     pub async fn send<M: Message>(&self, route: impl Into<Route>, body: M) -> Result<()> {
-        let mut payload = Vec::new();
-        ciborium::into_writer(&body, &mut payload).map_err(|e| Error::Encode(e.to_string()))?;
-        let message =
-            TransportMessage::new(route.into(), Route::from(self.address.clone()), payload);
-        self.forward(message).await
+        self.sender_ref().send(route, body).await
     }
 
     /// Sends a message with the routes it carries, unchanged: for workers that pass
@@ -98,10 +94,25 @@ impl Context {
     ///
     /// As [`send`](Self::send).
     pub async fn forward(&self, message: TransportMessage) -> Result<()> {
-        if self.may_wait {
-            self.shared.wait_uncongested(&message.onward_route).await?;
+        self.sender_ref().forward(message).await
+    }
+
+    /// A handle that sends as this context (replies come to this context's mailbox),
+    /// to send from another task while this one receives.
+    pub fn sender(&self) -> Sender {
+        Sender {
+            address: self.address.clone(),
+            shared: self.shared.clone(),
+            may_wait: self.may_wait,
         }
-        self.shared.send(&self.address, message)
+    }
+
+    fn sender_ref(&self) -> SenderRef<'_> {
+        SenderRef {
+            address: &self.address,
+            shared: &self.shared,
+            may_wait: self.may_wait,
+        }
     }
 
     /// The verified identifier of the peer at the other end of the secure channel whose
@@ -161,5 +172,79 @@ impl Context {
             Some(Err(error)) => Err(Error::Node(error)),
             None => Err(Error::Stopped),
         }
+    }
+}
+
+/// A cloneable handle that sends as a [`Context`]: the return route of what it sends
+/// is that context's address. Get one with [`Context::sender`].
+#[derive(Clone)]
+pub struct Sender {
+    address: Address,
+    shared: Arc<Shared>,
+    may_wait: bool,
+}
+
+impl fmt::Debug for Sender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sender {
+    /// The address replies go to.
+    pub fn address(&self) -> &Address {
+        &self.address
+    }
+
+    /// As [`Context::send`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Context::send`].
+    pub async fn send<M: Message>(&self, route: impl Into<Route>, body: M) -> Result<()> {
+        self.as_ref().send(route, body).await
+    }
+
+    /// As [`Context::forward`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Context::send`].
+    pub async fn forward(&self, message: TransportMessage) -> Result<()> {
+        self.as_ref().forward(message).await
+    }
+
+    fn as_ref(&self) -> SenderRef<'_> {
+        SenderRef {
+            address: &self.address,
+            shared: &self.shared,
+            may_wait: self.may_wait,
+        }
+    }
+}
+
+/// What sending needs, borrowed from a context or a sender.
+struct SenderRef<'a> {
+    address: &'a Address,
+    shared: &'a Arc<Shared>,
+    may_wait: bool,
+}
+
+impl SenderRef<'_> {
+    async fn send<M: Message>(&self, route: impl Into<Route>, body: M) -> Result<()> {
+        let mut payload = Vec::new();
+        ciborium::into_writer(&body, &mut payload).map_err(|e| Error::Encode(e.to_string()))?;
+        let message =
+            TransportMessage::new(route.into(), Route::from(self.address.clone()), payload);
+        self.forward(message).await
+    }
+
+    async fn forward(&self, message: TransportMessage) -> Result<()> {
+        if self.may_wait {
+            self.shared.wait_uncongested(&message.onward_route).await?;
+        }
+        self.shared.send(self.address, message)
     }
 }

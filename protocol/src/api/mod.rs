@@ -26,7 +26,7 @@ mod signal;
 mod worker;
 
 pub use bytes::Bytes;
-pub use context::Context;
+pub use context::{Context, Sender};
 pub use error::{Error, Result};
 pub use node::{Node, NodeOptions, SecureChannel};
 pub use runtime::{BoxFuture, Listener, Runtime, Stream};

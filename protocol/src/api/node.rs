@@ -470,10 +470,28 @@ impl Shared {
 
 /// A node: workers, contexts, TCP listeners and secure channels around one node core.
 ///
-/// Cloning a `Node` gives another handle on the same node.
+/// Cloning a `Node` gives another handle on the same node. When the last handle is
+/// dropped without [`stop`](Node::stop), the node stops by itself in the background.
 #[derive(Clone)]
 pub struct Node {
     shared: Arc<Shared>,
+    _handle: Arc<LastHandle>,
+}
+
+/// Stops the node when the last [`Node`] handle goes.
+struct LastHandle(Arc<Shared>);
+
+impl Drop for LastHandle {
+    fn drop(&mut self) {
+        if self.0.stopping.is_fired() {
+            return;
+        }
+        let shared = self.0.clone();
+        // Not counted as a node task: it is the one that waits for them.
+        self.0.runtime.spawn(Box::pin(async move {
+            let _ = stop(&shared).await;
+        }));
+    }
 }
 
 impl fmt::Debug for Node {
@@ -512,7 +530,11 @@ impl Node {
         let timer = shared.clone();
         shared.spawn(async move { timer.timer_loop(wake).await });
         tracing::debug!("node started");
-        Ok(Node { shared })
+        let handle = Arc::new(LastHandle(shared.clone()));
+        Ok(Node {
+            shared,
+            _handle: handle,
+        })
     }
 
     /// Listens for TCP connections on `address` (`host:port`; port 0 picks a free
@@ -658,36 +680,40 @@ impl Node {
     ///
     /// None today.
     pub async fn stop(&self) -> Result<()> {
-        {
-            let now = self.shared.runtime.now();
-            let mut d = self.shared.driver();
-            if d.stopping {
-                return Ok(());
-            }
-            d.stopping = true;
-            let channels: Vec<Address> = d.channels.iter().cloned().collect();
-            for channel in channels {
-                d.core.close_channel(&channel, now);
-            }
-            self.shared.dispatch(&mut d);
-            // Closing the channels ends mailboxes and writers once drained.
-            d.mailboxes.clear();
-            for (_, handle) in std::mem::take(&mut d.connections) {
-                drop(handle.writer);
-            }
-            d.pending_channels.clear();
-        }
-        self.shared.stopping.fire();
-        let grace = self.shared.options.stop_grace;
-        let deadline = self.shared.runtime.now() + grace;
-        while self.shared.tasks.load(Ordering::Acquire) > 0 && self.shared.runtime.now() < deadline
-        {
-            self.shared.runtime.sleep(Duration::from_millis(5)).await;
-        }
-        self.shared.halt.fire();
-        tracing::debug!("node stopped");
-        Ok(())
+        stop(&self.shared).await
     }
+}
+
+/// Stops the node behind `shared`; see [`Node::stop`].
+async fn stop(shared: &Arc<Shared>) -> Result<()> {
+    {
+        let now = shared.runtime.now();
+        let mut d = shared.driver();
+        if d.stopping {
+            return Ok(());
+        }
+        d.stopping = true;
+        let channels: Vec<Address> = d.channels.iter().cloned().collect();
+        for channel in channels {
+            d.core.close_channel(&channel, now);
+        }
+        shared.dispatch(&mut d);
+        // Closing the channels ends mailboxes and writers once drained.
+        d.mailboxes.clear();
+        for (_, handle) in std::mem::take(&mut d.connections) {
+            drop(handle.writer);
+        }
+        d.pending_channels.clear();
+    }
+    shared.stopping.fire();
+    let grace = shared.options.stop_grace;
+    let deadline = shared.runtime.now() + grace;
+    while shared.tasks.load(Ordering::Acquire) > 0 && shared.runtime.now() < deadline {
+        shared.runtime.sleep(Duration::from_millis(5)).await;
+    }
+    shared.halt.fire();
+    tracing::debug!("node stopped");
+    Ok(())
 }
 
 async fn run_worker<W: Worker>(mut worker: W, mut ctx: Context) {
