@@ -4,6 +4,8 @@
 
 pub mod channel;
 pub mod framing;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod identity;
 pub mod message;
 pub mod noise;
