@@ -3,9 +3,9 @@
 //! A stream transport (TCP) carries, in each direction, the [`PREAMBLE`] once and then
 //! frames: a 4-byte big-endian length followed by that many bytes. [`FrameDecoder`]
 //! takes the received stream in any chunking and yields whole frames; it checks the
-//! preamble byte by byte, so a peer that does not speak onward is refused at its first
-//! wrong byte, and it checks each length prefix against the maximum frame size before
-//! any buffer grows.
+//! preamble's magic byte by byte, so a peer that does not speak onward is refused at
+//! its first wrong byte, judges the version once both of its bytes are in, and checks
+//! each length prefix against the maximum frame size before any buffer grows.
 
 use std::collections::VecDeque;
 
@@ -87,8 +87,12 @@ pub fn encode_frame(
 
 #[derive(Debug)]
 enum State {
-    /// This many preamble bytes have been received and checked.
+    /// This many bytes of the preamble's magic have been received and checked.
     Preamble { seen: usize },
+    /// The magic is complete and the first version byte is `hi`: the version is judged
+    /// once its second byte arrives, so that the error names the peer's version
+    /// whatever the chunking.
+    Version { hi: u8 },
     /// Receiving a length prefix.
     Header {
         bytes: [u8; FRAME_HEADER_LEN],
@@ -148,7 +152,10 @@ impl FrameDecoder {
 
     /// Whether the whole preamble has been received and accepted.
     pub fn preamble_received(&self) -> bool {
-        !matches!(self.state, State::Preamble { .. } | State::Failed(_))
+        !matches!(
+            self.state,
+            State::Preamble { .. } | State::Version { .. } | State::Failed(_)
+        )
     }
 
     /// Takes bytes received from the stream.
@@ -169,19 +176,35 @@ impl FrameDecoder {
                         Some(split) => split,
                         None => break,
                     };
-                    let expected = PREAMBLE.get(*seen).copied().unwrap_or_default();
-                    if byte != expected {
-                        let error = preamble_error(*seen, byte, expected, input);
-                        return Err(self.fail(error));
-                    }
-                    *seen += 1;
                     input = rest;
-                    if *seen == PREAMBLE.len() {
-                        self.state = State::Header {
-                            bytes: [0; FRAME_HEADER_LEN],
-                            seen: 0,
-                        };
+                    match PREAMBLE_MAGIC.get(*seen).copied() {
+                        Some(expected) if byte != expected => {
+                            let error = FramingError::NotOnward {
+                                offset: *seen,
+                                byte,
+                                expected,
+                            };
+                            return Err(self.fail(error));
+                        }
+                        Some(_) => *seen += 1,
+                        // The magic is complete: this is the first version byte.
+                        None => self.state = State::Version { hi: byte },
                     }
+                }
+                State::Version { hi } => {
+                    let (&lo, rest) = match input.split_first() {
+                        Some(split) => split,
+                        None => break,
+                    };
+                    input = rest;
+                    let version = u16::from_be_bytes([*hi, lo]);
+                    if version != STREAM_VERSION {
+                        return Err(self.fail(FramingError::UnsupportedVersion(version)));
+                    }
+                    self.state = State::Header {
+                        bytes: [0; FRAME_HEADER_LEN],
+                        seen: 0,
+                    };
                 }
                 State::Header { bytes, seen } => {
                     let take = (FRAME_HEADER_LEN - *seen).min(input.len());
@@ -250,30 +273,6 @@ impl FrameDecoder {
         tracing::debug!(%error, "stream refused");
         self.state = State::Failed(error.clone());
         error
-    }
-}
-
-/// The error for a wrong preamble byte at `offset`: within the magic the peer is not
-/// onward at all; within the version it is onward of another version, which is known
-/// once both version bytes are seen (or, failing that, reported as not onward).
-fn preamble_error(offset: usize, byte: u8, expected: u8, input: &[u8]) -> FramingError {
-    let magic_len = PREAMBLE_MAGIC.len();
-    if offset < magic_len {
-        return FramingError::NotOnward {
-            offset,
-            byte,
-            expected,
-        };
-    }
-    // In the version: `input` starts at the first wrong byte.
-    let (hi, lo) = if offset == magic_len {
-        (Some(byte), input.get(1).copied())
-    } else {
-        (PREAMBLE.get(magic_len).copied(), Some(byte))
-    };
-    match (hi, lo) {
-        (Some(hi), Some(lo)) => FramingError::UnsupportedVersion(u16::from_be_bytes([hi, lo])),
-        _ => FramingError::UnsupportedVersion(u16::from_be_bytes([byte, 0])),
     }
 }
 
@@ -350,7 +349,38 @@ mod tests {
         );
         let mut d = FrameDecoder::default();
         d.handle_bytes(b"onward").unwrap();
-        d.handle_bytes(b"\x03").unwrap_err();
+        // The version is judged once both of its bytes are in.
+        d.handle_bytes(b"\x03").unwrap();
+        assert!(!d.preamble_received());
+        assert_eq!(
+            d.handle_bytes(b"\x07"),
+            Err(FramingError::UnsupportedVersion(0x0307))
+        );
+    }
+
+    #[test]
+    fn the_version_reported_is_the_peers_whatever_the_chunking() {
+        // A regression found by the `frames` fuzz target: with the stream cut after
+        // the first version byte, the decoder used to report version 0xb000.
+        let stream = b"onward\xb0\x02";
+        for cut in 0..=stream.len() {
+            let mut d = FrameDecoder::default();
+            let first = d.handle_bytes(&stream[..cut]);
+            let second = d.handle_bytes(&stream[cut..]);
+            assert_eq!(
+                first.and(second),
+                Err(FramingError::UnsupportedVersion(0xb002)),
+                "cut at {cut}"
+            );
+        }
+        let mut d = FrameDecoder::default();
+        for b in &stream[..stream.len() - 1] {
+            d.handle_bytes(std::slice::from_ref(b)).unwrap();
+        }
+        assert_eq!(
+            d.handle_bytes(b"\x02"),
+            Err(FramingError::UnsupportedVersion(0xb002))
+        );
     }
 
     #[test]
@@ -488,7 +518,9 @@ mod tests {
                 None => {
                     // The reference refuses: the decoder refused too, or is still waiting
                     // for the rest of a preamble that matches so far.
-                    let partial_preamble = bytes.len() < PREAMBLE.len() && PREAMBLE.starts_with(&bytes);
+                    // (The version is judged only once both of its bytes are in.)
+                    let magic = &bytes[..bytes.len().min(PREAMBLE_MAGIC.len())];
+                    let partial_preamble = bytes.len() < PREAMBLE.len() && PREAMBLE_MAGIC.starts_with(magic);
                     prop_assert!(failed || partial_preamble);
                 }
             }

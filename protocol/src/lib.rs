@@ -83,6 +83,8 @@
 pub mod api;
 pub mod channel;
 pub mod framing;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod identity;
 pub mod message;
 pub mod node;
