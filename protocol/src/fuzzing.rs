@@ -40,6 +40,10 @@ use crate::route;
 use crate::routing::{Address, AddressError, Route, TransportType, MAX_ADDRESS_LEN, MAX_ROUTE_LEN};
 use crate::trust::TrustEveryone;
 
+mod node;
+
+pub use node::node;
+
 /// A fuzz target: bytes in, a panic out only when an invariant is broken.
 pub type Target = fn(&[u8]);
 
@@ -54,6 +58,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("channel", channel),
     ("channel_handshake", channel_handshake),
     ("replay_window", replay_window),
+    ("node", node),
 ];
 
 // ---- input cursor -------------------------------------------------------------------
@@ -1360,6 +1365,28 @@ pub fn seeds(target: &str) -> Vec<(&'static str, Vec<u8>)> {
             ("confirm-altered", vec![0x1c, 0, 0, 12, 0x01]),
             ("timeout", vec![0x14, 100]),
             ("before-timeout", vec![0x1c, 99]),
+        ],
+        "node" => vec![
+            (
+                "echo-over-tcp",
+                vec![0, 0, 3, b'h', b'i', b'!', 1, 1, 2, 7, 4, 7, 10],
+            ),
+            (
+                "channel",
+                vec![
+                    7, 1, 1, 2, 7, 4, 7, 2, 7, 4, 7, 0, 4, 2, b'o', b'k', 2, 7, 4, 7, 10, 8, 0, 2,
+                    7,
+                ],
+            ),
+            (
+                "garbage",
+                [&[6u8, 20][..], &[9; 20], &[1, 6, 5], b"onwx!", &[0, 0]].concat(),
+            ),
+            ("timeouts", vec![7, 11, 0xff, 0xff, 1, 0, 11, 0xff, 0xff]),
+            (
+                "refused-and-reset",
+                vec![0, 1, 0, 1, 0, 7, 1, 1, 9, 0, 2, 7],
+            ),
         ],
         "replay_window" => {
             let abs = |op: u8, c: u64| [&[op][..], &c.to_be_bytes()].concat();

@@ -1,0 +1,288 @@
+//! The node core fed arbitrary sequences of inputs, with its invariants checked after
+//! every step.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::channel::ChannelConfig;
+use crate::framing::PREAMBLE;
+use crate::identity::Identity;
+use crate::message::TransportMessage;
+use crate::node::{ConnectionId, NodeConfig, NodeCore, NodeStats, Output};
+use crate::random::SeededRandom;
+use crate::routing::{Address, Route};
+use crate::trust::TrustEveryone;
+use crate::{route, tcp};
+
+use super::Input;
+
+/// Small limits, so that the input reaches them.
+fn config() -> NodeConfig {
+    NodeConfig {
+        mailbox_capacity: 8,
+        max_connection_backlog: 4096,
+        max_queued_while_connecting: 4,
+        max_connections: 4,
+        max_frame_len: 2048,
+        max_channels: 6,
+        max_half_open_per_listener: 2,
+        max_local_hops: 16,
+    }
+}
+
+/// One side of the simulated world: a core and what it has asked for.
+struct Side {
+    core: NodeCore,
+    /// Transmits not yet carried, per connection.
+    pending: Vec<(ConnectionId, Vec<u8>)>,
+    /// Deliveries not yet consumed.
+    unread: Vec<Address>,
+    /// Encryptor addresses of channels this side created or accepted.
+    channels: Vec<Address>,
+    connects: Vec<ConnectionId>,
+    stats: NodeStats,
+}
+
+impl Side {
+    fn new(seed: u64) -> Self {
+        Self {
+            core: NodeCore::new(config(), Box::new(SeededRandom::new(seed))),
+            pending: Vec::new(),
+            unread: Vec::new(),
+            channels: Vec::new(),
+            connects: Vec::new(),
+            stats: NodeStats::default(),
+        }
+    }
+
+    /// Drains the outputs (a bounded number: the core must not produce without end)
+    /// and checks the invariants.
+    fn drain(&mut self) {
+        let mut n = 0;
+        while let Some(output) = self.core.poll_output() {
+            n += 1;
+            assert!(n < 100_000, "the core produced outputs without end");
+            match output {
+                Output::Deliver { address, .. } => self.unread.push(address),
+                Output::Transmit { connection, bytes } => self.pending.push((connection, bytes)),
+                Output::Connect { connection, .. } => self.connects.push(connection),
+                Output::Close { connection } => self.pending.retain(|(c, _)| *c != connection),
+                Output::Event(crate::node::NodeEvent::ChannelEstablished { address, .. }) => {
+                    self.channels.push(address);
+                }
+                Output::Event(_) => {}
+            }
+        }
+        self.check();
+    }
+
+    fn check(&mut self) {
+        let limits = config();
+        assert!(
+            self.core.channel_count() <= limits.max_channels,
+            "too many channels"
+        );
+        assert!(
+            self.core.connection_count() <= limits.max_connections,
+            "too many connections"
+        );
+        for address in &self.unread {
+            let unread = self.core.mailbox_unread(address).unwrap_or(0);
+            assert!(
+                unread <= limits.mailbox_capacity,
+                "mailbox {address} over its capacity"
+            );
+        }
+        let stats = self.core.stats();
+        assert!(
+            stats.records_rejected >= self.stats.records_rejected
+                && stats.hellos_rejected >= self.stats.hellos_rejected
+                && stats.delivery_failures >= self.stats.delivery_failures
+                && stats.connections_refused >= self.stats.connections_refused,
+            "counters went backwards"
+        );
+        self.stats = stats;
+    }
+}
+
+/// Two node cores, A and B, joined by connections the input opens, fed sends, channel
+/// commands, transmits carried (or dropped, or altered), garbage bytes, connection
+/// failures, consumed deliveries and time. After every step: no limit is exceeded, no
+/// counter goes backwards, outputs are finite, nothing panics.
+pub fn node(data: &[u8]) {
+    let mut input = Input::new(data);
+    let start = Instant::now();
+    let mut now = start;
+    let mut a = Side::new(1);
+    let mut b = Side::new(2);
+    let identity = Arc::new(Identity::from_seed(&[3; 32]).expect("a fixed seed"));
+    b.core
+        .create_channel_listener(
+            Address::local("secure"),
+            identity.clone(),
+            Arc::new(TrustEveryone),
+            ChannelConfig::default(),
+        )
+        .expect("a free address");
+    for (side, name) in [(&mut a, "app"), (&mut b, "echo")] {
+        side.core
+            .register(Address::local(name))
+            .expect("a free address");
+    }
+    // Connection pairs: (A's id, B's id).
+    let mut links: Vec<(ConnectionId, ConnectionId)> = Vec::new();
+
+    for _ in 0..256 {
+        if input.is_empty() {
+            break;
+        }
+        match input.byte() % 12 {
+            0 => {
+                let route = pick_route(&mut input, &a);
+                let len = usize::from(input.byte());
+                let payload = input.bytes(len).to_vec();
+                let message = TransportMessage::new(route, route!["app"], payload);
+                let _ = a.core.handle_send(&Address::local("app"), message, now);
+            }
+            1 => {
+                // A connection A asked for opens, and B accepts it.
+                if let Some(id) = a.connects.pop() {
+                    if input.byte() % 4 == 0 {
+                        a.core.handle_connect_failed(id, "refused", now);
+                    } else {
+                        let theirs = b.core.handle_incoming_connection("a:1".into(), now);
+                        a.core.handle_connected(id, now);
+                        links.push((id, theirs));
+                    }
+                }
+            }
+            2 | 3 => {
+                // Carry, drop or alter some of A's transmits.
+                let k = usize::from(input.byte() % 8) + 1;
+                carry(&mut a, &mut b, &links, k, &mut input, now, true);
+            }
+            4 | 5 => {
+                let k = usize::from(input.byte() % 8) + 1;
+                carry(&mut b, &mut a, &links, k, &mut input, now, false);
+            }
+            6 => {
+                // Garbage on a connection into B, or a new connection with garbage.
+                let len = usize::from(input.byte());
+                let bytes = input.bytes(len).to_vec();
+                if input.byte() % 2 == 0 {
+                    if let Some((_, theirs)) = links.first() {
+                        b.core.handle_received(*theirs, &bytes, now);
+                    }
+                } else {
+                    let id = b.core.handle_incoming_connection("evil:1".into(), now);
+                    let mut stream = if input.byte() % 2 == 0 {
+                        PREAMBLE.to_vec()
+                    } else {
+                        Vec::new()
+                    };
+                    stream.extend_from_slice(&bytes);
+                    b.core.handle_received(id, &stream, now);
+                }
+            }
+            7 => {
+                let _ = a.core.create_channel(
+                    route![tcp("b:4000"), "secure"],
+                    identity.clone(),
+                    Arc::new(TrustEveryone),
+                    &ChannelConfig::default(),
+                    now,
+                );
+            }
+            8 => {
+                if !a.channels.is_empty() {
+                    let i = usize::from(input.byte()) % a.channels.len();
+                    let address = a.channels.remove(i);
+                    a.core.close_channel(&address, now);
+                }
+            }
+            9 => {
+                // A connection dies.
+                if !links.is_empty() {
+                    let i = usize::from(input.byte()) % links.len();
+                    let (ours, theirs) = links.remove(i);
+                    a.core.handle_connection_closed(ours, Some("reset"), now);
+                    b.core.handle_connection_closed(theirs, None, now);
+                }
+            }
+            10 => {
+                for side in [&mut a, &mut b] {
+                    if let Some(address) = side.unread.pop() {
+                        side.core.handle_consumed(&address);
+                    }
+                }
+            }
+            _ => {
+                now += Duration::from_millis(u64::from(input.u16()) * 10);
+                a.core.handle_timeout(now);
+                b.core.handle_timeout(now);
+            }
+        }
+        a.drain();
+        b.drain();
+        // Written reports keep backlogs honest.
+        for side in [&mut a, &mut b] {
+            if let Some(deadline) = side.core.poll_timeout() {
+                assert!(deadline >= start, "a deadline before the start");
+            }
+        }
+    }
+}
+
+fn pick_route(input: &mut Input<'_>, a: &Side) -> Route {
+    match input.byte() % 6 {
+        0 => route![tcp("b:4000"), "echo"],
+        1 => route![tcp("b:4000"), "secure"],
+        2 => route!["nowhere"],
+        3 => Route::new(),
+        4 => match a.channels.first() {
+            Some(channel) => route![channel.clone(), "echo"],
+            None => route![tcp("b:4000"), "missing"],
+        },
+        _ => route![tcp("c:5000"), "echo"],
+    }
+}
+
+/// Carries up to `k` of `from`'s transmits to `to` over the matching connection,
+/// dropping or altering some as the input says.
+fn carry(
+    from: &mut Side,
+    to: &mut Side,
+    links: &[(ConnectionId, ConnectionId)],
+    k: usize,
+    input: &mut Input<'_>,
+    now: Instant,
+    from_a: bool,
+) {
+    for _ in 0..k {
+        if from.pending.is_empty() {
+            return;
+        }
+        let (connection, mut bytes) = from.pending.remove(0);
+        from.core.handle_written(connection, bytes.len());
+        let peer = links
+            .iter()
+            .find(|(a, b)| {
+                if from_a {
+                    *a == connection
+                } else {
+                    *b == connection
+                }
+            })
+            .map(|(a, b)| if from_a { *b } else { *a });
+        let Some(peer) = peer else { continue };
+        match input.byte() % 8 {
+            7 => continue, // lost
+            6 if !bytes.is_empty() => {
+                let i = usize::from(input.u16()) % bytes.len();
+                bytes[i] ^= input.byte() | 1;
+            }
+            _ => {}
+        }
+        to.core.handle_received(peer, &bytes, now);
+    }
+}
