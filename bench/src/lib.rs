@@ -3,6 +3,8 @@
 //! with in the same run.
 #![forbid(unsafe_code)]
 
+pub mod rt;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
