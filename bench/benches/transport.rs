@@ -608,6 +608,21 @@ fn main() {
         serve(args.get(i + 1).map_or("", String::as_str));
         return;
     }
+    if let Some(i) = args.iter().position(|a| a == "--bulk-only") {
+        // For profiling (callgrind): only the onward bulk path, tokio, one thread.
+        let size = args
+            .get(i + 1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(LARGEST);
+        let count = args.get(i + 2).and_then(|s| s.parse().ok()).unwrap_or(1000);
+        let rt = Rt::new(Kind::Tokio, 1);
+        let rate = rt.block_on(bulk_onward(&rt, size, count));
+        println!(
+            "onward bulk, {}, {size} B x {count}: {rate:.1} MB/s",
+            rt.label()
+        );
+        return;
+    }
     let sizes = if quick() {
         Sizes {
             volume: 1 << 20,
