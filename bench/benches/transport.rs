@@ -152,14 +152,12 @@ async fn bulk_raw(rt: &Rt, size: usize, count: usize) -> f64 {
             far.reader.read_exact(&mut buf[..len]).await.unwrap();
         }
     });
-    let body = vec![0xabu8; size];
+    // The length prefix and the body in one write, as a framed sender would do.
+    let mut framed = (size as u32).to_be_bytes().to_vec();
+    framed.resize(4 + size, 0xab);
     let start = Instant::now();
     for _ in 0..count {
-        near.writer
-            .write_all(&(size as u32).to_be_bytes())
-            .await
-            .unwrap();
-        near.writer.write_all(&body).await.unwrap();
+        near.writer.write_all(&framed).await.unwrap();
     }
     near.writer.flush().await.unwrap();
     reader.await;
