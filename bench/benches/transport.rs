@@ -600,6 +600,104 @@ fn measure_two_processes(sizes: &Sizes, report: &mut Report) {
     });
 }
 
+/// The flag that makes this program measure async-std alone with one thread: its
+/// thread count is read from `ASYNC_STD_THREAD_COUNT` once per process, so the parent
+/// runs it in a child process with that variable set.
+const ASYNC_STD_ONE_THREAD: &str = "--async-std-one-thread";
+
+/// Units and bench names a child's figures may carry, as the `'static` strings
+/// [`Figure`] holds.
+fn known(s: &str) -> &'static str {
+    [BENCH_BULK, BENCH_RTT, "MB/s", "us", "msg/s"]
+        .into_iter()
+        .find(|k| *k == s)
+        .unwrap_or("?")
+}
+
+/// The child's side: measure async-std and print every figure, and the figures for
+/// the comparison between runtimes, as tab-separated lines for the parent.
+fn async_std_child(sizes: &Sizes) {
+    let rt = Rt::new(Kind::AsyncStd, 0);
+    let mut report = Report::default();
+    let figures = measure(&rt, sizes, &mut report);
+    for f in report.figures() {
+        println!(
+            "FIGURE\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            f.bench,
+            f.name,
+            f.value,
+            f.unit,
+            f.peer,
+            f.peer_value,
+            f.target.map_or("-".to_string(), |t| t.to_string()),
+            f.lower_is_better
+        );
+    }
+    println!("LABEL\t{}", figures.label);
+    for (size, value) in figures.bulk {
+        println!("BULK\t{size}\t{value}");
+    }
+    for ((hops, window), rate) in figures.rtt {
+        println!("RTT\t{hops}\t{window}\t{rate}");
+    }
+}
+
+/// Runs [`async_std_child`] in a second process with `ASYNC_STD_THREAD_COUNT=1` and
+/// adds its figures to `report`.
+fn measure_async_std_one_thread(report: &mut Report) -> RuntimeFigures {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command.arg(ASYNC_STD_ONE_THREAD);
+    if quick() {
+        command.arg("--quick");
+    }
+    let child = command
+        .env("ASYNC_STD_THREAD_COUNT", "1")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let output = rx
+        .recv_timeout(Duration::from_secs(600))
+        .expect("the async-std child did not finish within 10 minutes")
+        .unwrap();
+    assert!(output.status.success(), "the async-std child failed");
+    let mut figures = RuntimeFigures {
+        label: String::new(),
+        bulk: Vec::new(),
+        rtt: Vec::new(),
+    };
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        match fields.as_slice() {
+            ["FIGURE", bench, name, value, unit, peer, peer_value, target, lower] => {
+                report.add(Figure {
+                    bench: known(bench),
+                    name: name.to_string(),
+                    value: value.parse().unwrap(),
+                    unit: known(unit),
+                    peer: peer.to_string(),
+                    peer_value: peer_value.parse().unwrap(),
+                    target: target.parse().ok(),
+                    lower_is_better: *lower == "true",
+                });
+            }
+            ["LABEL", label] => figures.label = label.to_string(),
+            ["BULK", size, value] => figures
+                .bulk
+                .push((size.parse().unwrap(), value.parse().unwrap())),
+            ["RTT", hops, window, rate] => figures.rtt.push((
+                (hops.parse().unwrap(), window.parse().unwrap()),
+                rate.parse().unwrap(),
+            )),
+            _ => {}
+        }
+    }
+    figures
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--serve") {
@@ -632,6 +730,10 @@ fn main() {
             rtt_count: 20_000,
         }
     };
+    if args.iter().any(|a| a == ASYNC_STD_ONE_THREAD) {
+        async_std_child(&sizes);
+        return;
+    }
     let mut report = Report::default();
     let mut all = Vec::new();
     for (kind, threads) in [
@@ -644,6 +746,7 @@ fn main() {
         let rt = Rt::new(kind, threads);
         all.push(measure(&rt, &sizes, &mut report));
     }
+    all.push(measure_async_std_one_thread(&mut report));
     compare_runtimes(&all, &mut report);
     measure_two_processes(&sizes, &mut report);
     report.print_table();

@@ -114,6 +114,11 @@ impl Report {
         self.figures.push(figure);
     }
 
+    /// Every figure so far.
+    pub fn figures(&self) -> &[Figure] {
+        &self.figures
+    }
+
     /// Prints the table of every figure.
     pub fn print_table(&self) {
         println!();

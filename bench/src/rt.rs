@@ -132,8 +132,14 @@ impl Rt {
         self.kind
     }
 
-    /// "tokio, 1 thread", "smol, 2 threads", ...
+    /// "tokio, 1 thread", "smol, 2 threads", ..., and for async-std "1 worker" or
+    /// "2 workers": its `block_on` runs the caller's future on the calling thread,
+    /// beside the executor's worker threads.
     pub fn label(&self) -> String {
+        if self.kind == Kind::AsyncStd {
+            let s = if self.threads == 1 { "" } else { "s" };
+            return format!("async-std, {} worker{s}", self.threads);
+        }
         let threads = if self.threads == 1 {
             "1 thread".to_string()
         } else {
