@@ -1,14 +1,17 @@
-//! Local routing on tokio: round trips through a three-hop chain of workers and an
-//! echoer, against the same chain of tasks joined by tokio channels (the cost of
-//! plain message passing, with no routing).
+//! Local routing on every runtime (tokio, smol, async-std), with one thread and two:
+//! round trips through a three-hop chain of workers and an echoer, against the same
+//! chain of tasks joined by `futures` channels on the same runtime (the cost of plain
+//! message passing, with no routing).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Instant;
 
+use futures::channel::mpsc;
+use futures::{SinkExt, StreamExt};
+use onward_bench::rt::{Kind, Rt};
 use onward_bench::{quick, Figure, Report};
-use onward_tokio::protocol::api::Bytes;
-use onward_tokio::{route, Any, Context, Node, Result, Routed, Worker};
-use tokio::sync::mpsc;
+use onward_protocol::api::{Any, Bytes, Context, Result, Routed, Worker};
+use onward_protocol::route;
 
 struct Hop;
 
@@ -36,8 +39,8 @@ impl Worker for Echo {
     }
 }
 
-async fn onward_chain(window: usize, count: usize) -> f64 {
-    let node = Node::start().await.unwrap();
+async fn onward_chain(rt: &Rt, window: usize, count: usize) -> f64 {
+    let node = rt.node().await.unwrap();
     for hop in ["h1", "h2", "h3"] {
         node.start_worker(hop, Hop).await.unwrap();
     }
@@ -62,78 +65,81 @@ async fn onward_chain(window: usize, count: usize) -> f64 {
     rate
 }
 
-/// The same shape with tokio tasks and channels: out through three forwarding tasks
-/// to an echo task, and back through the same three.
-async fn channel_chain(window: usize, count: usize) -> f64 {
-    type Msg = (Vec<u8>, bool);
-    let (first_tx, mut rx_prev) = mpsc::unbounded_channel::<Msg>();
-    let (back_tx, mut back_rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    // Each hop forwards outbound messages on and inbound ones back.
-    let mut txs = vec![first_tx];
-    let mut return_txs: Vec<mpsc::UnboundedSender<Vec<u8>>> = vec![back_tx];
+/// The same shape with plain tasks and `futures` channels: out through three
+/// forwarding tasks to an echo task, and back through the same three.
+async fn channel_chain(rt: &Rt, window: usize, count: usize) -> f64 {
+    let (first_tx, mut input) = mpsc::unbounded::<Vec<u8>>();
+    let (last_back_tx, mut back_rx) = mpsc::unbounded::<Vec<u8>>();
+    let mut back = last_back_tx;
+    let mut tasks = Vec::new();
     for _ in 0..3 {
-        let (tx, rx) = mpsc::unbounded_channel::<Msg>();
-        let (rtx, mut rrx) = mpsc::unbounded_channel::<Vec<u8>>();
-        let back = return_txs.last().unwrap().clone();
-        let mut input = std::mem::replace(&mut rx_prev, rx);
-        let next = tx.clone();
-        tokio::spawn(async move {
+        // Each hop forwards outbound messages on and inbound ones back.
+        let (next_tx, next_rx) = mpsc::unbounded::<Vec<u8>>();
+        let (return_tx, mut return_rx) = mpsc::unbounded::<Vec<u8>>();
+        let mut out = std::mem::replace(&mut input, next_rx);
+        let mut next = next_tx;
+        let mut previous = std::mem::replace(&mut back, return_tx);
+        tasks.push(rt.spawn(async move {
             loop {
-                tokio::select! {
-                    Some((m, _)) = input.recv() => { let _ = next.send((m, true)); }
-                    Some(m) = rrx.recv() => { let _ = back.send(m); }
-                    else => break,
+                futures::select! {
+                    m = out.next() => match m {
+                        Some(m) => { let _ = next.send(m).await; }
+                        None => break,
+                    },
+                    m = return_rx.next() => match m {
+                        Some(m) => { let _ = previous.send(m).await; }
+                        None => break,
+                    },
                 }
             }
-        });
-        txs.push(tx);
-        return_txs.push(rtx);
+        }));
     }
-    let back = return_txs.last().unwrap().clone();
-    tokio::spawn(async move {
-        while let Some((m, _)) = rx_prev.recv().await {
-            let _ = back.send(m);
+    tasks.push(rt.spawn(async move {
+        while let Some(m) = input.next().await {
+            let _ = back.send(m).await;
         }
-    });
+    }));
+    let mut first_tx = first_tx;
     let start = Instant::now();
     let (mut sent, mut received) = (0, 0);
     while received < count {
         while sent - received < window && sent < count {
-            txs[0].send((vec![1; 64], true)).unwrap();
+            first_tx.send(vec![1; 64]).await.unwrap();
             sent += 1;
         }
-        back_rx.recv().await.unwrap();
+        back_rx.next().await.unwrap();
         received += 1;
     }
-    count as f64 / start.elapsed().as_secs_f64()
+    let rate = count as f64 / start.elapsed().as_secs_f64();
+    drop(first_tx);
+    drop(back_rx);
+    for task in tasks {
+        task.await;
+    }
+    rate
 }
 
 fn main() {
     let count = if quick() { 500 } else { 100_000 };
     let mut report = Report::default();
-    for threads in [1, 2] {
-        let rt = if threads == 1 {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-        } else {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap()
-        };
+    for (kind, threads) in [
+        (Kind::Tokio, 1),
+        (Kind::Tokio, 2),
+        (Kind::Smol, 1),
+        (Kind::Smol, 2),
+        (Kind::AsyncStd, 0),
+    ] {
+        let rt = Rt::new(kind, threads);
         rt.block_on(async {
             for window in [1, 10, 100, 1000] {
-                let ours = onward_chain(window, count).await;
-                let peer = channel_chain(window, count).await;
+                let ours = onward_chain(&rt, window, count).await;
+                let peer = channel_chain(&rt, window, count).await;
                 report.add(Figure {
                     bench: "local",
-                    name: format!("tokio {threads} thread(s), 3 hops + echo, {window} in flight"),
+                    name: format!("{}, 3 hops + echo, {window} in flight", rt.label()),
                     value: ours,
                     unit: "rt/s",
-                    peer: "tokio mpsc chain".into(),
+                    peer: "task chain, futures mpsc".into(),
                     peer_value: peer,
                     target: None,
                     lower_is_better: false,

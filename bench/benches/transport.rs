@@ -1,26 +1,35 @@
-//! Bulk throughput and round trips over loopback TCP, on tokio, in one process:
-//! an onward secure channel against raw TCP and TLS 1.3 (rustls, AES-256-GCM) on the
-//! same runtime and threading, measured in the same run.
+//! Bulk throughput and round trips over loopback TCP on every runtime (tokio, smol,
+//! async-std), with one thread and with two: an onward secure channel against raw TCP
+//! on the same runtime and threading, and on tokio against TLS 1.3 (rustls,
+//! AES-256-GCM), measured in the same run. Round trips are also measured with the far
+//! end in a second process: this program re-executes itself with `--serve <kind>`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use futures::channel::oneshot;
+use futures::io::{AsyncReadExt, AsyncWriteExt};
+use onward_bench::rt::{Kind, Rt};
 use onward_bench::{quick, Figure, Report};
-use onward_tokio::protocol::api::Bytes;
-use onward_tokio::{
-    route, tcp, Any, Context, Identity, Node, Result, Routed, TrustEveryone, Worker,
-};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+use onward_protocol::api::{self, Any, Bytes, Context, Result, Routed, Stream, Worker};
+use onward_protocol::identity::Identity;
+use onward_protocol::trust::TrustEveryone;
+use onward_protocol::{route, tcp, Route};
 
 const BENCH_BULK: &str = "bulk";
 const BENCH_RTT: &str = "roundtrip";
+const BENCH_RUNTIME: &str = "runtime";
 
 /// The largest body that fits one channel record with this benchmark's routes (a
 /// record carries at most 65519 bytes of plaintext, routes included).
 const LARGEST: usize = 65_000;
+
+/// How long the parent waits for a child process to report its ports.
+const CHILD_READY: Duration = Duration::from_secs(20);
 
 struct Sink {
     expected: usize,
@@ -55,107 +64,104 @@ impl Worker for Echo {
     }
 }
 
-/// Nodes for one measurement: the far end B with a channel listener, an optional
-/// middle M, and the near end A with a channel to B.
-struct Setup {
-    nodes: Vec<Node>,
-    a: Node,
-    channel: onward_tokio::SecureChannel,
-}
-
-async fn setup(hops: usize, far: impl FnOnce(&Node) -> futures_like::Ready) -> Setup {
-    let b = Node::start().await.unwrap();
+/// The far end B with a channel listener at "secure", and an optional middle node M
+/// that only listens. Returns the nodes and the route to B's listener.
+async fn far_end(rt: &Rt, hops: usize) -> (Vec<api::Node>, Route) {
+    let b = rt.node().await.unwrap();
     let b_addr = b.listen("127.0.0.1:0").await.unwrap();
     b.create_secure_channel_listener("secure", &Identity::generate().unwrap(), TrustEveryone)
         .await
         .unwrap();
-    far(&b).await;
-    let mut nodes = vec![b];
     let mut route = route![tcp(b_addr.to_string()), "secure"];
+    let mut nodes = vec![b];
     if hops == 2 {
-        let m = Node::start().await.unwrap();
+        let m = rt.node().await.unwrap();
         let m_addr = m.listen("127.0.0.1:0").await.unwrap();
         route.prepend(tcp(m_addr.to_string()));
         nodes.push(m);
     }
-    let a = Node::start().await.unwrap();
+    (nodes, route)
+}
+
+async fn stop(nodes: Vec<api::Node>) {
+    for node in nodes {
+        node.stop().await.unwrap();
+    }
+}
+
+/// Megabytes per second for `count` messages of `size` bytes.
+fn megabytes(size: usize, count: usize, elapsed: Duration) -> f64 {
+    (size * count) as f64 / elapsed.as_secs_f64() / 1e6
+}
+
+async fn bulk_onward(rt: &Rt, size: usize, count: usize) -> f64 {
+    let (tx, rx) = oneshot::channel();
+    let done = Arc::new(Mutex::new(Some(tx)));
+    let (far, route) = far_end(rt, 1).await;
+    far[0]
+        .start_worker(
+            "sink",
+            Sink {
+                expected: count,
+                seen: 0,
+                done,
+            },
+        )
+        .await
+        .unwrap();
+    let a = rt.node().await.unwrap();
     let channel = a
         .create_secure_channel(route, &Identity::generate().unwrap(), TrustEveryone)
         .await
         .unwrap();
-    Setup { nodes, a, channel }
-}
-
-impl Setup {
-    async fn stop(self) {
-        self.a.stop().await.unwrap();
-        for node in self.nodes {
-            node.stop().await.unwrap();
-        }
-    }
-}
-
-/// A tiny stand-in for a boxed future so `setup` can take async set-up code.
-mod futures_like {
-    pub type Ready = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
-}
-
-async fn bulk_onward(size: usize, count: usize) -> f64 {
-    let (tx, rx) = oneshot::channel();
-    let done = Arc::new(Mutex::new(Some(tx)));
-    let setup = setup(1, |b| {
-        let b = b.clone();
-        Box::pin(async move {
-            b.start_worker(
-                "sink",
-                Sink {
-                    expected: count,
-                    seen: 0,
-                    done,
-                },
-            )
-            .await
-            .unwrap();
-        })
-    })
-    .await;
-    let ctx = setup.a.context("app").await.unwrap();
+    let ctx = a.context("app").await.unwrap();
     let body = Bytes(vec![0xab; size]);
     let start = Instant::now();
     for _ in 0..count {
-        ctx.send(route![setup.channel.address(), "sink"], body.clone())
+        ctx.send(route![channel.address(), "sink"], body.clone())
             .await
             .unwrap();
     }
     rx.await.unwrap();
     let elapsed = start.elapsed();
     drop(ctx);
-    setup.stop().await;
-    (size * count) as f64 / elapsed.as_secs_f64() / 1e6
+    a.stop().await.unwrap();
+    stop(far).await;
+    megabytes(size, count, elapsed)
 }
 
-async fn bulk_raw(size: usize, count: usize) -> f64 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let reader = tokio::spawn(async move {
-        let (mut s, _) = listener.accept().await.unwrap();
-        s.set_nodelay(true).unwrap();
+/// A connected pair of raw TCP streams made with this runtime's own TCP types (through
+/// the runtime crate's adapter, the same I/O path onward's connections take).
+async fn raw_pair(rt: &Rt) -> (Stream, Stream) {
+    let runtime = rt.runtime();
+    let mut listener = runtime.bind("127.0.0.1:0".into()).await.unwrap();
+    let addr = listener.local_addr();
+    let accepted = rt.spawn(async move { listener.accept().await.unwrap() });
+    let near = runtime.connect(addr.to_string()).await.unwrap();
+    (near, accepted.await)
+}
+
+async fn bulk_raw(rt: &Rt, size: usize, count: usize) -> f64 {
+    let (mut near, mut far) = raw_pair(rt).await;
+    let reader = rt.spawn(async move {
         let mut buf = vec![0u8; size];
         for _ in 0..count {
-            let len = s.read_u32().await.unwrap() as usize;
-            s.read_exact(&mut buf[..len]).await.unwrap();
+            let mut len = [0u8; 4];
+            far.reader.read_exact(&mut len).await.unwrap();
+            let len = u32::from_be_bytes(len) as usize;
+            far.reader.read_exact(&mut buf[..len]).await.unwrap();
         }
     });
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.set_nodelay(true).unwrap();
-    let body = vec![0xabu8; size];
+    // The length prefix and the body in one write, as a framed sender would do.
+    let mut framed = (size as u32).to_be_bytes().to_vec();
+    framed.resize(4 + size, 0xab);
     let start = Instant::now();
     for _ in 0..count {
-        s.write_u32(size as u32).await.unwrap();
-        s.write_all(&body).await.unwrap();
+        near.writer.write_all(&framed).await.unwrap();
     }
-    reader.await.unwrap();
-    (size * count) as f64 / start.elapsed().as_secs_f64() / 1e6
+    near.writer.flush().await.unwrap();
+    reader.await;
+    megabytes(size, count, start.elapsed())
 }
 
 mod tls {
@@ -196,7 +202,11 @@ mod tls {
     }
 }
 
+/// TLS 1.3 bulk throughput, on tokio only (tokio-rustls is the ready adapter).
 async fn bulk_tls(size: usize, count: usize) -> f64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
     let (acceptor, connector) = tls::pair();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -221,36 +231,40 @@ async fn bulk_tls(size: usize, count: usize) -> f64 {
     }
     s.flush().await.unwrap();
     reader.await.unwrap();
-    (size * count) as f64 / start.elapsed().as_secs_f64() / 1e6
+    megabytes(size, count, start.elapsed())
 }
 
-/// Round-trip latencies in microseconds, with `window` messages kept in flight.
-struct Latencies(Vec<f64>);
+/// Round-trip latencies in microseconds, and the rate in messages per second.
+struct Trips {
+    latencies: Vec<f64>,
+    rate: f64,
+}
 
-impl Latencies {
+impl Trips {
     fn percentile(&self, p: f64) -> f64 {
-        let mut v = self.0.clone();
+        let mut v = self.latencies.clone();
         v.sort_by(|a, b| a.total_cmp(b));
         v[((v.len() - 1) as f64 * p).round() as usize]
     }
 }
 
-async fn rtt_onward(hops: usize, window: usize, count: usize) -> (Latencies, f64) {
-    let setup = setup(hops, |b| {
-        let b = b.clone();
-        Box::pin(async move { b.start_worker("echo", Echo).await.unwrap() })
-    })
-    .await;
-    let mut ctx = setup.a.context("app").await.unwrap();
+/// 64-byte round trips from node `a` through a new channel along `route` to the echo
+/// worker at the far end, `window` kept in flight.
+async fn rtt_onward(a: &api::Node, route: Route, window: usize, count: usize) -> Trips {
+    let channel = a
+        .create_secure_channel(route, &Identity::generate().unwrap(), TrustEveryone)
+        .await
+        .unwrap();
+    let mut ctx = a.context("app").await.unwrap();
     let body = Bytes(vec![7; 64]);
-    let mut sent = std::collections::VecDeque::new();
+    let mut sent = VecDeque::new();
     let mut latencies = Vec::with_capacity(count);
     let start = Instant::now();
     let mut sent_count = 0;
     while latencies.len() < count {
         while sent.len() < window && sent_count < count {
             sent.push_back(Instant::now());
-            ctx.send(route![setup.channel.address(), "echo"], body.clone())
+            ctx.send(route![channel.address(), "echo"], body.clone())
                 .await
                 .unwrap();
             sent_count += 1;
@@ -261,26 +275,23 @@ async fn rtt_onward(hops: usize, window: usize, count: usize) -> (Latencies, f64
     }
     let rate = count as f64 / start.elapsed().as_secs_f64();
     drop(ctx);
-    setup.stop().await;
-    (Latencies(latencies), rate)
+    a.close_secure_channel(&channel).await;
+    Trips { latencies, rate }
 }
 
-async fn rtt_raw(window: usize, count: usize) -> (Latencies, f64) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move {
-        let (mut s, _) = listener.accept().await.unwrap();
-        s.set_nodelay(true).unwrap();
-        let mut buf = [0u8; 64];
-        for _ in 0..count {
-            s.read_exact(&mut buf).await.unwrap();
-            s.write_all(&buf).await.unwrap();
-        }
-    });
-    let s = TcpStream::connect(addr).await.unwrap();
-    s.set_nodelay(true).unwrap();
-    let (mut r, mut w) = s.into_split();
-    let mut sent = std::collections::VecDeque::new();
+async fn rtt_onward_local(rt: &Rt, hops: usize, window: usize, count: usize) -> Trips {
+    let (far, route) = far_end(rt, hops).await;
+    far[0].start_worker("echo", Echo).await.unwrap();
+    let a = rt.node().await.unwrap();
+    let trips = rtt_onward(&a, route, window, count).await;
+    a.stop().await.unwrap();
+    stop(far).await;
+    trips
+}
+
+/// 64-byte round trips over a raw TCP stream to an echo server.
+async fn rtt_raw(near: &mut Stream, window: usize, count: usize) -> Trips {
+    let mut sent = VecDeque::new();
     let mut latencies = Vec::with_capacity(count);
     let body = [7u8; 64];
     let mut buf = [0u8; 64];
@@ -289,51 +300,104 @@ async fn rtt_raw(window: usize, count: usize) -> (Latencies, f64) {
     while latencies.len() < count {
         while sent.len() < window && sent_count < count {
             sent.push_back(Instant::now());
-            w.write_all(&body).await.unwrap();
+            near.writer.write_all(&body).await.unwrap();
             sent_count += 1;
         }
-        r.read_exact(&mut buf).await.unwrap();
+        near.reader.read_exact(&mut buf).await.unwrap();
         latencies.push(sent.pop_front().unwrap().elapsed().as_secs_f64() * 1e6);
     }
     let rate = count as f64 / start.elapsed().as_secs_f64();
-    server.await.unwrap();
-    (Latencies(latencies), rate)
+    Trips { latencies, rate }
 }
 
-fn runtime(threads: usize) -> tokio::runtime::Runtime {
-    if threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .enable_all()
-            .build()
-            .unwrap()
+/// Echoes everything read on `stream` until the peer closes it.
+async fn echo_stream(mut stream: Stream) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match stream.reader.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if stream.writer.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
     }
 }
 
-fn main() {
-    let quick = quick();
-    let volume = if quick { 2 << 20 } else { 256 << 20 };
-    let rtt_count = if quick { 200 } else { 20_000 };
-    let mut report = Report::default();
-    for threads in [1, 2] {
-        let rt = runtime(threads);
-        let label = if threads == 1 {
-            "1 thread"
-        } else {
-            "2 threads"
-        };
-        rt.block_on(async {
-            for size in [1024, 16 * 1024, LARGEST] {
-                let count = (volume / size).max(16);
-                let onward = bulk_onward(size, count).await;
-                let raw = bulk_raw(size, count).await;
+async fn rtt_raw_local(rt: &Rt, window: usize, count: usize) -> Trips {
+    let (mut near, far) = raw_pair(rt).await;
+    let server = rt.spawn(echo_stream(far));
+    let trips = rtt_raw(&mut near, window, count).await;
+    drop(near);
+    server.await;
+    trips
+}
+
+/// The figures of one round-trip measurement against raw TCP echo.
+fn add_rtt(report: &mut Report, name: &str, ours: &Trips, raw: &Trips) {
+    report.add(Figure {
+        bench: BENCH_RTT,
+        name: format!("{name}, p50"),
+        value: ours.percentile(0.5),
+        unit: "us",
+        peer: "raw TCP echo".into(),
+        peer_value: raw.percentile(0.5),
+        target: Some(1.0 / 1.3),
+        lower_is_better: true,
+    });
+    report.add(Figure {
+        bench: BENCH_RTT,
+        name: format!("{name}, p99"),
+        value: ours.percentile(0.99),
+        unit: "us",
+        peer: "raw TCP echo".into(),
+        peer_value: raw.percentile(0.99),
+        target: None,
+        lower_is_better: true,
+    });
+    report.add(Figure {
+        bench: BENCH_RTT,
+        name: format!("{name}, rate"),
+        value: ours.rate,
+        unit: "msg/s",
+        peer: "raw TCP echo".into(),
+        peer_value: raw.rate,
+        target: None,
+        lower_is_better: false,
+    });
+}
+
+/// The figures one runtime contributes to the comparison between runtimes.
+struct RuntimeFigures {
+    label: String,
+    /// Bulk throughput per message size, MB/s.
+    bulk: Vec<(usize, f64)>,
+    /// Round-trip rate per (hops, window), msg/s.
+    rtt: Vec<((usize, usize), f64)>,
+}
+
+/// Sizes: how much each measurement moves.
+struct Sizes {
+    volume: usize,
+    rtt_count: usize,
+}
+
+fn measure(rt: &Rt, sizes: &Sizes, report: &mut Report) -> RuntimeFigures {
+    let label = rt.label();
+    let mut figures = RuntimeFigures {
+        label: label.clone(),
+        bulk: Vec::new(),
+        rtt: Vec::new(),
+    };
+    rt.block_on(async {
+        for size in [1024, 16 * 1024, LARGEST] {
+            let count = (sizes.volume / size).max(16);
+            let onward = bulk_onward(rt, size, count).await;
+            let raw = bulk_raw(rt, size, count).await;
+            let name = format!("{label}, {size} B messages");
+            if rt.kind() == Kind::Tokio {
                 let tls = bulk_tls(size, count).await;
-                let name = format!("tokio {label}, {size} B messages");
                 report.add(Figure {
                     bench: BENCH_BULK,
                     name: name.clone(),
@@ -344,55 +408,346 @@ fn main() {
                     target: Some(1.5),
                     lower_is_better: false,
                 });
+            }
+            report.add(Figure {
+                bench: BENCH_BULK,
+                name,
+                value: onward,
+                unit: "MB/s",
+                peer: "raw TCP".into(),
+                peer_value: raw,
+                target: Some(0.7),
+                lower_is_better: false,
+            });
+            figures.bulk.push((size, onward));
+        }
+        for window in [1, 100] {
+            let raw = rtt_raw_local(rt, window, sizes.rtt_count).await;
+            for hops in [1, 2] {
+                let ours = rtt_onward_local(rt, hops, window, sizes.rtt_count).await;
+                let name = format!("{label}, {hops} hop(s), {window} in flight");
+                add_rtt(report, &name, &ours, &raw);
+                figures.rtt.push(((hops, window), ours.rate));
+            }
+        }
+    });
+    figures
+}
+
+/// "each runtime ≥ 0.8× the best runtime", for every bulk and round-trip figure.
+fn compare_runtimes(all: &[RuntimeFigures], report: &mut Report) {
+    let Some(first) = all.first() else { return };
+    for (i, (size, _)) in first.bulk.iter().enumerate() {
+        let best = all
+            .iter()
+            .max_by(|a, b| a.bulk[i].1.total_cmp(&b.bulk[i].1))
+            .unwrap();
+        for figures in all {
+            report.add(Figure {
+                bench: BENCH_RUNTIME,
+                name: format!("{}, bulk {size} B", figures.label),
+                value: figures.bulk[i].1,
+                unit: "MB/s",
+                peer: best.label.clone(),
+                peer_value: best.bulk[i].1,
+                target: Some(0.8),
+                lower_is_better: false,
+            });
+        }
+    }
+    for (i, ((hops, window), _)) in first.rtt.iter().enumerate() {
+        let best = all
+            .iter()
+            .max_by(|a, b| a.rtt[i].1.total_cmp(&b.rtt[i].1))
+            .unwrap();
+        for figures in all {
+            report.add(Figure {
+                bench: BENCH_RUNTIME,
+                name: format!(
+                    "{}, round trips, {hops} hop(s), {window} in flight",
+                    figures.label
+                ),
+                value: figures.rtt[i].1,
+                unit: "msg/s",
+                peer: best.label.clone(),
+                peer_value: best.rtt[i].1,
+                target: Some(0.8),
+                lower_is_better: false,
+            });
+        }
+    }
+}
+
+/// A far end in a second process, killed when dropped.
+struct FarProcess {
+    child: Child,
+    ports: Vec<u16>,
+}
+
+impl FarProcess {
+    /// Starts this program with `--serve <kind>` and reads the ports it prints.
+    fn start(kind: &str) -> Self {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--serve", kind])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = match rx.recv_timeout(CHILD_READY) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("the {kind} server process did not report its ports in time");
+            }
+        };
+        let ports = line
+            .split_whitespace()
+            .map(|p| p.parse().expect("a port"))
+            .collect::<Vec<u16>>();
+        assert!(
+            !ports.is_empty(),
+            "the {kind} server process printed no port"
+        );
+        FarProcess { child, ports }
+    }
+}
+
+impl Drop for FarProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The child's side: serve `kind` on tokio (one thread) and print the ports on one
+/// line; exit when the parent closes stdin or kills this process.
+fn serve(kind: &str) {
+    std::thread::spawn(|| {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        std::process::exit(0);
+    });
+    let rt = Rt::new(Kind::Tokio, 1);
+    rt.block_on(async {
+        let mut keep = Vec::new();
+        let mut keep_raw = Vec::new();
+        match kind {
+            "onward" => {
+                let b = rt.node().await.unwrap();
+                let b_addr = b.listen("127.0.0.1:0").await.unwrap();
+                b.create_secure_channel_listener(
+                    "secure",
+                    &Identity::generate().unwrap(),
+                    TrustEveryone,
+                )
+                .await
+                .unwrap();
+                b.start_worker("echo", Echo).await.unwrap();
+                let m = rt.node().await.unwrap();
+                let m_addr = m.listen("127.0.0.1:0").await.unwrap();
+                println!("{} {}", b_addr.port(), m_addr.port());
+                keep.push(b);
+                keep.push(m);
+            }
+            "raw" => {
+                let mut listener = rt.runtime().bind("127.0.0.1:0".into()).await.unwrap();
+                println!("{}", listener.local_addr().port());
+                keep_raw.push(rt.spawn(async move {
+                    while let Ok(stream) = listener.accept().await {
+                        tokio::spawn(echo_stream(stream));
+                    }
+                }));
+            }
+            other => panic!("unknown --serve kind {other:?}"),
+        }
+        std::future::pending::<()>().await;
+    });
+}
+
+/// Round trips with the far end (and the middle node) in a second process.
+fn measure_two_processes(sizes: &Sizes, report: &mut Report) {
+    let raw_far = FarProcess::start("raw");
+    let onward_far = FarProcess::start("onward");
+    let rt = Rt::new(Kind::Tokio, 1);
+    let label = format!("two processes, {}", rt.label());
+    rt.block_on(async {
+        let a = rt.node().await.unwrap();
+        for window in [1, 100] {
+            let mut near = rt
+                .runtime()
+                .connect(format!("127.0.0.1:{}", raw_far.ports[0]))
+                .await
+                .unwrap();
+            let raw = rtt_raw(&mut near, window, sizes.rtt_count).await;
+            drop(near);
+            for hops in [1, 2] {
+                let mut route = route![tcp(format!("127.0.0.1:{}", onward_far.ports[0])), "secure"];
+                if hops == 2 {
+                    route.prepend(tcp(format!("127.0.0.1:{}", onward_far.ports[1])));
+                }
+                let ours = rtt_onward(&a, route, window, sizes.rtt_count).await;
+                let name = format!("{label}, {hops} hop(s), {window} in flight");
+                add_rtt(report, &name, &ours, &raw);
+            }
+        }
+        a.stop().await.unwrap();
+    });
+}
+
+/// The flag that makes this program measure async-std alone with one thread: its
+/// thread count is read from `ASYNC_STD_THREAD_COUNT` once per process, so the parent
+/// runs it in a child process with that variable set.
+const ASYNC_STD_ONE_THREAD: &str = "--async-std-one-thread";
+
+/// Units and bench names a child's figures may carry, as the `'static` strings
+/// [`Figure`] holds.
+fn known(s: &str) -> &'static str {
+    [BENCH_BULK, BENCH_RTT, "MB/s", "us", "msg/s"]
+        .into_iter()
+        .find(|k| *k == s)
+        .unwrap_or("?")
+}
+
+/// The child's side: measure async-std and print every figure, and the figures for
+/// the comparison between runtimes, as tab-separated lines for the parent.
+fn async_std_child(sizes: &Sizes) {
+    let rt = Rt::new(Kind::AsyncStd, 0);
+    let mut report = Report::default();
+    let figures = measure(&rt, sizes, &mut report);
+    for f in report.figures() {
+        println!(
+            "FIGURE\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            f.bench,
+            f.name,
+            f.value,
+            f.unit,
+            f.peer,
+            f.peer_value,
+            f.target.map_or("-".to_string(), |t| t.to_string()),
+            f.lower_is_better
+        );
+    }
+    println!("LABEL\t{}", figures.label);
+    for (size, value) in figures.bulk {
+        println!("BULK\t{size}\t{value}");
+    }
+    for ((hops, window), rate) in figures.rtt {
+        println!("RTT\t{hops}\t{window}\t{rate}");
+    }
+}
+
+/// Runs [`async_std_child`] in a second process with `ASYNC_STD_THREAD_COUNT=1` and
+/// adds its figures to `report`.
+fn measure_async_std_one_thread(report: &mut Report) -> RuntimeFigures {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command.arg(ASYNC_STD_ONE_THREAD);
+    if quick() {
+        command.arg("--quick");
+    }
+    let child = command
+        .env("ASYNC_STD_THREAD_COUNT", "1")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let output = rx
+        .recv_timeout(Duration::from_secs(600))
+        .expect("the async-std child did not finish within 10 minutes")
+        .unwrap();
+    assert!(output.status.success(), "the async-std child failed");
+    let mut figures = RuntimeFigures {
+        label: String::new(),
+        bulk: Vec::new(),
+        rtt: Vec::new(),
+    };
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        match fields.as_slice() {
+            ["FIGURE", bench, name, value, unit, peer, peer_value, target, lower] => {
                 report.add(Figure {
-                    bench: BENCH_BULK,
-                    name,
-                    value: onward,
-                    unit: "MB/s",
-                    peer: "raw TCP".into(),
-                    peer_value: raw,
-                    target: Some(0.7),
-                    lower_is_better: false,
+                    bench: known(bench),
+                    name: name.to_string(),
+                    value: value.parse().unwrap(),
+                    unit: known(unit),
+                    peer: peer.to_string(),
+                    peer_value: peer_value.parse().unwrap(),
+                    target: target.parse().ok(),
+                    lower_is_better: *lower == "true",
                 });
             }
-            for window in [1, 100] {
-                let (raw, raw_rate) = rtt_raw(window, rtt_count).await;
-                for hops in [1, 2] {
-                    let (ours, rate) = rtt_onward(hops, window, rtt_count).await;
-                    let name = format!("tokio {label}, {hops} hop(s), {window} in flight");
-                    report.add(Figure {
-                        bench: BENCH_RTT,
-                        name: format!("{name}, p50"),
-                        value: ours.percentile(0.5),
-                        unit: "us",
-                        peer: "raw TCP echo".into(),
-                        peer_value: raw.percentile(0.5),
-                        target: Some(1.0 / 1.3),
-                        lower_is_better: true,
-                    });
-                    report.add(Figure {
-                        bench: BENCH_RTT,
-                        name: format!("{name}, p99"),
-                        value: ours.percentile(0.99),
-                        unit: "us",
-                        peer: "raw TCP echo".into(),
-                        peer_value: raw.percentile(0.99),
-                        target: None,
-                        lower_is_better: true,
-                    });
-                    report.add(Figure {
-                        bench: BENCH_RTT,
-                        name: format!("{name}, rate"),
-                        value: rate,
-                        unit: "msg/s",
-                        peer: "raw TCP echo".into(),
-                        peer_value: raw_rate,
-                        target: None,
-                        lower_is_better: false,
-                    });
-                }
-            }
-        });
+            ["LABEL", label] => figures.label = label.to_string(),
+            ["BULK", size, value] => figures
+                .bulk
+                .push((size.parse().unwrap(), value.parse().unwrap())),
+            ["RTT", hops, window, rate] => figures.rtt.push((
+                (hops.parse().unwrap(), window.parse().unwrap()),
+                rate.parse().unwrap(),
+            )),
+            _ => {}
+        }
     }
+    figures
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--serve") {
+        serve(args.get(i + 1).map_or("", String::as_str));
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--bulk-only") {
+        // For profiling (callgrind): only the onward bulk path, tokio, one thread.
+        let size = args
+            .get(i + 1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(LARGEST);
+        let count = args.get(i + 2).and_then(|s| s.parse().ok()).unwrap_or(1000);
+        let rt = Rt::new(Kind::Tokio, 1);
+        let rate = rt.block_on(bulk_onward(&rt, size, count));
+        println!(
+            "onward bulk, {}, {size} B x {count}: {rate:.1} MB/s",
+            rt.label()
+        );
+        return;
+    }
+    let sizes = if quick() {
+        Sizes {
+            volume: 1 << 20,
+            rtt_count: 100,
+        }
+    } else {
+        Sizes {
+            volume: 128 << 20,
+            rtt_count: 20_000,
+        }
+    };
+    if args.iter().any(|a| a == ASYNC_STD_ONE_THREAD) {
+        async_std_child(&sizes);
+        return;
+    }
+    let mut report = Report::default();
+    let mut all = Vec::new();
+    for (kind, threads) in [
+        (Kind::Tokio, 1),
+        (Kind::Tokio, 2),
+        (Kind::Smol, 1),
+        (Kind::Smol, 2),
+        (Kind::AsyncStd, 0),
+    ] {
+        let rt = Rt::new(kind, threads);
+        all.push(measure(&rt, &sizes, &mut report));
+    }
+    all.push(measure_async_std_one_thread(&mut report));
+    compare_runtimes(&all, &mut report);
+    measure_two_processes(&sizes, &mut report);
     report.print_table();
 }

@@ -3,6 +3,8 @@
 //! with in the same run.
 #![forbid(unsafe_code)]
 
+pub mod rt;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -110,6 +112,11 @@ impl Report {
             quick(),
         );
         self.figures.push(figure);
+    }
+
+    /// Every figure so far.
+    pub fn figures(&self) -> &[Figure] {
+        &self.figures
     }
 
     /// Prints the table of every figure.

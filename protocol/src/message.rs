@@ -174,7 +174,7 @@ impl TransportMessage {
     /// A [`MessageError`] saying what was wrong with the input.
     pub fn decode(input: &[u8]) -> Result<Self, MessageError> {
         let mut reader = input;
-        let raw: RawMessage = ciborium::from_reader(&mut reader).map_err(map_cbor_error)?;
+        let raw: RawMessage = from_cbor(&mut reader).map_err(map_cbor_error)?;
         let message = raw.into_message()?;
         if !reader.is_empty() {
             return Err(MessageError::TrailingBytes {
@@ -183,6 +183,37 @@ impl TransportMessage {
         }
         Ok(message)
     }
+}
+
+/// The most scratch space [`from_cbor`] keeps per thread.
+const SCRATCH_MAX: usize = MAX_PAYLOAD_LEN;
+
+thread_local! {
+    /// Scratch space for [`from_cbor`], kept between calls so it is zeroed once.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Deserializes one CBOR value from the front of `input`, advancing it.
+///
+/// ciborium reads a byte string through a scratch buffer one chunk at a time and grows
+/// the output by appending, so with its default 4 KiB scratch a 64 KiB payload costs a
+/// dozen reallocations, each copying what was read so far. A scratch as large as the
+/// input (up to [`SCRATCH_MAX`]) reads it in one chunk into one exact allocation.
+/// The output is the same either way; no allocation exceeds what the input justifies.
+pub(crate) fn from_cbor<T: serde::de::DeserializeOwned>(
+    input: &mut &[u8],
+) -> Result<T, ciborium::de::Error<std::io::Error>> {
+    let wanted = input.len().clamp(4096, SCRATCH_MAX);
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut scratch) => {
+            if scratch.len() < wanted {
+                scratch.resize(wanted, 0);
+            }
+            ciborium::de::from_reader_with_buffer(&mut *input, &mut scratch[..wanted])
+        }
+        // Only a decode nested inside another on this thread gets here.
+        Err(_) => ciborium::from_reader(&mut *input),
+    })
 }
 
 fn map_cbor_error(e: ciborium::de::Error<std::io::Error>) -> MessageError {

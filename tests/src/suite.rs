@@ -20,7 +20,7 @@ use crate::harness::{blocking, options, short_options, within, Harness};
 use crate::workers::{Echoer, Hop, NumberEchoer, Sink};
 
 /// How long an operation the suite expects to succeed may take.
-const STEP: Duration = Duration::from_secs(10);
+const STEP: Duration = Duration::from_secs(30);
 
 /// Messages in the pipelining tests.
 const PIPELINED: u32 = 10_000;

@@ -61,7 +61,7 @@ impl<M: Message> Routed<M> {
                 message,
             });
         }
-        match ciborium::from_reader::<M, _>(message.payload.as_slice()) {
+        match crate::message::from_cbor::<M>(&mut message.payload.as_slice()) {
             Ok(body) => Ok(Self { body, message }),
             Err(e) => Err(Error::Decode {
                 sender: message
