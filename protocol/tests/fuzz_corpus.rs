@@ -7,7 +7,7 @@
 //! `fuzzing::seeds`):
 //!
 //! ```text
-//! cargo test -p onward-protocol --test fuzz_corpus -- --ignored write_seed_corpus
+//! cargo run -p onward-protocol --example write-seed-corpus
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -136,20 +136,6 @@ fn pseudo_random_inputs_run_without_a_panic() {
                 input = mutated;
             }
             run(name, &format!("random input {i}"), *target, &input);
-        }
-    }
-}
-
-/// Writes the seed inputs into `fuzz/corpus/<target>/`. Run it explicitly (it is
-/// ignored otherwise) after changing an input layout in `fuzzing.rs`.
-#[test]
-#[ignore = "writes files; run explicitly to refresh the seed corpus"]
-fn write_seed_corpus() {
-    for (name, _) in TARGETS {
-        let dir = fuzz_dir().join("corpus").join(name);
-        fs::create_dir_all(&dir).unwrap();
-        for (seed, input) in seeds(name) {
-            fs::write(dir.join(format!("seed-{seed}")), input).unwrap();
         }
     }
 }
