@@ -474,14 +474,20 @@ fn static_keypair(seed: u64) -> StaticKeypair {
     StaticKeypair::generate(&mut SeededRandom::new(seed)).expect("a seeded source never fails")
 }
 
+/// The static key pairs of the Noise targets, made once per process.
+fn static_keypairs() -> &'static (StaticKeypair, StaticKeypair) {
+    static KEYS: OnceLock<(StaticKeypair, StaticKeypair)> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        (
+            static_keypair(INITIATOR_STATIC_SEED),
+            static_keypair(RESPONDER_STATIC_SEED),
+        )
+    })
+}
+
 /// An initiator and a responder with fixed static and ephemeral keys.
-fn noise_pair(
-    suite: CipherSuite,
-) -> (HandshakeState, HandshakeState, StaticKeypair, StaticKeypair) {
-    let (i_static, r_static) = (
-        static_keypair(INITIATOR_STATIC_SEED),
-        static_keypair(RESPONDER_STATIC_SEED),
-    );
+fn noise_pair(suite: CipherSuite) -> (HandshakeState, HandshakeState) {
+    let (i_static, r_static) = static_keypairs();
     let initiator = HandshakeState::initiator(
         suite,
         NOISE_PROLOGUE,
@@ -496,7 +502,7 @@ fn noise_pair(
         &mut SeededRandom::new(12),
     )
     .expect("a seeded source never fails");
-    (initiator, responder, i_static, r_static)
+    (initiator, responder)
 }
 
 /// After an error a handshake state refuses everything and vouches for nothing.
@@ -561,7 +567,8 @@ pub fn noise_responder(data: &[u8]) {
     let first_part = input.bytes(first_len);
     let third_part = input.rest();
 
-    let (mut initiator, mut responder, i_static, r_static) = noise_pair(suite);
+    let (mut initiator, mut responder) = noise_pair(suite);
+    let (i_static, r_static) = static_keypairs();
     let mut buf = vec![0u8; MAX_MESSAGE_LEN];
     let mut payload = vec![0u8; MAX_MESSAGE_LEN];
 
@@ -632,7 +639,7 @@ pub fn noise_responder(data: &[u8]) {
             if let Some(genuine) = genuine {
                 assert_eq!(message3, genuine, "an altered message 3 was accepted");
                 assert_eq!(&payload[..n], FINISH_PAYLOAD);
-                check_finished_pair(initiator, responder, &i_static, &r_static);
+                check_finished_pair(initiator, responder, i_static, r_static);
             } else {
                 responder
                     .into_transport()
@@ -665,7 +672,8 @@ pub fn noise_initiator(data: &[u8]) {
     let first_payload = input.bytes(first_len);
     let second_part = input.rest();
 
-    let (mut initiator, mut responder, i_static, r_static) = noise_pair(suite);
+    let (mut initiator, mut responder) = noise_pair(suite);
+    let (i_static, r_static) = static_keypairs();
     let mut buf = vec![0u8; MAX_MESSAGE_LEN];
     let mut payload = vec![0u8; MAX_MESSAGE_LEN];
 
@@ -711,7 +719,7 @@ pub fn noise_initiator(data: &[u8]) {
                 .read_message(&buf[..n], &mut payload)
                 .expect("a genuine message 3 is accepted");
             assert_eq!(&payload[..len], FINISH_PAYLOAD);
-            check_finished_pair(initiator, responder, &i_static, &r_static);
+            check_finished_pair(initiator, responder, i_static, r_static);
         }
         Err(e) => {
             if let Some(genuine) = genuine {
