@@ -350,12 +350,16 @@ impl SecureChannel {
                 Ok(finished) => {
                     let mut encryptor = finished.encryptor;
                     match finished.verdict {
-                        Ok(peer) => {
-                            let confirm = encryptor.seal(&[PLAIN_CONFIRM], false)?;
-                            self.transmits.push_back(confirm);
-                            self.establish(encryptor, finished.decryptor, peer);
-                            Ok(())
-                        }
+                        Ok(peer) => match encryptor.seal(&[PLAIN_CONFIRM], false) {
+                            Ok(confirm) => {
+                                self.transmits.push_back(confirm);
+                                self.establish(encryptor, finished.decryptor, peer);
+                                Ok(())
+                            }
+                            // Counter 0 cannot be exhausted, but a failure must still
+                            // end the channel rather than leave it half-made.
+                            Err(e) => self.fail(e),
+                        },
                         Err(e) => {
                             // Tell the initiator, authenticated, that it was refused.
                             if let Ok(close) =
