@@ -515,13 +515,22 @@ impl SecureChannel {
     /// The next record to carry to the peer.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.transmits.pop_front()
+        let next = self.transmits.pop_front();
+        if next.is_none() {
+            // An idle channel keeps no queue storage: thousands of them add up.
+            self.transmits = VecDeque::new();
+        }
+        next
     }
 
     /// The next event.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<ChannelEvent> {
-        self.events.pop_front()
+        let next = self.events.pop_front();
+        if next.is_none() {
+            self.events = VecDeque::new();
+        }
+        next
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must be called next, if at all.
