@@ -6,8 +6,9 @@
 //!
 //! Decoding is strict and bounded. Routes longer than [`MAX_ROUTE_LEN`], address values
 //! longer than [`MAX_ADDRESS_LEN`] and payloads larger than [`MAX_PAYLOAD_LEN`] are
-//! typed errors; once a limit is exceeded the rest of the offending item is skipped
-//! without being stored, so no allocation is larger than the input itself.
+//! typed errors. A route stops collecting addresses at its limit and skips the rest;
+//! a byte string is read in full (it is within the input, so within the frame) and
+//! then refused if too long. No allocation is larger than the input itself.
 
 use std::fmt;
 

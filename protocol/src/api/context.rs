@@ -41,7 +41,8 @@ impl fmt::Debug for Context {
 
 impl Drop for Context {
     fn drop(&mut self) {
-        self.shared.unregister(&self.address);
+        self.shared
+            .unregister_if_owner(&self.address, &self.mailbox);
     }
 }
 

@@ -106,7 +106,8 @@ pub(crate) struct Shared {
     runtime: Arc<dyn Runtime>,
     options: NodeOptions,
     driver: Mutex<Driver>,
-    timer_wake: UnboundedSender<()>,
+    /// Capacity one: a full channel means a wake is already pending.
+    timer_wake: futures::channel::mpsc::Sender<()>,
     /// Fired by [`Node::stop`]: listeners and the timer end, readers stop reading.
     stopping: Signal,
     /// Fired when the grace period is over: every task ends.
@@ -168,7 +169,7 @@ impl Shared {
         let deadline = d.core.poll_timeout();
         if deadline != d.armed {
             d.armed = deadline;
-            let _ = self.timer_wake.unbounded_send(());
+            let _ = self.timer_wake.clone().try_send(());
         }
     }
 
@@ -190,6 +191,11 @@ impl Shared {
             }
             NodeEvent::ChannelClosed { address, .. } => {
                 d.channels.remove(&address);
+                // A channel closed before it was established (by the peer, or by a
+                // close during the handshake) must not leave its creator waiting.
+                if let Some(waiting) = d.pending_channels.remove(&address) {
+                    let _ = waiting.send(Err(NodeError::UnknownAddress(address)));
+                }
             }
             NodeEvent::DeliveryFailed { sender, error } => {
                 if let Some(tx) = sender.as_ref().and_then(|s| d.mailboxes.get(s)) {
@@ -240,7 +246,8 @@ impl Shared {
                 return Err(Error::Timeout(timeout));
             }
             let changed = self.progress.changed_since(seen);
-            let _ = future::select(changed, self.runtime.sleep(left)).await;
+            let woken = future::select(changed, self.stopping.wait());
+            let _ = future::select(woken, self.runtime.sleep(left)).await;
         }
     }
 
@@ -248,6 +255,24 @@ impl Shared {
         let mut d = self.driver();
         d.mailboxes.remove(address);
         d.core.unregister(address);
+        self.progress.bump();
+    }
+
+    /// Unregisters `address` only if its mailbox is still `mailbox`: a context dropped
+    /// after its address was given to a new worker leaves the new one alone.
+    pub(crate) fn unregister_if_owner(
+        self: &Arc<Self>,
+        address: &Address,
+        mailbox: &UnboundedReceiver<Delivery>,
+    ) {
+        let mut d = self.driver();
+        if d.mailboxes
+            .get(address)
+            .is_some_and(|tx| tx.is_connected_to(mailbox))
+        {
+            d.mailboxes.remove(address);
+            d.core.unregister(address);
+        }
     }
 
     pub(crate) fn channel_peer(&self, address: &Address) -> Option<Identifier> {
@@ -330,6 +355,10 @@ impl Shared {
         let connection = {
             let now = self.runtime.now();
             let mut d = self.driver();
+            if d.stopping {
+                // Accepted or connected after stop: nobody would ever close it.
+                return;
+            }
             let connection = start(&mut d.core, now);
             d.connections.insert(
                 connection,
@@ -393,7 +422,9 @@ impl Shared {
     ) {
         const BATCH: usize = 256 * 1024;
         loop {
-            let next = match future::select(rx.next(), self.halt.wait()).await {
+            // The core forgot a closed connection: stop writing to it at once.
+            let stop = future::select(close.wait(), self.halt.wait());
+            let next = match future::select(rx.next(), stop).await {
                 Either::Left((next, _)) => next,
                 Either::Right(_) => None,
             };
@@ -408,7 +439,8 @@ impl Shared {
                 writer.write_all(&batch).await?;
                 writer.flush().await
             };
-            let result = match future::select(Box::pin(write), self.halt.wait()).await {
+            let stop = future::select(close.wait(), self.halt.wait());
+            let result = match future::select(Box::pin(write), stop).await {
                 Either::Left((result, _)) => result,
                 Either::Right(_) => break,
             };
@@ -450,7 +482,7 @@ impl Shared {
         }
     }
 
-    async fn timer_loop(self: Arc<Self>, mut wake: UnboundedReceiver<()>) {
+    async fn timer_loop(self: Arc<Self>, mut wake: futures::channel::mpsc::Receiver<()>) {
         loop {
             let now = self.runtime.now();
             let deadline = self.driver().core.poll_timeout();
@@ -507,7 +539,7 @@ impl Node {
     ///
     /// None today; the signature leaves room for runtimes that can fail to start.
     pub async fn start_on(runtime: Arc<dyn Runtime>, options: NodeOptions) -> Result<Node> {
-        let (timer_wake, wake) = unbounded();
+        let (timer_wake, wake) = futures::channel::mpsc::channel(0);
         let core = NodeCore::new(options.core.clone(), Box::new(SystemRandom::new()));
         let shared = Arc::new(Shared {
             runtime,

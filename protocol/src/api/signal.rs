@@ -8,7 +8,10 @@ use std::task::{Context, Poll, Waker};
 #[derive(Default)]
 struct State {
     fired: bool,
-    wakers: Vec<Waker>,
+    next_id: u64,
+    /// One entry per pending [`Wait`], removed when it is dropped, so waiters that
+    /// come and go (one per connection) leave nothing behind.
+    wakers: std::collections::BTreeMap<u64, Waker>,
 }
 
 /// Fired once; every [`Signal::wait`] then completes.
@@ -28,7 +31,7 @@ impl Signal {
             state.fired = true;
             std::mem::take(&mut state.wakers)
         };
-        for waker in wakers {
+        for waker in wakers.into_values() {
             waker.wake();
         }
     }
@@ -38,25 +41,47 @@ impl Signal {
     }
 
     pub(crate) fn wait(&self) -> Wait {
-        Wait(self.clone())
+        Wait {
+            signal: self.clone(),
+            id: None,
+        }
     }
 }
 
 /// Completes once the signal has fired.
-pub(crate) struct Wait(Signal);
+pub(crate) struct Wait {
+    signal: Signal,
+    id: Option<u64>,
+}
 
 impl Future for Wait {
     type Output = ();
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut state = self.0.state();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let signal = self.signal.clone();
+        let mut state = signal.state();
         if state.fired {
             return Poll::Ready(());
         }
-        if !state.wakers.iter().any(|w| w.will_wake(cx.waker())) {
-            state.wakers.push(cx.waker().clone());
-        }
+        let id = match self.id {
+            Some(id) => id,
+            None => {
+                let id = state.next_id;
+                state.next_id = state.next_id.wrapping_add(1);
+                self.id = Some(id);
+                id
+            }
+        };
+        state.wakers.insert(id, cx.waker().clone());
         Poll::Pending
+    }
+}
+
+impl Drop for Wait {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            self.signal.state().wakers.remove(&id);
+        }
     }
 }
 

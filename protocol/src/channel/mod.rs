@@ -379,8 +379,10 @@ impl SecureChannel {
                 peer,
             } => match decryptor.open(record) {
                 Ok((counter, plaintext)) => {
-                    if plaintext.first() == Some(&PLAIN_CLOSE) {
-                        let reason = CloseReason::from_code(plaintext.get(1).copied().unwrap_or(0));
+                    // Exactly a close with its reason; any other body falls through and
+                    // is judged as a plaintext once established (a bad one is dropped).
+                    if let [PLAIN_CLOSE, code] = plaintext.as_slice() {
+                        let reason = CloseReason::from_code(*code);
                         return if reason == CloseReason::Refused {
                             self.fail(ChannelError::RefusedByPeer)
                         } else {
@@ -747,5 +749,96 @@ mod tests {
             1,
             "closing twice reports one close"
         );
+    }
+
+    /// Seals `plaintext` as the next record of `end` (established or confirming),
+    /// bypassing the checks of `handle_send`: a peer that misbehaves after the handshake.
+    fn seal_raw(end: &mut SecureChannel, plaintext: &[u8]) -> Vec<u8> {
+        match &mut end.state {
+            State::Established { encryptor, .. } | State::Confirming { encryptor, .. } => {
+                encryptor.seal(plaintext, false).unwrap()
+            }
+            _ => panic!("not established"),
+        }
+    }
+
+    fn pair() -> (SecureChannel, SecureChannel, Vec<u8>) {
+        let now = Instant::now();
+        let config = ChannelConfig::default();
+        let mut rng = SeededRandom::new(4);
+        let mut i =
+            SecureChannel::initiator(&config, id(1), Arc::new(TrustEveryone), &mut rng, now)
+                .unwrap();
+        let hello = i.poll_transmit().unwrap();
+        let mut r = SecureChannel::responder(
+            &config,
+            &id(2),
+            Arc::new(TrustEveryone),
+            &mut rng,
+            &hello,
+            now,
+        )
+        .unwrap();
+        i.handle_record(&r.poll_transmit().unwrap(), now).unwrap();
+        r.handle_record(&i.poll_transmit().unwrap(), now).unwrap();
+        let confirm = r.poll_transmit().unwrap();
+        (i, r, confirm)
+    }
+
+    #[test]
+    fn authenticated_records_with_bad_plaintexts_are_dropped_and_the_channel_goes_on() {
+        let now = Instant::now();
+        let (mut i, mut r, confirm) = pair();
+        i.handle_record(&confirm, now).unwrap();
+        for bad in [
+            &[0x7f][..],
+            &[PLAIN_CLOSE],
+            &[PLAIN_CLOSE, 0, 0],
+            &[PLAIN_CONFIRM, 1],
+            &[PLAIN_MESSAGE, 0xff],
+        ] {
+            let record = seal_raw(&mut r, bad);
+            assert!(
+                matches!(
+                    i.handle_record(&record, now),
+                    Err(ChannelError::BadPlaintext { .. })
+                ),
+                "{bad:02x?}"
+            );
+            assert!(i.is_established(), "{bad:02x?} ended the channel");
+        }
+        r.handle_send(&TransportMessage::default(), now).unwrap();
+        i.handle_record(&r.poll_transmit().unwrap(), now).unwrap();
+        assert!(
+            std::iter::from_fn(|| i.poll_event()).any(|e| matches!(e, ChannelEvent::Received(_)))
+        );
+    }
+
+    #[test]
+    fn a_malformed_close_while_confirming_does_not_end_the_channel() {
+        let now = Instant::now();
+        let (mut i, mut r, _confirm_lost) = pair();
+        // The confirm is lost; a close without its reason byte arrives instead.
+        let record = seal_raw(&mut r, &[PLAIN_CLOSE]);
+        assert!(matches!(
+            i.handle_record(&record, now),
+            Err(ChannelError::BadPlaintext { .. })
+        ));
+        assert!(!i.is_ended());
+    }
+
+    #[test]
+    fn an_oversized_transport_record_is_refused_at_the_receiver() {
+        let now = Instant::now();
+        let (mut i, _r, confirm) = pair();
+        i.handle_record(&confirm, now).unwrap();
+        let mut huge = vec![wire::KIND_TRANSPORT];
+        huge.extend_from_slice(&5u64.to_be_bytes());
+        huge.extend(std::iter::repeat_n(0u8, MAX_MESSAGE_LEN + 1));
+        assert!(matches!(
+            i.handle_record(&huge, now),
+            Err(ChannelError::Malformed(_))
+        ));
+        assert!(i.is_established());
     }
 }

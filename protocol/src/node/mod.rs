@@ -924,11 +924,21 @@ impl NodeCore {
             })?;
         match &mut conn.state {
             ConnectionState::Connecting(queue) => {
+                let queued: usize = queue.iter().map(|q| q.frame.len()).sum();
                 if queue.len() >= max_queued {
                     return Err(NodeError::ConnectionBacklogFull {
                         peer: conn.peer.clone(),
-                        queued: queue.iter().map(|q| q.frame.len()).sum(),
+                        queued,
                         limit: max_queued,
+                    });
+                }
+                // The byte limit holds while connecting too: the queue becomes the
+                // connection's backlog the moment it opens.
+                if queued.saturating_add(frame.len()) > max_backlog {
+                    return Err(NodeError::ConnectionBacklogFull {
+                        peer: conn.peer.clone(),
+                        queued,
+                        limit: max_backlog,
                     });
                 }
                 queue.push_back(Queued {
@@ -1240,22 +1250,6 @@ impl NodeCore {
             listener.trust.clone(),
             listener.config.clone(),
         );
-        // Make room: the oldest half-open end of this listener goes first.
-        let half_open = listener.half_open.len();
-        if half_open >= self.config.max_half_open_per_listener {
-            if let Some(oldest) = self
-                .listeners
-                .get_mut(listener_address)
-                .and_then(|l| l.half_open.pop_front())
-            {
-                self.stats.half_open_evicted += 1;
-                self.remove_channel(oldest);
-            }
-        }
-        if self.channels.len() >= self.config.max_channels {
-            self.stats.hellos_rejected += 1;
-            return;
-        }
         let channel = match SecureChannel::responder(
             &config,
             &identity,
@@ -1271,6 +1265,26 @@ impl NodeCore {
                 return;
             }
         };
+        // Only a hello that checks out makes room: the oldest half-open end of this
+        // listener goes first. (A malformed hello must not evict a real handshake.)
+        let half_open = self
+            .listeners
+            .get(listener_address)
+            .map_or(0, |l| l.half_open.len());
+        if half_open >= self.config.max_half_open_per_listener {
+            if let Some(oldest) = self
+                .listeners
+                .get_mut(listener_address)
+                .and_then(|l| l.half_open.pop_front())
+            {
+                self.stats.half_open_evicted += 1;
+                self.remove_channel(oldest);
+            }
+        }
+        if self.channels.len() >= self.config.max_channels {
+            self.stats.hellos_rejected += 1;
+            return;
+        }
         match self.add_channel(
             channel,
             message.return_route,
