@@ -162,8 +162,15 @@ impl Shared {
                     if let Some(handle) = d.connections.remove(&connection) {
                         handle.close.fire();
                     }
+                    // Senders waiting on this connection's backlog re-check at once.
+                    self.progress.bump();
                 }
-                Output::Event(event) => Self::on_event(d, event),
+                Output::Event(event) => {
+                    if matches!(event, NodeEvent::ConnectionClosed { .. }) {
+                        self.progress.bump();
+                    }
+                    Self::on_event(d, event);
+                }
             }
         }
         let deadline = d.core.poll_timeout();
