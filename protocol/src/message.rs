@@ -1,20 +1,17 @@
 //! Transport messages: layer 2 of the core.
 //!
 //! A [`TransportMessage`] is what travels between nodes and between workers: a version,
-//! an onward route, a return route and payload bytes. On the wire it is CBOR (written
-//! with `serde` and `ciborium`); see docs/PROTOCOL.md for every byte.
+//! an onward route, a return route and payload bytes. On the wire it is canonical CBOR
+//! (shortest forms, definite lengths); see docs/PROTOCOL.md for every byte.
 //!
-//! Decoding is strict and bounded. Routes longer than [`MAX_ROUTE_LEN`], address values
-//! longer than [`MAX_ADDRESS_LEN`] and payloads larger than [`MAX_PAYLOAD_LEN`] are
-//! typed errors. A route stops collecting addresses at its limit and skips the rest;
-//! a byte string is read in full (it is within the input, so within the frame) and
-//! then refused if too long. No allocation is larger than the input itself.
+//! Decoding is strict and bounded. Only the one encoding an encoder writes is accepted.
+//! Routes longer than [`MAX_ROUTE_LEN`], address values longer than [`MAX_ADDRESS_LEN`]
+//! and payloads larger than [`MAX_PAYLOAD_LEN`] are typed errors, found from the
+//! declared lengths before anything is read; a byte string is refused as truncated if
+//! its declared length runs past the input. Nothing is allocated beyond what the input
+//! holds.
 
 use std::fmt;
-
-use serde::de::{self, IgnoredAny, SeqAccess, Visitor};
-use serde::ser::{SerializeSeq, SerializeTuple};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::routing::{Address, Route, TransportType, MAX_ADDRESS_LEN, MAX_ROUTE_LEN};
 
@@ -140,6 +137,26 @@ impl TransportMessage {
         Ok(())
     }
 
+    /// The exact length of this message's encoding.
+    pub fn encoded_len(&self) -> usize {
+        let route_len = |route: &Route| {
+            head_len(route.len() as u64)
+                + route
+                    .iter()
+                    .map(|a| {
+                        1 + head_len(a.transport().0.into())
+                            + head_len(a.value().len() as u64)
+                            + a.value().len()
+                    })
+                    .sum::<usize>()
+        };
+        1 + 1
+            + route_len(&self.onward_route)
+            + route_len(&self.return_route)
+            + head_len(self.payload.len() as u64)
+            + self.payload.len()
+    }
+
     /// Appends the encoding of this message to `out`.
     ///
     /// # Errors
@@ -147,14 +164,27 @@ impl TransportMessage {
     /// The [`MessageError`] naming the limit exceeded; `out` is then unchanged.
     pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), MessageError> {
         self.check_limits()?;
-        let start = out.len();
-        ciborium::into_writer(&WireMessage(self), &mut *out).map_err(|e| {
-            out.truncate(start);
-            MessageError::Malformed {
-                offset: None,
-                reason: e.to_string(),
+        out.reserve(self.encoded_len());
+        self.encode_unchecked(out);
+        Ok(())
+    }
+
+    /// Writes the encoding without checking limits (tests use it to build oversized
+    /// inputs for the decoder).
+    fn encode_unchecked(&self, out: &mut Vec<u8>) {
+        write_head(out, MAJOR_ARRAY, 4);
+        write_head(out, MAJOR_UNSIGNED, MESSAGE_VERSION.into());
+        for route in [&self.onward_route, &self.return_route] {
+            write_head(out, MAJOR_ARRAY, route.len() as u64);
+            for address in route.iter() {
+                write_head(out, MAJOR_ARRAY, 2);
+                write_head(out, MAJOR_UNSIGNED, address.transport().0.into());
+                write_head(out, MAJOR_BYTES, address.value().len() as u64);
+                out.extend_from_slice(address.value());
             }
-        })
+        }
+        write_head(out, MAJOR_BYTES, self.payload.len() as u64);
+        out.extend_from_slice(&self.payload);
     }
 
     /// The encoding of this message in a new buffer.
@@ -170,19 +200,181 @@ impl TransportMessage {
 
     /// Decodes one message that fills `input` exactly.
     ///
+    /// Only the encoding an encoder writes is accepted (docs/PROTOCOL.md §3), so every
+    /// message has exactly one encoding.
+    ///
     /// # Errors
     ///
     /// A [`MessageError`] saying what was wrong with the input.
     pub fn decode(input: &[u8]) -> Result<Self, MessageError> {
-        let mut reader = input;
-        let raw: RawMessage = from_cbor(&mut reader).map_err(map_cbor_error)?;
-        let message = raw.into_message()?;
-        if !reader.is_empty() {
+        let mut reader = Reader { input, pos: 0 };
+        let items = reader.array()?;
+        if items == 0 {
+            return Err(reader.malformed(0, "message array is empty"));
+        }
+        let version = reader.unsigned()?;
+        if version != u64::from(MESSAGE_VERSION) {
+            // The rest may be laid out differently: stop reading here.
+            return Err(MessageError::UnknownVersion(version));
+        }
+        if items != 4 {
+            return Err(reader.malformed(0, "message array does not have 4 items"));
+        }
+        let onward_route = reader.route("onward")?;
+        let return_route = reader.route("return")?;
+        let len = reader.bytes_len()?;
+        if len > MAX_PAYLOAD_LEN {
+            return Err(MessageError::PayloadTooLarge { len });
+        }
+        let payload = reader.take(len)?.to_vec();
+        if reader.pos < input.len() {
             return Err(MessageError::TrailingBytes {
-                extra: reader.len(),
+                extra: input.len() - reader.pos,
             });
         }
-        Ok(message)
+        Ok(TransportMessage {
+            onward_route,
+            return_route,
+            payload,
+        })
+    }
+}
+
+// ---- the CBOR subset of the envelope --------------------------------------------------
+//
+// The envelope uses three CBOR major types, each item a "head" (major type and a
+// number, in its shortest form) perhaps followed by bytes. Coding them here rather than
+// through serde costs one copy of the payload each way and a few hundred instructions
+// per message, where the generic path cost two copies and thousands of instructions
+// (docs/ARCHITECTURE.md, "The message envelope"). Tests check the output byte for byte
+// against `ciborium` encoding the same structure through serde.
+
+const MAJOR_UNSIGNED: u8 = 0;
+const MAJOR_BYTES: u8 = 2;
+const MAJOR_ARRAY: u8 = 4;
+
+/// Length of the shortest head carrying `value`.
+fn head_len(value: u64) -> usize {
+    match value {
+        0..=23 => 1,
+        24..=0xff => 2,
+        0x100..=0xffff => 3,
+        0x1_0000..=0xffff_ffff => 5,
+        _ => 9,
+    }
+}
+
+/// Writes the shortest head of major type `major` carrying `value`.
+fn write_head(out: &mut Vec<u8>, major: u8, value: u64) {
+    let m = major << 5;
+    // Each arm's conversion cannot truncate: the range was matched.
+    match value {
+        0..=23 => out.push(m | value as u8),
+        24..=0xff => out.extend_from_slice(&[m | 24, value as u8]),
+        0x100..=0xffff => {
+            out.push(m | 25);
+            out.extend_from_slice(&(value as u16).to_be_bytes());
+        }
+        0x1_0000..=0xffff_ffff => {
+            out.push(m | 26);
+            out.extend_from_slice(&(value as u32).to_be_bytes());
+        }
+        _ => {
+            out.push(m | 27);
+            out.extend_from_slice(&value.to_be_bytes());
+        }
+    }
+}
+
+/// Reads the envelope from a byte slice.
+struct Reader<'a> {
+    input: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn malformed(&self, offset: usize, reason: &str) -> MessageError {
+        MessageError::Malformed {
+            offset: Some(offset),
+            reason: reason.into(),
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], MessageError> {
+        let end = self.pos.checked_add(n).ok_or(MessageError::Truncated)?;
+        let bytes = self
+            .input
+            .get(self.pos..end)
+            .ok_or(MessageError::Truncated)?;
+        self.pos = end;
+        Ok(bytes)
+    }
+
+    /// Reads a head of major type `major` and returns its number.
+    fn head(&mut self, major: u8, what: &str) -> Result<u64, MessageError> {
+        let at = self.pos;
+        let initial = *self.take(1)?.first().ok_or(MessageError::Truncated)?;
+        if initial >> 5 != major {
+            return Err(self.malformed(at, &format!("expected {what}")));
+        }
+        let (value, least) = match initial & 0x1f {
+            info @ 0..=23 => return Ok(info.into()),
+            24 => (u64::from(self.be::<1>()?[0]), 24),
+            25 => (u16::from_be_bytes(self.be()?).into(), 0x100),
+            26 => (u32::from_be_bytes(self.be()?).into(), 0x1_0000),
+            27 => (u64::from_be_bytes(self.be()?), 0x1_0000_0000),
+            31 => return Err(self.malformed(at, "indefinite lengths are not allowed")),
+            _ => return Err(self.malformed(at, "reserved additional information")),
+        };
+        if value < least {
+            return Err(self.malformed(at, "integer or length not in its shortest form"));
+        }
+        Ok(value)
+    }
+
+    fn be<const N: usize>(&mut self) -> Result<[u8; N], MessageError> {
+        self.take(N)?
+            .try_into()
+            .map_err(|_| MessageError::Truncated)
+    }
+
+    fn unsigned(&mut self) -> Result<u64, MessageError> {
+        self.head(MAJOR_UNSIGNED, "an unsigned integer")
+    }
+
+    fn array(&mut self) -> Result<u64, MessageError> {
+        self.head(MAJOR_ARRAY, "an array")
+    }
+
+    /// Reads the head of a byte string and returns the length it declares.
+    fn bytes_len(&mut self) -> Result<usize, MessageError> {
+        let len = self.head(MAJOR_BYTES, "a byte string")?;
+        Ok(usize::try_from(len).unwrap_or(usize::MAX))
+    }
+
+    fn route(&mut self, which: &'static str) -> Result<Route, MessageError> {
+        let len = self.array()?;
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        if len > MAX_ROUTE_LEN {
+            return Err(MessageError::RouteTooLong { which, len });
+        }
+        let mut addresses = Vec::with_capacity(len);
+        for _ in 0..len {
+            let at = self.pos;
+            if self.array()? != 2 {
+                return Err(self.malformed(at, "address array does not have 2 items"));
+            }
+            let kind = self.unsigned()?;
+            let kind =
+                u8::try_from(kind).map_err(|_| MessageError::TransportTypeOutOfRange(kind))?;
+            let len = self.bytes_len()?;
+            if len > MAX_ADDRESS_LEN {
+                return Err(MessageError::AddressTooLong { len });
+            }
+            let value = self.take(len)?.to_vec();
+            addresses.push(Address::from_checked_parts(TransportType(kind), value));
+        }
+        Ok(Route::from_iter(addresses))
     }
 }
 
@@ -215,284 +407,6 @@ pub(crate) fn from_cbor<T: serde::de::DeserializeOwned>(
         // Only a decode nested inside another on this thread gets here.
         Err(_) => ciborium::from_reader(&mut *input),
     })
-}
-
-fn map_cbor_error(e: ciborium::de::Error<std::io::Error>) -> MessageError {
-    use ciborium::de::Error;
-    match e {
-        Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => MessageError::Truncated,
-        Error::Io(io) => MessageError::Malformed {
-            offset: None,
-            reason: io.to_string(),
-        },
-        Error::Syntax(offset) => MessageError::Malformed {
-            offset: Some(offset),
-            reason: "invalid CBOR".into(),
-        },
-        Error::Semantic(offset, reason) => MessageError::Malformed { offset, reason },
-        Error::RecursionLimitExceeded => MessageError::Malformed {
-            offset: None,
-            reason: "nested too deeply".into(),
-        },
-    }
-}
-
-// ---- encoding -------------------------------------------------------------------
-
-struct WireMessage<'a>(&'a TransportMessage);
-struct WireRoute<'a>(&'a Route);
-struct WireAddress<'a>(&'a Address);
-struct WireBytes<'a>(&'a [u8]);
-
-impl Serialize for WireMessage<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut t = s.serialize_tuple(4)?;
-        t.serialize_element(&MESSAGE_VERSION)?;
-        t.serialize_element(&WireRoute(&self.0.onward_route))?;
-        t.serialize_element(&WireRoute(&self.0.return_route))?;
-        t.serialize_element(&WireBytes(&self.0.payload))?;
-        t.end()
-    }
-}
-
-impl Serialize for WireRoute<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        for address in self.0.iter() {
-            seq.serialize_element(&WireAddress(address))?;
-        }
-        seq.end()
-    }
-}
-
-impl Serialize for WireAddress<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut t = s.serialize_tuple(2)?;
-        t.serialize_element(&self.0.transport().0)?;
-        t.serialize_element(&WireBytes(self.0.value()))?;
-        t.end()
-    }
-}
-
-impl Serialize for WireBytes<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(self.0)
-    }
-}
-
-// ---- decoding -------------------------------------------------------------------
-//
-// The visitors never fail on an exceeded limit: they record it as data and skip the
-// rest of the item, so the caller gets a typed error rather than serde's string, and
-// nothing past a limit is stored.
-
-enum RawMessage {
-    UnknownVersion(u64),
-    Known {
-        onward: RawRoute,
-        back: RawRoute,
-        payload: RawBytes,
-    },
-}
-
-impl RawMessage {
-    fn into_message(self) -> Result<TransportMessage, MessageError> {
-        match self {
-            RawMessage::UnknownVersion(v) => Err(MessageError::UnknownVersion(v)),
-            RawMessage::Known {
-                onward,
-                back,
-                payload,
-            } => {
-                let onward_route = onward.into_route("onward")?;
-                let return_route = back.into_route("return")?;
-                let RawBytes(payload) = payload;
-                if payload.len() > MAX_PAYLOAD_LEN {
-                    return Err(MessageError::PayloadTooLarge { len: payload.len() });
-                }
-                Ok(TransportMessage {
-                    onward_route,
-                    return_route,
-                    payload,
-                })
-            }
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for RawMessage {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_tuple(4, MessageVisitor)
-    }
-}
-
-struct MessageVisitor;
-
-impl<'de> Visitor<'de> for MessageVisitor {
-    type Value = RawMessage;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an array of version, onward route, return route and payload")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawMessage, A::Error> {
-        let version: u64 = seq
-            .next_element()?
-            .ok_or_else(|| de::Error::custom("missing version"))?;
-        if version != u64::from(MESSAGE_VERSION) {
-            // The rest may be laid out differently: stop reading here.
-            return Ok(RawMessage::UnknownVersion(version));
-        }
-        let onward = seq
-            .next_element()?
-            .ok_or_else(|| de::Error::custom("missing onward route"))?;
-        let back = seq
-            .next_element()?
-            .ok_or_else(|| de::Error::custom("missing return route"))?;
-        let payload = seq
-            .next_element()?
-            .ok_or_else(|| de::Error::custom("missing payload"))?;
-        if seq.next_element::<IgnoredAny>()?.is_some() {
-            return Err(de::Error::custom("message array has more than 4 elements"));
-        }
-        Ok(RawMessage::Known {
-            onward,
-            back,
-            payload,
-        })
-    }
-}
-
-enum RawRoute {
-    Ok(Vec<RawAddress>),
-    TooLong(usize),
-}
-
-impl RawRoute {
-    fn into_route(self, which: &'static str) -> Result<Route, MessageError> {
-        match self {
-            RawRoute::TooLong(len) => Err(MessageError::RouteTooLong { which, len }),
-            RawRoute::Ok(addresses) => addresses
-                .into_iter()
-                .map(RawAddress::into_address)
-                .collect(),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for RawRoute {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_seq(RouteVisitor)
-    }
-}
-
-struct RouteVisitor;
-
-impl<'de> Visitor<'de> for RouteVisitor {
-    type Value = RawRoute;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an array of addresses")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawRoute, A::Error> {
-        let mut addresses = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(MAX_ROUTE_LEN));
-        while let Some(address) = seq.next_element::<RawAddress>()? {
-            addresses.push(address);
-            if addresses.len() > MAX_ROUTE_LEN {
-                let mut len = addresses.len();
-                drop(addresses);
-                while seq.next_element::<IgnoredAny>()?.is_some() {
-                    len = len.saturating_add(1);
-                }
-                return Ok(RawRoute::TooLong(len));
-            }
-        }
-        Ok(RawRoute::Ok(addresses))
-    }
-}
-
-enum RawAddress {
-    Ok(Address),
-    BadType(u64),
-    TooLong(usize),
-}
-
-impl RawAddress {
-    fn into_address(self) -> Result<Address, MessageError> {
-        match self {
-            RawAddress::Ok(a) => Ok(a),
-            RawAddress::BadType(t) => Err(MessageError::TransportTypeOutOfRange(t)),
-            RawAddress::TooLong(len) => Err(MessageError::AddressTooLong { len }),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for RawAddress {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_tuple(2, AddressVisitor)
-    }
-}
-
-struct AddressVisitor;
-
-impl<'de> Visitor<'de> for AddressVisitor {
-    type Value = RawAddress;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an array of transport type and value")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawAddress, A::Error> {
-        let kind: u64 = seq
-            .next_element()?
-            .ok_or_else(|| de::Error::custom("missing transport type"))?;
-        let value: RawBytes = seq
-            .next_element()?
-            .ok_or_else(|| de::Error::custom("missing address value"))?;
-        if seq.next_element::<IgnoredAny>()?.is_some() {
-            return Err(de::Error::custom("address array has more than 2 elements"));
-        }
-        let RawBytes(value) = value;
-        let Ok(kind) = u8::try_from(kind) else {
-            return Ok(RawAddress::BadType(kind));
-        };
-        if value.len() > MAX_ADDRESS_LEN {
-            return Ok(RawAddress::TooLong(value.len()));
-        }
-        Ok(RawAddress::Ok(Address::from_checked_parts(
-            TransportType(kind),
-            value,
-        )))
-    }
-}
-
-/// A CBOR byte string. The decoder has already read it from the input, so its size is
-/// bounded by the input's.
-struct RawBytes(Vec<u8>);
-
-impl<'de> Deserialize<'de> for RawBytes {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_byte_buf(BytesVisitor)
-    }
-}
-
-struct BytesVisitor;
-
-impl<'de> Visitor<'de> for BytesVisitor {
-    type Value = RawBytes;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a byte string")
-    }
-
-    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<RawBytes, E> {
-        Ok(RawBytes(v.to_vec()))
-    }
-
-    fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<RawBytes, E> {
-        Ok(RawBytes(v))
-    }
 }
 
 #[cfg(test)]
@@ -641,12 +555,36 @@ mod tests {
         ];
         assert_eq!(
             TransportMessage::decode(&claims_huge_payload),
+            Err(MessageError::PayloadTooLarge {
+                len: (i64::MAX as u64) as usize
+            })
+        );
+        // Within the limit but past the end of the input.
+        let claims_more_than_given = [0x84, 0x01, 0x80, 0x80, 0x59, 0x01, 0x00, 0xaa];
+        assert_eq!(
+            TransportMessage::decode(&claims_more_than_given),
             Err(MessageError::Truncated)
         );
         let claims_huge_route = [0x84, 0x01, 0x9b, 0, 0, 0, 1, 0, 0, 0, 0];
         assert_eq!(
             TransportMessage::decode(&claims_huge_route),
-            Err(MessageError::Truncated)
+            Err(MessageError::RouteTooLong {
+                which: "onward",
+                len: 1 << 32
+            })
+        );
+        // Declared lengths over the limits are refused before the bytes are looked for.
+        let claims_huge_address = [0x84, 0x01, 0x81, 0x82, 0x00, 0x59, 0x01, 0x00];
+        assert_eq!(
+            TransportMessage::decode(&claims_huge_address),
+            Err(MessageError::AddressTooLong { len: 256 })
+        );
+        let claims_large_payload = [0x84, 0x01, 0x80, 0x80, 0x5a, 0x00, 0x02, 0x00, 0x01];
+        assert_eq!(
+            TransportMessage::decode(&claims_large_payload),
+            Err(MessageError::PayloadTooLarge {
+                len: MAX_PAYLOAD_LEN + 1
+            })
         );
     }
 
@@ -675,8 +613,121 @@ mod tests {
     /// Encodes without the limit checks, to build oversized inputs for the decoder.
     fn encode_unchecked(m: &TransportMessage) -> Vec<u8> {
         let mut out = Vec::new();
-        ciborium::into_writer(&WireMessage(m), &mut out).unwrap();
+        m.encode_unchecked(&mut out);
         out
+    }
+
+    /// The reference encoding: the same structure written by `ciborium` through serde.
+    fn reference_encoding(m: &TransportMessage) -> Vec<u8> {
+        use ciborium::Value;
+        let route = |r: &Route| {
+            Value::Array(
+                r.iter()
+                    .map(|a| {
+                        Value::Array(vec![
+                            Value::Integer(a.transport().0.into()),
+                            Value::Bytes(a.value().to_vec()),
+                        ])
+                    })
+                    .collect(),
+            )
+        };
+        let value = Value::Array(vec![
+            Value::Integer(MESSAGE_VERSION.into()),
+            route(&m.onward_route),
+            route(&m.return_route),
+            Value::Bytes(m.payload.clone()),
+        ]);
+        let mut out = Vec::new();
+        ciborium::into_writer(&value, &mut out).unwrap();
+        out
+    }
+
+    /// The reference decoding: `ciborium`'s generic CBOR reader, then the shape.
+    fn reference_decoding(bytes: &[u8]) -> Option<TransportMessage> {
+        use ciborium::Value;
+        let mut reader = bytes;
+        let value: Value = ciborium::from_reader(&mut reader).ok()?;
+        if !reader.is_empty() {
+            return None;
+        }
+        let route = |v: &Value| -> Option<Route> {
+            v.as_array()?
+                .iter()
+                .map(|a| match a.as_array()?.as_slice() {
+                    [t, v] => {
+                        let t = u8::try_from(t.as_integer()?).ok()?;
+                        Address::new(TransportType(t), v.as_bytes()?.clone()).ok()
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        match value.as_array()?.as_slice() {
+            [version, onward, back, payload] if *version == Value::Integer(1.into()) => Some(
+                TransportMessage::new(route(onward)?, route(back)?, payload.as_bytes()?.clone()),
+            ),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn non_canonical_forms_are_refused() {
+        // Each is the message [1, [], [], h''] = 84 01 80 80 40 written another way
+        // (or, for the last three, with a tag or a reserved code added).
+        for (bytes, what) in [
+            (
+                &[0x98, 0x04, 0x01, 0x80, 0x80, 0x40][..],
+                "array length in 2 bytes",
+            ),
+            (&[0x84, 0x18, 0x01, 0x80, 0x80, 0x40], "version in 2 bytes"),
+            (
+                &[0x84, 0x19, 0x00, 0x01, 0x80, 0x80, 0x40],
+                "version in 3 bytes",
+            ),
+            (
+                &[0x84, 0x01, 0x9f, 0xff, 0x80, 0x40],
+                "indefinite-length route",
+            ),
+            (
+                &[0x9f, 0x01, 0x80, 0x80, 0x40, 0xff],
+                "indefinite-length message",
+            ),
+            (
+                &[0x84, 0x01, 0x80, 0x80, 0x5f, 0xff],
+                "indefinite-length payload",
+            ),
+            (
+                &[0x84, 0x01, 0x80, 0x80, 0x58, 0x00],
+                "payload length in 2 bytes",
+            ),
+            (
+                &[0xd8, 0x18, 0x84, 0x01, 0x80, 0x80, 0x40],
+                "tagged message",
+            ),
+            (&[0x84, 0x01, 0x80, 0x80, 0xc2, 0x40], "tagged payload"),
+            (
+                &[0x84, 0x1c, 0x80, 0x80, 0x40],
+                "reserved additional information",
+            ),
+        ] {
+            let plain_cbor = !what.contains("tag") && !what.contains("reserved");
+            assert!(
+                !plain_cbor || reference_decoding(bytes).is_some(),
+                "{what}: the reference should accept it"
+            );
+            assert!(
+                matches!(
+                    TransportMessage::decode(bytes),
+                    Err(MessageError::Malformed {
+                        offset: Some(_),
+                        ..
+                    })
+                ),
+                "{what}: {:?}",
+                TransportMessage::decode(bytes)
+            );
+        }
     }
 
     pub(crate) fn arb_address() -> impl Strategy<Value = Address> {
@@ -698,20 +749,45 @@ mod tests {
             let m = TransportMessage::new(onward, back, payload);
             let bytes = m.to_bytes().unwrap();
             prop_assert!(bytes.len() <= MAX_ENCODED_LEN);
+            prop_assert_eq!(bytes.len(), m.encoded_len());
+            prop_assert_eq!(&bytes, &reference_encoding(&m));
             prop_assert_eq!(TransportMessage::decode(&bytes).unwrap(), m);
         }
 
+        /// Whatever the input, an accepted message is one the reference reads the same
+        /// way, and the only encoding of that message.
         #[test]
-        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let _ = TransportMessage::decode(&bytes);
+        fn arbitrary_bytes_are_refused_or_canonical(
+            bytes in proptest::collection::vec(any::<u8>(), 0..512),
+        ) {
+            if let Ok(m) = TransportMessage::decode(&bytes) {
+                prop_assert_eq!(reference_decoding(&bytes), Some(m.clone()));
+                prop_assert_eq!(m.to_bytes().unwrap(), bytes);
+            }
         }
 
         #[test]
-        fn mutated_messages_never_panic(index in any::<prop::sample::Index>(), byte in any::<u8>()) {
+        fn mutated_messages_are_refused_or_canonical(
+            index in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+        ) {
             let mut bytes = sample().to_bytes().unwrap();
             let i = index.index(bytes.len());
             bytes[i] = byte;
-            let _ = TransportMessage::decode(&bytes);
+            match TransportMessage::decode(&bytes) {
+                Ok(m) => {
+                    prop_assert_eq!(reference_decoding(&bytes), Some(m.clone()));
+                    prop_assert_eq!(m.to_bytes().unwrap(), bytes);
+                }
+                // A byte changed inside an address value or the payload still decodes;
+                // anything else the decoder refuses, the reference may accept only if
+                // the change made a non-canonical form.
+                Err(_) => {
+                    if let Some(m) = reference_decoding(&bytes) {
+                        prop_assert_ne!(m.to_bytes().unwrap(), bytes);
+                    }
+                }
+            }
         }
     }
 }
