@@ -71,18 +71,30 @@ pub fn encode_frame(
     max_frame_len: u32,
     out: &mut Vec<u8>,
 ) -> Result<(), FramingError> {
-    let too_large = || FramingError::FrameTooLarge {
-        len: payload.len() as u64,
-        max: max_frame_len,
-    };
-    let len = u32::try_from(payload.len()).map_err(|_| too_large())?;
-    if len > max_frame_len {
-        return Err(too_large());
-    }
+    let header = frame_header(payload.len(), max_frame_len)?;
     out.reserve(FRAME_HEADER_LEN + payload.len());
-    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&header);
     out.extend_from_slice(payload);
     Ok(())
+}
+
+/// The length prefix of a frame of `len` bytes, for a caller that writes the payload
+/// in place after [`FRAME_HEADER_LEN`] bytes of room rather than copying it in.
+///
+/// # Errors
+///
+/// [`FramingError::FrameTooLarge`] if `len` exceeds `max_frame_len`.
+pub fn frame_header(
+    len: usize,
+    max_frame_len: u32,
+) -> Result<[u8; FRAME_HEADER_LEN], FramingError> {
+    match u32::try_from(len) {
+        Ok(len) if len <= max_frame_len => Ok(len.to_be_bytes()),
+        _ => Err(FramingError::FrameTooLarge {
+            len: len as u64,
+            max: max_frame_len,
+        }),
+    }
 }
 
 #[derive(Debug)]

@@ -428,6 +428,7 @@ impl Shared {
         close: Signal,
     ) {
         const BATCH: usize = 256 * 1024;
+        const MAX_PIECES: usize = 64;
         loop {
             // The core forgot a closed connection: stop writing to it at once.
             let stop = future::select(close.wait(), self.halt.wait());
@@ -435,15 +436,16 @@ impl Shared {
                 Either::Left((next, _)) => next,
                 Either::Right(_) => None,
             };
-            let Some(mut batch) = next else { break };
-            while batch.len() < BATCH {
+            let Some(first) = next else { break };
+            let mut batch = Batch::new(first);
+            while batch.len < BATCH && batch.pieces.len() < MAX_PIECES {
                 match rx.try_recv() {
-                    Ok(more) => batch.extend_from_slice(&more),
+                    Ok(more) => batch.push(more),
                     Err(_) => break,
                 }
             }
             let write = async {
-                writer.write_all(&batch).await?;
+                batch.write_to(&mut writer).await?;
                 writer.flush().await
             };
             let stop = future::select(close.wait(), self.halt.wait());
@@ -459,7 +461,7 @@ impl Shared {
                 close.fire();
                 break;
             }
-            let written = batch.len();
+            let written = batch.len;
             self.with_core(|core, _| core.handle_written(connection, written));
             self.progress.bump();
         }
@@ -779,5 +781,164 @@ async fn run_worker<W: Worker>(mut worker: W, mut ctx: Context) {
     }
     if let Err(error) = worker.shutdown(&mut ctx).await {
         tracing::debug!(address = %ctx.address(), %error, "worker failed to shut down");
+    }
+}
+
+/// Frames waiting for one vectored write. Small frames are gathered into one piece (a
+/// copy of a few bytes saves a system call); a large frame stays its own piece and is
+/// written from where it lies, not copied.
+struct Batch {
+    pieces: Vec<Vec<u8>>,
+    len: usize,
+}
+
+impl Batch {
+    /// Frames up to this size are gathered; larger ones are written as they are.
+    const SMALL: usize = 4096;
+    /// A gathering piece stops growing at this size.
+    const GATHER: usize = 16 * 1024;
+
+    fn new(first: Vec<u8>) -> Self {
+        Self {
+            len: first.len(),
+            pieces: vec![first],
+        }
+    }
+
+    fn push(&mut self, frame: Vec<u8>) {
+        self.len += frame.len();
+        match self.pieces.last_mut() {
+            Some(last) if frame.len() <= Self::SMALL && last.len() < Self::GATHER => {
+                last.extend_from_slice(&frame);
+            }
+            _ => self.pieces.push(frame),
+        }
+    }
+
+    /// Writes every piece, in order, with as few system calls as the writer allows.
+    async fn write_to(
+        &self,
+        writer: &mut (dyn futures::io::AsyncWrite + Send + Unpin),
+    ) -> std::io::Result<()> {
+        let mut slices: Vec<std::io::IoSlice<'_>> = self
+            .pieces
+            .iter()
+            .map(|p| std::io::IoSlice::new(p))
+            .collect();
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            let n = writer.write_vectored(rest).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            std::io::IoSlice::advance_slices(&mut rest, n);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    /// Accepts at most `step` bytes per call, vectored or not.
+    struct Trickle {
+        written: Vec<u8>,
+        step: usize,
+        calls: usize,
+    }
+
+    impl futures::io::AsyncWrite for Trickle {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            let n = buf.len().min(self.step);
+            self.written.extend_from_slice(&buf[..n]);
+            self.calls += 1;
+            Poll::Ready(Ok(n))
+        }
+
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            bufs: &[std::io::IoSlice<'_>],
+        ) -> Poll<std::io::Result<usize>> {
+            let mut n = 0;
+            for buf in bufs {
+                let take = buf.len().min(self.step - n);
+                self.written.extend_from_slice(&buf[..take]);
+                n += take;
+                if n == self.step {
+                    break;
+                }
+            }
+            self.calls += 1;
+            Poll::Ready(Ok(n))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[test]
+    fn a_batch_writes_every_frame_in_order_through_partial_writes() {
+        let frames: Vec<Vec<u8>> = [10, 5000, 3, 70_000, 1, 2, 4096, 20_000, 7]
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| vec![i as u8; len])
+            .collect();
+        let mut batch = Batch::new(frames[0].clone());
+        for frame in &frames[1..] {
+            batch.push(frame.clone());
+        }
+        let expected: Vec<u8> = frames.concat();
+        assert_eq!(batch.len, expected.len());
+        // Small neighbours were gathered; the large frames stand alone.
+        assert!(
+            batch.pieces.len() < frames.len(),
+            "{} pieces",
+            batch.pieces.len()
+        );
+        assert!(batch.pieces.iter().any(|p| p.len() == 70_000));
+        for step in [1, 7, 4096, 1 << 20] {
+            let mut out = Trickle {
+                written: Vec::new(),
+                step,
+                calls: 0,
+            };
+            futures::FutureExt::now_or_never(batch.write_to(&mut out))
+                .expect("the writer never waits")
+                .unwrap();
+            assert_eq!(out.written, expected, "step {step}");
+            if step == 1 << 20 {
+                assert_eq!(
+                    out.calls, 1,
+                    "one vectored write when the writer takes it all"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_writer_that_takes_nothing_is_an_error() {
+        let batch = Batch::new(vec![1, 2, 3]);
+        let mut out = Trickle {
+            written: Vec::new(),
+            step: 0,
+            calls: 0,
+        };
+        let error = futures::FutureExt::now_or_never(batch.write_to(&mut out))
+            .expect("the writer never waits")
+            .unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::WriteZero);
     }
 }

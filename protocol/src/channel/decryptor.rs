@@ -41,13 +41,14 @@ impl Decryptor {
             return Err(ChannelError::Malformed("transport record is too long"));
         }
         let generation = counter >> REKEY_SHIFT;
-        let mut plaintext = vec![0u8; ciphertext.len()];
+        // Decrypted in place in a copy of the ciphertext (no zero-filled buffer).
+        let mut plaintext = ciphertext.to_vec();
         let forged = |_| ChannelError::Forged { counter };
 
         if generation == self.generation {
             let n = self
                 .current
-                .decrypt_at(counter, header, ciphertext, &mut plaintext)
+                .decrypt_in_place_at(counter, header, &mut plaintext)
                 .map_err(forged)?;
             plaintext.truncate(n);
         } else if generation.checked_add(1) == Some(self.generation) {
@@ -56,7 +57,7 @@ impl Decryptor {
                 .as_ref()
                 .ok_or(ChannelError::Forged { counter })?;
             let n = previous
-                .decrypt_at(counter, header, ciphertext, &mut plaintext)
+                .decrypt_in_place_at(counter, header, &mut plaintext)
                 .map_err(forged)?;
             plaintext.truncate(n);
         } else if generation > self.generation
@@ -71,7 +72,7 @@ impl Decryptor {
                 candidate.rekey()?;
             }
             let n = candidate
-                .decrypt_at(counter, header, ciphertext, &mut plaintext)
+                .decrypt_in_place_at(counter, header, &mut plaintext)
                 .map_err(forged)?;
             plaintext.truncate(n);
             self.previous = Some(before);

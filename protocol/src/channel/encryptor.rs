@@ -31,6 +31,14 @@ impl Encryptor {
         self.next_counter
     }
 
+    /// A buffer for [`seal_record`](Self::seal_record): room for the record header,
+    /// then capacity for a plaintext of `plaintext_len` bytes and the tag.
+    pub(crate) fn record_buffer(plaintext_len: usize) -> Vec<u8> {
+        let mut record = Vec::with_capacity(TRANSPORT_HEADER_LEN + plaintext_len + TAG_LEN);
+        record.resize(TRANSPORT_HEADER_LEN, 0);
+        record
+    }
+
     /// Encrypts `plaintext` as one transport record.
     ///
     /// `allow_reserved` lets the close record use the one counter kept back for it
@@ -38,6 +46,19 @@ impl Encryptor {
     pub(crate) fn seal(
         &mut self,
         plaintext: &[u8],
+        allow_reserved: bool,
+    ) -> Result<Vec<u8>, ChannelError> {
+        let mut record = Self::record_buffer(plaintext.len());
+        record.extend_from_slice(plaintext);
+        self.seal_record(record, allow_reserved)
+    }
+
+    /// Encrypts in place a record made by [`record_buffer`](Self::record_buffer) with
+    /// the plaintext written after the header's room: the header is filled in, the
+    /// plaintext encrypted where it lies and the tag appended, with no copy.
+    pub(crate) fn seal_record(
+        &mut self,
+        mut record: Vec<u8>,
         allow_reserved: bool,
     ) -> Result<Vec<u8>, ChannelError> {
         let counter = self.next_counter;
@@ -49,10 +70,11 @@ impl Encryptor {
         if counter > limit {
             return Err(ChannelError::CounterExhausted);
         }
+        let plaintext_len = record.len().saturating_sub(TRANSPORT_HEADER_LEN);
         let max = MAX_MESSAGE_LEN - TAG_LEN;
-        if plaintext.len() > max {
+        if plaintext_len > max {
             return Err(ChannelError::PlaintextTooLarge {
-                len: plaintext.len(),
+                len: plaintext_len,
                 max,
             });
         }
@@ -61,12 +83,16 @@ impl Encryptor {
             self.cipher.rekey()?;
             self.generation += 1;
         }
-        let mut record = vec![0u8; TRANSPORT_HEADER_LEN + plaintext.len() + TAG_LEN];
+        if record.len() < TRANSPORT_HEADER_LEN {
+            return Err(ChannelError::Malformed(
+                "record buffer has no room for a header",
+            ));
+        }
         let (header, body) = record.split_at_mut(TRANSPORT_HEADER_LEN);
         header[0] = KIND_TRANSPORT;
         header[1..].copy_from_slice(&counter.to_be_bytes());
-        let written = self.cipher.encrypt_at(counter, header, plaintext, body)?;
-        record.truncate(TRANSPORT_HEADER_LEN + written);
+        let tag = self.cipher.encrypt_in_place_at(counter, header, body)?;
+        record.extend_from_slice(&tag);
         self.next_counter = counter.saturating_add(1);
         Ok(record)
     }

@@ -452,16 +452,19 @@ impl SecureChannel {
                 ChannelError::NotEstablished
             });
         };
-        let mut plaintext = Vec::with_capacity(64 + message.payload.len());
-        plaintext.push(PLAIN_MESSAGE);
-        message.encode(&mut plaintext)?;
-        if plaintext.len() > MAX_RECORD_PLAINTEXT {
+        // The inner message is encoded straight into the record and encrypted there.
+        let inner_len = message.encoded_len();
+        if 1 + inner_len > MAX_RECORD_PLAINTEXT {
+            message.check_limits()?;
             return Err(ChannelError::PlaintextTooLarge {
-                len: plaintext.len() - 1,
+                len: inner_len,
                 max: MAX_INNER_MESSAGE_LEN,
             });
         }
-        match encryptor.seal(&plaintext, false) {
+        let mut record = Encryptor::record_buffer(1 + inner_len);
+        record.push(PLAIN_MESSAGE);
+        message.encode(&mut record)?;
+        match encryptor.seal_record(record, false) {
             Ok(record) => {
                 tracing::trace!(len = record.len(), "record sealed");
                 self.transmits.push_back(record);

@@ -91,7 +91,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::channel::{ChannelConfig, ChannelError, ChannelEvent, ChannelRole, SecureChannel};
-use crate::framing::{encode_frame, DEFAULT_MAX_FRAME_LEN, PREAMBLE};
+use crate::framing::{frame_header, DEFAULT_MAX_FRAME_LEN, FRAME_HEADER_LEN, PREAMBLE};
 use crate::identity::{Identifier, Identity};
 use crate::message::TransportMessage;
 use crate::random::RandomSource;
@@ -852,15 +852,18 @@ impl NodeCore {
     }
 
     fn frame(&self, message: &TransportMessage) -> Result<Vec<u8>, NodeError> {
-        let mut encoded = Vec::with_capacity(64 + message.payload.len());
-        message.encode(&mut encoded)?;
-        let mut frame = Vec::with_capacity(encoded.len() + 4);
-        encode_frame(&encoded, self.config.max_frame_len, &mut frame).map_err(|e| {
-            NodeError::Message(crate::message::MessageError::Malformed {
-                offset: None,
-                reason: e.to_string(),
-            })
-        })?;
+        // The message is encoded in place after the room for its length prefix.
+        let mut frame = Vec::with_capacity(FRAME_HEADER_LEN + message.encoded_len());
+        frame.extend_from_slice(&[0; FRAME_HEADER_LEN]);
+        message.encode(&mut frame)?;
+        let header = frame_header(frame.len() - FRAME_HEADER_LEN, self.config.max_frame_len)
+            .map_err(|e| {
+                NodeError::Message(crate::message::MessageError::Malformed {
+                    offset: None,
+                    reason: e.to_string(),
+                })
+            })?;
+        frame[..FRAME_HEADER_LEN].copy_from_slice(&header);
         Ok(frame)
     }
 

@@ -187,6 +187,51 @@ impl CipherState {
         open(self.suite, key, nonce, ad, ciphertext, out)
     }
 
+    /// Encrypts `in_out` in place with associated data `ad` under the explicit `nonce`
+    /// and returns the tag, which the caller appends; as [`encrypt_at`](Self::encrypt_at)
+    /// without a second buffer.
+    ///
+    /// # Errors
+    ///
+    /// As [`encrypt_at`](Self::encrypt_at); `in_out` is then unchanged.
+    pub fn encrypt_in_place_at(
+        &self,
+        nonce: u64,
+        ad: &[u8],
+        in_out: &mut [u8],
+    ) -> Result<[u8; TAG_LEN], NoiseError> {
+        if nonce == RESERVED_NONCE {
+            return Err(NoiseError::ReservedNonce);
+        }
+        let key = self.key.as_ref().ok_or(NoiseError::MissingKey)?;
+        seal_in_place(self.suite, key, nonce, ad, in_out)
+    }
+
+    /// Decrypts and authenticates `in_out` (ciphertext then tag) in place under the
+    /// explicit `nonce` and returns the plaintext length: the plaintext is then the
+    /// first bytes of `in_out`. As [`decrypt_at`](Self::decrypt_at) without a second
+    /// buffer.
+    ///
+    /// # Errors
+    ///
+    /// As [`decrypt_at`](Self::decrypt_at); after a failed authentication `in_out` holds
+    /// no unauthenticated plaintext.
+    pub fn decrypt_in_place_at(
+        &self,
+        nonce: u64,
+        ad: &[u8],
+        in_out: &mut [u8],
+    ) -> Result<usize, NoiseError> {
+        if nonce == RESERVED_NONCE {
+            return Err(NoiseError::ReservedNonce);
+        }
+        let key = self.key.as_ref().ok_or(NoiseError::MissingKey)?;
+        let body_len = plaintext_len(in_out.len())?;
+        let (body, tag) = in_out.split_at_mut(body_len);
+        open_in_place(self.suite, key, nonce, ad, body, tag)?;
+        Ok(body_len)
+    }
+
     /// Replaces the key with the first 32 bytes of `ENCRYPT(k, 2^64-1, "", 32 zero
     /// bytes)`, as the Noise specification's `REKEY` defines it. The nonce is not reset.
     ///
@@ -255,6 +300,13 @@ fn check_message_len(len: usize) -> Result<(), NoiseError> {
     Ok(())
 }
 
+/// The plaintext length of a ciphertext (with its tag) of `len` bytes.
+fn plaintext_len(len: usize) -> Result<usize, NoiseError> {
+    check_message_len(len)?;
+    len.checked_sub(TAG_LEN)
+        .ok_or(NoiseError::MessageTooShort { len, min: TAG_LEN })
+}
+
 /// Takes the first `needed` bytes of `out`, or reports the buffer as too small.
 fn prefix(out: &mut [u8], needed: usize) -> Result<&mut [u8], NoiseError> {
     let available = out.len();
@@ -280,14 +332,29 @@ fn seal(
     check_message_len(len)?;
     let (body, tag_out) = prefix(out, len)?.split_at_mut(plaintext.len());
     body.copy_from_slice(plaintext);
+    tag_out.copy_from_slice(&seal_in_place(suite, key, nonce, ad, body)?);
+    Ok(len)
+}
+
+/// Encrypts `body` in place and returns the tag.
+fn seal_in_place(
+    suite: CipherSuite,
+    key: &[u8; KEY_LEN],
+    nonce: u64,
+    ad: &[u8],
+    body: &mut [u8],
+) -> Result<[u8; TAG_LEN], NoiseError> {
+    let len = body.len() + TAG_LEN;
+    check_message_len(len)?;
     let tag = ring_key(suite, key)?
         .seal_in_place_separate_tag(encode_nonce(suite, nonce), Aad::from(ad), body)
         .map_err(|_| NoiseError::MessageTooLarge {
             len,
             max: MAX_MESSAGE_LEN,
         })?;
-    tag_out.copy_from_slice(tag.as_ref());
-    Ok(len)
+    let mut out = [0u8; TAG_LEN];
+    out.copy_from_slice(tag.as_ref());
+    Ok(out)
 }
 
 fn open(
@@ -298,32 +365,37 @@ fn open(
     ciphertext: &[u8],
     out: &mut [u8],
 ) -> Result<usize, NoiseError> {
-    check_message_len(ciphertext.len())?;
-    let body_len = ciphertext
-        .len()
-        .checked_sub(TAG_LEN)
-        .ok_or(NoiseError::MessageTooShort {
-            len: ciphertext.len(),
-            min: TAG_LEN,
-        })?;
+    let body_len = plaintext_len(ciphertext.len())?;
     let (body, tag) = ciphertext.split_at(body_len);
-    let tag = Tag::try_from(tag).map_err(|_| NoiseError::DecryptFailed)?;
     let plaintext = prefix(out, body_len)?;
     plaintext.copy_from_slice(body);
+    open_in_place(suite, key, nonce, ad, plaintext, tag)?;
+    Ok(body_len)
+}
+
+/// Authenticates and decrypts `body` in place against `tag`. On failure `body` is
+/// cleared, so no unauthenticated bytes can reach the caller whatever ring does.
+fn open_in_place(
+    suite: CipherSuite,
+    key: &[u8; KEY_LEN],
+    nonce: u64,
+    ad: &[u8],
+    body: &mut [u8],
+    tag: &[u8],
+) -> Result<(), NoiseError> {
+    let tag = Tag::try_from(tag).map_err(|_| NoiseError::DecryptFailed)?;
     let opened = ring_key(suite, key)?.open_in_place_separate_tag(
         encode_nonce(suite, nonce),
         Aad::from(ad),
         tag,
-        plaintext,
+        body,
         0..,
     );
     if opened.is_err() {
-        // ring already clears the buffer on failure; clear it here too so no
-        // unauthenticated bytes can reach the caller whatever ring does.
-        plaintext.fill(0);
+        body.fill(0);
         return Err(NoiseError::DecryptFailed);
     }
-    Ok(body_len)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -547,6 +619,17 @@ mod tests {
             proptest::prop_assert_eq!(&pt, &plaintext);
             let other = nonce.wrapping_add(1) % u64::MAX;
             proptest::prop_assert_eq!(cs.decrypt_at(other, &ad, &ct[..n], &mut pt), Err(NoiseError::DecryptFailed));
+
+            // In place: the same bytes as with two buffers, both ways.
+            let mut in_place = plaintext.clone();
+            let tag = cs.encrypt_in_place_at(nonce, &ad, &mut in_place).unwrap();
+            in_place.extend_from_slice(&tag);
+            proptest::prop_assert_eq!(&in_place, &ct);
+            let mut wrong = in_place.clone();
+            proptest::prop_assert_eq!(cs.decrypt_in_place_at(other, &ad, &mut wrong), Err(NoiseError::DecryptFailed));
+            proptest::prop_assert!(wrong[..plaintext.len()].iter().all(|&b| b == 0), "no unauthenticated plaintext left");
+            proptest::prop_assert_eq!(cs.decrypt_in_place_at(nonce, &ad, &mut in_place), Ok(plaintext.len()));
+            proptest::prop_assert_eq!(&in_place[..plaintext.len()], &plaintext[..]);
         }
     }
 
