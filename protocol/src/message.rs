@@ -207,6 +207,21 @@ impl TransportMessage {
     ///
     /// A [`MessageError`] saying what was wrong with the input.
     pub fn decode(input: &[u8]) -> Result<Self, MessageError> {
+        MessageView::decode(input).map(MessageView::into_owned)
+    }
+}
+
+/// A decoded message whose payload still lies in the input: the node core opens a
+/// channel record straight from the frame it arrived in.
+pub(crate) struct MessageView<'a> {
+    pub(crate) onward_route: Route,
+    pub(crate) return_route: Route,
+    pub(crate) payload: &'a [u8],
+}
+
+impl<'a> MessageView<'a> {
+    /// As [`TransportMessage::decode`], without copying the payload.
+    pub(crate) fn decode(input: &'a [u8]) -> Result<Self, MessageError> {
         let mut reader = Reader { input, pos: 0 };
         let items = reader.array()?;
         if items == 0 {
@@ -226,17 +241,26 @@ impl TransportMessage {
         if len > MAX_PAYLOAD_LEN {
             return Err(MessageError::PayloadTooLarge { len });
         }
-        let payload = reader.take(len)?.to_vec();
+        let payload = reader.take(len)?;
         if reader.pos < input.len() {
             return Err(MessageError::TrailingBytes {
                 extra: input.len() - reader.pos,
             });
         }
-        Ok(TransportMessage {
+        Ok(MessageView {
             onward_route,
             return_route,
             payload,
         })
+    }
+
+    /// The message with its payload copied out.
+    pub(crate) fn into_owned(self) -> TransportMessage {
+        TransportMessage {
+            onward_route: self.onward_route,
+            return_route: self.return_route,
+            payload: self.payload.to_vec(),
+        }
     }
 }
 
@@ -284,6 +308,26 @@ fn write_head(out: &mut Vec<u8>, major: u8, value: u64) {
             out.extend_from_slice(&value.to_be_bytes());
         }
     }
+}
+
+/// Appends `bytes` as one canonical CBOR byte string (the encoding of [`Bytes`] bodies,
+/// written without serde).
+///
+/// [`Bytes`]: crate::api::Bytes
+#[cfg_attr(not(feature = "runtime"), allow(dead_code))]
+pub(crate) fn write_byte_string(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.reserve(head_len(bytes.len() as u64) + bytes.len());
+    write_head(out, MAJOR_BYTES, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+/// The content of `input` if `input` is exactly one canonical CBOR byte string.
+#[cfg_attr(not(feature = "runtime"), allow(dead_code))]
+pub(crate) fn read_byte_string(input: &[u8]) -> Option<&[u8]> {
+    let mut reader = Reader { input, pos: 0 };
+    let len = reader.bytes_len().ok()?;
+    let content = reader.take(len).ok()?;
+    (reader.pos == input.len()).then_some(content)
 }
 
 /// Reads the envelope from a byte slice.

@@ -235,8 +235,7 @@ struct SenderRef<'a> {
 
 impl SenderRef<'_> {
     async fn send<M: Message>(&self, route: impl Into<Route>, body: M) -> Result<()> {
-        let mut payload = Vec::new();
-        ciborium::into_writer(&body, &mut payload).map_err(|e| Error::Encode(e.to_string()))?;
+        let payload = super::worker::encode_body(&body)?;
         let message =
             TransportMessage::new(route.into(), Route::from(self.address.clone()), payload);
         self.forward(message).await

@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::message::TransportMessage;
 use crate::routing::{Address, Route};
 
-use super::{Context, Error, Result};
+use super::{Bytes, Context, Error, Result};
 
 /// A type that can travel as a message body: any `serde` type, encoded as CBOR.
 pub trait Message: Serialize + DeserializeOwned + Send + 'static {}
@@ -33,6 +33,37 @@ impl<'de> Deserialize<'de> for Any {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
         IgnoredAny::deserialize(deserializer).map(|_| Any)
     }
+}
+
+/// Encodes a body as CBOR. [`Bytes`] bodies, the bulk case, are written directly as
+/// one byte string; every other type goes through serde and ciborium. The bytes are
+/// the same either way.
+pub(crate) fn encode_body<M: Message>(body: &M) -> Result<Vec<u8>> {
+    if let Some(bytes) = (body as &dyn std::any::Any).downcast_ref::<Bytes>() {
+        let mut payload = Vec::new();
+        crate::message::write_byte_string(&mut payload, bytes);
+        return Ok(payload);
+    }
+    let mut payload = Vec::new();
+    ciborium::into_writer(body, &mut payload).map_err(|e| Error::Encode(e.to_string()))?;
+    Ok(payload)
+}
+
+/// Decodes a body. A [`Bytes`] body in canonical form is copied out once, directly;
+/// anything else (and any other encoding of bytes) goes through serde and ciborium,
+/// whose byte-string path copies twice.
+fn decode_body<M: Message>(
+    payload: &[u8],
+) -> std::result::Result<M, ciborium::de::Error<std::io::Error>> {
+    if std::any::TypeId::of::<M>() == std::any::TypeId::of::<Bytes>() {
+        if let Some(content) = crate::message::read_byte_string(payload) {
+            let body: Box<dyn std::any::Any> = Box::new(Bytes(content.to_vec()));
+            if let Ok(body) = body.downcast::<M>() {
+                return Ok(*body);
+            }
+        }
+    }
+    crate::message::from_cbor::<M>(&mut &payload[..])
 }
 
 /// A message with its routes, as a worker receives it.
@@ -61,7 +92,7 @@ impl<M: Message> Routed<M> {
                 message,
             });
         }
-        match crate::message::from_cbor::<M>(&mut message.payload.as_slice()) {
+        match decode_body::<M>(&message.payload) {
             Ok(body) => Ok(Self { body, message }),
             Err(e) => Err(Error::Decode {
                 sender: message
@@ -168,6 +199,40 @@ mod tests {
         );
         let routed = Routed::<Any>::decode(message).map_err(|e| e.to_string());
         assert_eq!(routed.map(|r| r.payload().to_vec()), Ok(vec![0xff, 0x00]));
+    }
+
+    fn reference_encoding<M: Message>(body: &M) -> Vec<u8> {
+        let mut out = Vec::new();
+        ciborium::into_writer(body, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn bytes_bodies_take_the_direct_path_with_the_same_bytes() {
+        for len in [0, 1, 23, 24, 255, 256, 65_535, 65_536, 100_000] {
+            let body = Bytes((0..len).map(|i| i as u8).collect());
+            let encoded = encode_body(&body).unwrap();
+            assert_eq!(encoded, reference_encoding(&body), "{len} bytes");
+            assert_eq!(decode_body::<Bytes>(&encoded).unwrap(), body);
+        }
+        // Other types are untouched by the direct path.
+        let text = "hello".to_string();
+        assert_eq!(encode_body(&text).unwrap(), reference_encoding(&text));
+        assert_eq!(
+            decode_body::<String>(&reference_encoding(&text)).unwrap(),
+            text
+        );
+    }
+
+    #[test]
+    fn bytes_in_other_encodings_still_decode_and_garbage_is_refused() {
+        // h'0102' with a two-byte length, and as an indefinite-length string of chunks.
+        for payload in [&[0x58, 0x02, 1, 2][..], &[0x5f, 0x41, 1, 0x41, 2, 0xff]] {
+            assert_eq!(decode_body::<Bytes>(payload).unwrap(), Bytes(vec![1, 2]));
+        }
+        for bad in [&[0x43, 1, 2][..], &[0x82, 1, 2], &[]] {
+            assert!(decode_body::<Bytes>(bad).is_err(), "{bad:02x?}");
+        }
     }
 
     #[test]

@@ -93,7 +93,7 @@ use std::time::Instant;
 use crate::channel::{ChannelConfig, ChannelError, ChannelEvent, ChannelRole, SecureChannel};
 use crate::framing::{frame_header, DEFAULT_MAX_FRAME_LEN, FRAME_HEADER_LEN, PREAMBLE};
 use crate::identity::{Identifier, Identity};
-use crate::message::TransportMessage;
+use crate::message::{MessageView, TransportMessage};
 use crate::random::RandomSource;
 use crate::routing::{Address, Route, TransportType};
 use crate::trust::TrustPolicy;
@@ -686,11 +686,28 @@ impl NodeCore {
             if frame.is_empty() {
                 continue; // a keepalive
             }
-            match TransportMessage::decode(&frame) {
-                Ok(mut message) => {
-                    tracing::trace!(connection = connection.0, onward = %message.onward_route, "frame received");
-                    message.return_route.prepend(alias.clone());
-                    if let Err(error) = self.route(message, None, now) {
+            match MessageView::decode(&frame) {
+                Ok(mut view) => {
+                    tracing::trace!(connection = connection.0, onward = %view.onward_route, "frame received");
+                    view.return_route.prepend(alias.clone());
+                    let result = match self.decryptor_at(&view.onward_route) {
+                        // A record for a channel end here is opened straight from the
+                        // frame, without first copying it out into a message.
+                        Some(id) => {
+                            self.stats.messages_routed += 1;
+                            let mut work = VecDeque::new();
+                            self.receive_record(
+                                id,
+                                view.return_route,
+                                view.payload,
+                                now,
+                                &mut work,
+                            );
+                            self.route_all(work, None, now)
+                        }
+                        None => self.route(view.into_owned(), None, now),
+                    };
+                    if let Err(error) = result {
                         self.report(None, error);
                     }
                 }
@@ -752,7 +769,25 @@ impl NodeCore {
         sender: Option<&Address>,
         now: Instant,
     ) -> Result<(), NodeError> {
-        let mut work = VecDeque::from([message]);
+        self.route_all(VecDeque::from([message]), sender, now)
+    }
+
+    /// The channel end whose decryptor is the first address of `route`, if any.
+    fn decryptor_at(&self, route: &Route) -> Option<ChannelId> {
+        match self.targets.get(route.next()?) {
+            Some(Target::Decryptor(id)) => Some(*id),
+            _ => None,
+        }
+    }
+
+    /// Routes `work` and everything routing it produces, reporting every error after
+    /// the first, which is returned.
+    fn route_all(
+        &mut self,
+        mut work: VecDeque<TransportMessage>,
+        sender: Option<&Address>,
+        now: Instant,
+    ) -> Result<(), NodeError> {
         let mut first_error = None;
         let mut hops = 0usize;
         while let Some(message) = work.pop_front() {
@@ -824,8 +859,7 @@ impl NodeCore {
             }
             Some(Target::Decryptor(id)) => {
                 let id = *id;
-                let _ = message.onward_route.step();
-                self.receive_record(id, message, now, work);
+                self.receive_record(id, message.return_route, &message.payload, now, work);
                 Ok(())
             }
             Some(Target::Listener) => {
@@ -1192,17 +1226,20 @@ impl NodeCore {
         }
     }
 
+    /// A record arrived for channel end `id` with `return_route` (the rest of its
+    /// onward route is not used: the record carries the inner one).
     fn receive_record(
         &mut self,
         id: ChannelId,
-        message: TransportMessage,
+        return_route: Route,
+        record: &[u8],
         now: Instant,
         work: &mut VecDeque<TransportMessage>,
     ) {
         let Some(end) = self.channels.get_mut(&id) else {
             return;
         };
-        match end.channel.handle_record(&message.payload, now) {
+        match end.channel.handle_record(record, now) {
             Ok(()) => {
                 // The record authenticated (or completed a handshake step): learn the
                 // way back to the peer's end. Return routes are not authenticated, so
@@ -1213,15 +1250,15 @@ impl NodeCore {
                 match end.channel.role() {
                     ChannelRole::Initiator => {
                         if let Some(mut remote) = end.prefix.take() {
-                            if let Some(peer_end) = message.return_route.last() {
+                            if let Some(peer_end) = return_route.last() {
                                 remote.append(peer_end.clone());
                                 end.remote = remote;
                             }
                         }
                     }
                     ChannelRole::Responder => {
-                        if !message.return_route.is_empty() {
-                            end.remote = message.return_route;
+                        if !return_route.is_empty() {
+                            end.remote = return_route;
                         }
                     }
                 }
