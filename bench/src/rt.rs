@@ -132,6 +132,11 @@ impl Rt {
         self.kind
     }
 
+    /// How many threads run tasks (for async-std, its worker threads).
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
     /// "tokio, 1 thread", "smol, 2 threads", ..., and for async-std "1 worker" or
     /// "2 workers": its `block_on` runs the caller's future on the calling thread,
     /// beside the executor's worker threads.
