@@ -113,22 +113,7 @@ impl TransportMessage {
     ///
     /// The [`MessageError`] naming the first limit exceeded.
     pub fn check_limits(&self) -> Result<(), MessageError> {
-        for (which, route) in [
-            ("onward", &self.onward_route),
-            ("return", &self.return_route),
-        ] {
-            if route.len() > MAX_ROUTE_LEN {
-                return Err(MessageError::RouteTooLong {
-                    which,
-                    len: route.len(),
-                });
-            }
-            if let Some(a) = route.iter().find(|a| a.value().len() > MAX_ADDRESS_LEN) {
-                return Err(MessageError::AddressTooLong {
-                    len: a.value().len(),
-                });
-            }
-        }
+        check_route_limits(&self.onward_route, &self.return_route)?;
         if self.payload.len() > MAX_PAYLOAD_LEN {
             return Err(MessageError::PayloadTooLarge {
                 len: self.payload.len(),
@@ -139,21 +124,7 @@ impl TransportMessage {
 
     /// The exact length of this message's encoding.
     pub fn encoded_len(&self) -> usize {
-        let route_len = |route: &Route| {
-            head_len(route.len() as u64)
-                + route
-                    .iter()
-                    .map(|a| {
-                        1 + head_len(a.transport().0.into())
-                            + head_len(a.value().len() as u64)
-                            + a.value().len()
-                    })
-                    .sum::<usize>()
-        };
-        1 + 1
-            + route_len(&self.onward_route)
-            + route_len(&self.return_route)
-            + head_len(self.payload.len() as u64)
+        envelope_head_len(&self.onward_route, &self.return_route, self.payload.len())
             + self.payload.len()
     }
 
@@ -172,19 +143,34 @@ impl TransportMessage {
     /// Writes the encoding without checking limits (tests use it to build oversized
     /// inputs for the decoder).
     fn encode_unchecked(&self, out: &mut Vec<u8>) {
-        write_head(out, MAJOR_ARRAY, 4);
-        write_head(out, MAJOR_UNSIGNED, MESSAGE_VERSION.into());
-        for route in [&self.onward_route, &self.return_route] {
-            write_head(out, MAJOR_ARRAY, route.len() as u64);
-            for address in route.iter() {
-                write_head(out, MAJOR_ARRAY, 2);
-                write_head(out, MAJOR_UNSIGNED, address.transport().0.into());
-                write_head(out, MAJOR_BYTES, address.value().len() as u64);
-                out.extend_from_slice(address.value());
-            }
-        }
-        write_head(out, MAJOR_BYTES, self.payload.len() as u64);
+        write_envelope_head(
+            &self.onward_route,
+            &self.return_route,
+            self.payload.len(),
+            out,
+        );
         out.extend_from_slice(&self.payload);
+    }
+
+    /// Appends everything of the encoding of a message with these routes and a payload
+    /// of `payload_len` bytes except the payload itself, which the caller appends: a
+    /// payload made in place after its head is then never copied.
+    ///
+    /// # Errors
+    ///
+    /// The [`MessageError`] naming the limit exceeded; `out` is then unchanged.
+    pub fn encode_head(
+        onward_route: &Route,
+        return_route: &Route,
+        payload_len: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), MessageError> {
+        check_route_limits(onward_route, return_route)?;
+        if payload_len > MAX_PAYLOAD_LEN {
+            return Err(MessageError::PayloadTooLarge { len: payload_len });
+        }
+        write_envelope_head(onward_route, return_route, payload_len, out);
+        Ok(())
     }
 
     /// The encoding of this message in a new buffer.
@@ -207,21 +193,21 @@ impl TransportMessage {
     ///
     /// A [`MessageError`] saying what was wrong with the input.
     pub fn decode(input: &[u8]) -> Result<Self, MessageError> {
-        MessageView::decode(input).map(MessageView::into_owned)
+        MessageView::decode(input).map(|view| view.into_message(input))
     }
 }
 
-/// A decoded message whose payload still lies in the input: the node core opens a
-/// channel record straight from the frame it arrived in.
-pub(crate) struct MessageView<'a> {
+/// A decoded message whose payload still lies in the input, at `payload`: the node
+/// core opens a channel record where it lies in the frame it arrived in.
+pub(crate) struct MessageView {
     pub(crate) onward_route: Route,
     pub(crate) return_route: Route,
-    pub(crate) payload: &'a [u8],
+    pub(crate) payload: std::ops::Range<usize>,
 }
 
-impl<'a> MessageView<'a> {
+impl MessageView {
     /// As [`TransportMessage::decode`], without copying the payload.
-    pub(crate) fn decode(input: &'a [u8]) -> Result<Self, MessageError> {
+    pub(crate) fn decode(input: &[u8]) -> Result<Self, MessageError> {
         let mut reader = Reader { input, pos: 0 };
         let items = reader.array()?;
         if items == 0 {
@@ -241,7 +227,8 @@ impl<'a> MessageView<'a> {
         if len > MAX_PAYLOAD_LEN {
             return Err(MessageError::PayloadTooLarge { len });
         }
-        let payload = reader.take(len)?;
+        let start = reader.pos;
+        reader.take(len)?;
         if reader.pos < input.len() {
             return Err(MessageError::TrailingBytes {
                 extra: input.len() - reader.pos,
@@ -250,18 +237,77 @@ impl<'a> MessageView<'a> {
         Ok(MessageView {
             onward_route,
             return_route,
-            payload,
+            payload: start..reader.pos,
         })
     }
 
-    /// The message with its payload copied out.
-    pub(crate) fn into_owned(self) -> TransportMessage {
+    /// The message with its payload copied out of `input`, the bytes it was decoded from.
+    pub(crate) fn into_message(self, input: &[u8]) -> TransportMessage {
         TransportMessage {
             onward_route: self.onward_route,
             return_route: self.return_route,
-            payload: self.payload.to_vec(),
+            payload: input.get(self.payload).unwrap_or_default().to_vec(),
         }
     }
+}
+
+/// Checks the route limits encoding enforces.
+fn check_route_limits(onward_route: &Route, return_route: &Route) -> Result<(), MessageError> {
+    for (which, route) in [("onward", onward_route), ("return", return_route)] {
+        if route.len() > MAX_ROUTE_LEN {
+            return Err(MessageError::RouteTooLong {
+                which,
+                len: route.len(),
+            });
+        }
+        if let Some(a) = route.iter().find(|a| a.value().len() > MAX_ADDRESS_LEN) {
+            return Err(MessageError::AddressTooLong {
+                len: a.value().len(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The length of what [`write_envelope_head`] writes.
+pub(crate) fn envelope_head_len(
+    onward_route: &Route,
+    return_route: &Route,
+    payload_len: usize,
+) -> usize {
+    let route_len = |route: &Route| {
+        head_len(route.len() as u64)
+            + route
+                .iter()
+                .map(|a| {
+                    1 + head_len(a.transport().0.into())
+                        + head_len(a.value().len() as u64)
+                        + a.value().len()
+                })
+                .sum::<usize>()
+    };
+    1 + 1 + route_len(onward_route) + route_len(return_route) + head_len(payload_len as u64)
+}
+
+/// Writes the envelope up to and including the payload's head.
+fn write_envelope_head(
+    onward_route: &Route,
+    return_route: &Route,
+    payload_len: usize,
+    out: &mut Vec<u8>,
+) {
+    write_head(out, MAJOR_ARRAY, 4);
+    write_head(out, MAJOR_UNSIGNED, MESSAGE_VERSION.into());
+    for route in [onward_route, return_route] {
+        write_head(out, MAJOR_ARRAY, route.len() as u64);
+        for address in route.iter() {
+            write_head(out, MAJOR_ARRAY, 2);
+            write_head(out, MAJOR_UNSIGNED, address.transport().0.into());
+            write_head(out, MAJOR_BYTES, address.value().len() as u64);
+            out.extend_from_slice(address.value());
+        }
+    }
+    write_head(out, MAJOR_BYTES, payload_len as u64);
 }
 
 // ---- the CBOR subset of the envelope --------------------------------------------------
@@ -564,6 +610,12 @@ mod tests {
         let m = TransportMessage::new(route![], route![], vec![0; MAX_PAYLOAD_LEN + 1]);
         let len = MAX_PAYLOAD_LEN + 1;
         assert_eq!(m.to_bytes(), Err(MessageError::PayloadTooLarge { len }));
+        let mut out = vec![1, 2];
+        assert_eq!(
+            TransportMessage::encode_head(&route![], &route![], len, &mut out),
+            Err(MessageError::PayloadTooLarge { len })
+        );
+        assert_eq!(out, [1, 2], "nothing written on error");
         assert_eq!(
             TransportMessage::decode(&encode_unchecked(&m)),
             Err(MessageError::PayloadTooLarge { len })
@@ -795,6 +847,11 @@ mod tests {
             prop_assert!(bytes.len() <= MAX_ENCODED_LEN);
             prop_assert_eq!(bytes.len(), m.encoded_len());
             prop_assert_eq!(&bytes, &reference_encoding(&m));
+            let mut head = Vec::new();
+            TransportMessage::encode_head(&m.onward_route, &m.return_route, m.payload.len(), &mut head).unwrap();
+            prop_assert_eq!(head.len(), envelope_head_len(&m.onward_route, &m.return_route, m.payload.len()));
+            head.extend_from_slice(&m.payload);
+            prop_assert_eq!(&head, &bytes, "head then payload is the encoding");
             prop_assert_eq!(TransportMessage::decode(&bytes).unwrap(), m);
         }
 

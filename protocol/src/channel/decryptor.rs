@@ -3,7 +3,7 @@
 use crate::noise::{CipherState, MAX_MESSAGE_LEN};
 
 use super::replay::ReplayWindow;
-use super::wire::parse_transport;
+use super::wire::{parse_transport, TRANSPORT_HEADER_LEN};
 use super::{ChannelError, MAX_GENERATIONS_AHEAD, REKEY_SHIFT};
 
 /// Decrypts records that may arrive lost, duplicated or out of order.
@@ -30,36 +30,37 @@ impl Decryptor {
         }
     }
 
-    /// Authenticates and decrypts one transport record, returning its counter and
-    /// plaintext.
-    pub(crate) fn open(&mut self, record: &[u8]) -> Result<(u64, Vec<u8>), ChannelError> {
-        let (header, counter, ciphertext) = parse_transport(record)?;
+    /// Authenticates and decrypts one transport record in place, returning its counter
+    /// and the plaintext, which lies inside `record`. After a failure `record` may have
+    /// been overwritten, but holds no unauthenticated plaintext.
+    pub(crate) fn open_in_place<'r>(
+        &mut self,
+        record: &'r mut [u8],
+    ) -> Result<(u64, &'r [u8]), ChannelError> {
+        let (_, counter, ciphertext) = parse_transport(record)?;
         self.window
             .check(counter)
             .map_err(|source| ChannelError::Replay { counter, source })?;
         if ciphertext.len() > MAX_MESSAGE_LEN {
             return Err(ChannelError::Malformed("transport record is too long"));
         }
+        let (header, ciphertext) = record.split_at_mut(TRANSPORT_HEADER_LEN);
+        let header: &[u8] = header;
         let generation = counter >> REKEY_SHIFT;
-        // Decrypted in place in a copy of the ciphertext (no zero-filled buffer).
-        let mut plaintext = ciphertext.to_vec();
         let forged = |_| ChannelError::Forged { counter };
 
-        if generation == self.generation {
-            let n = self
-                .current
-                .decrypt_in_place_at(counter, header, &mut plaintext)
-                .map_err(forged)?;
-            plaintext.truncate(n);
+        let len = if generation == self.generation {
+            self.current
+                .decrypt_in_place_at(counter, header, ciphertext)
+                .map_err(forged)?
         } else if generation.checked_add(1) == Some(self.generation) {
             let previous = self
                 .previous
                 .as_ref()
                 .ok_or(ChannelError::Forged { counter })?;
-            let n = previous
-                .decrypt_in_place_at(counter, header, &mut plaintext)
-                .map_err(forged)?;
-            plaintext.truncate(n);
+            previous
+                .decrypt_in_place_at(counter, header, ciphertext)
+                .map_err(forged)?
         } else if generation > self.generation
             && generation - self.generation <= MAX_GENERATIONS_AHEAD
         {
@@ -71,25 +72,26 @@ impl Decryptor {
                 before.rekey()?;
                 candidate.rekey()?;
             }
-            let n = candidate
-                .decrypt_in_place_at(counter, header, &mut plaintext)
+            let len = candidate
+                .decrypt_in_place_at(counter, header, ciphertext)
                 .map_err(forged)?;
-            plaintext.truncate(n);
             self.previous = Some(before);
             self.current = candidate;
             self.generation = generation;
+            len
         } else if generation > self.generation {
             return Err(ChannelError::TooFarAhead { counter });
         } else {
             // Older than the previous generation: the replay window already refuses
             // these, as a generation is far wider than the window.
             return Err(ChannelError::Forged { counter });
-        }
+        };
 
         self.window
             .mark(counter)
             .map_err(|source| ChannelError::Replay { counter, source })?;
-        Ok((counter, plaintext))
+        let plaintext: &[u8] = ciphertext;
+        Ok((counter, plaintext.get(..len).unwrap_or_default()))
     }
 
     /// Relabels the current key as generation `counter >> REKEY_SHIFT` without

@@ -61,6 +61,20 @@ impl Encryptor {
         mut record: Vec<u8>,
         allow_reserved: bool,
     ) -> Result<Vec<u8>, ChannelError> {
+        self.seal_in(&mut record, 0, allow_reserved)?;
+        Ok(record)
+    }
+
+    /// Seals the record that starts at `start` in `buf`: [`TRANSPORT_HEADER_LEN`] bytes
+    /// of room for the header, then the plaintext up to the end of `buf`. The header is
+    /// filled in, the plaintext encrypted where it lies and the tag appended. On error
+    /// `buf` is as it was.
+    pub(crate) fn seal_in(
+        &mut self,
+        buf: &mut Vec<u8>,
+        start: usize,
+        allow_reserved: bool,
+    ) -> Result<(), ChannelError> {
         let counter = self.next_counter;
         let limit = if allow_reserved {
             MAX_DATA_COUNTER + 1
@@ -70,7 +84,13 @@ impl Encryptor {
         if counter > limit {
             return Err(ChannelError::CounterExhausted);
         }
-        let plaintext_len = record.len().saturating_sub(TRANSPORT_HEADER_LEN);
+        let record = buf
+            .get_mut(start..)
+            .filter(|r| r.len() >= TRANSPORT_HEADER_LEN)
+            .ok_or(ChannelError::Malformed(
+                "record buffer has no room for a header",
+            ))?;
+        let plaintext_len = record.len() - TRANSPORT_HEADER_LEN;
         let max = MAX_MESSAGE_LEN - TAG_LEN;
         if plaintext_len > max {
             return Err(ChannelError::PlaintextTooLarge {
@@ -83,18 +103,13 @@ impl Encryptor {
             self.cipher.rekey()?;
             self.generation += 1;
         }
-        if record.len() < TRANSPORT_HEADER_LEN {
-            return Err(ChannelError::Malformed(
-                "record buffer has no room for a header",
-            ));
-        }
         let (header, body) = record.split_at_mut(TRANSPORT_HEADER_LEN);
         header[0] = KIND_TRANSPORT;
         header[1..].copy_from_slice(&counter.to_be_bytes());
         let tag = self.cipher.encrypt_in_place_at(counter, header, body)?;
-        record.extend_from_slice(&tag);
+        buf.extend_from_slice(&tag);
         self.next_counter = counter.saturating_add(1);
-        Ok(record)
+        Ok(())
     }
 
     /// Moves the counter without rekeying, relabelling the current key as the

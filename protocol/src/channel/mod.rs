@@ -75,7 +75,7 @@ use encryptor::Encryptor;
 pub use error::ChannelError;
 use initiator::Initiator;
 use responder::Responder;
-use wire::{PLAIN_CLOSE, PLAIN_CONFIRM, PLAIN_MESSAGE};
+use wire::{PLAIN_CLOSE, PLAIN_CONFIRM, PLAIN_MESSAGE, TRANSPORT_HEADER_LEN};
 
 /// Records use a new key every 2^16 counters: the key for counter `c` is the initial
 /// key after `c >> REKEY_SHIFT` Noise rekeys.
@@ -332,6 +332,22 @@ impl SecureChannel {
     /// rejected handshake record ends the channel ([`ChannelError::is_fatal`]), which
     /// is also reported as [`ChannelEvent::Failed`].
     pub fn handle_record(&mut self, record: &[u8], now: Instant) -> Result<(), ChannelError> {
+        self.handle_record_in_place(&mut record.to_vec(), now)
+    }
+
+    /// As [`handle_record`](Self::handle_record), decrypting a transport record where
+    /// it lies instead of in a copy: for a caller that owns the record's bytes and no
+    /// longer needs them. `record` is overwritten with the plaintext (or, after a
+    /// failed authentication, with bytes that are not plaintext).
+    ///
+    /// # Errors
+    ///
+    /// As [`handle_record`](Self::handle_record).
+    pub fn handle_record_in_place(
+        &mut self,
+        record: &mut [u8],
+        now: Instant,
+    ) -> Result<(), ChannelError> {
         let _ = now;
         match std::mem::replace(&mut self.state, State::Taken) {
             State::Initiating(initiator) => match initiator.handle_response(record) {
@@ -377,11 +393,11 @@ impl SecureChannel {
                 encryptor,
                 mut decryptor,
                 peer,
-            } => match decryptor.open(record) {
+            } => match decryptor.open_in_place(record) {
                 Ok((counter, plaintext)) => {
                     // Exactly a close with its reason; any other body falls through and
                     // is judged as a plaintext once established (a bad one is dropped).
-                    if let [PLAIN_CLOSE, code] = plaintext.as_slice() {
+                    if let [PLAIN_CLOSE, code] = plaintext {
                         let reason = CloseReason::from_code(*code);
                         return if reason == CloseReason::Refused {
                             self.fail(ChannelError::RefusedByPeer)
@@ -395,7 +411,7 @@ impl SecureChannel {
                     }
                     // Any other authenticated record means the responder accepted us.
                     self.establish(encryptor, decryptor, peer);
-                    self.deliver(counter, &plaintext)
+                    self.deliver(counter, plaintext)
                 }
                 Err(e) => {
                     self.state = State::Confirming {
@@ -411,14 +427,14 @@ impl SecureChannel {
                 mut decryptor,
                 peer,
             } => {
-                let opened = decryptor.open(record);
+                let opened = decryptor.open_in_place(record);
                 self.state = State::Established {
                     encryptor,
                     decryptor,
                     peer,
                 };
                 let (counter, plaintext) = opened?;
-                self.deliver(counter, &plaintext)
+                self.deliver(counter, plaintext)
             }
             State::Ended | State::Taken => {
                 self.state = State::Ended;
@@ -444,6 +460,36 @@ impl SecureChannel {
         message: &TransportMessage,
         now: Instant,
     ) -> Result<(), ChannelError> {
+        let mut record = Vec::with_capacity(Self::record_len(message));
+        self.handle_send_into(message, &mut record, now)?;
+        tracing::trace!(len = record.len(), "record sealed");
+        self.transmits.push_back(record);
+        Ok(())
+    }
+
+    /// The length of the record that carries `message`.
+    pub fn record_len(message: &TransportMessage) -> usize {
+        TRANSPORT_HEADER_LEN + 1 + message.encoded_len() + TAG_LEN
+    }
+
+    /// As [`handle_send`](Self::handle_send), but appends the record to `out` instead
+    /// of queueing it for [`poll_transmit`](Self::poll_transmit): the inner message is
+    /// encoded straight into `out` and encrypted there, so a caller that has already
+    /// written what goes before the record (a frame's length prefix, a message head)
+    /// gets the whole frame in one buffer, with no copy. [`record_len`](Self::record_len)
+    /// says how much it appends.
+    ///
+    /// # Errors
+    ///
+    /// As [`handle_send`](Self::handle_send); `out` is then as it was. A close record
+    /// (after [`ChannelError::CounterExhausted`]) goes to
+    /// [`poll_transmit`](Self::poll_transmit).
+    pub fn handle_send_into(
+        &mut self,
+        message: &TransportMessage,
+        out: &mut Vec<u8>,
+        now: Instant,
+    ) -> Result<(), ChannelError> {
         let _ = now;
         let State::Established { encryptor, .. } = &mut self.state else {
             return Err(if self.is_ended() {
@@ -452,7 +498,6 @@ impl SecureChannel {
                 ChannelError::NotEstablished
             });
         };
-        // The inner message is encoded straight into the record and encrypted there.
         let inner_len = message.encoded_len();
         if 1 + inner_len > MAX_RECORD_PLAINTEXT {
             message.check_limits()?;
@@ -461,16 +506,21 @@ impl SecureChannel {
                 max: MAX_INNER_MESSAGE_LEN,
             });
         }
-        let mut record = Encryptor::record_buffer(1 + inner_len);
-        record.push(PLAIN_MESSAGE);
-        message.encode(&mut record)?;
-        match encryptor.seal_record(record, false) {
-            Ok(record) => {
-                tracing::trace!(len = record.len(), "record sealed");
-                self.transmits.push_back(record);
-                Ok(())
-            }
-            Err(ChannelError::CounterExhausted) => {
+        let start = out.len();
+        out.reserve(TRANSPORT_HEADER_LEN + 1 + inner_len + TAG_LEN);
+        out.resize(start + TRANSPORT_HEADER_LEN, 0);
+        out.push(PLAIN_MESSAGE);
+        let sealed = match message.encode(out) {
+            Ok(()) => encryptor.seal_in(out, start, false),
+            Err(e) => Err(e.into()),
+        };
+        match sealed {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                out.truncate(start);
+                if e != ChannelError::CounterExhausted {
+                    return Err(e);
+                }
                 if let Ok(close) =
                     encryptor.seal(&[PLAIN_CLOSE, CloseReason::CounterExhausted.code()], true)
                 {
@@ -478,7 +528,6 @@ impl SecureChannel {
                 }
                 self.fail(ChannelError::CounterExhausted)
             }
-            Err(e) => Err(e),
         }
     }
 
@@ -654,6 +703,7 @@ impl SecureChannel {
 mod tests {
     use super::*;
     use crate::random::SeededRandom;
+    use crate::route;
     use crate::trust::TrustEveryone;
 
     fn id(seed: u8) -> Arc<Identity> {
@@ -843,5 +893,83 @@ mod tests {
             Err(ChannelError::Malformed(_))
         ));
         assert!(i.is_established());
+    }
+
+    #[test]
+    fn records_opened_in_place_match_copies_and_forgeries_leave_no_plaintext() {
+        let now = Instant::now();
+        let (mut i, mut r, confirm) = pair();
+        i.handle_record(&confirm, now).unwrap();
+        let secret = b"attack at dawn, attack at dawn, attack at dawn".to_vec();
+        let message = TransportMessage::new(route!["x"], route![], secret.clone());
+        r.handle_send(&message, now).unwrap();
+        let record = r.poll_transmit().unwrap();
+
+        // A forged copy: refused, the buffer holds none of the plaintext, and the
+        // genuine record is still accepted afterwards (nothing was marked).
+        let mut forged = record.clone();
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        assert!(matches!(
+            i.handle_record_in_place(&mut forged, now),
+            Err(ChannelError::Forged { .. })
+        ));
+        assert!(
+            !forged.windows(6).any(|w| w == b"attack"),
+            "unauthenticated plaintext left in the buffer"
+        );
+
+        let mut genuine = record.clone();
+        i.handle_record_in_place(&mut genuine, now).unwrap();
+        assert!(
+            genuine.windows(secret.len()).any(|w| w == &secret[..]),
+            "decrypted where it lay"
+        );
+        assert_eq!(
+            std::iter::from_fn(|| i.poll_event()).last(),
+            Some(ChannelEvent::Received(message)),
+            "the same message as from a copy"
+        );
+        // A replay of it, in place or from a copy, is refused.
+        assert!(matches!(
+            i.handle_record_in_place(&mut record.clone(), now),
+            Err(ChannelError::Replay { .. })
+        ));
+        assert!(matches!(
+            i.handle_record(&record, now),
+            Err(ChannelError::Replay { .. })
+        ));
+    }
+
+    #[test]
+    fn a_record_appended_to_a_caller_buffer_is_the_same_record() {
+        let now = Instant::now();
+        let (mut i, mut r, confirm) = pair();
+        let message = TransportMessage::new(route!["x"], route!["y"], vec![5; 1000]);
+        // Before the channel is established: an error, and the buffer is untouched.
+        let mut out = vec![0xaa; 5];
+        assert_eq!(
+            i.handle_send_into(&message, &mut out, now),
+            Err(ChannelError::NotEstablished)
+        );
+        assert_eq!(out, [0xaa; 5]);
+        i.handle_record(&confirm, now).unwrap();
+        i.handle_send_into(&message, &mut out, now).unwrap();
+        assert_eq!(&out[..5], &[0xaa; 5], "what was there is kept");
+        assert_eq!(out.len(), 5 + SecureChannel::record_len(&message));
+        assert_eq!(i.poll_transmit(), None, "appended, not queued");
+        r.handle_record(&out[5..], now).unwrap();
+        assert_eq!(
+            std::iter::from_fn(|| r.poll_event()).last(),
+            Some(ChannelEvent::Received(message))
+        );
+        // Too large for one record: an error, and the buffer is untouched.
+        let huge = TransportMessage::new(route!["x"], route![], vec![0; MAX_MESSAGE_LEN]);
+        let before = out.clone();
+        assert!(matches!(
+            i.handle_send_into(&huge, &mut out, now),
+            Err(ChannelError::PlaintextTooLarge { .. })
+        ));
+        assert_eq!(out, before);
     }
 }

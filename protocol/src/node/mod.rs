@@ -678,7 +678,7 @@ impl NodeCore {
         };
         let framing = conn.decoder.handle_bytes(bytes);
         let alias = conn.alias.clone();
-        while let Some(frame) = self
+        while let Some(mut frame) = self
             .connections
             .get_mut(&connection)
             .and_then(|c| c.decoder.poll_frame())
@@ -691,21 +691,16 @@ impl NodeCore {
                     tracing::trace!(connection = connection.0, onward = %view.onward_route, "frame received");
                     view.return_route.prepend(alias.clone());
                     let result = match self.decryptor_at(&view.onward_route) {
-                        // A record for a channel end here is opened straight from the
-                        // frame, without first copying it out into a message.
+                        // A record for a channel end here is opened where it lies in
+                        // the frame, without first copying it out into a message.
                         Some(id) => {
                             self.stats.messages_routed += 1;
                             let mut work = VecDeque::new();
-                            self.receive_record(
-                                id,
-                                view.return_route,
-                                view.payload,
-                                now,
-                                &mut work,
-                            );
+                            let record = frame.get_mut(view.payload).unwrap_or_default();
+                            self.receive_record(id, view.return_route, record, now, &mut work);
                             self.route_all(work, None, now)
                         }
-                        None => self.route(view.into_owned(), None, now),
+                        None => self.route(view.into_message(&frame), None, now),
                     };
                     if let Err(error) = result {
                         self.report(None, error);
@@ -827,7 +822,8 @@ impl NodeCore {
                 .value_str()
                 .ok_or_else(|| NodeError::UnsupportedTransport(next.clone()))?
                 .to_owned();
-            return self.send_to_peer(peer, &message, sender);
+            let frame = self.frame(&message)?;
+            return self.send_to_peer(peer, frame, sender);
         }
         if !next.is_local() {
             return Err(NodeError::UnsupportedTransport(next));
@@ -844,6 +840,10 @@ impl NodeCore {
             Some(Target::Encryptor(id)) => {
                 let id = *id;
                 let _ = message.onward_route.step();
+                if let Some(result) = self.send_record_over_tcp(id, &next, &message, sender, now) {
+                    self.drain_channel(id, now, work);
+                    return result;
+                }
                 let end = self
                     .channels
                     .get_mut(&id)
@@ -859,7 +859,7 @@ impl NodeCore {
             }
             Some(Target::Decryptor(id)) => {
                 let id = *id;
-                self.receive_record(id, message.return_route, &message.payload, now, work);
+                self.receive_record(id, message.return_route, &mut message.payload, now, work);
                 Ok(())
             }
             Some(Target::Listener) => {
@@ -868,6 +868,57 @@ impl NodeCore {
                 Ok(())
             }
         }
+    }
+
+    /// When channel end `id` reaches its peer's end through a TCP hop first (the usual
+    /// case), encrypts `message` straight into the frame for that hop: the frame's
+    /// length prefix and the outer message's head are written first and the channel
+    /// appends the record after them, so the record is never copied. `None` when the
+    /// first hop is not TCP: the caller takes the general path.
+    fn send_record_over_tcp(
+        &mut self,
+        id: ChannelId,
+        encryptor: &Address,
+        message: &TransportMessage,
+        sender: Option<&Address>,
+        now: Instant,
+    ) -> Option<Result<(), NodeError>> {
+        let end = self.channels.get_mut(&id)?;
+        let first = end.remote.next()?;
+        if first.transport() != TransportType::TCP {
+            return None;
+        }
+        let channel_error = |error| NodeError::Channel {
+            address: encryptor.clone(),
+            error,
+        };
+        let result = (|| {
+            let peer = first
+                .value_str()
+                .ok_or_else(|| NodeError::UnsupportedTransport(first.clone()))?
+                .to_owned();
+            let mut onward = end.remote.clone();
+            let _ = onward.step();
+            let back = Route::from(end.decryptor.clone());
+            let record_len = SecureChannel::record_len(message);
+            let mut frame = Vec::with_capacity(
+                FRAME_HEADER_LEN
+                    + crate::message::envelope_head_len(&onward, &back, record_len)
+                    + record_len,
+            );
+            frame.extend_from_slice(&[0; FRAME_HEADER_LEN]);
+            TransportMessage::encode_head(&onward, &back, record_len, &mut frame)?;
+            end.channel
+                .handle_send_into(message, &mut frame, now)
+                .map_err(channel_error)?;
+            Ok((peer, frame))
+        })();
+        Some(result.and_then(|(peer, frame)| {
+            // The outer message is routed here, as the general path would count it.
+            self.stats.messages_routed += 1;
+            let frame = self.finish_frame(frame)?;
+            self.send_to_peer(peer, frame, sender)
+        }))
     }
 
     fn deliver(&mut self, address: Address, message: TransportMessage) -> Result<(), NodeError> {
@@ -890,24 +941,31 @@ impl NodeCore {
         let mut frame = Vec::with_capacity(FRAME_HEADER_LEN + message.encoded_len());
         frame.extend_from_slice(&[0; FRAME_HEADER_LEN]);
         message.encode(&mut frame)?;
-        let header = frame_header(frame.len() - FRAME_HEADER_LEN, self.config.max_frame_len)
-            .map_err(|e| {
-                NodeError::Message(crate::message::MessageError::Malformed {
-                    offset: None,
-                    reason: e.to_string(),
-                })
-            })?;
-        frame[..FRAME_HEADER_LEN].copy_from_slice(&header);
+        self.finish_frame(frame)
+    }
+
+    /// Fills in the length prefix of a frame written after [`FRAME_HEADER_LEN`] bytes
+    /// of room.
+    fn finish_frame(&self, mut frame: Vec<u8>) -> Result<Vec<u8>, NodeError> {
+        let len = frame.len().saturating_sub(FRAME_HEADER_LEN);
+        let header = frame_header(len, self.config.max_frame_len).map_err(|e| {
+            NodeError::Message(crate::message::MessageError::Malformed {
+                offset: None,
+                reason: e.to_string(),
+            })
+        })?;
+        if let Some(prefix) = frame.get_mut(..FRAME_HEADER_LEN) {
+            prefix.copy_from_slice(&header);
+        }
         Ok(frame)
     }
 
     fn send_to_peer(
         &mut self,
         peer: String,
-        message: &TransportMessage,
+        frame: Vec<u8>,
         sender: Option<&Address>,
     ) -> Result<(), NodeError> {
-        let frame = self.frame(message)?;
         let id = match self.outgoing.get(&peer) {
             Some(id) => *id,
             None => {
@@ -1232,14 +1290,14 @@ impl NodeCore {
         &mut self,
         id: ChannelId,
         return_route: Route,
-        record: &[u8],
+        record: &mut [u8],
         now: Instant,
         work: &mut VecDeque<TransportMessage>,
     ) {
         let Some(end) = self.channels.get_mut(&id) else {
             return;
         };
-        match end.channel.handle_record(record, now) {
+        match end.channel.handle_record_in_place(record, now) {
             Ok(()) => {
                 // The record authenticated (or completed a handshake step): learn the
                 // way back to the peer's end. Return routes are not authenticated, so
