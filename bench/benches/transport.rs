@@ -783,6 +783,25 @@ fn main() {
         );
         return;
     }
+    if let Some(i) = args.iter().position(|a| a == "--rtt-only") {
+        // For profiling: onward 64-byte round trips alone, tokio, one thread.
+        let arg = |k: usize, default: usize| {
+            args.get(i + k)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(default)
+        };
+        let (hops, window, count) = (arg(1, 1), arg(2, 1), arg(3, 20_000));
+        let rt = Rt::new(Kind::Tokio, 1);
+        let trips = rt.block_on(rtt_onward_local(&rt, hops, window, count));
+        let mut latencies = trips.latencies;
+        println!(
+            "onward round trips, {}, {hops} hop(s), {window} in flight: p50 {:.1} us, {:.0} msg/s",
+            rt.label(),
+            median(&mut latencies),
+            trips.rate
+        );
+        return;
+    }
     let sizes = if quick() {
         Sizes {
             volume: 1 << 20,
