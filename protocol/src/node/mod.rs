@@ -840,7 +840,9 @@ impl NodeCore {
             Some(Target::Encryptor(id)) => {
                 let id = *id;
                 let _ = message.onward_route.step();
-                if let Some(result) = self.send_record_over_tcp(id, &next, &message, sender, now) {
+                if let Some(result) =
+                    self.send_record_over_connection(id, &next, &message, sender, now)
+                {
                     self.drain_channel(id, now, work);
                     return result;
                 }
@@ -870,12 +872,13 @@ impl NodeCore {
         }
     }
 
-    /// When channel end `id` reaches its peer's end through a TCP hop first (the usual
-    /// case), encrypts `message` straight into the frame for that hop: the frame's
-    /// length prefix and the outer message's head are written first and the channel
-    /// appends the record after them, so the record is never copied. `None` when the
-    /// first hop is not TCP: the caller takes the general path.
-    fn send_record_over_tcp(
+    /// When channel end `id` reaches its peer's end through a connection first (a TCP
+    /// address, or the local alias of a connection: the usual cases), encrypts
+    /// `message` straight into the frame for that connection: the frame's length
+    /// prefix and the outer message's head are written first and the channel appends
+    /// the record after them, so the record is never copied. `None` when the first hop
+    /// is something else: the caller takes the general path.
+    fn send_record_over_connection(
         &mut self,
         id: ChannelId,
         encryptor: &Address,
@@ -885,18 +888,22 @@ impl NodeCore {
     ) -> Option<Result<(), NodeError>> {
         let end = self.channels.get_mut(&id)?;
         let first = end.remote.next()?;
-        if first.transport() != TransportType::TCP {
-            return None;
-        }
+        let hop = if first.transport() == TransportType::TCP {
+            match first.value_str() {
+                Some(peer) => Hop::Peer(peer.to_owned()),
+                None => return Some(Err(NodeError::UnsupportedTransport(first.clone()))),
+            }
+        } else {
+            match self.targets.get(first) {
+                Some(Target::Connection(connection)) => Hop::Connection(*connection),
+                _ => return None,
+            }
+        };
         let channel_error = |error| NodeError::Channel {
             address: encryptor.clone(),
             error,
         };
         let result = (|| {
-            let peer = first
-                .value_str()
-                .ok_or_else(|| NodeError::UnsupportedTransport(first.clone()))?
-                .to_owned();
             let mut onward = end.remote.clone();
             let _ = onward.step();
             let back = Route::from(end.decryptor.clone());
@@ -911,13 +918,16 @@ impl NodeCore {
             end.channel
                 .handle_send_into(message, &mut frame, now)
                 .map_err(channel_error)?;
-            Ok((peer, frame))
+            Ok(frame)
         })();
-        Some(result.and_then(|(peer, frame)| {
+        Some(result.and_then(|frame| {
             // The outer message is routed here, as the general path would count it.
             self.stats.messages_routed += 1;
             let frame = self.finish_frame(frame)?;
-            self.send_to_peer(peer, frame, sender)
+            match hop {
+                Hop::Peer(peer) => self.send_to_peer(peer, frame, sender),
+                Hop::Connection(connection) => self.send_frame(connection, frame, sender),
+            }
         }))
     }
 
@@ -1419,6 +1429,13 @@ impl NodeCore {
         self.next_connection += 1;
         id
     }
+}
+
+/// The connection a frame goes out on: by TCP peer (connecting if need be), or an open
+/// one by its id.
+enum Hop {
+    Peer(String),
+    Connection(ConnectionId),
 }
 
 fn end_listener(channels: &BTreeMap<ChannelId, ChannelEnd>, id: ChannelId) -> Option<Address> {
