@@ -39,7 +39,7 @@ fn pump(
             match out {
                 Output::Transmit { bytes, .. } => {
                     b.handle_received(b_conn, &bytes, now);
-                    a.handle_written(a_conn, bytes.len());
+                    a.handle_written(a_conn, bytes.len(), now);
                     moved = true;
                 }
                 Output::Event(NodeEvent::ChannelEstablished { .. }) => established += 1,
@@ -49,7 +49,7 @@ fn pump(
         while let Some(out) = b.poll_output() {
             if let Output::Transmit { bytes, .. } = out {
                 a.handle_received(a_conn, &bytes, now);
-                b.handle_written(b_conn, bytes.len());
+                b.handle_written(b_conn, bytes.len(), now);
                 moved = true;
             }
         }

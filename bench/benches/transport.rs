@@ -769,13 +769,20 @@ fn main() {
         return;
     }
     if let Some(i) = args.iter().position(|a| a == "--bulk-only") {
-        // For profiling (callgrind): only the onward bulk path, tokio, one thread.
+        // For profiling (callgrind): only the onward bulk path; tokio with one thread
+        // unless a runtime ("smol", "async-std") and a thread count follow.
         let size = args
             .get(i + 1)
             .and_then(|s| s.parse().ok())
             .unwrap_or(LARGEST);
         let count = args.get(i + 2).and_then(|s| s.parse().ok()).unwrap_or(1000);
-        let rt = Rt::new(Kind::Tokio, 1);
+        let kind = match args.get(i + 3).map(String::as_str) {
+            Some("smol") => Kind::Smol,
+            Some("async-std") => Kind::AsyncStd,
+            _ => Kind::Tokio,
+        };
+        let threads = args.get(i + 4).and_then(|s| s.parse().ok()).unwrap_or(1);
+        let rt = Rt::new(kind, threads);
         let rate = rt.block_on(bulk_onward(&rt, size, count));
         println!(
             "onward bulk, {}, {size} B x {count}: {rate:.1} MB/s",

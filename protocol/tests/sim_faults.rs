@@ -731,27 +731,26 @@ fn a_full_mailbox_is_reported_to_the_sender() {
         Some(3)
     );
 
-    // From another node the refusal is an event where it happens.
+    // From another node the message waits, and its connection stops being read.
     sim.send(a, "app", route![tcp("b:4000"), "inbox"], vec![4])
         .unwrap();
     sim.run_until_idle();
-    assert!(sim.events(b).any(|e| matches!(
-        e,
-        NodeEvent::DeliveryFailed {
-            sender: None,
-            error: NodeError::MailboxFull { .. }
-        }
-    )));
+    assert!(!sim
+        .events(b)
+        .any(|e| matches!(e, NodeEvent::DeliveryFailed { .. })));
+    let conn = sim.connections_of(b)[0];
+    assert!(sim.core(b).is_reading_paused(conn));
 
-    // Taking messages makes room.
+    // Taking messages makes room: the waiting one goes in first.
     assert_eq!(sim.take(b, "inbox").len(), 3);
+    assert!(!sim.core(b).is_reading_paused(conn));
     sim.send(b, "app", route!["inbox"], vec![5]).unwrap();
     assert_eq!(
         sim.take(b, "inbox")
             .into_iter()
             .map(|m| m.payload)
             .collect::<Vec<_>>(),
-        [vec![5]]
+        [vec![4], vec![5]]
     );
 }
 
@@ -953,4 +952,64 @@ fn a_livelock_is_caught_by_the_step_budget() {
     )
     .unwrap();
     sim.run_until_idle();
+}
+
+/// A worker slower than the network: messages from a connection that find its mailbox
+/// full wait (the connection stalls, reading pauses) instead of being dropped, and all
+/// arrive in order once the worker takes them, in the clear and through a channel.
+#[test]
+fn a_full_mailbox_stalls_the_connection_and_nothing_is_lost() {
+    for secure in [false, true] {
+        let mut sim = Sim::new(117);
+        let a = sim.add_node("a", None);
+        let config = NodeConfig {
+            mailbox_capacity: 4,
+            ..NodeConfig::default()
+        };
+        let b = sim.add_node_with("b", Some("b:4000"), config);
+        sim.add_worker(a, "app", Behaviour::Sink);
+        sim.add_worker(b, "slow", Behaviour::Hold);
+        let first_hop = if secure {
+            let identity = Arc::new(Identity::generate_with(&mut SeededRandom::new(5)).unwrap());
+            sim.add_channel_listener(b, "secure", identity.clone(), Arc::new(TrustEveryone));
+            let channel = sim
+                .establish(
+                    a,
+                    route![tcp("b:4000"), "secure"],
+                    identity,
+                    Arc::new(TrustEveryone),
+                )
+                .unwrap();
+            route![channel]
+        } else {
+            route![tcp("b:4000")]
+        };
+        for i in 0..20u8 {
+            let mut route = first_hop.clone();
+            route.append(Address::local("slow"));
+            sim.send(a, "app", route, vec![i; 100]).unwrap();
+        }
+        sim.run_until_idle();
+        let conn = sim.connections_of(b)[0];
+        assert_eq!(sim.mailbox(b, "slow").received.len(), 4, "secure: {secure}");
+        assert!(sim.core(b).is_reading_paused(conn), "secure: {secure}");
+
+        let mut taken = Vec::new();
+        while taken.len() < 20 {
+            let batch = sim.take(b, "slow");
+            assert!(
+                !batch.is_empty(),
+                "stuck after {} (secure: {secure})",
+                taken.len()
+            );
+            assert!(batch.len() <= 4);
+            taken.extend(batch);
+            sim.run_until_idle();
+        }
+        let payloads: Vec<Vec<u8>> = taken.into_iter().map(|m| m.payload).collect();
+        let expected: Vec<Vec<u8>> = (0..20u8).map(|i| vec![i; 100]).collect();
+        assert_eq!(payloads, expected, "all, in order (secure: {secure})");
+        assert!(!sim.core(b).is_reading_paused(conn));
+        assert_eq!(sim.core(b).stats().delivery_failures, 0);
+    }
 }

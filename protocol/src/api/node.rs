@@ -136,6 +136,7 @@ impl Shared {
     }
 
     fn dispatch(self: &Arc<Self>, d: &mut Driver) {
+        let now = self.runtime.now();
         while let Some(output) = d.core.poll_output() {
             match output {
                 Output::Deliver { address, message } => {
@@ -144,7 +145,8 @@ impl Shared {
                         .get(&address)
                         .is_some_and(|tx| tx.unbounded_send(Ok(message)).is_ok());
                     if !delivered {
-                        d.core.handle_consumed(&address);
+                        d.core.handle_consumed(&address, now);
+                        self.progress.bump();
                     }
                 }
                 Output::Connect { connection, peer } => self.spawn_connect(connection, peer),
@@ -155,7 +157,8 @@ impl Shared {
                         .get(&connection)
                         .is_some_and(|c| c.writer.unbounded_send(bytes).is_ok());
                     if !sent {
-                        d.core.handle_written(connection, len);
+                        d.core.handle_written(connection, len, now);
+                        self.progress.bump();
                     }
                 }
                 Output::Close { connection } => {
@@ -232,7 +235,7 @@ impl Shared {
     }
 
     pub(crate) fn consumed(self: &Arc<Self>, address: &Address) {
-        self.with_core(|core, _| core.handle_consumed(address));
+        self.with_core(|core, now| core.handle_consumed(address, now));
         self.progress.bump();
     }
 
@@ -393,6 +396,21 @@ impl Shared {
     ) {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
+            // Backpressure: while a message from this connection waits for room (a full
+            // mailbox or connection backlog), read nothing more; TCP then slows the
+            // sender. A consumed message or written bytes may end the wait.
+            loop {
+                let seen = self.progress.generation();
+                if !self.driver().core.is_reading_paused(connection) {
+                    break;
+                }
+                let stop = future::select(close.wait(), self.stopping.wait());
+                if let Either::Right(_) =
+                    future::select(self.progress.changed_since(seen), stop).await
+                {
+                    return;
+                }
+            }
             let stop = future::select(close.wait(), self.stopping.wait());
             let read = match future::select(reader.read(&mut buf), stop).await {
                 Either::Left((read, _)) => read,
@@ -462,7 +480,7 @@ impl Shared {
                 break;
             }
             let written = batch.len;
-            self.with_core(|core, _| core.handle_written(connection, written));
+            self.with_core(|core, now| core.handle_written(connection, written, now));
             self.progress.bump();
         }
         let _ = writer.close().await;

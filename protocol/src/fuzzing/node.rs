@@ -212,7 +212,7 @@ pub fn node(data: &[u8]) {
             10 => {
                 for side in [&mut a, &mut b] {
                     if let Some(address) = side.unread.pop() {
-                        side.core.handle_consumed(&address);
+                        side.core.handle_consumed(&address, now);
                     }
                 }
             }
@@ -263,7 +263,7 @@ fn carry(
             return;
         }
         let (connection, mut bytes) = from.pending.remove(0);
-        from.core.handle_written(connection, bytes.len());
+        from.core.handle_written(connection, bytes.len(), now);
         let peer = links
             .iter()
             .find(|(a, b)| {

@@ -3,7 +3,10 @@
 use std::collections::VecDeque;
 
 use crate::framing::FrameDecoder;
+use crate::message::TransportMessage;
 use crate::routing::Address;
+
+use super::ConnectionId;
 
 /// Whether the node opened the connection or accepted it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +31,29 @@ pub(crate) struct InFlight {
     pub(crate) message: Option<Option<Address>>,
 }
 
+/// A message from a connection that found no room where it was going, and the
+/// messages routed after it from the same frame: they wait, in order, and the
+/// connection is not read until they are through.
+pub(crate) struct Stall {
+    pub(crate) blocked: Blocked,
+    pub(crate) rest: VecDeque<TransportMessage>,
+}
+
+/// What found no room.
+pub(crate) enum Blocked {
+    /// A message for a full mailbox.
+    Deliver {
+        address: Address,
+        message: TransportMessage,
+    },
+    /// A frame for a connection whose backlog is full.
+    Frame {
+        connection: ConnectionId,
+        frame: Vec<u8>,
+        sender: Option<Address>,
+    },
+}
+
 pub(crate) enum State {
     /// Waiting for the transport to connect; frames wait here.
     Connecting(VecDeque<Queued>),
@@ -47,6 +73,8 @@ pub(crate) struct Connection {
     /// The transmits those bytes belong to, oldest first, so that the senders of
     /// messages never written can be told when the connection dies.
     pub(crate) in_flight: VecDeque<InFlight>,
+    /// Set while what this connection delivered waits for room: reading pauses.
+    pub(crate) stall: Option<Stall>,
 }
 
 impl Connection {
@@ -84,6 +112,7 @@ impl Connection {
             decoder: FrameDecoder::new(max_frame_len),
             backlog: 0,
             in_flight: VecDeque::new(),
+            stall: None,
         }
     }
 }

@@ -85,7 +85,7 @@
 mod connection;
 mod error;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
@@ -99,7 +99,7 @@ use crate::routing::{Address, Route, TransportType};
 use crate::trust::TrustPolicy;
 
 pub use connection::Direction;
-use connection::{Connection, InFlight, Queued, State as ConnectionState};
+use connection::{Blocked, Connection, InFlight, Queued, Stall, State as ConnectionState};
 pub use error::NodeError;
 
 /// Identifies a connection within one node core.
@@ -316,6 +316,13 @@ pub struct NodeCore {
     next_channel: u64,
     outputs: VecDeque<Output>,
     stats: NodeStats,
+    /// The connection whose frames are being routed: a message of its that finds a
+    /// full mailbox or connection backlog waits (in `blocked`) instead of being dropped.
+    stalling: Option<ConnectionId>,
+    /// Set by `deliver` or `send_frame` when a message of `stalling` finds no room.
+    blocked: Option<Blocked>,
+    /// Connections with a stall.
+    stalled: BTreeSet<ConnectionId>,
 }
 
 impl fmt::Debug for NodeCore {
@@ -343,6 +350,9 @@ impl NodeCore {
             channels: BTreeMap::new(),
             connections: BTreeMap::new(),
             outgoing: BTreeMap::new(),
+            stalling: None,
+            blocked: None,
+            stalled: BTreeSet::new(),
             next_connection: 0,
             next_channel: 0,
             outputs: VecDeque::new(),
@@ -594,11 +604,13 @@ impl NodeCore {
         self.route(message, Some(sender), now)
     }
 
-    /// The worker at `address` took one message from its mailbox.
-    pub fn handle_consumed(&mut self, address: &Address) {
+    /// The worker at `address` took one message from its mailbox. A connection
+    /// waiting for room there goes on.
+    pub fn handle_consumed(&mut self, address: &Address, now: Instant) {
         if let Some(m) = self.mailboxes.get_mut(address) {
             m.unread = m.unread.saturating_sub(1);
         }
+        self.retry_stalled(now);
     }
 
     /// A peer connected to one of this node's listeners. Returns the connection's id;
@@ -662,11 +674,24 @@ impl NodeCore {
         self.drop_connection(connection, reason.map(str::to_owned), false, now);
     }
 
-    /// `n` bytes of earlier transmits on the connection were written.
-    pub fn handle_written(&mut self, connection: ConnectionId, n: usize) {
+    /// `n` bytes of earlier transmits on the connection were written. A connection
+    /// waiting for room in this one's backlog goes on.
+    pub fn handle_written(&mut self, connection: ConnectionId, n: usize, now: Instant) {
         if let Some(conn) = self.connections.get_mut(&connection) {
             conn.written(n);
         }
+        self.retry_stalled(now);
+    }
+
+    /// Whether the transport should stop reading `connection` for now: something it
+    /// delivered waits for room in a full mailbox or connection backlog. Reading is
+    /// wanted again once a worker takes a message or a connection writes
+    /// ([`handle_consumed`](Self::handle_consumed), [`handle_written`](Self::handle_written)).
+    /// Meanwhile bytes handed in anyway are kept, undecoded, in the frame decoder.
+    pub fn is_reading_paused(&self, connection: ConnectionId) -> bool {
+        self.connections
+            .get(&connection)
+            .is_some_and(|c| c.stall.is_some())
     }
 
     /// Bytes arrived on a connection. Whole frames are decoded and routed; a peer that
@@ -677,19 +702,49 @@ impl NodeCore {
             return;
         };
         let framing = conn.decoder.handle_bytes(bytes);
-        let alias = conn.alias.clone();
-        while let Some(mut frame) = self
-            .connections
-            .get_mut(&connection)
-            .and_then(|c| c.decoder.poll_frame())
+        // Reading should have paused while stalled (`is_reading_paused`); a transport
+        // that goes on anyway may not fill memory with frames nobody routes.
+        if conn.stall.is_some() && conn.decoder.buffered_len() > self.config.max_connection_backlog
         {
+            tracing::debug!(connection = connection.0, "read on while paused; closing");
+            self.drop_connection(
+                connection,
+                Some("bytes kept arriving while reading was paused".into()),
+                true,
+                now,
+            );
+            return;
+        }
+        self.route_frames(connection, now);
+        if let Err(error) = framing {
+            tracing::debug!(connection = connection.0, %error, "stream refused; closing");
+            self.stats.connections_refused += 1;
+            self.drop_connection(connection, Some(error.to_string()), true, now);
+        }
+    }
+
+    /// Routes the whole frames received on `connection`, until none is left or one
+    /// of them finds no room (the connection then stalls until there is).
+    fn route_frames(&mut self, connection: ConnectionId, now: Instant) {
+        loop {
+            let Some(conn) = self.connections.get_mut(&connection) else {
+                return;
+            };
+            if conn.stall.is_some() {
+                return;
+            }
+            let Some(mut frame) = conn.decoder.poll_frame() else {
+                return;
+            };
             if frame.is_empty() {
                 continue; // a keepalive
             }
+            let alias = conn.alias.clone();
             match MessageView::decode(&frame) {
                 Ok(mut view) => {
                     tracing::trace!(connection = connection.0, onward = %view.onward_route, "frame received");
-                    view.return_route.prepend(alias.clone());
+                    view.return_route.prepend(alias);
+                    self.stalling = Some(connection);
                     let result = match self.decryptor_at(&view.onward_route) {
                         // A record for a channel end here is opened where it lies in
                         // the frame, without first copying it out into a message.
@@ -702,6 +757,7 @@ impl NodeCore {
                         }
                         None => self.route(view.into_message(&frame), None, now),
                     };
+                    self.stalling = None;
                     if let Err(error) = result {
                         self.report(None, error);
                     }
@@ -714,10 +770,63 @@ impl NodeCore {
                 }
             }
         }
-        if let Err(error) = framing {
-            tracing::debug!(connection = connection.0, %error, "stream refused; closing");
-            self.stats.connections_refused += 1;
-            self.drop_connection(connection, Some(error.to_string()), true, now);
+    }
+
+    /// Gives each stalled connection's waiting message another try, in order, and
+    /// goes on with its frames once it is through.
+    fn retry_stalled(&mut self, now: Instant) {
+        if self.stalled.is_empty() {
+            return;
+        }
+        let waiting: Vec<ConnectionId> = self.stalled.iter().copied().collect();
+        for id in waiting {
+            let has_room = match self.connections.get(&id).and_then(|c| c.stall.as_ref()) {
+                None => true,
+                Some(stall) => self.has_room(&stall.blocked),
+            };
+            if !has_room {
+                continue;
+            }
+            self.stalled.remove(&id);
+            let Some(stall) = self.connections.get_mut(&id).and_then(|c| c.stall.take()) else {
+                continue;
+            };
+            tracing::trace!(connection = id.0, "stall over");
+            self.stalling = Some(id);
+            let result = match stall.blocked {
+                Blocked::Deliver { address, message } => self.deliver(address, message),
+                Blocked::Frame {
+                    connection,
+                    frame,
+                    sender,
+                } => self.send_frame(connection, frame, sender.as_ref()),
+            };
+            if let Err(error) = result {
+                self.report(None, error);
+            }
+            let result = self.route_all(stall.rest, None, now);
+            self.stalling = None;
+            if let Err(error) = result {
+                self.report(None, error);
+            }
+            self.route_frames(id, now);
+        }
+    }
+
+    /// Whether what `blocked` waits for has room now (or is gone, so that trying it
+    /// again reports the error).
+    fn has_room(&self, blocked: &Blocked) -> bool {
+        match blocked {
+            Blocked::Deliver { address, .. } => self
+                .mailboxes
+                .get(address)
+                .is_none_or(|m| m.unread < self.config.mailbox_capacity),
+            Blocked::Frame {
+                connection, frame, ..
+            } => self.connections.get(connection).is_none_or(|c| {
+                !matches!(c.state, ConnectionState::Open)
+                    || c.backlog.saturating_add(frame.len()) <= self.config.max_connection_backlog
+            }),
         }
     }
 
@@ -801,6 +910,18 @@ impl NodeCore {
                 } else {
                     self.report(sender.cloned(), error);
                 }
+            }
+            if let Some(blocked) = self.blocked.take() {
+                // A message from a connection found no room: it and the rest wait.
+                let rest = std::mem::take(&mut work);
+                if let Some(id) = self.stalling {
+                    if let Some(conn) = self.connections.get_mut(&id) {
+                        tracing::trace!(connection = id.0, "stalled");
+                        conn.stall = Some(Stall { blocked, rest });
+                        self.stalled.insert(id);
+                    }
+                }
+                break;
             }
         }
         first_error.map_or(Ok(()), Err)
@@ -938,6 +1059,11 @@ impl NodeCore {
             .get_mut(&address)
             .ok_or_else(|| NodeError::UnknownAddress(address.clone()))?;
         if mailbox.unread >= limit {
+            if self.stalling.is_some() && self.blocked.is_none() {
+                // From a connection: it waits for room rather than being dropped.
+                self.blocked = Some(Blocked::Deliver { address, message });
+                return Ok(());
+            }
             return Err(NodeError::MailboxFull { address, limit });
         }
         mailbox.unread += 1;
@@ -1054,6 +1180,16 @@ impl NodeCore {
             }
             ConnectionState::Open => {
                 if conn.backlog.saturating_add(frame.len()) > max_backlog {
+                    if self.stalling.is_some() && self.blocked.is_none() {
+                        // From a connection: it waits for room rather than being
+                        // dropped.
+                        self.blocked = Some(Blocked::Frame {
+                            connection: id,
+                            frame,
+                            sender: sender.cloned(),
+                        });
+                        return Ok(());
+                    }
                     return Err(NodeError::ConnectionBacklogFull {
                         peer: conn.peer.clone(),
                         queued: conn.backlog,
@@ -1111,6 +1247,17 @@ impl NodeCore {
                     peer: conn.peer.clone(),
                     reason: why.clone(),
                 },
+            );
+        }
+        // What waited for room on its behalf is lost with it (its frames were read).
+        self.stalled.remove(&id);
+        if let Some(stall) = conn.stall {
+            let lost = 1 + stall.rest.len() as u64;
+            self.stats.delivery_failures += lost;
+            tracing::debug!(
+                connection = id.0,
+                lost,
+                "stalled messages dropped with the connection"
             );
         }
         if let ConnectionState::Connecting(queue) = conn.state {

@@ -696,6 +696,7 @@ impl Sim {
     /// Takes the messages held in a [`Behaviour::Hold`] mailbox, reporting each one
     /// consumed.
     pub fn take(&mut self, node: NodeId, address: &str) -> Vec<TransportMessage> {
+        let now = self.instant();
         let address = Address::local(address);
         let n = &mut self.nodes[node];
         let Some(mailbox) = n.mailboxes.get_mut(&address) else {
@@ -703,7 +704,7 @@ impl Sim {
         };
         let taken: Vec<TransportMessage> = mailbox.held.drain(..).collect();
         for _ in &taken {
-            n.core.handle_consumed(&address);
+            n.core.handle_consumed(&address, now);
         }
         self.drain(node);
         taken
@@ -1038,7 +1039,7 @@ impl Sim {
                     return;
                 }
                 if let End::Node { node, conn, .. } = at {
-                    self.nodes[node].core.handle_written(conn, n);
+                    self.nodes[node].core.handle_written(conn, n, now);
                     self.drain(node);
                 }
             }
@@ -1139,7 +1140,7 @@ impl Sim {
             )),
         };
         if mailbox.behaviour != Behaviour::Hold {
-            n.core.handle_consumed(&address);
+            n.core.handle_consumed(&address, now);
         }
         if let Some(reply) = reply {
             if let Err(error) = n.core.handle_send(&address, reply, now) {
