@@ -1,6 +1,8 @@
 //! Memory for idle channels: two node cores joined in memory establish 10,000 secure
 //! channels, and the growth of resident memory is divided among the 20,000 channel
-//! endpoints. The peer figure is the target itself (2 KiB per endpoint).
+//! endpoints. The peer figure is the target itself (2 KiB per endpoint). A second
+//! figure adds what the same channels hold once each has carried one message each way
+//! (their keys are then kept expanded).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
@@ -25,14 +27,27 @@ fn resident() -> usize {
     pages * 4096
 }
 
+/// Channel ends established on each side (their encryptor addresses), gathered by
+/// [`pump`].
+#[derive(Default)]
+struct Established {
+    /// Whether to keep the addresses (they take memory of their own) or only count.
+    keep: bool,
+    count: usize,
+    a: Vec<Address>,
+    b: Vec<Address>,
+}
+
+/// Carries bytes both ways until nothing moves; deliveries are taken at once.
 fn pump(
     a: &mut NodeCore,
     b: &mut NodeCore,
     a_conn: onward_protocol::node::ConnectionId,
     b_conn: onward_protocol::node::ConnectionId,
     now: Instant,
+    established: &mut Established,
 ) -> usize {
-    let mut established = 0;
+    let mut delivered = 0;
     loop {
         let mut moved = false;
         while let Some(out) = a.poll_output() {
@@ -42,25 +57,49 @@ fn pump(
                     a.handle_written(a_conn, bytes.len(), now);
                     moved = true;
                 }
-                Output::Event(NodeEvent::ChannelEstablished { .. }) => established += 1,
+                Output::Deliver { address, .. } => {
+                    a.handle_consumed(&address, now);
+                    delivered += 1;
+                }
+                Output::Event(NodeEvent::ChannelEstablished { address, .. }) => {
+                    established.count += 1;
+                    if established.keep {
+                        established.a.push(address);
+                    }
+                }
                 _ => {}
             }
         }
         while let Some(out) = b.poll_output() {
-            if let Output::Transmit { bytes, .. } = out {
-                a.handle_received(a_conn, &bytes, now);
-                b.handle_written(b_conn, bytes.len(), now);
-                moved = true;
+            match out {
+                Output::Transmit { bytes, .. } => {
+                    a.handle_received(a_conn, &bytes, now);
+                    b.handle_written(b_conn, bytes.len(), now);
+                    moved = true;
+                }
+                Output::Deliver { address, .. } => {
+                    b.handle_consumed(&address, now);
+                    delivered += 1;
+                }
+                Output::Event(NodeEvent::ChannelEstablished { address, .. })
+                    if established.keep =>
+                {
+                    established.b.push(address);
+                }
+                _ => {}
             }
         }
         if !moved {
-            return established;
+            return delivered;
         }
     }
 }
 
-fn main() {
-    let channels = if quick() { 200 } else { 10_000 };
+/// Establishes `channels` channels between two fresh node cores and returns the growth
+/// of resident memory per endpoint, and (if `send`) what one message each way on every
+/// channel adds per endpoint. The two cores are returned, to be dropped only after
+/// every measurement (freed memory would be reused by the next one, unseen).
+fn measure(channels: usize, send: bool) -> (f64, f64, (NodeCore, NodeCore)) {
     let now = Instant::now();
     let config = NodeConfig {
         max_channels: channels + 10,
@@ -79,6 +118,7 @@ fn main() {
     .unwrap();
     // Open the connection with a first message so both cores know it.
     a.register(Address::local("app")).unwrap();
+    b.register(Address::local("sink")).unwrap();
     let hello = onward_protocol::TransportMessage::new(
         route![tcp("b:4000"), "nobody"],
         route!["app"],
@@ -93,10 +133,13 @@ fn main() {
     };
     let b_conn = b.handle_incoming_connection("a:1".into(), now);
     a.handle_connected(a_conn, now);
-    pump(&mut a, &mut b, a_conn, b_conn, now);
+    let mut established = Established {
+        keep: send,
+        ..Established::default()
+    };
+    pump(&mut a, &mut b, a_conn, b_conn, now, &mut established);
 
     let before = resident();
-    let mut established = 0;
     for _ in 0..channels {
         a.create_channel(
             route![tcp("b:4000"), "secure"],
@@ -106,12 +149,48 @@ fn main() {
             now,
         )
         .unwrap();
-        established += pump(&mut a, &mut b, a_conn, b_conn, now);
+        pump(&mut a, &mut b, a_conn, b_conn, now, &mut established);
     }
     let after = resident();
-    assert_eq!(established, channels);
+    assert_eq!(established.count, channels);
     assert_eq!(a.channel_count() + b.channel_count(), 2 * channels);
-    let per_endpoint = after.saturating_sub(before) as f64 / (2 * channels) as f64;
+    let endpoints = (2 * channels) as f64;
+    let idle = after.saturating_sub(before) as f64 / endpoints;
+    if !send {
+        return (idle, 0.0, (a, b));
+    }
+    // One message each way on every channel, then the growth since establishment.
+    let ends = std::mem::take(&mut established);
+    let mut delivered = 0;
+    for (ours, theirs) in ends.a.iter().zip(&ends.b) {
+        let to_b = onward_protocol::TransportMessage::new(
+            route![ours.clone(), "sink"],
+            route!["app"],
+            vec![1; 64],
+        );
+        a.handle_send(&Address::local("app"), to_b, now).unwrap();
+        let to_a = onward_protocol::TransportMessage::new(
+            route![theirs.clone(), "app"],
+            route!["sink"],
+            vec![2; 64],
+        );
+        b.handle_send(&Address::local("sink"), to_a, now).unwrap();
+        delivered += pump(&mut a, &mut b, a_conn, b_conn, now, &mut established);
+    }
+    assert_eq!(delivered, 2 * channels);
+    let used = resident();
+    (idle, used.saturating_sub(after) as f64 / endpoints, (a, b))
+}
+
+fn main() {
+    let channels = if quick() { 200 } else { 10_000 };
+    // Idle: the addresses are not kept, so nothing but the channels grows.
+    let (idle, _, _first) = measure(channels, false);
+    // Used: a second pair of nodes, whose addresses are kept to send on each channel;
+    // what sending adds is measured from the point the channels are established.
+    let (_, added, _second) = measure(channels, true);
+    let per_endpoint = idle;
+    let per_used_endpoint = idle + added;
     let mut report = Report::default();
     report.add(Figure {
         bench: "memory",
@@ -121,6 +200,18 @@ fn main() {
         peer: "target 2 KiB".into(),
         peer_value: 2048.0,
         target: Some(1.0),
+        lower_is_better: true,
+    });
+    report.add(Figure {
+        bench: "memory",
+        name: format!(
+            "resident memory per channel endpoint after one message each way ({channels} channels)"
+        ),
+        value: per_used_endpoint,
+        unit: "bytes",
+        peer: "target 2 KiB".into(),
+        peer_value: 2048.0,
+        target: None,
         lower_is_better: true,
     });
     report.print_table();

@@ -15,7 +15,8 @@ use super::{ChannelError, MAX_GENERATIONS_AHEAD, REKEY_SHIFT};
 pub(crate) struct Decryptor {
     current: CipherState,
     /// The generation before `current`, for records reordered across a rekey.
-    previous: Option<CipherState>,
+    /// Boxed: it exists only after a rekey, and idle channels should stay small.
+    previous: Option<Box<CipherState>>,
     generation: u64,
     window: ReplayWindow,
 }
@@ -28,6 +29,12 @@ impl Decryptor {
             generation: 0,
             window: ReplayWindow::new(),
         }
+    }
+
+    /// Keeps the current key expanded from now on: the channel carries data. (A key
+    /// generation reached later is expanded per record until this is asked again.)
+    pub(crate) fn keep_expanded(&mut self) -> Result<(), ChannelError> {
+        Ok(self.current.keep_expanded()?)
     }
 
     /// Authenticates and decrypts one transport record in place, returning its counter
@@ -75,7 +82,7 @@ impl Decryptor {
             let len = candidate
                 .decrypt_in_place_at(counter, header, ciphertext)
                 .map_err(forged)?;
-            self.previous = Some(before);
+            self.previous = Some(Box::new(before));
             self.current = candidate;
             self.generation = generation;
             len

@@ -26,6 +26,11 @@ impl Encryptor {
         }
     }
 
+    /// Keeps the key expanded from now on: the channel carries data.
+    pub(crate) fn keep_expanded(&mut self) -> Result<(), ChannelError> {
+        Ok(self.cipher.keep_expanded()?)
+    }
+
     /// The counter the next record will carry.
     pub(crate) fn next_counter(&self) -> u64 {
         self.next_counter

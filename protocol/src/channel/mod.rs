@@ -428,6 +428,11 @@ impl SecureChannel {
                 peer,
             } => {
                 let opened = decryptor.open_in_place(record);
+                if matches!(opened, Ok((_, [PLAIN_MESSAGE, ..]))) {
+                    // The channel carries data: keep the key expanded (not for the
+                    // confirm and close records alone, to keep idle channels small).
+                    let _ = decryptor.keep_expanded();
+                }
                 self.state = State::Established {
                     encryptor,
                     decryptor,
@@ -506,6 +511,8 @@ impl SecureChannel {
                 max: MAX_INNER_MESSAGE_LEN,
             });
         }
+        // The channel carries data: keep the key expanded (see `CipherState`).
+        encryptor.keep_expanded()?;
         let start = out.len();
         out.reserve(TRANSPORT_HEADER_LEN + 1 + inner_len + TAG_LEN);
         out.resize(start + TRANSPORT_HEADER_LEN, 0);

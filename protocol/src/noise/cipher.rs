@@ -21,10 +21,10 @@ const RESERVED_NONCE: u64 = u64::MAX;
 ///   internal nonce alone. The caller must then never reuse a nonce with one key.
 ///
 /// Nonce 2^64-1 is never used for a message. A failed decryption does not advance the
-/// nonce. The key is zeroized on drop, and `Debug` never shows it. `ring`'s expanded
-/// key is built once per key and kept at one place on the heap; `ring` does not clear
-/// its key objects, so on drop and on rekey it is overwritten where it lies (see
-/// [`Key`]).
+/// nonce. The key is zeroized on drop, and `Debug` never shows it. `ring`'s expansion
+/// of the key is built for each message, or kept once
+/// [`keep_expanded`](CipherState::keep_expanded) asks for it; `ring` does not clear its
+/// key objects, so a kept one is overwritten where it lies on rekey and on drop.
 ///
 /// [`encrypt_with_ad`]: CipherState::encrypt_with_ad
 /// [`decrypt_with_ad`]: CipherState::decrypt_with_ad
@@ -36,44 +36,69 @@ pub struct CipherState {
     nonce: u64,
 }
 
-/// A key and `ring`'s expansion of it (AES round keys and GHASH table, or the ChaCha20
-/// key), built once rather than for every record: building it cost about 1,200
-/// instructions per record, 8% of a 64-byte round trip.
+/// A key and, once [`CipherState::keep_expanded`] asks for it, `ring`'s expansion of it
+/// (AES round keys and GHASH table, or the ChaCha20 key) kept for reuse. Expanding
+/// costs about 1,200 instructions, 8% of a 64-byte round trip, so a channel carrying
+/// data keeps its keys expanded; but an expansion takes about 550 bytes, so a key used
+/// only now and then (handshake messages, the confirm and close records of a channel)
+/// is expanded for each use and dropped at once.
 ///
-/// `ring` offers no way to clear its key objects. This one lives in a `Box`, so moves
+/// `ring` offers no way to clear its key objects. A kept one lives in a `Box`, so moves
 /// of the cipher state never copy it elsewhere, and is overwritten in place with the
 /// expansion of the all-zero key when dropped or replaced; the write is passed through
 /// [`std::hint::black_box`] so that it is not elided as a store before a free.
 struct Key {
-    suite: CipherSuite,
     bytes: Zeroizing<[u8; KEY_LEN]>,
-    aead: Box<LessSafeKey>,
+    kept: Option<Box<LessSafeKey>>,
 }
 
 impl Key {
-    fn new(suite: CipherSuite, bytes: &[u8; KEY_LEN]) -> Result<Self, NoiseError> {
-        let bytes = Zeroizing::new(*bytes);
-        Ok(Self {
-            suite,
-            aead: Box::new(ring_key(suite, &bytes)?),
-            bytes,
-        })
+    fn new(bytes: &[u8; KEY_LEN]) -> Self {
+        Self {
+            bytes: Zeroizing::new(*bytes),
+            kept: None,
+        }
     }
 
-    /// Replaces the key, overwriting the old expansion where it lies.
-    fn replace(&mut self, bytes: &[u8]) -> Result<(), NoiseError> {
+    /// Runs `f` with the expanded key: the kept one, or one expanded for this use.
+    fn with<T>(
+        &self,
+        suite: CipherSuite,
+        f: impl FnOnce(&LessSafeKey) -> Result<T, NoiseError>,
+    ) -> Result<T, NoiseError> {
+        match &self.kept {
+            Some(kept) => f(kept),
+            None => f(&ring_key(suite, &self.bytes)?),
+        }
+    }
+
+    /// Keeps the expansion from now on.
+    fn keep(&mut self, suite: CipherSuite) -> Result<(), NoiseError> {
+        if self.kept.is_none() {
+            self.kept = Some(Box::new(ring_key(suite, &self.bytes)?));
+        }
+        Ok(())
+    }
+
+    /// Replaces the key, overwriting a kept expansion where it lies.
+    fn replace(&mut self, suite: CipherSuite, bytes: &[u8]) -> Result<(), NoiseError> {
         self.bytes.copy_from_slice(bytes);
-        *self.aead = ring_key(self.suite, &self.bytes)?;
-        std::hint::black_box(&*self.aead);
+        if let Some(kept) = self.kept.as_mut() {
+            **kept = ring_key(suite, &self.bytes)?;
+            std::hint::black_box(&**kept);
+        }
         Ok(())
     }
 }
 
 impl Drop for Key {
     fn drop(&mut self) {
-        if let Ok(scrubbed) = ring_key(self.suite, &[0; KEY_LEN]) {
-            *self.aead = scrubbed;
-            std::hint::black_box(&*self.aead);
+        if let Some(kept) = self.kept.as_mut() {
+            let zero = UnboundKey::new(kept.algorithm(), &[0; KEY_LEN]).map(LessSafeKey::new);
+            if let Ok(scrubbed) = zero {
+                **kept = scrubbed;
+                std::hint::black_box(&**kept);
+            }
         }
     }
 }
@@ -82,10 +107,7 @@ impl Clone for CipherState {
     fn clone(&self) -> Self {
         Self {
             suite: self.suite,
-            key: self
-                .key
-                .as_ref()
-                .and_then(|k| Key::new(k.suite, &k.bytes).ok()),
+            key: self.key.as_ref().map(|k| Key::new(&k.bytes)),
             nonce: self.nonce,
         }
     }
@@ -96,8 +118,7 @@ impl CipherState {
     pub fn new(suite: CipherSuite, key: [u8; KEY_LEN]) -> Self {
         Self {
             suite,
-            // ring takes any 32-byte key for both suites, so this is never `None`.
-            key: Key::new(suite, &Zeroizing::new(key)).ok(),
+            key: Some(Key::new(&Zeroizing::new(key))),
             nonce: 0,
         }
     }
@@ -288,6 +309,18 @@ impl CipherState {
         Ok(body_len)
     }
 
+    /// Keeps `ring`'s expansion of the key from now on instead of expanding it for each
+    /// message: for a key about to protect many messages (see [`Key`] for the memory
+    /// and the clearing).
+    ///
+    /// # Errors
+    ///
+    /// [`NoiseError::MissingKey`] if no key is set.
+    pub fn keep_expanded(&mut self) -> Result<(), NoiseError> {
+        let suite = self.suite;
+        self.key.as_mut().ok_or(NoiseError::MissingKey)?.keep(suite)
+    }
+
     /// Replaces the key with the first 32 bytes of `ENCRYPT(k, 2^64-1, "", 32 zero
     /// bytes)`, as the Noise specification's `REKEY` defines it. The nonce is not reset.
     ///
@@ -303,7 +336,7 @@ impl CipherState {
             needed: KEY_LEN,
             available: out.len(),
         })?;
-        key.replace(new_key)
+        key.replace(self.suite, new_key)
     }
 }
 
@@ -401,13 +434,13 @@ fn seal_in_place(
 ) -> Result<[u8; TAG_LEN], NoiseError> {
     let len = body.len() + TAG_LEN;
     check_message_len(len)?;
-    let tag = key
-        .aead
-        .seal_in_place_separate_tag(encode_nonce(suite, nonce), Aad::from(ad), body)
-        .map_err(|_| NoiseError::MessageTooLarge {
-            len,
-            max: MAX_MESSAGE_LEN,
-        })?;
+    let tag = key.with(suite, |aead| {
+        aead.seal_in_place_separate_tag(encode_nonce(suite, nonce), Aad::from(ad), body)
+            .map_err(|_| NoiseError::MessageTooLarge {
+                len,
+                max: MAX_MESSAGE_LEN,
+            })
+    })?;
     let mut out = [0u8; TAG_LEN];
     out.copy_from_slice(tag.as_ref());
     Ok(out)
@@ -440,13 +473,11 @@ fn open_in_place(
     tag: &[u8],
 ) -> Result<(), NoiseError> {
     let tag = Tag::try_from(tag).map_err(|_| NoiseError::DecryptFailed)?;
-    let opened = key.aead.open_in_place_separate_tag(
-        encode_nonce(suite, nonce),
-        Aad::from(ad),
-        tag,
-        body,
-        0..,
-    );
+    let opened = key.with(suite, |aead| {
+        aead.open_in_place_separate_tag(encode_nonce(suite, nonce), Aad::from(ad), tag, body, 0..)
+            .map(|_| ())
+            .map_err(|_| NoiseError::DecryptFailed)
+    });
     if opened.is_err() {
         body.fill(0);
         return Err(NoiseError::DecryptFailed);
@@ -686,6 +717,40 @@ mod tests {
             proptest::prop_assert!(wrong[..plaintext.len()].iter().all(|&b| b == 0), "no unauthenticated plaintext left");
             proptest::prop_assert_eq!(cs.decrypt_in_place_at(nonce, &ad, &mut in_place), Ok(plaintext.len()));
             proptest::prop_assert_eq!(&in_place[..plaintext.len()], &plaintext[..]);
+        }
+    }
+
+    #[test]
+    fn a_kept_expansion_gives_the_same_bytes_through_rekeys_and_clones() {
+        for suite in CipherSuite::ALL {
+            let plain = CipherState::new(suite, KEY);
+            let mut kept = CipherState::new(suite, KEY);
+            kept.keep_expanded().unwrap();
+            let mut rekeyed_plain = plain.clone();
+            let mut rekeyed_kept = kept.clone();
+            rekeyed_kept.keep_expanded().unwrap();
+            rekeyed_plain.rekey().unwrap();
+            rekeyed_kept.rekey().unwrap();
+            for (a, b) in [(&plain, &kept), (&rekeyed_plain, &rekeyed_kept)] {
+                let mut x = [0u8; 40];
+                let mut y = [0u8; 40];
+                a.encrypt_at(9, b"ad", b"twenty-four bytes of msg", &mut x)
+                    .unwrap();
+                b.encrypt_at(9, b"ad", b"twenty-four bytes of msg", &mut y)
+                    .unwrap();
+                assert_eq!(x, y, "{suite:?}");
+                let mut out = [0u8; 24];
+                assert_eq!(b.decrypt_at(9, b"ad", &x, &mut out), Ok(24));
+            }
+            let mut x = [0u8; 40];
+            plain.encrypt_at(1, b"", &[7; 24], &mut x).unwrap();
+            let mut y = [0u8; 40];
+            rekeyed_kept.encrypt_at(1, b"", &[7; 24], &mut y).unwrap();
+            assert_ne!(x, y, "the rekeyed key differs ({suite:?})");
+            assert_eq!(
+                CipherState::empty(suite).keep_expanded(),
+                Err(NoiseError::MissingKey)
+            );
         }
     }
 
