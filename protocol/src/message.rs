@@ -448,7 +448,9 @@ impl<'a> Reader<'a> {
         if len > MAX_ROUTE_LEN {
             return Err(MessageError::RouteTooLong { which, len });
         }
-        let mut addresses = Vec::with_capacity(len);
+        // Each address takes at least 3 bytes: reserve no more than the input can hold.
+        let mut addresses =
+            Vec::with_capacity(len.min(self.input.len().saturating_sub(self.pos) / 3));
         for _ in 0..len {
             let at = self.pos;
             if self.array()? != 2 {

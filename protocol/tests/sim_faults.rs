@@ -734,7 +734,7 @@ fn a_full_mailbox_is_reported_to_the_sender() {
     // From another node the message waits, and its connection stops being read.
     sim.send(a, "app", route![tcp("b:4000"), "inbox"], vec![4])
         .unwrap();
-    sim.run_until_idle();
+    sim.run_for(Duration::from_millis(100));
     assert!(!sim
         .events(b)
         .any(|e| matches!(e, NodeEvent::DeliveryFailed { .. })));
@@ -989,7 +989,7 @@ fn a_full_mailbox_stalls_the_connection_and_nothing_is_lost() {
             route.append(Address::local("slow"));
             sim.send(a, "app", route, vec![i; 100]).unwrap();
         }
-        sim.run_until_idle();
+        sim.run_for(Duration::from_millis(100));
         let conn = sim.connections_of(b)[0];
         assert_eq!(sim.mailbox(b, "slow").received.len(), 4, "secure: {secure}");
         assert!(sim.core(b).is_reading_paused(conn), "secure: {secure}");
@@ -1004,7 +1004,7 @@ fn a_full_mailbox_stalls_the_connection_and_nothing_is_lost() {
             );
             assert!(batch.len() <= 4);
             taken.extend(batch);
-            sim.run_until_idle();
+            sim.run_for(Duration::from_millis(100));
         }
         let payloads: Vec<Vec<u8>> = taken.into_iter().map(|m| m.payload).collect();
         let expected: Vec<Vec<u8>> = (0..20u8).map(|i| vec![i; 100]).collect();
@@ -1012,4 +1012,107 @@ fn a_full_mailbox_stalls_the_connection_and_nothing_is_lost() {
         assert!(!sim.core(b).is_reading_paused(conn));
         assert_eq!(sim.core(b).stats().delivery_failures, 0);
     }
+}
+
+/// A connection stalled on a full mailbox whose worker then goes away is not stuck: the
+/// waiting messages are reported undeliverable and reading resumes.
+#[test]
+fn a_stall_ends_when_its_mailbox_goes_away() {
+    let mut sim = Sim::new(118);
+    let a = sim.add_node("a", None);
+    let config = NodeConfig {
+        mailbox_capacity: 2,
+        ..NodeConfig::default()
+    };
+    let b = sim.add_node_with("b", Some("b:4000"), config);
+    sim.add_worker(a, "app", Behaviour::Sink);
+    sim.add_worker(b, "slow", Behaviour::Hold);
+    sim.add_worker(b, "other", Behaviour::Sink);
+    for i in 0..5u8 {
+        sim.send(a, "app", route![tcp("b:4000"), "slow"], vec![i])
+            .unwrap();
+    }
+    sim.run_for(Duration::from_millis(100));
+    let conn = sim.connections_of(b)[0];
+    assert!(sim.core(b).is_reading_paused(conn));
+
+    sim.remove_worker(b, "slow");
+    assert!(!sim.core(b).is_reading_paused(conn));
+    let undeliverable = sim
+        .events(b)
+        .filter(|e| {
+            matches!(
+                e,
+                NodeEvent::DeliveryFailed {
+                    error: NodeError::UnknownAddress(_),
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(undeliverable, 3, "the three that waited");
+    // The connection carries on.
+    sim.send(a, "app", route![tcp("b:4000"), "other"], vec![9])
+        .unwrap();
+    sim.run_for(Duration::from_millis(100));
+    assert_eq!(sim.mailbox(b, "other").payloads(), [vec![9]]);
+}
+
+/// A worker that stops taking messages holds up its connection for `max_stall` at
+/// most: then the waiting message is dropped and reported, later ones to that mailbox
+/// are dropped at once until it is down to half full, and the connection goes on.
+#[test]
+fn a_stall_gives_up_after_max_stall() {
+    let mut sim = Sim::new(119);
+    let a = sim.add_node("a", None);
+    let config = NodeConfig {
+        mailbox_capacity: 4,
+        max_stall: Duration::from_secs(2),
+        ..NodeConfig::default()
+    };
+    let b = sim.add_node_with("b", Some("b:4000"), config);
+    sim.add_worker(a, "app", Behaviour::Sink);
+    sim.add_worker(b, "stuck", Behaviour::Hold);
+    sim.add_worker(b, "other", Behaviour::Sink);
+    for i in 0..6u8 {
+        sim.send(a, "app", route![tcp("b:4000"), "stuck"], vec![i])
+            .unwrap();
+    }
+    sim.send(a, "app", route![tcp("b:4000"), "other"], vec![9])
+        .unwrap();
+    sim.run_for(Duration::from_secs(1));
+    let conn = sim.connections_of(b)[0];
+    assert!(
+        sim.core(b).is_reading_paused(conn),
+        "waiting, within max_stall"
+    );
+    assert!(
+        sim.mailbox(b, "other").received.is_empty(),
+        "held up behind it"
+    );
+
+    sim.run_for(Duration::from_secs(2));
+    assert!(
+        !sim.core(b).is_reading_paused(conn),
+        "given up after max_stall"
+    );
+    assert_eq!(sim.mailbox(b, "other").payloads(), [vec![9]]);
+    let full = sim
+        .events(b)
+        .filter(|e| {
+            matches!(
+                e,
+                NodeEvent::DeliveryFailed {
+                    error: NodeError::MailboxFull { .. },
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(
+        full, 2,
+        "the one that waited, and the next one dropped at once"
+    );
+    assert_eq!(sim.core(b).stats().delivery_failures, 2);
+    assert_eq!(sim.mailbox(b, "stuck").received.len(), 4);
 }

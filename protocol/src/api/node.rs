@@ -262,9 +262,12 @@ impl Shared {
     }
 
     pub(crate) fn unregister(self: &Arc<Self>, address: &Address) {
+        let now = self.runtime.now();
         let mut d = self.driver();
         d.mailboxes.remove(address);
-        d.core.unregister(address);
+        d.core.unregister(address, now);
+        self.dispatch(&mut d);
+        drop(d);
         self.progress.bump();
     }
 
@@ -275,13 +278,17 @@ impl Shared {
         address: &Address,
         mailbox: &UnboundedReceiver<Delivery>,
     ) {
+        let now = self.runtime.now();
         let mut d = self.driver();
         if d.mailboxes
             .get(address)
             .is_some_and(|tx| tx.is_connected_to(mailbox))
         {
             d.mailboxes.remove(address);
-            d.core.unregister(address);
+            d.core.unregister(address, now);
+            self.dispatch(&mut d);
+            drop(d);
+            self.progress.bump();
         }
     }
 
@@ -519,7 +526,11 @@ impl Shared {
             let sleep = self.runtime.sleep(wait);
             let woken = future::select(wake.next(), self.stopping.wait());
             match future::select(sleep, woken).await {
-                Either::Left(_) => self.with_core(|core, now| core.handle_timeout(now)),
+                Either::Left(_) => {
+                    self.with_core(|core, now| core.handle_timeout(now));
+                    // A stall may have timed out: its connection's reader re-checks.
+                    self.progress.bump();
+                }
                 Either::Right((Either::Left((Some(()), _)), _)) => {}
                 Either::Right(_) => return,
             }

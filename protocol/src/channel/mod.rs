@@ -477,6 +477,11 @@ impl SecureChannel {
         TRANSPORT_HEADER_LEN + 1 + message.encoded_len() + TAG_LEN
     }
 
+    /// Whether `message` fits in one record.
+    pub fn fits_in_one_record(message: &TransportMessage) -> bool {
+        message.encoded_len() < MAX_RECORD_PLAINTEXT
+    }
+
     /// As [`handle_send`](Self::handle_send), but appends the record to `out` instead
     /// of queueing it for [`poll_transmit`](Self::poll_transmit): the inner message is
     /// encoded straight into `out` and encrypted there, so a caller that has already

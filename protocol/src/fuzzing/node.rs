@@ -27,6 +27,7 @@ fn config() -> NodeConfig {
         max_channels: 6,
         max_half_open_per_listener: 2,
         max_local_hops: 16,
+        max_stall: std::time::Duration::from_millis(50),
     }
 }
 

@@ -6,7 +6,7 @@ use crate::framing::FrameDecoder;
 use crate::message::TransportMessage;
 use crate::routing::Address;
 
-use super::ConnectionId;
+use std::time::Instant;
 
 /// Whether the node opened the connection or accepted it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,27 +31,16 @@ pub(crate) struct InFlight {
     pub(crate) message: Option<Option<Address>>,
 }
 
-/// A message from a connection that found no room where it was going, and the
-/// messages routed after it from the same frame: they wait, in order, and the
-/// connection is not read until they are through.
+/// A message from a connection that found its mailbox full, and the messages routed
+/// after it from the same frame: they wait, in order, and the connection is not read
+/// until they are through or `deadline` passes.
 pub(crate) struct Stall {
-    pub(crate) blocked: Blocked,
+    /// The full mailbox and the message for it.
+    pub(crate) address: Address,
+    pub(crate) message: TransportMessage,
     pub(crate) rest: VecDeque<TransportMessage>,
-}
-
-/// What found no room.
-pub(crate) enum Blocked {
-    /// A message for a full mailbox.
-    Deliver {
-        address: Address,
-        message: TransportMessage,
-    },
-    /// A frame for a connection whose backlog is full.
-    Frame {
-        connection: ConnectionId,
-        frame: Vec<u8>,
-        sender: Option<Address>,
-    },
+    /// When the waiting message is given up as undeliverable.
+    pub(crate) deadline: Instant,
 }
 
 pub(crate) enum State {

@@ -17,6 +17,10 @@
 //! The core never waits. Every queue it accounts for has a limit ([`NodeConfig`]); at
 //! a limit the message is refused and its sender told, synchronously (an `Err` from
 //! [`handle_send`](NodeCore::handle_send)) or later ([`NodeEvent::DeliveryFailed`]).
+//! One exception: a message read from a connection that finds its mailbox full waits
+//! (for at most [`NodeConfig::max_stall`]), and the connection reports
+//! [`is_reading_paused`](NodeCore::is_reading_paused) so that the transport stops
+//! reading it and TCP slows the sender.
 //!
 //! # Routing
 //!
@@ -85,10 +89,10 @@
 mod connection;
 mod error;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::channel::{ChannelConfig, ChannelError, ChannelEvent, ChannelRole, SecureChannel};
 use crate::framing::{frame_header, DEFAULT_MAX_FRAME_LEN, FRAME_HEADER_LEN, PREAMBLE};
@@ -99,7 +103,7 @@ use crate::routing::{Address, Route, TransportType};
 use crate::trust::TrustPolicy;
 
 pub use connection::Direction;
-use connection::{Blocked, Connection, InFlight, Queued, Stall, State as ConnectionState};
+use connection::{Connection, InFlight, Queued, Stall, State as ConnectionState};
 pub use error::NodeError;
 
 /// Identifies a connection within one node core.
@@ -120,8 +124,9 @@ pub struct ChannelId(pub u64);
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
     /// Unread messages a mailbox may hold (delivered and not yet reported consumed).
-    /// Beyond it a message is dropped and its sender told ([`NodeError::MailboxFull`]).
-    /// Default 16384.
+    /// Beyond it a local sender is refused ([`NodeError::MailboxFull`]); a message read
+    /// from a connection waits, and the connection is not read, until the worker takes
+    /// one (see [`max_stall`](Self::max_stall)). Default 16384.
     pub mailbox_capacity: usize,
     /// Bytes handed to a connection and not yet written. Beyond it a message is dropped
     /// and its sender told ([`NodeError::ConnectionBacklogFull`]). Default 16 MiB.
@@ -146,6 +151,13 @@ pub struct NodeConfig {
     /// Local hops one message may take inside the node before it is treated as a
     /// routing loop and dropped. Default 256.
     pub max_local_hops: usize,
+    /// How long a message read from a connection may wait for room in a full mailbox
+    /// (its connection unread meanwhile). Past it the message is dropped and reported
+    /// ([`NodeEvent::DeliveryFailed`], [`NodeError::MailboxFull`]), and further messages
+    /// from connections to that mailbox are dropped rather than wait until it is down
+    /// to half full: a worker that stops taking messages holds up its connections for
+    /// this long at most. Default 5 s.
+    pub max_stall: Duration,
 }
 
 impl Default for NodeConfig {
@@ -159,6 +171,7 @@ impl Default for NodeConfig {
             max_channels: 4096,
             max_half_open_per_listener: 256,
             max_local_hops: 256,
+            max_stall: Duration::from_secs(5),
         }
     }
 }
@@ -280,6 +293,10 @@ enum Target {
 
 struct Mailbox {
     unread: usize,
+    /// A message from a connection waited here past `max_stall`: until the mailbox is
+    /// down to half full, messages from connections are dropped rather than wait, so a
+    /// worker that stopped taking messages cannot hold up its connections.
+    overflowing: bool,
 }
 
 struct Listener {
@@ -316,13 +333,13 @@ pub struct NodeCore {
     next_channel: u64,
     outputs: VecDeque<Output>,
     stats: NodeStats,
-    /// The connection whose frames are being routed: a message of its that finds a
-    /// full mailbox or connection backlog waits (in `blocked`) instead of being dropped.
+    /// The connection whose frames are being routed: a message of its that finds its
+    /// mailbox full waits (in `blocked`) instead of being dropped.
     stalling: Option<ConnectionId>,
-    /// Set by `deliver` or `send_frame` when a message of `stalling` finds no room.
-    blocked: Option<Blocked>,
-    /// Connections with a stall.
-    stalled: BTreeSet<ConnectionId>,
+    /// Set by `deliver` when a message of `stalling` finds its mailbox full.
+    blocked: Option<(Address, TransportMessage)>,
+    /// Connections with a stall, oldest first (retried in that order, for fairness).
+    stalled: VecDeque<ConnectionId>,
 }
 
 impl fmt::Debug for NodeCore {
@@ -352,7 +369,7 @@ impl NodeCore {
             outgoing: BTreeMap::new(),
             stalling: None,
             blocked: None,
-            stalled: BTreeSet::new(),
+            stalled: VecDeque::new(),
             next_connection: 0,
             next_channel: 0,
             outputs: VecDeque::new(),
@@ -471,15 +488,24 @@ impl NodeCore {
     pub fn register(&mut self, address: Address) -> Result<(), NodeError> {
         self.claim(&address)?;
         self.targets.insert(address.clone(), Target::Mailbox);
-        self.mailboxes.insert(address, Mailbox { unread: 0 });
+        self.mailboxes.insert(
+            address,
+            Mailbox {
+                unread: 0,
+                overflowing: false,
+            },
+        );
         Ok(())
     }
 
-    /// Removes the mailbox at `address`; messages to it then fail as unknown.
-    pub fn unregister(&mut self, address: &Address) {
+    /// Removes the mailbox at `address`; messages to it then fail as unknown, and a
+    /// connection waiting for room there goes on (the waiting message is reported
+    /// undeliverable).
+    pub fn unregister(&mut self, address: &Address, now: Instant) {
         if matches!(self.targets.get(address), Some(Target::Mailbox)) {
             self.targets.remove(address);
             self.mailboxes.remove(address);
+            self.retry_stalled(now);
         }
     }
 
@@ -607,8 +633,12 @@ impl NodeCore {
     /// The worker at `address` took one message from its mailbox. A connection
     /// waiting for room there goes on.
     pub fn handle_consumed(&mut self, address: &Address, now: Instant) {
+        let half = self.config.mailbox_capacity / 2;
         if let Some(m) = self.mailboxes.get_mut(address) {
             m.unread = m.unread.saturating_sub(1);
+            if m.unread <= half {
+                m.overflowing = false;
+            }
         }
         self.retry_stalled(now);
     }
@@ -674,20 +704,20 @@ impl NodeCore {
         self.drop_connection(connection, reason.map(str::to_owned), false, now);
     }
 
-    /// `n` bytes of earlier transmits on the connection were written. A connection
-    /// waiting for room in this one's backlog goes on.
+    /// `n` bytes of earlier transmits on the connection were written.
     pub fn handle_written(&mut self, connection: ConnectionId, n: usize, now: Instant) {
+        let _ = now;
         if let Some(conn) = self.connections.get_mut(&connection) {
             conn.written(n);
         }
-        self.retry_stalled(now);
     }
 
-    /// Whether the transport should stop reading `connection` for now: something it
-    /// delivered waits for room in a full mailbox or connection backlog. Reading is
-    /// wanted again once a worker takes a message or a connection writes
-    /// ([`handle_consumed`](Self::handle_consumed), [`handle_written`](Self::handle_written)).
-    /// Meanwhile bytes handed in anyway are kept, undecoded, in the frame decoder.
+    /// Whether the transport should stop reading `connection` for now: a message it
+    /// delivered waits for room in a full mailbox. Reading is wanted again once the
+    /// worker takes a message ([`handle_consumed`](Self::handle_consumed)), the mailbox
+    /// goes away ([`unregister`](Self::unregister)) or the wait times out
+    /// ([`handle_timeout`](Self::handle_timeout), [`NodeConfig::max_stall`]). Meanwhile
+    /// bytes handed in anyway are kept, undecoded, in the frame decoder.
     pub fn is_reading_paused(&self, connection: ConnectionId) -> bool {
         self.connections
             .get(&connection)
@@ -696,7 +726,8 @@ impl NodeCore {
 
     /// Bytes arrived on a connection. Whole frames are decoded and routed; a peer that
     /// breaks the protocol (wrong preamble, oversized frame, undecodable message) has
-    /// its connection closed, and frames it sent before are still routed.
+    /// its connection closed, and frames it sent before are still routed (unless they
+    /// wait behind a full mailbox: they are then lost with the connection).
     pub fn handle_received(&mut self, connection: ConnectionId, bytes: &[u8], now: Instant) {
         let Some(conn) = self.connections.get_mut(&connection) else {
             return;
@@ -772,65 +803,70 @@ impl NodeCore {
         }
     }
 
-    /// Gives each stalled connection's waiting message another try, in order, and
-    /// goes on with its frames once it is through.
+    /// Gives each stalled connection's waiting message another try, oldest stall
+    /// first, and goes on with its frames once it is through.
     fn retry_stalled(&mut self, now: Instant) {
-        if self.stalled.is_empty() {
+        for _ in 0..self.stalled.len() {
+            let Some(id) = self.stalled.pop_front() else {
+                break;
+            };
+            let ready = match self.connections.get(&id).and_then(|c| c.stall.as_ref()) {
+                None => continue,
+                Some(stall) => self.has_room(&stall.address),
+            };
+            if ready {
+                self.resume(id, false, now);
+            } else {
+                self.stalled.push_back(id);
+            }
+        }
+    }
+
+    /// Ends the stall of connection `id`: its waiting message is delivered (or, if
+    /// `give_up`, dropped and reported), then the messages after it and its frames go
+    /// on, in order, until they are through or stall again.
+    fn resume(&mut self, id: ConnectionId, give_up: bool, now: Instant) {
+        self.stalled.retain(|s| *s != id);
+        let Some(stall) = self.connections.get_mut(&id).and_then(|c| c.stall.take()) else {
             return;
+        };
+        tracing::trace!(connection = id.0, give_up, "stall over");
+        let limit = self.config.mailbox_capacity;
+        let result = if give_up {
+            if let Some(m) = self.mailboxes.get_mut(&stall.address) {
+                m.overflowing = true;
+            }
+            Err(NodeError::MailboxFull {
+                address: stall.address,
+                limit,
+            })
+        } else {
+            self.deliver(stall.address, stall.message)
+        };
+        debug_assert!(self.blocked.is_none(), "a resumed message has room");
+        if let Err(error) = result {
+            self.report(None, error);
         }
-        let waiting: Vec<ConnectionId> = self.stalled.iter().copied().collect();
-        for id in waiting {
-            let has_room = match self.connections.get(&id).and_then(|c| c.stall.as_ref()) {
-                None => true,
-                Some(stall) => self.has_room(&stall.blocked),
-            };
-            if !has_room {
-                continue;
-            }
-            self.stalled.remove(&id);
-            let Some(stall) = self.connections.get_mut(&id).and_then(|c| c.stall.take()) else {
-                continue;
-            };
-            tracing::trace!(connection = id.0, "stall over");
-            self.stalling = Some(id);
-            let result = match stall.blocked {
-                Blocked::Deliver { address, message } => self.deliver(address, message),
-                Blocked::Frame {
-                    connection,
-                    frame,
-                    sender,
-                } => self.send_frame(connection, frame, sender.as_ref()),
-            };
-            if let Err(error) = result {
-                self.report(None, error);
-            }
-            let result = self.route_all(stall.rest, None, now);
-            self.stalling = None;
-            if let Err(error) = result {
-                self.report(None, error);
-            }
-            self.route_frames(id, now);
+        self.stalling = Some(id);
+        let result = self.route_all(stall.rest, None, now);
+        self.stalling = None;
+        if let Err(error) = result {
+            self.report(None, error);
         }
+        self.route_frames(id, now);
     }
 
-    /// Whether what `blocked` waits for has room now (or is gone, so that trying it
-    /// again reports the error).
-    fn has_room(&self, blocked: &Blocked) -> bool {
-        match blocked {
-            Blocked::Deliver { address, .. } => self
-                .mailboxes
-                .get(address)
-                .is_none_or(|m| m.unread < self.config.mailbox_capacity),
-            Blocked::Frame {
-                connection, frame, ..
-            } => self.connections.get(connection).is_none_or(|c| {
-                !matches!(c.state, ConnectionState::Open)
-                    || c.backlog.saturating_add(frame.len()) <= self.config.max_connection_backlog
-            }),
-        }
+    /// Whether the mailbox at `address` has room now (or is gone, so that trying again
+    /// reports the error).
+    fn has_room(&self, address: &Address) -> bool {
+        self.mailboxes
+            .get(address)
+            .is_none_or(|m| m.unread < self.config.mailbox_capacity)
     }
 
-    /// Time has passed: handshakes past their deadline fail.
+    /// Time has passed: handshakes past their deadline fail, and messages from
+    /// connections that waited for a mailbox past [`NodeConfig::max_stall`] are dropped
+    /// and reported.
     pub fn handle_timeout(&mut self, now: Instant) {
         let due: Vec<ChannelId> = self
             .channels
@@ -843,6 +879,20 @@ impl NodeCore {
                 end.channel.handle_timeout(now);
             }
             let _ = self.drain_channel_and_route(id, now);
+        }
+        let expired: Vec<ConnectionId> = self
+            .stalled
+            .iter()
+            .copied()
+            .filter(|id| {
+                self.connections
+                    .get(id)
+                    .and_then(|c| c.stall.as_ref())
+                    .is_some_and(|s| s.deadline <= now)
+            })
+            .collect();
+        for id in expired {
+            self.resume(id, true, now);
         }
     }
 
@@ -857,9 +907,14 @@ impl NodeCore {
     /// When [`handle_timeout`](Self::handle_timeout) must be called next, if at all.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let stalls = self
+            .stalled
+            .iter()
+            .filter_map(|id| Some(self.connections.get(id)?.stall.as_ref()?.deadline));
         self.channels
             .values()
             .filter_map(|end| end.channel.poll_timeout())
+            .chain(stalls)
             .min()
     }
 
@@ -911,15 +966,27 @@ impl NodeCore {
                     self.report(sender.cloned(), error);
                 }
             }
-            if let Some(blocked) = self.blocked.take() {
-                // A message from a connection found no room: it and the rest wait.
+            if let Some((address, message)) = self.blocked.take() {
+                // A message from a connection found its mailbox full: it and the rest
+                // wait, and the connection is not read meanwhile.
                 let rest = std::mem::take(&mut work);
-                if let Some(id) = self.stalling {
-                    if let Some(conn) = self.connections.get_mut(&id) {
+                let deadline = now + self.config.max_stall;
+                match self
+                    .stalling
+                    .and_then(|id| Some((id, self.connections.get_mut(&id)?)))
+                {
+                    Some((id, conn)) => {
                         tracing::trace!(connection = id.0, "stalled");
-                        conn.stall = Some(Stall { blocked, rest });
-                        self.stalled.insert(id);
+                        conn.stall = Some(Stall {
+                            address,
+                            message,
+                            rest,
+                            deadline,
+                        });
+                        self.stalled.push_back(id);
                     }
+                    // The connection is gone: what waited is lost with it.
+                    None => self.stats.delivery_failures += 1 + rest.len() as u64,
                 }
                 break;
             }
@@ -1008,6 +1075,9 @@ impl NodeCore {
         now: Instant,
     ) -> Option<Result<(), NodeError>> {
         let end = self.channels.get_mut(&id)?;
+        if !SecureChannel::fits_in_one_record(message) {
+            return None; // the general path reports it as the channel's error
+        }
         let first = end.remote.next()?;
         let hop = if first.transport() == TransportType::TCP {
             match first.value_str() {
@@ -1059,9 +1129,13 @@ impl NodeCore {
             .get_mut(&address)
             .ok_or_else(|| NodeError::UnknownAddress(address.clone()))?;
         if mailbox.unread >= limit {
-            if self.stalling.is_some() && self.blocked.is_none() {
+            if self.stalling.is_some()
+                && self.blocked.is_none()
+                && !mailbox.overflowing
+                && limit > 0
+            {
                 // From a connection: it waits for room rather than being dropped.
-                self.blocked = Some(Blocked::Deliver { address, message });
+                self.blocked = Some((address, message));
                 return Ok(());
             }
             return Err(NodeError::MailboxFull { address, limit });
@@ -1180,16 +1254,6 @@ impl NodeCore {
             }
             ConnectionState::Open => {
                 if conn.backlog.saturating_add(frame.len()) > max_backlog {
-                    if self.stalling.is_some() && self.blocked.is_none() {
-                        // From a connection: it waits for room rather than being
-                        // dropped.
-                        self.blocked = Some(Blocked::Frame {
-                            connection: id,
-                            frame,
-                            sender: sender.cloned(),
-                        });
-                        return Ok(());
-                    }
                     return Err(NodeError::ConnectionBacklogFull {
                         peer: conn.peer.clone(),
                         queued: conn.backlog,
@@ -1250,7 +1314,7 @@ impl NodeCore {
             );
         }
         // What waited for room on its behalf is lost with it (its frames were read).
-        self.stalled.remove(&id);
+        self.stalled.retain(|s| *s != id);
         if let Some(stall) = conn.stall {
             let lost = 1 + stall.rest.len() as u64;
             self.stats.delivery_failures += lost;

@@ -693,6 +693,15 @@ impl Sim {
         self.drain(node);
     }
 
+    /// Stops the worker at `address` on `node`: its mailbox is unregistered.
+    pub fn remove_worker(&mut self, node: NodeId, address: &str) {
+        let now = self.instant();
+        let address = Address::local(address);
+        self.nodes[node].mailboxes.remove(&address);
+        self.nodes[node].core.unregister(&address, now);
+        self.drain(node);
+    }
+
     /// Takes the messages held in a [`Behaviour::Hold`] mailbox, reporting each one
     /// consumed.
     pub fn take(&mut self, node: NodeId, address: &str) -> Vec<TransportMessage> {
