@@ -49,9 +49,9 @@ pub(crate) fn encode_body<M: Message>(body: &M) -> Result<Vec<u8>> {
     Ok(payload)
 }
 
-/// Decodes a body. A [`Bytes`] body in canonical form is copied out once, directly;
-/// anything else (and any other encoding of bytes) goes through serde and ciborium,
-/// whose byte-string path copies twice.
+/// Decodes a body, which must fill the payload. A [`Bytes`] body in canonical form is
+/// copied out once, directly; anything else (and any other encoding of bytes) goes
+/// through serde and ciborium, whose byte-string path copies twice.
 fn decode_body<M: Message>(
     payload: &[u8],
 ) -> std::result::Result<M, ciborium::de::Error<std::io::Error>> {
@@ -63,7 +63,16 @@ fn decode_body<M: Message>(
             }
         }
     }
-    crate::message::from_cbor::<M>(&mut &payload[..])
+    let mut rest = payload;
+    let body = crate::message::from_cbor::<M>(&mut rest)?;
+    if !rest.is_empty() {
+        // One body per message: bytes after it are an error, not ignored.
+        return Err(ciborium::de::Error::Semantic(
+            Some(payload.len() - rest.len()),
+            format!("{} bytes follow the message body", rest.len()),
+        ));
+    }
+    Ok(body)
 }
 
 /// A message with its routes, as a worker receives it.
@@ -230,9 +239,13 @@ mod tests {
         for payload in [&[0x58, 0x02, 1, 2][..], &[0x5f, 0x41, 1, 0x41, 2, 0xff]] {
             assert_eq!(decode_body::<Bytes>(payload).unwrap(), Bytes(vec![1, 2]));
         }
-        for bad in [&[0x43, 1, 2][..], &[0x82, 1, 2], &[]] {
+        for bad in [&[0x43, 1, 2][..], &[0x82, 1, 2], &[], &[0x42, 1, 2, 3]] {
             assert!(decode_body::<Bytes>(bad).is_err(), "{bad:02x?}");
         }
+        // Trailing bytes after any body are refused, not ignored.
+        let mut text = reference_encoding(&"hi".to_string());
+        text.push(0);
+        assert!(decode_body::<String>(&text).is_err());
     }
 
     #[test]
