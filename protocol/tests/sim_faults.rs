@@ -1116,3 +1116,39 @@ fn a_stall_gives_up_after_max_stall() {
     assert_eq!(sim.core(b).stats().delivery_failures, 2);
     assert_eq!(sim.mailbox(b, "stuck").received.len(), 4);
 }
+
+/// A transport that goes on reading a paused connection cannot fill memory: once the
+/// frames kept behind the stall exceed the connection backlog limit, the connection is
+/// closed.
+#[test]
+fn reading_on_while_paused_is_cut_off() {
+    let mut sim = Sim::new(120);
+    let config = NodeConfig {
+        mailbox_capacity: 1,
+        max_connection_backlog: 8 * 1024,
+        ..NodeConfig::default()
+    };
+    let b = sim.add_node_with("b", Some("b:4000"), config);
+    sim.add_worker(b, "slow", Behaviour::Hold);
+    let peer = sim.raw_connect("b:4000");
+    sim.raw_send(peer, &PREAMBLE);
+    let message = TransportMessage::new(route!["slow"], route![], vec![7; 1000]);
+    let mut sent = 0usize;
+    while !sim.raw(peer).closed && sent < 100 {
+        // The simulator hands these bytes in whether or not reading is paused.
+        sim.raw_send(peer, &frame(&message));
+        sent += 1;
+        sim.run_for(Duration::from_millis(10));
+        if sent == 2 {
+            let conn = sim.connections_of(b)[0];
+            assert!(sim.core(b).is_reading_paused(conn), "stalled on the second");
+        }
+    }
+    assert!(sim.raw(peer).closed, "still open after {sent} frames");
+    assert!(
+        (9..=12).contains(&sent),
+        "closed after {sent} frames of about 1 KiB, past the 8 KiB limit"
+    );
+    assert_eq!(sim.mailbox(b, "slow").received.len(), 1);
+    assert_eq!(sim.core(b).connection_count(), 0);
+}

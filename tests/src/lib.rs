@@ -43,6 +43,7 @@ macro_rules! conformance_suite {
             error_responder_stopped,
             pipelined_three_hops,
             pipelined_secure_channel_two_tcp_hops,
+            slow_receiver_over_tcp_loses_nothing,
             bad_peers_disconnected,
         );
     };

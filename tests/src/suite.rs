@@ -598,6 +598,38 @@ async fn pipeline(tx: Context, mut rx: Context, onward: Route) {
     futures::join!(send, receive);
 }
 
+/// A receiver slower than the network, behind a TCP connection and a mailbox of four:
+/// its connection stops being read while the mailbox is full and resumes as it takes
+/// messages, so every message arrives, in order (none dropped at the full mailbox).
+pub async fn slow_receiver_over_tcp_loses_nothing<H: Harness>() {
+    const COUNT: u32 = 500;
+    let mut slow_options = options();
+    slow_options.core.mailbox_capacity = 4;
+    // No give-up while the test runs: a lost message would be a failure.
+    slow_options.core.max_stall = Duration::from_secs(60);
+    let b = start::<H>(slow_options).await;
+    let b_addr = listen::<H>(&b).await;
+    let mut slow = b.context("slow").await.expect("context");
+    let a = start::<H>(options()).await;
+    let tx = a.context("app").await.expect("context");
+    for i in 0..COUNT {
+        tx.forward(numbered(
+            route![tcp(b_addr.as_str()), "slow"],
+            tx.address(),
+            i,
+        ))
+        .await
+        .expect("send");
+    }
+    // Only now does the receiver start taking messages.
+    for i in 0..COUNT {
+        let message: Routed<u32> = slow.receive().await.expect("every message arrives");
+        assert_eq!(*message.body(), i, "in order");
+    }
+    a.stop().await.expect("stop");
+    b.stop().await.expect("stop");
+}
+
 /// Yields once to the executor, so the sender and the receiver interleave.
 async fn yield_now() {
     let mut yielded = false;
