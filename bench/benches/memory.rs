@@ -114,11 +114,12 @@ fn measure(channels: usize, send: bool) -> (f64, f64, (NodeCore, NodeCore)) {
         bob,
         Arc::new(TrustEveryone),
         ChannelConfig::default(),
+        now,
     )
     .unwrap();
     // Open the connection with a first message so both cores know it.
-    a.register(Address::local("app")).unwrap();
-    b.register(Address::local("sink")).unwrap();
+    a.register(Address::local("app"), now).unwrap();
+    b.register(Address::local("sink"), now).unwrap();
     let hello = onward_protocol::TransportMessage::new(
         route![tcp("b:4000"), "nobody"],
         route!["app"],

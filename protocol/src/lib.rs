@@ -21,8 +21,8 @@
 //! let now = Instant::now();
 //! let mut a = NodeCore::new(NodeConfig::default(), Box::new(SeededRandom::new(1)));
 //! let mut b = NodeCore::new(NodeConfig::default(), Box::new(SeededRandom::new(2)));
-//! a.register(Address::local("app"))?;
-//! b.register(Address::local("echoer"))?;
+//! a.register(Address::local("app"), now)?;
+//! b.register(Address::local("echoer"), now)?;
 //!
 //! // "app" on A sends to "echoer" on B, which listens at "b:4000".
 //! let hello = TransportMessage::new(route![tcp("b:4000"), "echoer"], route!["app"], b"hi".to_vec());

@@ -13,7 +13,7 @@ use crate::message::TransportMessage;
 use crate::node::NodeError;
 use crate::routing::{Address, Route};
 
-use super::node::Shared;
+use super::driver::Shared;
 use super::worker::{Message, Routed};
 use super::{Error, Result};
 

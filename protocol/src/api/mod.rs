@@ -18,7 +18,9 @@
 //! and pipelined traffic flows at any depth.
 
 mod bytes;
+mod connection;
 mod context;
+mod driver;
 mod error;
 mod node;
 mod runtime;

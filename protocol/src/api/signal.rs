@@ -1,4 +1,5 @@
-//! A one-shot broadcast signal: fired once, awaited by any number of tasks.
+//! What the async layer's tasks wait on: a one-shot broadcast [`Signal`], and a [`Gate`]
+//! that opens and closes any number of times.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -85,60 +86,91 @@ impl Drop for Wait {
     }
 }
 
-/// A counter of progress (messages consumed, bytes written) that tasks can wait on.
-#[derive(Default)]
-pub(crate) struct Progress(Mutex<(u64, Vec<Waker>)>);
+/// A gate one task waits to find open; closed and opened again any number of times
+/// by others. A connection's reader waits on one while the node core has paused
+/// reading it.
+#[derive(Clone, Default)]
+pub(crate) struct Gate(Arc<Mutex<GateState>>);
 
-impl Progress {
-    fn state(&self) -> MutexGuard<'_, (u64, Vec<Waker>)> {
+#[derive(Default)]
+struct GateState {
+    closed: bool,
+    waker: Option<Waker>,
+}
+
+impl Gate {
+    fn state(&self) -> MutexGuard<'_, GateState> {
         self.0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Records progress and wakes every waiter.
-    pub(crate) fn bump(&self) {
-        let wakers = {
+    pub(crate) fn close(&self) {
+        self.state().closed = true;
+    }
+
+    pub(crate) fn open(&self) {
+        let waker = {
             let mut state = self.state();
-            state.0 = state.0.wrapping_add(1);
-            std::mem::take(&mut state.1)
+            state.closed = false;
+            state.waker.take()
         };
-        for waker in wakers {
+        if let Some(waker) = waker {
             waker.wake();
         }
     }
 
-    /// The current count.
-    pub(crate) fn generation(&self) -> u64 {
-        self.state().0
-    }
-
-    /// Completes once the count differs from `seen`.
-    pub(crate) fn changed_since(&self, seen: u64) -> Changed<'_> {
-        Changed {
-            progress: self,
-            seen,
-        }
+    /// Completes once the gate is open (at once if it is).
+    pub(crate) fn opened(&self) -> Opened<'_> {
+        Opened { gate: self }
     }
 }
 
-/// Completes once progress has been made.
-pub(crate) struct Changed<'a> {
-    progress: &'a Progress,
-    seen: u64,
+/// Completes once its gate is open.
+pub(crate) struct Opened<'a> {
+    gate: &'a Gate,
 }
 
-impl Future for Changed<'_> {
+impl Future for Opened<'_> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut state = self.progress.state();
-        if state.0 != self.seen {
+        let mut state = self.gate.state();
+        if !state.closed {
             return Poll::Ready(());
         }
-        if !state.1.iter().any(|w| w.will_wake(cx.waker())) {
-            state.1.push(cx.waker().clone());
-        }
+        state.waker = Some(cx.waker().clone());
         Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+
+    #[test]
+    fn a_gate_lets_its_waiter_through_only_while_open() {
+        let gate = Gate::default();
+        assert_eq!(gate.opened().now_or_never(), Some(()), "open at first");
+        gate.close();
+        let mut waiting = Box::pin(gate.opened());
+        assert_eq!((&mut waiting).now_or_never(), None);
+        gate.open();
+        assert_eq!(waiting.now_or_never(), Some(()));
+        gate.close();
+        gate.close();
+        assert_eq!(gate.opened().now_or_never(), None);
+        gate.open();
+        assert_eq!(gate.opened().now_or_never(), Some(()));
+    }
+
+    #[test]
+    fn a_signal_stays_fired() {
+        let signal = Signal::default();
+        assert_eq!(signal.wait().now_or_never(), None);
+        signal.fire();
+        assert!(signal.is_fired());
+        assert_eq!(signal.wait().now_or_never(), Some(()));
     }
 }

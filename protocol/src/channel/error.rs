@@ -11,8 +11,9 @@ use super::replay::ReplayError;
 ///
 /// Errors about one received record (a replay, a forgery, a malformed record once the
 /// channel is established) reject that record only: the channel goes on. Errors during
-/// the handshake, and those marked *fatal* below, end the channel; it then reports
-/// them as [`ChannelEvent::Failed`](super::ChannelEvent::Failed).
+/// the handshake, and those marked *fatal* below, end the channel. Each is reported
+/// once: returned by the call that met it, or, for a handshake timeout, which no call
+/// returns, as [`ChannelEvent::Failed`](super::ChannelEvent::Failed).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ChannelError {

@@ -175,7 +175,8 @@ pub enum ChannelEvent {
         /// Whether the peer closed it (with an authenticated close record).
         by_peer: bool,
     },
-    /// The channel failed and is unusable.
+    /// The channel failed, and no call returned the error: its handshake timed out.
+    /// (An error that ends the channel during a call is returned by that call instead.)
     Failed(ChannelError),
 }
 
@@ -329,8 +330,8 @@ impl SecureChannel {
     /// # Errors
     ///
     /// Why the record was rejected. A rejected transport record changes nothing; a
-    /// rejected handshake record ends the channel ([`ChannelError::is_fatal`]), which
-    /// is also reported as [`ChannelEvent::Failed`].
+    /// rejected handshake record ends the channel ([`ChannelError::is_fatal`]). Each
+    /// error is reported once: here, not also as a [`ChannelEvent::Failed`].
     pub fn handle_record(&mut self, record: &[u8], now: Instant) -> Result<(), ChannelError> {
         self.handle_record_in_place(&mut record.to_vec(), now)
     }
@@ -350,102 +351,142 @@ impl SecureChannel {
     ) -> Result<(), ChannelError> {
         let _ = now;
         match std::mem::replace(&mut self.state, State::Taken) {
-            State::Initiating(initiator) => match initiator.handle_response(record) {
-                Ok(finished) => {
-                    self.transmits.push_back(finished.finish);
-                    self.state = State::Confirming {
-                        encryptor: finished.encryptor,
-                        decryptor: finished.decryptor,
-                        peer: finished.peer,
-                    };
-                    Ok(())
-                }
-                Err(e) => self.fail(e),
-            },
-            State::Responding(responder) => match responder.handle_finish(record) {
-                Ok(finished) => {
-                    let mut encryptor = finished.encryptor;
-                    match finished.verdict {
-                        Ok(peer) => match encryptor.seal(&[PLAIN_CONFIRM], false) {
-                            Ok(confirm) => {
-                                self.transmits.push_back(confirm);
-                                self.establish(encryptor, finished.decryptor, peer);
-                                Ok(())
-                            }
-                            // Counter 0 cannot be exhausted, but a failure must still
-                            // end the channel rather than leave it half-made.
-                            Err(e) => self.fail(e),
-                        },
-                        Err(e) => {
-                            // Tell the initiator, authenticated, that it was refused.
-                            if let Ok(close) =
-                                encryptor.seal(&[PLAIN_CLOSE, CloseReason::Refused.code()], false)
-                            {
-                                self.transmits.push_back(close);
-                            }
-                            self.fail(e)
-                        }
-                    }
-                }
-                Err(e) => self.fail(e),
-            },
+            State::Initiating(initiator) => self.handle_response(initiator, record),
+            State::Responding(responder) => self.handle_finish(responder, record),
             State::Confirming {
                 encryptor,
-                mut decryptor,
+                decryptor,
                 peer,
-            } => match decryptor.open_in_place(record) {
-                Ok((counter, plaintext)) => {
-                    // Exactly a close with its reason; any other body falls through and
-                    // is judged as a plaintext once established (a bad one is dropped).
-                    if let [PLAIN_CLOSE, code] = plaintext {
-                        let reason = CloseReason::from_code(*code);
-                        return if reason == CloseReason::Refused {
-                            self.fail(ChannelError::RefusedByPeer)
-                        } else {
-                            self.end(ChannelEvent::Closed {
-                                reason,
-                                by_peer: true,
-                            });
-                            Ok(())
-                        };
-                    }
-                    // Any other authenticated record means the responder accepted us.
-                    self.establish(encryptor, decryptor, peer);
-                    self.deliver(counter, plaintext)
-                }
-                Err(e) => {
-                    self.state = State::Confirming {
-                        encryptor,
-                        decryptor,
-                        peer,
-                    };
-                    Err(e)
-                }
-            },
+            } => self.handle_verdict(encryptor, decryptor, peer, record),
             State::Established {
                 encryptor,
-                mut decryptor,
+                decryptor,
                 peer,
-            } => {
-                let opened = decryptor.open_in_place(record);
-                if matches!(opened, Ok((_, [PLAIN_MESSAGE, ..]))) {
-                    // The channel carries data: keep the key expanded (not for the
-                    // confirm and close records alone, to keep idle channels small).
-                    let _ = decryptor.keep_expanded();
-                }
-                self.state = State::Established {
-                    encryptor,
-                    decryptor,
-                    peer,
-                };
-                let (counter, plaintext) = opened?;
-                self.deliver(counter, plaintext)
-            }
+            } => self.handle_transport(encryptor, decryptor, peer, record),
             State::Ended | State::Taken => {
                 self.state = State::Ended;
                 Err(ChannelError::Closed)
             }
         }
+    }
+
+    /// The initiator's response record (message 2): on success the finish (message 3)
+    /// is queued and the initiator waits for the responder's verdict.
+    fn handle_response(
+        &mut self,
+        initiator: Initiator,
+        record: &mut [u8],
+    ) -> Result<(), ChannelError> {
+        match initiator.handle_response(record) {
+            Ok(finished) => {
+                self.transmits.push_back(finished.finish);
+                self.state = State::Confirming {
+                    encryptor: finished.encryptor,
+                    decryptor: finished.decryptor,
+                    peer: finished.peer,
+                };
+                Ok(())
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// The responder's finish record (message 3): the responder judges the initiator
+    /// and answers with an authenticated confirm, or a close saying it was refused.
+    fn handle_finish(
+        &mut self,
+        responder: Responder,
+        record: &mut [u8],
+    ) -> Result<(), ChannelError> {
+        let finished = match responder.handle_finish(record) {
+            Ok(finished) => finished,
+            Err(e) => return self.fail(e),
+        };
+        let mut encryptor = finished.encryptor;
+        match finished.verdict {
+            Ok(peer) => match encryptor.seal(&[PLAIN_CONFIRM], false) {
+                Ok(confirm) => {
+                    self.transmits.push_back(confirm);
+                    self.establish(encryptor, finished.decryptor, peer);
+                    Ok(())
+                }
+                // Counter 0 cannot be exhausted, but a failure must still end the
+                // channel rather than leave it half-made.
+                Err(e) => self.fail(e),
+            },
+            Err(e) => {
+                // Tell the initiator, authenticated, that it was refused.
+                if let Ok(close) =
+                    encryptor.seal(&[PLAIN_CLOSE, CloseReason::Refused.code()], false)
+                {
+                    self.transmits.push_back(close);
+                }
+                self.fail(e)
+            }
+        }
+    }
+
+    /// A record while the initiator waits for the verdict: a close refusing it ends the
+    /// channel; any other authenticated record means the responder accepted it.
+    fn handle_verdict(
+        &mut self,
+        encryptor: Encryptor,
+        mut decryptor: Decryptor,
+        peer: Identifier,
+        record: &mut [u8],
+    ) -> Result<(), ChannelError> {
+        match decryptor.open_in_place(record) {
+            Ok((counter, plaintext)) => {
+                // Exactly a close with its reason; any other body falls through and is
+                // judged as a plaintext once established (a bad one is dropped).
+                if let [PLAIN_CLOSE, code] = plaintext {
+                    let reason = CloseReason::from_code(*code);
+                    return if reason == CloseReason::Refused {
+                        self.fail(ChannelError::RefusedByPeer)
+                    } else {
+                        self.end(ChannelEvent::Closed {
+                            reason,
+                            by_peer: true,
+                        });
+                        Ok(())
+                    };
+                }
+                self.establish(encryptor, decryptor, peer);
+                self.deliver(counter, plaintext)
+            }
+            Err(e) => {
+                // A forged or replayed record changes nothing.
+                self.state = State::Confirming {
+                    encryptor,
+                    decryptor,
+                    peer,
+                };
+                Err(e)
+            }
+        }
+    }
+
+    /// A transport record on an established channel.
+    fn handle_transport(
+        &mut self,
+        encryptor: Encryptor,
+        mut decryptor: Decryptor,
+        peer: Identifier,
+        record: &mut [u8],
+    ) -> Result<(), ChannelError> {
+        let opened = decryptor.open_in_place(record);
+        if matches!(opened, Ok((_, [PLAIN_MESSAGE, ..]))) {
+            // The channel carries data: keep the key expanded (not for the confirm and
+            // close records alone, to keep idle channels small).
+            let _ = decryptor.keep_expanded();
+        }
+        self.state = State::Established {
+            encryptor,
+            decryptor,
+            peer,
+        };
+        let (counter, plaintext) = opened?;
+        self.deliver(counter, plaintext)
     }
 
     /// Encrypts a message for the peer; the record is then in
@@ -548,7 +589,10 @@ impl SecureChannel {
     pub fn handle_timeout(&mut self, now: Instant) {
         if let Some(deadline) = self.deadline {
             if now >= deadline && !self.is_established() && !self.is_ended() {
-                let _ = self.fail(ChannelError::HandshakeTimeout(self.handshake_timeout));
+                // No call returns this error: it is reported as an event.
+                let error = ChannelError::HandshakeTimeout(self.handshake_timeout);
+                tracing::debug!(%error, role = ?self.role, "secure channel failed");
+                self.end(ChannelEvent::Failed(error));
             }
         }
     }
@@ -687,9 +731,12 @@ impl SecureChannel {
         }
     }
 
+    /// Ends the channel because of `error`, which the call that caused it returns: it
+    /// is reported there only, not also as an event.
     fn fail(&mut self, error: ChannelError) -> Result<(), ChannelError> {
         tracing::debug!(%error, role = ?self.role, "secure channel failed");
-        self.end(ChannelEvent::Failed(error.clone()));
+        self.state = State::Ended;
+        self.deadline = None;
         Err(error)
     }
 
@@ -746,10 +793,7 @@ mod tests {
         );
         assert!(i.is_ended());
         assert_eq!(i.poll_transmit(), None);
-        assert_eq!(
-            i.poll_event(),
-            Some(ChannelEvent::Failed(ChannelError::BadIdentityProof))
-        );
+        assert_eq!(i.poll_event(), None, "the error is reported once, returned");
     }
 
     #[test]

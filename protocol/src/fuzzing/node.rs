@@ -41,6 +41,8 @@ struct Side {
     /// Encryptor addresses of channels this side created or accepted.
     channels: Vec<Address>,
     connects: Vec<ConnectionId>,
+    /// Connections the core told us to stop reading, and not yet to resume.
+    paused: std::collections::BTreeSet<ConnectionId>,
     stats: NodeStats,
 }
 
@@ -49,6 +51,7 @@ impl Side {
         Self {
             core: NodeCore::new(config(), Box::new(SeededRandom::new(seed))),
             pending: Vec::new(),
+            paused: std::collections::BTreeSet::new(),
             unread: Vec::new(),
             channels: Vec::new(),
             connects: Vec::new(),
@@ -67,9 +70,22 @@ impl Side {
                 Output::Deliver { address, .. } => self.unread.push(address),
                 Output::Transmit { connection, bytes } => self.pending.push((connection, bytes)),
                 Output::Connect { connection, .. } => self.connects.push(connection),
-                Output::Close { connection } => self.pending.retain(|(c, _)| *c != connection),
+                Output::Close { connection } => {
+                    self.pending.retain(|(c, _)| *c != connection);
+                    self.paused.remove(&connection);
+                }
+                Output::PauseReading { connection } => {
+                    assert!(self.paused.insert(connection), "paused twice");
+                }
+                Output::ResumeReading { connection } => {
+                    assert!(self.paused.remove(&connection), "resumed unpaused");
+                }
+                Output::Decongested(_) => {}
                 Output::Event(crate::node::NodeEvent::ChannelEstablished { address, .. }) => {
                     self.channels.push(address);
+                }
+                Output::Event(crate::node::NodeEvent::ConnectionClosed { connection, .. }) => {
+                    self.paused.remove(&connection);
                 }
                 Output::Event(_) => {}
             }
@@ -79,6 +95,12 @@ impl Side {
 
     fn check(&mut self) {
         let limits = config();
+        for connection in &self.paused {
+            assert!(
+                self.core.is_reading_paused(*connection),
+                "{connection} told paused but not stalled"
+            );
+        }
         assert!(
             self.core.channel_count() <= limits.max_channels,
             "too many channels"
@@ -123,11 +145,12 @@ pub fn node(data: &[u8]) {
             identity.clone(),
             Arc::new(TrustEveryone),
             ChannelConfig::default(),
+            start,
         )
         .expect("a free address");
     for (side, name) in [(&mut a, "app"), (&mut b, "echo")] {
         side.core
-            .register(Address::local(name))
+            .register(Address::local(name), start)
             .expect("a free address");
     }
     // Connection pairs: (A's id, B's id).

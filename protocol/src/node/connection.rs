@@ -1,12 +1,23 @@
-//! One stream connection as the node core sees it.
+//! The node core's stream connections: one table that opens, accepts, queues bytes
+//! on, accounts for and drops them, and keeps their invariants itself.
+//!
+//! Invariants, checked by the unit tests below after every step:
+//!
+//! - a connection's `backlog` is the sum of the unwritten bytes of its in-flight
+//!   transmits;
+//! - an outgoing connection is in `outgoing` under its peer exactly while it is in the
+//!   table, and no other is;
+//! - a connection is marked congested exactly when its queue (while connecting) or
+//!   backlog (once open) is at half its limit or more.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Instant;
 
 use crate::framing::FrameDecoder;
 use crate::message::TransportMessage;
 use crate::routing::Address;
 
-use std::time::Instant;
+use super::{ConnectionId, NodeConfig, NodeError};
 
 /// Whether the node opened the connection or accepted it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,57 +29,94 @@ pub enum Direction {
 }
 
 /// A frame waiting for its connection to open, and who sent it.
-pub(crate) struct Queued {
-    pub(crate) frame: Vec<u8>,
-    pub(crate) sender: Option<Address>,
+struct Queued {
+    frame: Vec<u8>,
+    sender: Option<Address>,
 }
 
 /// A transmit handed to the transport and not yet wholly reported written.
-pub(crate) struct InFlight {
+struct InFlight {
     /// Its bytes not yet reported written.
-    pub(crate) remaining: usize,
+    remaining: usize,
     /// `Some(sender)` if it is a frame carrying a message, `None` for the preamble.
-    pub(crate) message: Option<Option<Address>>,
+    message: Option<Option<Address>>,
 }
 
 /// A message from a connection that found its mailbox full, and the messages routed
 /// after it from the same frame: they wait, in order, and the connection is not read
 /// until they are through or `deadline` passes.
 pub(crate) struct Stall {
-    /// The full mailbox and the message for it.
+    /// The full mailbox.
     pub(crate) address: Address,
+    /// The message waiting for it.
     pub(crate) message: TransportMessage,
+    /// What was routed after it, still to route.
     pub(crate) rest: VecDeque<TransportMessage>,
     /// When the waiting message is given up as undeliverable.
     pub(crate) deadline: Instant,
 }
 
-pub(crate) enum State {
+enum State {
     /// Waiting for the transport to connect; frames wait here.
     Connecting(VecDeque<Queued>),
     /// Bytes flow.
     Open,
 }
 
+/// One stream connection as the node core sees it.
 pub(crate) struct Connection {
-    pub(crate) peer: String,
-    pub(crate) direction: Direction,
+    peer: String,
+    direction: Direction,
     /// The local address that leads back over this connection.
-    pub(crate) alias: Address,
-    pub(crate) state: State,
+    alias: Address,
+    state: State,
+    /// Decodes what the peer sends.
     pub(crate) decoder: FrameDecoder,
     /// Bytes handed to the transport and not yet reported written.
-    pub(crate) backlog: usize,
+    backlog: usize,
     /// The transmits those bytes belong to, oldest first, so that the senders of
     /// messages never written can be told when the connection dies.
-    pub(crate) in_flight: VecDeque<InFlight>,
+    in_flight: VecDeque<InFlight>,
+    /// Whether senders should wait before adding to it (see [`ConnectionTable`]).
+    congested: bool,
     /// Set while what this connection delivered waits for room: reading pauses.
     pub(crate) stall: Option<Stall>,
+    /// Whether the caller was last told to pause reading (`Output::PauseReading`).
+    pub(crate) reading_paused: bool,
 }
 
 impl Connection {
+    pub(crate) fn peer(&self) -> &str {
+        &self.peer
+    }
+
+    pub(crate) fn direction(&self) -> Direction {
+        self.direction
+    }
+
+    pub(crate) fn alias(&self) -> &Address {
+        &self.alias
+    }
+
+    pub(crate) fn backlog(&self) -> usize {
+        self.backlog
+    }
+
+    pub(crate) fn is_congested(&self) -> bool {
+        self.congested
+    }
+
+    /// Accounts for a transmit of `len` bytes.
+    fn account(&mut self, len: usize, message: Option<Option<Address>>) {
+        self.backlog = self.backlog.saturating_add(len);
+        self.in_flight.push_back(InFlight {
+            remaining: len,
+            message,
+        });
+    }
+
     /// Accounts for `n` more bytes written, oldest transmit first.
-    pub(crate) fn written(&mut self, mut n: usize) {
+    fn written(&mut self, mut n: usize) {
         self.backlog = self.backlog.saturating_sub(n);
         while n > 0 {
             let Some(front) = self.in_flight.front_mut() else {
@@ -82,26 +130,478 @@ impl Connection {
             }
         }
     }
+}
 
-    pub(crate) fn new(
+/// What went with a dropped connection.
+pub(crate) struct Dropped {
+    pub(crate) peer: String,
+    pub(crate) alias: Address,
+    /// Senders of frames handed to the transport and never reported written.
+    pub(crate) unwritten: Vec<Option<Address>>,
+    /// Senders of frames that waited for the connection to open, if it never did.
+    pub(crate) unsent: Option<Vec<Option<Address>>>,
+    /// Messages that waited for room on its behalf.
+    pub(crate) stall: Option<Stall>,
+    /// Whether senders were waiting for it to drain.
+    pub(crate) was_congested: bool,
+}
+
+/// What [`ConnectionTable::send`] did with a frame.
+#[derive(Debug)]
+pub(crate) enum Sent {
+    /// The connection is open: write this (already accounted for).
+    Transmit(Vec<u8>),
+    /// The connection is opening: the frame waits.
+    Queued,
+}
+
+/// Every connection of a node core, with its limits.
+pub(crate) struct ConnectionTable {
+    connections: BTreeMap<ConnectionId, Connection>,
+    /// Outgoing connections by peer, so that messages to one peer share one.
+    outgoing: BTreeMap<String, ConnectionId>,
+    next_id: u64,
+    max_connections: usize,
+    max_backlog: usize,
+    max_queued: usize,
+    max_frame_len: u32,
+}
+
+impl ConnectionTable {
+    pub(crate) fn new(config: &NodeConfig) -> Self {
+        Self {
+            connections: BTreeMap::new(),
+            outgoing: BTreeMap::new(),
+            next_id: 0,
+            max_connections: config.max_connections,
+            max_backlog: config.max_connection_backlog,
+            max_queued: config.max_queued_while_connecting,
+            max_frame_len: config.max_frame_len,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.connections.len()
+    }
+
+    pub(crate) fn is_full(&self) -> bool {
+        self.connections.len() >= self.max_connections
+    }
+
+    pub(crate) fn get(&self, id: ConnectionId) -> Option<&Connection> {
+        self.connections.get(&id)
+    }
+
+    pub(crate) fn get_mut(&mut self, id: ConnectionId) -> Option<&mut Connection> {
+        self.connections.get_mut(&id)
+    }
+
+    /// The open or opening connection to `peer` that this node dialled, if any.
+    pub(crate) fn outgoing(&self, peer: &str) -> Option<ConnectionId> {
+        self.outgoing.get(peer).copied()
+    }
+
+    /// A fresh id (also for an incoming connection refused at once).
+    pub(crate) fn next_id(&mut self) -> ConnectionId {
+        let id = ConnectionId(self.next_id);
+        self.next_id += 1;
+        id
+    }
+
+    /// Takes an incoming connection under `id`, open at once; returns the preamble's
+    /// bytes, accounted for, to transmit.
+    pub(crate) fn accept(
+        &mut self,
+        id: ConnectionId,
         peer: String,
-        direction: Direction,
         alias: Address,
-        max_frame_len: u32,
-    ) -> Self {
+        preamble: &[u8],
+    ) -> Vec<u8> {
+        let mut conn = self.connection(peer, Direction::Incoming, alias);
+        conn.account(preamble.len(), None);
+        self.connections.insert(id, conn);
+        preamble.to_vec()
+    }
+
+    /// Starts an outgoing connection to `peer`; frames sent to it wait until
+    /// [`connected`](Self::connected).
+    pub(crate) fn open(&mut self, peer: String, alias: Address) -> ConnectionId {
+        let id = self.next_id();
+        self.outgoing.insert(peer.clone(), id);
+        let conn = self.connection(peer, Direction::Outgoing, alias);
+        self.connections.insert(id, conn);
+        id
+    }
+
+    fn connection(&self, peer: String, direction: Direction, alias: Address) -> Connection {
         let state = match direction {
             Direction::Outgoing => State::Connecting(VecDeque::new()),
             Direction::Incoming => State::Open,
         };
-        Self {
+        Connection {
             peer,
             direction,
             alias,
             state,
-            decoder: FrameDecoder::new(max_frame_len),
+            decoder: FrameDecoder::new(self.max_frame_len),
             backlog: 0,
             in_flight: VecDeque::new(),
+            congested: false,
             stall: None,
+            reading_paused: false,
         }
+    }
+
+    /// An outgoing connection opened: returns what to transmit, in order (the
+    /// preamble, then the frames that waited), all accounted for, and whether the
+    /// connection stopped being congested. `None` if it is unknown or already open.
+    pub(crate) fn connected(
+        &mut self,
+        id: ConnectionId,
+        preamble: &[u8],
+    ) -> Option<(Vec<Vec<u8>>, bool)> {
+        let limits = self.limits();
+        let conn = self.connections.get_mut(&id)?;
+        let State::Connecting(queue) = std::mem::replace(&mut conn.state, State::Open) else {
+            return None;
+        };
+        let mut transmits = Vec::with_capacity(1 + queue.len());
+        conn.account(preamble.len(), None);
+        transmits.push(preamble.to_vec());
+        for queued in queue {
+            conn.account(queued.frame.len(), Some(queued.sender));
+            transmits.push(queued.frame);
+        }
+        let relieved = refresh(conn, limits);
+        Some((transmits, relieved))
+    }
+
+    /// Hands a frame from `sender` to connection `id`: queued while it opens, or
+    /// accounted for and returned to transmit.
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::ConnectionBacklogFull`] at a limit (nothing changes then);
+    /// [`NodeError::ConnectionClosed`] if the connection is gone.
+    pub(crate) fn send(
+        &mut self,
+        id: ConnectionId,
+        frame: Vec<u8>,
+        sender: Option<&Address>,
+    ) -> Result<Sent, NodeError> {
+        let limits = self.limits();
+        let conn = self
+            .connections
+            .get_mut(&id)
+            .ok_or_else(|| NodeError::ConnectionClosed {
+                peer: id.to_string(),
+                reason: "gone".into(),
+            })?;
+        let sent = match &mut conn.state {
+            State::Connecting(queue) => {
+                let queued: usize = queue.iter().map(|q| q.frame.len()).sum();
+                if queue.len() >= limits.max_queued {
+                    return Err(NodeError::ConnectionBacklogFull {
+                        peer: conn.peer.clone(),
+                        queued,
+                        limit: limits.max_queued,
+                    });
+                }
+                // The byte limit holds while connecting too: the queue becomes the
+                // connection's backlog the moment it opens.
+                if queued.saturating_add(frame.len()) > limits.max_backlog {
+                    return Err(NodeError::ConnectionBacklogFull {
+                        peer: conn.peer.clone(),
+                        queued,
+                        limit: limits.max_backlog,
+                    });
+                }
+                queue.push_back(Queued {
+                    frame,
+                    sender: sender.cloned(),
+                });
+                Sent::Queued
+            }
+            State::Open => {
+                if conn.backlog.saturating_add(frame.len()) > limits.max_backlog {
+                    return Err(NodeError::ConnectionBacklogFull {
+                        peer: conn.peer.clone(),
+                        queued: conn.backlog,
+                        limit: limits.max_backlog,
+                    });
+                }
+                conn.account(frame.len(), Some(sender.cloned()));
+                Sent::Transmit(frame)
+            }
+        };
+        let _ = refresh(conn, limits);
+        Ok(sent)
+    }
+
+    /// `n` bytes of earlier transmits on `id` were written. Returns whether the
+    /// connection stopped being congested.
+    pub(crate) fn written(&mut self, id: ConnectionId, n: usize) -> bool {
+        let limits = self.limits();
+        match self.connections.get_mut(&id) {
+            Some(conn) => {
+                conn.written(n);
+                refresh(conn, limits)
+            }
+            None => false,
+        }
+    }
+
+    /// Forgets connection `id`, returning what went with it.
+    pub(crate) fn remove(&mut self, id: ConnectionId) -> Option<Dropped> {
+        let conn = self.connections.remove(&id)?;
+        if self.outgoing.get(&conn.peer) == Some(&id) {
+            self.outgoing.remove(&conn.peer);
+        }
+        let unsent = match conn.state {
+            State::Connecting(queue) => Some(queue.into_iter().map(|q| q.sender).collect()),
+            State::Open => None,
+        };
+        Some(Dropped {
+            peer: conn.peer,
+            alias: conn.alias,
+            unwritten: conn
+                .in_flight
+                .into_iter()
+                .filter_map(|f| f.message)
+                .collect(),
+            unsent,
+            stall: conn.stall,
+            was_congested: conn.congested,
+        })
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            max_backlog: self.max_backlog,
+            max_queued: self.max_queued,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Limits {
+    max_backlog: usize,
+    max_queued: usize,
+}
+
+/// Recomputes whether `conn` is congested; returns whether it just stopped being so.
+fn refresh(conn: &mut Connection, limits: Limits) -> bool {
+    let congested = match &conn.state {
+        State::Connecting(queue) => queue.len() >= limits.max_queued / 2,
+        State::Open => conn.backlog >= limits.max_backlog / 2,
+    };
+    let relieved = conn.congested && !congested;
+    conn.congested = congested;
+    relieved
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(max_backlog: usize, max_queued: usize) -> ConnectionTable {
+        ConnectionTable::new(&NodeConfig {
+            max_connection_backlog: max_backlog,
+            max_queued_while_connecting: max_queued,
+            max_connections: 4,
+            ..NodeConfig::default()
+        })
+    }
+
+    fn check(table: &ConnectionTable) {
+        let limits = table.limits();
+        for (id, conn) in &table.connections {
+            let in_flight: usize = conn.in_flight.iter().map(|f| f.remaining).sum();
+            assert_eq!(
+                conn.backlog, in_flight,
+                "{id}: backlog is the sum in flight"
+            );
+            assert!(conn.in_flight.iter().all(|f| f.remaining > 0));
+            let congested = match &conn.state {
+                State::Connecting(q) => q.len() >= limits.max_queued / 2,
+                State::Open => conn.backlog >= limits.max_backlog / 2,
+            };
+            assert_eq!(conn.congested, congested, "{id}: congestion flag");
+            if conn.direction == Direction::Outgoing {
+                assert_eq!(table.outgoing.get(&conn.peer), Some(id));
+            }
+        }
+        for (peer, id) in &table.outgoing {
+            assert_eq!(
+                table.connections.get(id).map(|c| c.peer.as_str()),
+                Some(peer.as_str())
+            );
+        }
+    }
+
+    fn a(name: &str) -> Address {
+        Address::local(name)
+    }
+
+    #[test]
+    fn frames_wait_while_connecting_and_go_out_behind_the_preamble() {
+        let mut t = table(1000, 8);
+        let id = t.open("p:1".into(), a("alias"));
+        assert_eq!(t.outgoing("p:1"), Some(id));
+        assert!(matches!(
+            t.send(id, vec![1; 10], Some(&a("s1"))),
+            Ok(Sent::Queued)
+        ));
+        assert!(matches!(t.send(id, vec![2; 20], None), Ok(Sent::Queued)));
+        check(&t);
+        assert_eq!(
+            t.get(id).map(Connection::backlog),
+            Some(0),
+            "nothing handed over yet"
+        );
+        let (transmits, _) = t.connected(id, b"pre").unwrap();
+        assert_eq!(transmits, vec![b"pre".to_vec(), vec![1; 10], vec![2; 20]]);
+        assert_eq!(t.get(id).map(Connection::backlog), Some(33));
+        check(&t);
+        assert!(t.connected(id, b"pre").is_none(), "opens once");
+        // Written across transmit boundaries, oldest first.
+        assert!(!t.written(id, 5));
+        check(&t);
+        let dropped = t.remove(id).unwrap();
+        assert_eq!(
+            dropped.unwritten,
+            vec![Some(a("s1")), None],
+            "the preamble has no sender"
+        );
+        assert!(dropped.unsent.is_none());
+        assert_eq!(t.outgoing("p:1"), None);
+        check(&t);
+    }
+
+    #[test]
+    fn the_backlog_is_the_sum_of_unwritten_bytes_through_any_writes() {
+        let mut t = table(1 << 20, 8);
+        let id = t.next_id();
+        let _ = t.accept(id, "p".into(), a("alias"), b"preamble");
+        let sizes = [1usize, 70, 3, 4096, 9, 1, 500];
+        for (i, len) in sizes.iter().enumerate() {
+            let sender = a(&format!("s{i}"));
+            assert!(
+                matches!(t.send(id, vec![0; *len], Some(&sender)), Ok(Sent::Transmit(f)) if f.len() == *len)
+            );
+            check(&t);
+        }
+        let total: usize = 8 + sizes.iter().sum::<usize>();
+        let mut left = total;
+        for step in [1usize, 7, 8, 2, 100, 4000, 3] {
+            let n = step.min(left);
+            t.written(id, n);
+            left -= n;
+            check(&t);
+            assert_eq!(t.get(id).map(Connection::backlog), Some(left));
+        }
+        // The unwritten frames are exactly those not wholly written.
+        let dropped = t.remove(id).unwrap();
+        let written = total - left;
+        let mut end = 8;
+        let mut expected = Vec::new();
+        for (i, len) in sizes.iter().enumerate() {
+            end += len;
+            if end > written {
+                expected.push(Some(a(&format!("s{i}"))));
+            }
+        }
+        assert_eq!(dropped.unwritten, expected);
+    }
+
+    #[test]
+    fn limits_refuse_without_changing_anything() {
+        let mut t = table(100, 2);
+        let id = t.open("p".into(), a("alias"));
+        assert!(
+            t.send(id, vec![0; 101], None).is_err(),
+            "bytes limit while connecting"
+        );
+        assert!(t.send(id, vec![0; 60], None).is_ok());
+        assert!(t.send(id, vec![0; 30], None).is_ok());
+        let error = t.send(id, vec![0; 1], None).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                NodeError::ConnectionBacklogFull {
+                    limit: 2,
+                    queued: 90,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        check(&t);
+        let (transmits, _) = t.connected(id, b"x").unwrap();
+        assert_eq!(transmits.len(), 3);
+        let error = t.send(id, vec![0; 10], None).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                NodeError::ConnectionBacklogFull {
+                    limit: 100,
+                    queued: 91,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert!(
+            t.send(id, vec![0; 9], None).is_ok(),
+            "exactly at the limit is taken"
+        );
+        check(&t);
+        let gone = ConnectionId(99);
+        assert!(matches!(
+            t.send(gone, vec![], None),
+            Err(NodeError::ConnectionClosed { .. })
+        ));
+    }
+
+    #[test]
+    fn congestion_is_flagged_at_half_and_its_end_reported_once() {
+        let mut t = table(100, 4);
+        let id = t.next_id();
+        let _ = t.accept(id, "p".into(), a("alias"), b"p");
+        assert!(t.send(id, vec![0; 48], None).is_ok());
+        assert!(!t.get(id).unwrap().is_congested());
+        assert!(t.send(id, vec![0; 1], None).is_ok());
+        assert!(t.get(id).unwrap().is_congested(), "at half");
+        check(&t);
+        assert!(t.written(id, 1), "below half: relieved");
+        assert!(!t.written(id, 1), "reported once");
+        check(&t);
+        // An opening connection is congested by its count of waiting frames, and may
+        // be relieved by opening.
+        let out = t.open("q".into(), a("alias2"));
+        assert!(t.send(out, vec![0; 1], None).is_ok());
+        assert!(t.send(out, vec![0; 1], None).is_ok());
+        assert!(t.get(out).unwrap().is_congested());
+        let (_, relieved) = t.connected(out, b"p").unwrap();
+        assert!(relieved);
+        check(&t);
+        assert!(t.send(out, vec![0; 60], None).is_ok());
+        assert!(t.remove(out).unwrap().was_congested);
+    }
+
+    #[test]
+    fn a_dropped_opening_connection_names_its_waiting_senders() {
+        let mut t = table(100, 4);
+        let id = t.open("p".into(), a("alias"));
+        assert!(t.send(id, vec![1], Some(&a("x"))).is_ok());
+        assert!(t.send(id, vec![2], None).is_ok());
+        let dropped = t.remove(id).unwrap();
+        assert_eq!(dropped.unsent, Some(vec![Some(a("x")), None]));
+        assert!(dropped.unwritten.is_empty());
+        assert!(t.remove(id).is_none());
+        // A second dial to the same peer after the first is gone is a new connection.
+        let again = t.open("p".into(), a("alias"));
+        assert_ne!(again, id);
+        check(&t);
     }
 }

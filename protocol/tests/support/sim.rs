@@ -43,7 +43,7 @@ use onward_protocol::channel::ChannelConfig;
 use onward_protocol::framing::{FRAME_HEADER_LEN, PREAMBLE};
 use onward_protocol::identity::Identity;
 use onward_protocol::node::{
-    ChannelId, ConnectionId, NodeConfig, NodeCore, NodeError, NodeEvent, Output,
+    ChannelId, ConnectionId, Hop, NodeConfig, NodeCore, NodeError, NodeEvent, Output,
 };
 use onward_protocol::random::{RandomSource, SeededRandom};
 use onward_protocol::trust::TrustPolicy;
@@ -184,6 +184,11 @@ pub struct SimNode {
     pub capture: bool,
     /// The recorded bytes, one entry per transmit or arrival.
     pub captured: Vec<Vec<u8>>,
+    /// Connections its core has paused reading (`Output::PauseReading`) and not
+    /// resumed. (The sim goes on handing them bytes: the core must cope.)
+    pub paused: BTreeSet<ConnectionId>,
+    /// Every `Output::Decongested` its core emitted, with the virtual time.
+    pub decongested: Vec<(Duration, Hop)>,
 }
 
 /// A raw peer: a connection to a listener with no core behind it.
@@ -338,6 +343,8 @@ impl Sim {
             worker_errors: Vec::new(),
             capture: false,
             captured: Vec::new(),
+            paused: BTreeSet::new(),
+            decongested: Vec::new(),
         });
         id
     }
@@ -352,7 +359,7 @@ impl Sim {
         let address = Address::local(address);
         let n = &mut self.nodes[node];
         n.core
-            .register(address.clone())
+            .register(address.clone(), self.base + self.now)
             .unwrap_or_else(|e| panic!("sim: register {address} on {}: {e}", n.name));
         n.mailboxes.insert(address, Mailbox::new(behaviour));
     }
@@ -371,6 +378,7 @@ impl Sim {
             trust,
             config: ChannelConfig::default(),
         };
+        let now = self.instant();
         let n = &mut self.nodes[node];
         n.core
             .create_channel_listener(
@@ -378,6 +386,7 @@ impl Sim {
                 spec.identity.clone(),
                 spec.trust.clone(),
                 spec.config.clone(),
+                now,
             )
             .unwrap_or_else(|e| panic!("sim: listener {address} on {}: {e}", n.name));
         n.listeners.push(spec);
@@ -591,13 +600,15 @@ impl Sim {
         }
         let epoch = self.nodes[node].epoch + 1;
         let rng = self.core_rng(node, epoch);
+        let now = self.instant();
         let n = &mut self.nodes[node];
         n.epoch = epoch;
+        n.paused.clear();
         n.core = NodeCore::new(n.config.clone(), Box::new(rng));
         for (address, mailbox) in &mut n.mailboxes {
             mailbox.held.clear();
             n.core
-                .register(address.clone())
+                .register(address.clone(), now)
                 .unwrap_or_else(|e| panic!("sim: re-register {address}: {e}"));
         }
         for spec in &n.listeners {
@@ -607,6 +618,7 @@ impl Sim {
                     spec.identity.clone(),
                     spec.trust.clone(),
                     spec.config.clone(),
+                    now,
                 )
                 .unwrap_or_else(|e| panic!("sim: re-create listener {}: {e}", spec.address));
         }
@@ -1113,11 +1125,44 @@ impl Sim {
                         }
                     }
                 }
+                Output::PauseReading { connection } => {
+                    let n = &mut self.nodes[node];
+                    assert!(
+                        n.paused.insert(connection),
+                        "sim: {} paused {connection} twice",
+                        n.name
+                    );
+                }
+                Output::ResumeReading { connection } => {
+                    let n = &mut self.nodes[node];
+                    assert!(
+                        n.paused.remove(&connection),
+                        "sim: {} resumed {connection}, which was not paused",
+                        n.name
+                    );
+                }
+                Output::Decongested(hop) => {
+                    let now = self.now;
+                    self.nodes[node].decongested.push((now, hop));
+                }
                 Output::Event(event) => {
                     let now = self.now;
-                    self.nodes[node].events.push((now, event));
+                    let n = &mut self.nodes[node];
+                    if let NodeEvent::ConnectionClosed { connection, .. } = &event {
+                        n.paused.remove(connection);
+                    }
+                    n.events.push((now, event));
                 }
             }
+        }
+        // What the core said about reading matches what it does.
+        let n = &self.nodes[node];
+        for connection in &n.paused {
+            assert!(
+                n.core.is_reading_paused(*connection),
+                "sim: {} told to pause {connection}, which is not stalled",
+                n.name
+            );
         }
     }
 

@@ -1,0 +1,360 @@
+//! Connection tasks: dialling, accepting, and the reader and writer of each stream,
+//! with the writer's batching.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::channel::mpsc::{unbounded, UnboundedReceiver};
+use futures::future::{self, Either};
+use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+
+use crate::node::{ConnectionId, NodeCore};
+
+use super::driver::{ConnectionHandle, Shared};
+use super::runtime::{Listener, Stream};
+use super::signal::{Gate, Signal};
+
+impl Shared {
+    /// Dials `peer` for the core's connection `connection`, within the connect timeout.
+    pub(super) fn spawn_connect(self: &Arc<Self>, connection: ConnectionId, peer: String) {
+        let shared = self.clone();
+        self.spawn(async move {
+            let timeout = shared.options.connect_timeout;
+            let connect = shared.runtime.connect(peer.clone());
+            let result = match future::select(connect, shared.runtime.sleep(timeout)).await {
+                Either::Left((result, _)) => result,
+                Either::Right(_) => Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no answer within {timeout:?}"),
+                )),
+            };
+            match result {
+                Ok(stream) => shared.attach(stream, |core, now| {
+                    core.handle_connected(connection, now);
+                    connection
+                }),
+                Err(error) => {
+                    tracing::debug!(%peer, %error, "connect failed");
+                    shared.with_core(|core, now| {
+                        core.handle_connect_failed(connection, &error.to_string(), now)
+                    });
+                }
+            }
+        });
+    }
+
+    /// Accepts connections until the node stops.
+    pub(super) async fn accept_loop(self: Arc<Self>, mut listener: Box<dyn Listener>) {
+        loop {
+            let accepted = match future::select(listener.accept(), self.stopping.wait()).await {
+                Either::Left((accepted, _)) => accepted,
+                Either::Right(_) => return,
+            };
+            match accepted {
+                Ok(stream) => {
+                    let peer = stream.peer.to_string();
+                    self.attach(stream, |core, now| {
+                        core.handle_incoming_connection(peer, now)
+                    });
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "accept failed");
+                    // Errors such as too many open files pass; back off briefly so a
+                    // persistent one does not spin.
+                    self.runtime.sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    /// Starts the reader and writer tasks of a connected stream. `start` tells the
+    /// core and returns the connection's id; the writer is registered under it before
+    /// the core's outputs (the preamble first) are carried out.
+    fn attach(
+        self: &Arc<Self>,
+        stream: Stream,
+        start: impl FnOnce(&mut NodeCore, Instant) -> ConnectionId,
+    ) {
+        let (tx, rx) = unbounded();
+        let close = Signal::default();
+        let reading = Gate::default();
+        let connection = {
+            let now = self.runtime.now();
+            let mut d = self.driver();
+            if d.stopping {
+                // Accepted or connected after stop: nobody would ever close it.
+                return;
+            }
+            let connection = start(&mut d.core, now);
+            d.connections.insert(
+                connection,
+                ConnectionHandle {
+                    writer: tx,
+                    close: close.clone(),
+                    reading: reading.clone(),
+                },
+            );
+            self.dispatch(&mut d);
+            connection
+        };
+        let Stream { reader, writer, .. } = stream;
+        let shared = self.clone();
+        let reader_close = close.clone();
+        self.spawn(async move {
+            shared
+                .read_loop(connection, reader, reader_close, reading)
+                .await
+        });
+        let shared = self.clone();
+        self.spawn(async move { shared.write_loop(connection, writer, rx, close).await });
+    }
+
+    async fn read_loop(
+        self: Arc<Self>,
+        connection: ConnectionId,
+        mut reader: Box<dyn futures::io::AsyncRead + Send + Unpin>,
+        close: Signal,
+        reading: Gate,
+    ) {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            // Backpressure: while the core has paused this connection (a message of
+            // its waits for room in a full mailbox), read nothing more; TCP then slows
+            // the sender. The core opens the gate again when the wait is over.
+            let stop = future::select(close.wait(), self.stopping.wait());
+            if let Either::Right(_) = future::select(reading.opened(), stop).await {
+                return;
+            }
+            let stop = future::select(close.wait(), self.stopping.wait());
+            let read = match future::select(reader.read(&mut buf), stop).await {
+                Either::Left((read, _)) => read,
+                Either::Right(_) => return,
+            };
+            match read {
+                Ok(0) => {
+                    self.with_core(|core, now| {
+                        core.handle_connection_closed(connection, None, now)
+                    });
+                    return;
+                }
+                Ok(n) => {
+                    let bytes = buf.get(..n).unwrap_or_default();
+                    self.with_core(|core, now| core.handle_received(connection, bytes, now));
+                }
+                Err(error) => {
+                    let reason = error.to_string();
+                    self.with_core(|core, now| {
+                        core.handle_connection_closed(connection, Some(&reason), now)
+                    });
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn write_loop(
+        self: Arc<Self>,
+        connection: ConnectionId,
+        mut writer: Box<dyn futures::io::AsyncWrite + Send + Unpin>,
+        mut rx: UnboundedReceiver<Vec<u8>>,
+        close: Signal,
+    ) {
+        const BATCH: usize = 256 * 1024;
+        const MAX_PIECES: usize = 64;
+        loop {
+            // The core forgot a closed connection: stop writing to it at once.
+            let stop = future::select(close.wait(), self.halt.wait());
+            let next = match future::select(rx.next(), stop).await {
+                Either::Left((next, _)) => next,
+                Either::Right(_) => None,
+            };
+            let Some(first) = next else { break };
+            let mut batch = Batch::new(first);
+            while batch.len < BATCH && batch.pieces.len() < MAX_PIECES {
+                match rx.try_recv() {
+                    Ok(more) => batch.push(more),
+                    Err(_) => break,
+                }
+            }
+            let write = async {
+                batch.write_to(&mut writer).await?;
+                writer.flush().await
+            };
+            let stop = future::select(close.wait(), self.halt.wait());
+            let result = match future::select(Box::pin(write), stop).await {
+                Either::Left((result, _)) => result,
+                Either::Right(_) => break,
+            };
+            if let Err(error) = result {
+                let reason = error.to_string();
+                self.with_core(|core, now| {
+                    core.handle_connection_closed(connection, Some(&reason), now)
+                });
+                close.fire();
+                break;
+            }
+            let written = batch.len;
+            self.with_core(|core, now| core.handle_written(connection, written, now));
+        }
+        let _ = writer.close().await;
+    }
+}
+
+/// Frames waiting for one vectored write. Small frames are gathered into one piece (a
+/// copy of a few bytes saves a system call); a large frame stays its own piece and is
+/// written from where it lies, not copied.
+struct Batch {
+    pieces: Vec<Vec<u8>>,
+    len: usize,
+}
+
+impl Batch {
+    /// Frames up to this size are gathered; larger ones are written as they are.
+    const SMALL: usize = 4096;
+    /// A gathering piece stops growing at this size.
+    const GATHER: usize = 16 * 1024;
+
+    fn new(first: Vec<u8>) -> Self {
+        Self {
+            len: first.len(),
+            pieces: vec![first],
+        }
+    }
+
+    fn push(&mut self, frame: Vec<u8>) {
+        self.len += frame.len();
+        match self.pieces.last_mut() {
+            Some(last) if frame.len() <= Self::SMALL && last.len() < Self::GATHER => {
+                last.extend_from_slice(&frame);
+            }
+            _ => self.pieces.push(frame),
+        }
+    }
+
+    /// Writes every piece, in order, with as few system calls as the writer allows.
+    async fn write_to(
+        &self,
+        writer: &mut (dyn futures::io::AsyncWrite + Send + Unpin),
+    ) -> std::io::Result<()> {
+        let mut slices: Vec<std::io::IoSlice<'_>> = self
+            .pieces
+            .iter()
+            .map(|p| std::io::IoSlice::new(p))
+            .collect();
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            let n = writer.write_vectored(rest).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            std::io::IoSlice::advance_slices(&mut rest, n);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    /// Accepts at most `step` bytes per call, vectored or not.
+    struct Trickle {
+        written: Vec<u8>,
+        step: usize,
+        calls: usize,
+    }
+
+    impl futures::io::AsyncWrite for Trickle {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            let n = buf.len().min(self.step);
+            self.written.extend_from_slice(&buf[..n]);
+            self.calls += 1;
+            Poll::Ready(Ok(n))
+        }
+
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            bufs: &[std::io::IoSlice<'_>],
+        ) -> Poll<std::io::Result<usize>> {
+            let mut n = 0;
+            for buf in bufs {
+                let take = buf.len().min(self.step - n);
+                self.written.extend_from_slice(&buf[..take]);
+                n += take;
+                if n == self.step {
+                    break;
+                }
+            }
+            self.calls += 1;
+            Poll::Ready(Ok(n))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[test]
+    fn a_batch_writes_every_frame_in_order_through_partial_writes() {
+        let frames: Vec<Vec<u8>> = [10, 5000, 3, 70_000, 1, 2, 4096, 20_000, 7]
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| vec![i as u8; len])
+            .collect();
+        let mut batch = Batch::new(frames[0].clone());
+        for frame in &frames[1..] {
+            batch.push(frame.clone());
+        }
+        let expected: Vec<u8> = frames.concat();
+        assert_eq!(batch.len, expected.len());
+        // Small neighbours were gathered; the large frames stand alone.
+        assert!(
+            batch.pieces.len() < frames.len(),
+            "{} pieces",
+            batch.pieces.len()
+        );
+        assert!(batch.pieces.iter().any(|p| p.len() == 70_000));
+        for step in [1, 7, 4096, 1 << 20] {
+            let mut out = Trickle {
+                written: Vec::new(),
+                step,
+                calls: 0,
+            };
+            futures::FutureExt::now_or_never(batch.write_to(&mut out))
+                .expect("the writer never waits")
+                .unwrap();
+            assert_eq!(out.written, expected, "step {step}");
+            if step == 1 << 20 {
+                assert_eq!(
+                    out.calls, 1,
+                    "one vectored write when the writer takes it all"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_writer_that_takes_nothing_is_an_error() {
+        let batch = Batch::new(vec![1, 2, 3]);
+        let mut out = Trickle {
+            written: Vec::new(),
+            step: 0,
+            calls: 0,
+        };
+        let error = futures::FutureExt::now_or_never(batch.write_to(&mut out))
+            .expect("the writer never waits")
+            .unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::WriteZero);
+    }
+}

@@ -1,0 +1,349 @@
+//! The driver: the node core behind one lock, and the dispatch of its outputs to
+//! mailboxes, connection tasks and waiting senders.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use futures::channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
+use futures::channel::oneshot;
+use futures::future::{self, Either};
+use futures::StreamExt;
+
+use crate::identity::Identifier;
+use crate::message::TransportMessage;
+use crate::node::{ConnectionId, Hop, NodeCore, NodeError, NodeEvent, Output};
+use crate::routing::{Address, Route};
+
+use super::context::Delivery;
+use super::node::NodeOptions;
+use super::runtime::{BoxFuture, Runtime};
+use super::signal::{Gate, Signal};
+use super::{Error, Result};
+
+/// A connection's write side, its close signal and its read gate, as the driver keeps
+/// them.
+pub(super) struct ConnectionHandle {
+    pub(super) writer: UnboundedSender<Vec<u8>>,
+    pub(super) close: Signal,
+    /// Closed while the core has paused reading the connection.
+    pub(super) reading: Gate,
+}
+
+/// Everything behind the lock: the core and where its outputs go.
+pub(super) struct Driver {
+    pub(super) core: NodeCore,
+    pub(super) mailboxes: BTreeMap<Address, UnboundedSender<Delivery>>,
+    pub(super) connections: BTreeMap<ConnectionId, ConnectionHandle>,
+    pub(super) pending_channels:
+        BTreeMap<Address, oneshot::Sender<std::result::Result<Identifier, NodeError>>>,
+    pub(super) channels: BTreeSet<Address>,
+    /// Senders waiting for a congested first hop to drain, by hop.
+    congested: BTreeMap<Hop, Vec<oneshot::Sender<()>>>,
+    armed: Option<Instant>,
+    pub(super) stopping: bool,
+}
+
+/// What every task of a node shares.
+pub(crate) struct Shared {
+    pub(super) runtime: Arc<dyn Runtime>,
+    pub(super) options: NodeOptions,
+    driver: Mutex<Driver>,
+    /// Capacity one: a full channel means a wake is already pending.
+    timer_wake: futures::channel::mpsc::Sender<()>,
+    /// Fired by [`Node::stop`](super::Node::stop): listeners and the timer end,
+    /// readers stop reading.
+    pub(super) stopping: Signal,
+    /// Fired when the grace period is over: every task ends.
+    pub(super) halt: Signal,
+    tasks: AtomicUsize,
+    /// Fired when the last task has ended (there is always one, the timer, until the
+    /// node stops).
+    pub(super) all_done: Signal,
+}
+
+impl Shared {
+    /// A node's shared state around `core`, with its timer task started.
+    pub(super) fn start(
+        runtime: Arc<dyn Runtime>,
+        options: NodeOptions,
+        core: NodeCore,
+    ) -> Arc<Self> {
+        let (timer_wake, wake) = futures::channel::mpsc::channel(0);
+        let shared = Arc::new(Shared {
+            runtime,
+            options,
+            driver: Mutex::new(Driver {
+                core,
+                mailboxes: BTreeMap::new(),
+                connections: BTreeMap::new(),
+                pending_channels: BTreeMap::new(),
+                channels: BTreeSet::new(),
+                congested: BTreeMap::new(),
+                armed: None,
+                stopping: false,
+            }),
+            timer_wake,
+            stopping: Signal::default(),
+            halt: Signal::default(),
+            tasks: AtomicUsize::new(0),
+            all_done: Signal::default(),
+        });
+        let timer = shared.clone();
+        shared.spawn(async move { timer.timer_loop(wake).await });
+        shared
+    }
+
+    pub(super) fn driver(&self) -> MutexGuard<'_, Driver> {
+        self.driver
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `f` on the core, then carries out its outputs, all under the lock. Nothing
+    /// here waits: deliveries and writes go to unbounded channels whose contents the
+    /// core accounts for and limits.
+    pub(super) fn with_core<T>(self: &Arc<Self>, f: impl FnOnce(&mut NodeCore, Instant) -> T) -> T {
+        let now = self.runtime.now();
+        let mut driver = self.driver();
+        let result = f(&mut driver.core, now);
+        self.dispatch(&mut driver);
+        result
+    }
+
+    /// Carries out every output of the core.
+    pub(super) fn dispatch(self: &Arc<Self>, d: &mut Driver) {
+        let now = self.runtime.now();
+        while let Some(output) = d.core.poll_output() {
+            match output {
+                Output::Deliver { address, message } => {
+                    let delivered = d
+                        .mailboxes
+                        .get(&address)
+                        .is_some_and(|tx| tx.unbounded_send(Ok(message)).is_ok());
+                    if !delivered {
+                        d.core.handle_consumed(&address, now);
+                    }
+                }
+                Output::Connect { connection, peer } => self.spawn_connect(connection, peer),
+                Output::Transmit { connection, bytes } => {
+                    let len = bytes.len();
+                    let sent = d
+                        .connections
+                        .get(&connection)
+                        .is_some_and(|c| c.writer.unbounded_send(bytes).is_ok());
+                    if !sent {
+                        d.core.handle_written(connection, len, now);
+                    }
+                }
+                Output::Close { connection } => {
+                    if let Some(handle) = d.connections.remove(&connection) {
+                        handle.close.fire();
+                    }
+                }
+                Output::PauseReading { connection } => {
+                    if let Some(handle) = d.connections.get(&connection) {
+                        handle.reading.close();
+                    }
+                }
+                Output::ResumeReading { connection } => {
+                    if let Some(handle) = d.connections.get(&connection) {
+                        handle.reading.open();
+                    }
+                }
+                Output::Decongested(hop) => {
+                    for waiter in d.congested.remove(&hop).unwrap_or_default() {
+                        let _ = waiter.send(());
+                    }
+                }
+                Output::Event(event) => Self::on_event(d, event),
+            }
+        }
+        let deadline = d.core.poll_timeout();
+        if deadline != d.armed {
+            d.armed = deadline;
+            let _ = self.timer_wake.clone().try_send(());
+        }
+    }
+
+    fn on_event(d: &mut Driver, event: NodeEvent) {
+        match event {
+            NodeEvent::ChannelEstablished { address, peer, .. } => {
+                d.channels.insert(address.clone());
+                if let Some(waiting) = d.pending_channels.remove(&address) {
+                    let _ = waiting.send(Ok(peer));
+                }
+            }
+            NodeEvent::ChannelFailed { address, error, .. } => {
+                d.channels.remove(&address);
+                if let Some(waiting) = d.pending_channels.remove(&address) {
+                    let _ = waiting.send(Err(error));
+                } else {
+                    tracing::debug!(%address, %error, "secure channel failed");
+                }
+            }
+            NodeEvent::ChannelClosed { address, .. } => {
+                d.channels.remove(&address);
+                // A channel closed before it was established (by the peer, or by a
+                // close during the handshake) must not leave its creator waiting.
+                if let Some(waiting) = d.pending_channels.remove(&address) {
+                    let _ = waiting.send(Err(NodeError::UnknownAddress(address)));
+                }
+            }
+            NodeEvent::DeliveryFailed { sender, error } => {
+                if let Some(tx) = sender.as_ref().and_then(|s| d.mailboxes.get(s)) {
+                    let _ = tx.unbounded_send(Err(error));
+                } else {
+                    tracing::debug!(%error, "delivery failed");
+                }
+            }
+            NodeEvent::ConnectionClosed { connection, .. } => {
+                if let Some(handle) = d.connections.remove(&connection) {
+                    handle.close.fire();
+                }
+            }
+        }
+    }
+
+    pub(crate) fn send(
+        self: &Arc<Self>,
+        sender: &Address,
+        message: TransportMessage,
+    ) -> Result<()> {
+        if self.stopping.is_fired() {
+            return Err(Error::Stopped);
+        }
+        self.with_core(|core, now| core.handle_send(sender, message, now))
+            .map_err(Error::Node)
+    }
+
+    pub(crate) fn consumed(self: &Arc<Self>, address: &Address) {
+        self.with_core(|core, now| core.handle_consumed(address, now));
+    }
+
+    /// Waits while the first hop of `route` is congested, up to the send timeout: the
+    /// core names the hop, and this waits for the output that says it drained.
+    pub(crate) async fn wait_uncongested(self: &Arc<Self>, route: &Route) -> Result<()> {
+        let timeout = self.options.send_timeout;
+        let deadline = self.runtime.now() + timeout;
+        loop {
+            let drained = {
+                let mut d = self.driver();
+                let Some(hop) = d.core.congestion(route) else {
+                    return Ok(());
+                };
+                let (tx, rx) = oneshot::channel();
+                let waiters = d.congested.entry(hop).or_default();
+                // Waiters that gave up leave nothing behind.
+                waiters.retain(|w| !w.is_canceled());
+                waiters.push(tx);
+                rx
+            };
+            if self.stopping.is_fired() {
+                return Err(Error::Stopped);
+            }
+            let left = deadline.saturating_duration_since(self.runtime.now());
+            if left.is_zero() {
+                return Err(Error::Timeout(timeout));
+            }
+            let woken = future::select(drained, self.stopping.wait());
+            let _ = future::select(woken, self.runtime.sleep(left)).await;
+        }
+    }
+
+    pub(crate) fn unregister(self: &Arc<Self>, address: &Address) {
+        let now = self.runtime.now();
+        let mut d = self.driver();
+        d.mailboxes.remove(address);
+        d.core.unregister(address, now);
+        self.dispatch(&mut d);
+    }
+
+    /// Unregisters `address` only if its mailbox is still `mailbox`: a context dropped
+    /// after its address was given to a new worker leaves the new one alone.
+    pub(crate) fn unregister_if_owner(
+        self: &Arc<Self>,
+        address: &Address,
+        mailbox: &UnboundedReceiver<Delivery>,
+    ) {
+        let now = self.runtime.now();
+        let mut d = self.driver();
+        if d.mailboxes
+            .get(address)
+            .is_some_and(|tx| tx.is_connected_to(mailbox))
+        {
+            d.mailboxes.remove(address);
+            d.core.unregister(address, now);
+            self.dispatch(&mut d);
+        }
+    }
+
+    pub(crate) fn channel_peer(&self, address: &Address) -> Option<Identifier> {
+        self.driver().core.channel_peer(address)
+    }
+
+    pub(crate) fn receive_timeout(&self) -> Duration {
+        self.options.receive_timeout
+    }
+
+    pub(crate) fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        self.runtime.sleep(duration)
+    }
+
+    /// Registers a mailbox and returns its receiving end.
+    pub(super) fn open_mailbox(
+        self: &Arc<Self>,
+        address: Address,
+    ) -> Result<UnboundedReceiver<Delivery>> {
+        let now = self.runtime.now();
+        let mut d = self.driver();
+        if d.stopping {
+            return Err(Error::Stopped);
+        }
+        d.core.register(address.clone(), now)?;
+        let (tx, rx) = unbounded();
+        d.mailboxes.insert(address, tx);
+        Ok(rx)
+    }
+
+    /// Spawns a task counted for [`Node::stop`](super::Node::stop).
+    pub(super) fn spawn(
+        self: &Arc<Self>,
+        task: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        struct Done(Arc<Shared>);
+        impl Drop for Done {
+            fn drop(&mut self) {
+                if self.0.tasks.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    self.0.all_done.fire();
+                }
+            }
+        }
+        self.tasks.fetch_add(1, Ordering::AcqRel);
+        let done = Done(self.clone());
+        self.runtime.spawn(Box::pin(async move {
+            let _done = done;
+            task.await;
+        }));
+    }
+
+    /// Calls the core's timeout handler whenever its earliest deadline passes; woken
+    /// early when the deadline changes.
+    async fn timer_loop(self: Arc<Self>, mut wake: futures::channel::mpsc::Receiver<()>) {
+        loop {
+            let now = self.runtime.now();
+            let deadline = self.driver().core.poll_timeout();
+            let wait = deadline.map_or(Duration::from_secs(3600), |d| {
+                d.saturating_duration_since(now)
+            });
+            let sleep = self.runtime.sleep(wait);
+            let woken = future::select(wake.next(), self.stopping.wait());
+            match future::select(sleep, woken).await {
+                Either::Left(_) => self.with_core(|core, now| core.handle_timeout(now)),
+                Either::Right((Either::Left((Some(()), _)), _)) => {}
+                Either::Right(_) => return,
+            }
+        }
+    }
+}

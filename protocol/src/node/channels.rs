@@ -1,0 +1,326 @@
+//! Secure channel ends inside the node core: the listener that answers hellos, the
+//! records each end sends and receives, and what the channel state machines report.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::channel::{ChannelConfig, ChannelError, ChannelEvent, ChannelRole, SecureChannel};
+use crate::identity::Identity;
+use crate::message::TransportMessage;
+use crate::routing::{Address, Route};
+use crate::trust::TrustPolicy;
+
+use super::routing::Source;
+use super::{ChannelId, NodeCore, NodeError, NodeEvent, Output, Target};
+
+/// A secure channel listener: what its responders are made of, and which of them are
+/// still in their handshake.
+pub(super) struct Listener {
+    identity: Arc<Identity>,
+    trust: Arc<dyn TrustPolicy>,
+    config: ChannelConfig,
+    /// Its responders still in their handshake, oldest first.
+    half_open: VecDeque<ChannelId>,
+}
+
+impl Listener {
+    pub(super) fn new(
+        identity: Arc<Identity>,
+        trust: Arc<dyn TrustPolicy>,
+        config: ChannelConfig,
+    ) -> Self {
+        Self {
+            identity,
+            trust,
+            config,
+            half_open: VecDeque::new(),
+        }
+    }
+}
+
+/// A channel end as the node keeps it: the state machine and where its records go.
+pub(super) struct ChannelSlot {
+    pub(super) channel: SecureChannel,
+    pub(super) encryptor: Address,
+    pub(super) decryptor: Address,
+    /// The route to the peer's end (its decryptor).
+    pub(super) remote: Route,
+    /// For an initiator until the response arrives: the route to the listener without
+    /// the listener, to which the responder's decryptor address is then appended.
+    prefix: Option<Route>,
+    /// For a responder: the listener that created it.
+    listener: Option<Address>,
+}
+
+impl NodeCore {
+    pub(super) fn add_channel(
+        &mut self,
+        channel: SecureChannel,
+        remote: Route,
+        prefix: Option<Route>,
+        listener: Option<Address>,
+    ) -> Result<(ChannelId, Address), NodeError> {
+        let encryptor = self.generate_address()?;
+        let mut decryptor = self.generate_address()?;
+        while decryptor == encryptor {
+            decryptor = self.generate_address()?;
+        }
+        let id = ChannelId(self.next_channel);
+        self.next_channel += 1;
+        self.targets
+            .insert(encryptor.clone(), Target::Encryptor(id));
+        self.targets
+            .insert(decryptor.clone(), Target::Decryptor(id));
+        self.channels.insert(
+            id,
+            ChannelSlot {
+                channel,
+                encryptor: encryptor.clone(),
+                decryptor,
+                remote,
+                prefix,
+                listener,
+            },
+        );
+        Ok((id, encryptor))
+    }
+
+    pub(super) fn remove_channel(&mut self, id: ChannelId) {
+        if let Some(end) = self.channels.remove(&id) {
+            self.targets.remove(&end.encryptor);
+            self.targets.remove(&end.decryptor);
+            self.forget_half_open(end.listener.as_ref(), id);
+        }
+    }
+
+    fn forget_half_open(&mut self, listener: Option<&Address>, id: ChannelId) {
+        if let Some(listener) = listener.and_then(|l| self.listeners.get_mut(l)) {
+            listener.half_open.retain(|h| *h != id);
+        }
+    }
+
+    /// Drains a channel end and routes what it produced, as sent by the channel end
+    /// itself, so that a handshake record that cannot be sent fails the channel.
+    /// Returns the first error; the others are reported.
+    pub(super) fn drain_channel_and_route(
+        &mut self,
+        id: ChannelId,
+        now: Instant,
+    ) -> Result<(), NodeError> {
+        let mut work = VecDeque::new();
+        let Some(sender) = self.channels.get(&id).map(|end| end.encryptor.clone()) else {
+            return Ok(());
+        };
+        self.drain_channel(id, now, &mut work);
+        let mut first = None;
+        for message in work {
+            let result = self.route_all(VecDeque::from([message]), Source::Local(&sender), now);
+            if let Err(error) = result {
+                if first.is_none() {
+                    first = Some(error);
+                } else {
+                    self.report(Some(sender.clone()), error);
+                }
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    /// Takes a channel end's records and events: records become messages to the peer's
+    /// end, decrypted messages continue inside the node; an ended channel is removed.
+    pub(super) fn drain_channel(
+        &mut self,
+        id: ChannelId,
+        now: Instant,
+        work: &mut VecDeque<TransportMessage>,
+    ) {
+        let _ = now;
+        let Some(end) = self.channels.get_mut(&id) else {
+            return;
+        };
+        while let Some(record) = end.channel.poll_transmit() {
+            work.push_back(TransportMessage::new(
+                end.remote.clone(),
+                Route::from(end.decryptor.clone()),
+                record,
+            ));
+        }
+        let mut events = Vec::new();
+        while let Some(event) = end.channel.poll_event() {
+            events.push(event);
+        }
+        let encryptor = end.encryptor.clone();
+        let initiator = end.channel.role() == ChannelRole::Initiator;
+        let ended = end.channel.is_ended();
+        let listener = end.listener.clone();
+        for event in events {
+            let event = match event {
+                ChannelEvent::Established { peer } => {
+                    self.forget_half_open(listener.as_ref(), id);
+                    NodeEvent::ChannelEstablished {
+                        channel: id,
+                        address: encryptor.clone(),
+                        peer,
+                        initiator,
+                    }
+                }
+                ChannelEvent::Received(mut inner) => {
+                    inner.return_route.prepend(encryptor.clone());
+                    work.push_back(inner);
+                    continue;
+                }
+                ChannelEvent::Closed { by_peer, .. } => NodeEvent::ChannelClosed {
+                    channel: id,
+                    address: encryptor.clone(),
+                    by_peer,
+                },
+                ChannelEvent::Failed(error) => NodeEvent::ChannelFailed {
+                    channel: id,
+                    address: encryptor.clone(),
+                    error: NodeError::Channel {
+                        address: encryptor.clone(),
+                        error,
+                    },
+                },
+            };
+            self.outputs.push_back(Output::Event(event));
+        }
+        if ended {
+            self.remove_channel(id);
+        }
+    }
+
+    /// Reports channel end `id` failed if `error`, returned by a call on it, ended it.
+    /// (A channel returns the error of the call that ended it rather than also queue it
+    /// as an event.)
+    pub(super) fn fail_if_ended(&mut self, id: ChannelId, error: &ChannelError) {
+        let Some(end) = self.channels.get(&id) else {
+            return;
+        };
+        if end.channel.is_ended() {
+            let address = end.encryptor.clone();
+            self.outputs
+                .push_back(Output::Event(NodeEvent::ChannelFailed {
+                    channel: id,
+                    address: address.clone(),
+                    error: NodeError::Channel {
+                        address,
+                        error: error.clone(),
+                    },
+                }));
+        }
+    }
+
+    /// A record arrived for channel end `id` with `return_route` (the rest of its
+    /// onward route is not used: the record carries the inner one).
+    pub(super) fn receive_record(
+        &mut self,
+        id: ChannelId,
+        return_route: Route,
+        record: &mut [u8],
+        now: Instant,
+        work: &mut VecDeque<TransportMessage>,
+    ) {
+        let Some(end) = self.channels.get_mut(&id) else {
+            return;
+        };
+        match end.channel.handle_record_in_place(record, now) {
+            Ok(()) => {
+                // The record authenticated (or completed a handshake step): learn the
+                // way back to the peer's end. Return routes are not authenticated, so
+                // the initiator takes the responder's end from the response alone (that
+                // end never moves; a later altered record must not redirect the channel
+                // for good), while the responder follows the newest authentic record,
+                // whose return route leads back over the connections in use now.
+                match end.channel.role() {
+                    ChannelRole::Initiator => {
+                        if let Some(mut remote) = end.prefix.take() {
+                            if let Some(peer_end) = return_route.last() {
+                                remote.append(peer_end.clone());
+                                end.remote = remote;
+                            }
+                        }
+                    }
+                    ChannelRole::Responder => {
+                        if !return_route.is_empty() {
+                            end.remote = return_route;
+                        }
+                    }
+                }
+            }
+            Err(error) => {
+                self.stats.records_rejected += 1;
+                tracing::trace!(channel = id.0, %error, "record rejected");
+                self.fail_if_ended(id, &error);
+            }
+        }
+        self.drain_channel(id, now, work);
+    }
+
+    /// A message arrived at the listener at `listener_address`: if it is a hello that
+    /// checks out, a new responder end answers it.
+    pub(super) fn accept_hello(
+        &mut self,
+        listener_address: &Address,
+        message: TransportMessage,
+        now: Instant,
+        work: &mut VecDeque<TransportMessage>,
+    ) {
+        let Some(listener) = self.listeners.get(listener_address) else {
+            return;
+        };
+        if !SecureChannel::is_hello(&message.payload) || message.return_route.is_empty() {
+            self.stats.hellos_rejected += 1;
+            return;
+        }
+        let channel = match SecureChannel::responder(
+            &listener.config,
+            &listener.identity,
+            listener.trust.clone(),
+            &mut *self.rng,
+            &message.payload,
+            now,
+        ) {
+            Ok(channel) => channel,
+            Err(error) => {
+                self.stats.hellos_rejected += 1;
+                tracing::trace!(%error, "hello rejected");
+                return;
+            }
+        };
+        // Only a hello that checks out makes room: the oldest half-open end of this
+        // listener goes first. (A malformed hello must not evict a real handshake.)
+        let limit = self.config.max_half_open_per_listener;
+        if let Some(oldest) = self
+            .listeners
+            .get_mut(listener_address)
+            .filter(|l| l.half_open.len() >= limit)
+            .and_then(|l| l.half_open.pop_front())
+        {
+            self.stats.half_open_evicted += 1;
+            self.remove_channel(oldest);
+        }
+        if self.channels.len() >= self.config.max_channels {
+            self.stats.hellos_rejected += 1;
+            return;
+        }
+        match self.add_channel(
+            channel,
+            message.return_route,
+            None,
+            Some(listener_address.clone()),
+        ) {
+            Ok((id, _)) => {
+                if let Some(listener) = self.listeners.get_mut(listener_address) {
+                    listener.half_open.push_back(id);
+                }
+                self.drain_channel(id, now, work);
+            }
+            Err(error) => {
+                self.stats.hellos_rejected += 1;
+                tracing::debug!(%error, "no room for a channel");
+            }
+        }
+    }
+}

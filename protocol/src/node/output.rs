@@ -1,0 +1,142 @@
+//! What the node core tells its caller: outputs to carry out, events, counters.
+
+use crate::identity::Identifier;
+use crate::message::TransportMessage;
+use crate::routing::Address;
+
+use super::{ChannelId, ConnectionId, NodeError};
+
+/// What the caller must do.
+#[derive(Debug)]
+#[must_use]
+pub enum Output {
+    /// Put `message` in the mailbox at `address`. Report it consumed with
+    /// [`NodeCore::handle_consumed`](super::NodeCore::handle_consumed) when its worker takes it.
+    Deliver {
+        /// The mailbox.
+        address: Address,
+        /// The message, its onward route still starting with `address`.
+        message: TransportMessage,
+    },
+    /// Open a stream connection to `peer` (`host:port`), then report
+    /// [`NodeCore::handle_connected`](super::NodeCore::handle_connected) or [`NodeCore::handle_connect_failed`](super::NodeCore::handle_connect_failed).
+    Connect {
+        /// The connection's id.
+        connection: ConnectionId,
+        /// Where to connect.
+        peer: String,
+    },
+    /// Write `bytes` on the connection, in order, then report
+    /// [`NodeCore::handle_written`](super::NodeCore::handle_written); the senders of bytes never reported written are
+    /// told of their loss when the connection closes. Each transmit is the preamble or
+    /// one whole frame.
+    Transmit {
+        /// The connection.
+        connection: ConnectionId,
+        /// What to write.
+        bytes: Vec<u8>,
+    },
+    /// Close the connection; the core has already forgotten it.
+    Close {
+        /// The connection.
+        connection: ConnectionId,
+    },
+    /// Stop reading the connection: a message it carried waits for room in a full
+    /// mailbox. Bytes handed in meanwhile are kept undecoded, up to the connection's
+    /// backlog limit; past it the connection is closed. Followed by
+    /// [`ResumeReading`](Output::ResumeReading) once the message is through or given up
+    /// (or by the connection's close).
+    PauseReading {
+        /// The connection.
+        connection: ConnectionId,
+    },
+    /// Read the connection again after a [`PauseReading`](Output::PauseReading).
+    ResumeReading {
+        /// The connection.
+        connection: ConnectionId,
+    },
+    /// A first hop that was congested (see
+    /// [`NodeCore::congestion`](super::NodeCore::congestion)) has room again, or is gone:
+    /// senders waiting on it may try again.
+    Decongested(Hop),
+    /// Something the application may want to know.
+    Event(NodeEvent),
+}
+
+/// What happened, for the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NodeEvent {
+    /// A secure channel end is ready: both identities are verified and trusted.
+    ChannelEstablished {
+        /// The channel end.
+        channel: ChannelId,
+        /// Its encryptor address: send to `route![address, ...]` to go through it.
+        address: Address,
+        /// The peer's verified identifier.
+        peer: Identifier,
+        /// Whether this end initiated the channel.
+        initiator: bool,
+    },
+    /// A secure channel end failed; its addresses are gone.
+    ChannelFailed {
+        /// The channel end.
+        channel: ChannelId,
+        /// Its encryptor address.
+        address: Address,
+        /// Why.
+        error: NodeError,
+    },
+    /// A secure channel end was closed in an orderly way; its addresses are gone.
+    ChannelClosed {
+        /// The channel end.
+        channel: ChannelId,
+        /// Its encryptor address.
+        address: Address,
+        /// Whether the peer closed it.
+        by_peer: bool,
+    },
+    /// A message accepted earlier could not be delivered.
+    DeliveryFailed {
+        /// The local address that sent it, if it came from this node.
+        sender: Option<Address>,
+        /// Why.
+        error: NodeError,
+    },
+    /// A connection ended.
+    ConnectionClosed {
+        /// The connection.
+        connection: ConnectionId,
+        /// Its peer.
+        peer: String,
+        /// Why, if it was an error.
+        error: Option<String>,
+    },
+}
+
+/// Counters of things the core refused or dropped, for monitoring.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Messages routed (each local hop counts).
+    pub messages_routed: u64,
+    /// Channel records rejected (forged, replayed, malformed).
+    pub records_rejected: u64,
+    /// Hellos dropped (malformed, unsupported, or no room).
+    pub hellos_rejected: u64,
+    /// Half-open channel ends dropped to make room for newer hellos.
+    pub half_open_evicted: u64,
+    /// Messages that could not be delivered.
+    pub delivery_failures: u64,
+    /// Connections closed because the peer broke the protocol.
+    pub connections_refused: u64,
+}
+
+/// A first hop that can be congested: where a message from a local sender goes first.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Hop {
+    /// A local mailbox, congested while half its capacity is unread.
+    Mailbox(Address),
+    /// A connection, congested while half its backlog (or, while it opens, half the
+    /// messages that may wait for it) is unsent.
+    Connection(ConnectionId),
+}

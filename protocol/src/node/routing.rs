@@ -1,0 +1,382 @@
+//! Routing inside the node core: where each message goes next, and the frames that
+//! carry messages over connections.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use crate::channel::SecureChannel;
+use crate::framing::{frame_header, FRAME_HEADER_LEN};
+use crate::message::{MessageView, TransportMessage};
+use crate::routing::{Address, Route, TransportType};
+
+use super::connection::Sent;
+use super::mailbox::Admission;
+use super::{ChannelId, ConnectionId, NodeCore, NodeError, Output, Target};
+
+/// Where a message being routed came from.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Source<'a> {
+    /// A local sender (a worker, a context, or a channel end for its own records):
+    /// failures found later are reported to it.
+    Local(&'a Address),
+    /// Read from a connection (directly, or decrypted from a record that came over
+    /// it): a message that finds its mailbox full waits, and the connection with it.
+    Connection(ConnectionId),
+}
+
+impl<'a> Source<'a> {
+    /// The local sender to report failures to, if any.
+    pub(super) fn sender(self) -> Option<&'a Address> {
+        match self {
+            Source::Local(sender) => Some(sender),
+            Source::Connection(_) => None,
+        }
+    }
+}
+
+/// What routing one message did.
+pub(super) enum Routed {
+    /// It was delivered, sent, or turned into more work.
+    Done,
+    /// It came from a connection and its mailbox is full: it waits.
+    Blocked(Address, TransportMessage),
+}
+
+/// The connection a frame goes out on: by TCP peer (connecting if need be), or an open
+/// one by its id.
+enum Via {
+    Peer(String),
+    Connection(ConnectionId),
+}
+
+impl NodeCore {
+    /// Routes `work` from `source` and everything routing it produces, until each is
+    /// delivered, sent or refused, or one from a connection finds its mailbox full (it
+    /// and the rest then wait, and the connection is not read). Returns the first
+    /// error; the others are reported.
+    pub(super) fn route_all(
+        &mut self,
+        mut work: VecDeque<TransportMessage>,
+        source: Source<'_>,
+        now: Instant,
+    ) -> Result<(), NodeError> {
+        let mut first_error = None;
+        let mut hops = 0usize;
+        while let Some(message) = work.pop_front() {
+            hops += 1;
+            let result = if hops > self.config.max_local_hops {
+                Err(NodeError::RoutingLoop {
+                    limit: self.config.max_local_hops,
+                })
+            } else {
+                self.stats.messages_routed += 1;
+                self.route_one(message, source, now, &mut work)
+            };
+            match result {
+                Ok(Routed::Done) => {}
+                Ok(Routed::Blocked(address, message)) => {
+                    if let Source::Connection(id) = source {
+                        self.begin_stall(id, address, message, work, now);
+                    }
+                    break;
+                }
+                Err(error) => {
+                    if first_error.is_none() {
+                        first_error = Some(error);
+                    } else {
+                        self.report(source.sender().cloned(), error);
+                    }
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Routes the whole frames received on `connection`, until none is left or one
+    /// of them finds no room (the connection then stalls until there is).
+    pub(super) fn route_frames(&mut self, connection: ConnectionId, now: Instant) {
+        loop {
+            let Some(conn) = self.connections.get_mut(connection) else {
+                return;
+            };
+            if conn.stall.is_some() {
+                return;
+            }
+            let Some(mut frame) = conn.decoder.poll_frame() else {
+                return;
+            };
+            if frame.is_empty() {
+                continue; // a keepalive
+            }
+            let alias = conn.alias().clone();
+            let source = Source::Connection(connection);
+            match MessageView::decode(&frame) {
+                Ok(mut view) => {
+                    tracing::trace!(connection = connection.0, onward = %view.onward_route, "frame received");
+                    view.return_route.prepend(alias);
+                    let result = match self.decryptor_at(&view.onward_route) {
+                        // A record for a channel end here is opened where it lies in
+                        // the frame, without first copying it out into a message.
+                        Some(id) => {
+                            self.stats.messages_routed += 1;
+                            let mut work = VecDeque::new();
+                            let record = frame.get_mut(view.payload).unwrap_or_default();
+                            self.receive_record(id, view.return_route, record, now, &mut work);
+                            self.route_all(work, source, now)
+                        }
+                        None => {
+                            self.route_all(VecDeque::from([view.into_message(&frame)]), source, now)
+                        }
+                    };
+                    if let Err(error) = result {
+                        self.report(None, error);
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(connection = connection.0, %error, "undecodable message; closing");
+                    self.stats.connections_refused += 1;
+                    self.drop_connection(connection, Some(error.to_string()), true, now);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The channel end whose decryptor is the first address of `route`, if any.
+    fn decryptor_at(&self, route: &Route) -> Option<ChannelId> {
+        match self.targets.get(route.next()?) {
+            Some(Target::Decryptor(id)) => Some(*id),
+            _ => None,
+        }
+    }
+
+    fn route_one(
+        &mut self,
+        mut message: TransportMessage,
+        source: Source<'_>,
+        now: Instant,
+        work: &mut VecDeque<TransportMessage>,
+    ) -> Result<Routed, NodeError> {
+        let Some(next) = message.onward_route.next().cloned() else {
+            return Err(NodeError::EmptyRoute);
+        };
+        let sender = source.sender();
+        if next.transport() == TransportType::TCP {
+            let _ = message.onward_route.step();
+            let peer = next
+                .value_str()
+                .ok_or_else(|| NodeError::UnsupportedTransport(next.clone()))?
+                .to_owned();
+            let frame = self.frame(&message)?;
+            self.send_to_peer(peer, frame, sender)?;
+            return Ok(Routed::Done);
+        }
+        if !next.is_local() {
+            return Err(NodeError::UnsupportedTransport(next));
+        }
+        match self.targets.get(&next) {
+            None => Err(NodeError::UnknownAddress(next)),
+            Some(Target::Mailbox) => self.deliver(next, message, source),
+            Some(Target::Connection(id)) => {
+                let id = *id;
+                let _ = message.onward_route.step();
+                let frame = self.frame(&message)?;
+                self.send_frame(id, frame, sender)?;
+                Ok(Routed::Done)
+            }
+            Some(Target::Encryptor(id)) => {
+                let id = *id;
+                let _ = message.onward_route.step();
+                let result =
+                    match self.send_record_over_connection(id, &next, &message, sender, now) {
+                        Some(result) => result,
+                        None => self.encrypt(id, &next, &message, now),
+                    };
+                self.drain_channel(id, now, work);
+                result.map(|()| Routed::Done)
+            }
+            Some(Target::Decryptor(id)) => {
+                let id = *id;
+                self.receive_record(id, message.return_route, &mut message.payload, now, work);
+                Ok(Routed::Done)
+            }
+            Some(Target::Listener) => {
+                let _ = message.onward_route.step();
+                self.accept_hello(&next, message, now, work);
+                Ok(Routed::Done)
+            }
+        }
+    }
+
+    /// When channel end `id` reaches its peer's end through a connection first (a TCP
+    /// address, or the local alias of a connection: the usual cases), encrypts
+    /// `message` straight into the frame for that connection: the frame's length
+    /// prefix and the outer message's head are written first and the channel appends
+    /// the record after them, so the record is never copied. `None` when the first hop
+    /// is something else: the caller takes the general path.
+    fn send_record_over_connection(
+        &mut self,
+        id: ChannelId,
+        encryptor: &Address,
+        message: &TransportMessage,
+        sender: Option<&Address>,
+        now: Instant,
+    ) -> Option<Result<(), NodeError>> {
+        let end = self.channels.get_mut(&id)?;
+        if !SecureChannel::fits_in_one_record(message) {
+            return None; // the general path reports it as the channel's error
+        }
+        let first = end.remote.next()?;
+        let via = if first.transport() == TransportType::TCP {
+            match first.value_str() {
+                Some(peer) => Via::Peer(peer.to_owned()),
+                None => return Some(Err(NodeError::UnsupportedTransport(first.clone()))),
+            }
+        } else {
+            match self.targets.get(first) {
+                Some(Target::Connection(connection)) => Via::Connection(*connection),
+                _ => return None,
+            }
+        };
+        let result = (|| {
+            let mut onward = end.remote.clone();
+            let _ = onward.step();
+            let back = Route::from(end.decryptor.clone());
+            let record_len = SecureChannel::record_len(message);
+            let mut frame = Vec::with_capacity(
+                FRAME_HEADER_LEN
+                    + crate::message::envelope_head_len(&onward, &back, record_len)
+                    + record_len,
+            );
+            frame.extend_from_slice(&[0; FRAME_HEADER_LEN]);
+            TransportMessage::encode_head(&onward, &back, record_len, &mut frame)?;
+            end.channel
+                .handle_send_into(message, &mut frame, now)
+                .map_err(|error| NodeError::Channel {
+                    address: encryptor.clone(),
+                    error,
+                })?;
+            Ok(frame)
+        })();
+        Some(result.and_then(|frame| {
+            // The outer message is routed here, as the general path would count it.
+            self.stats.messages_routed += 1;
+            let frame = self.finish_frame(frame)?;
+            match via {
+                Via::Peer(peer) => self.send_to_peer(peer, frame, sender),
+                Via::Connection(connection) => self.send_frame(connection, frame, sender),
+            }
+        }))
+    }
+
+    /// Encrypts `message` through channel end `id` (the general path: the record is
+    /// then routed as a message of its own).
+    fn encrypt(
+        &mut self,
+        id: ChannelId,
+        encryptor: &Address,
+        message: &TransportMessage,
+        now: Instant,
+    ) -> Result<(), NodeError> {
+        let end = self
+            .channels
+            .get_mut(&id)
+            .ok_or_else(|| NodeError::UnknownAddress(encryptor.clone()))?;
+        end.channel
+            .handle_send(message, now)
+            .map_err(|error| NodeError::Channel {
+                address: encryptor.clone(),
+                error,
+            })
+    }
+
+    fn deliver(
+        &mut self,
+        address: Address,
+        message: TransportMessage,
+        source: Source<'_>,
+    ) -> Result<Routed, NodeError> {
+        let may_wait = matches!(source, Source::Connection(_));
+        match self.mailboxes.admit(&address, may_wait)? {
+            Admission::Wait => Ok(Routed::Blocked(address, message)),
+            Admission::Taken => {
+                tracing::trace!(%address, "deliver");
+                self.outputs.push_back(Output::Deliver { address, message });
+                Ok(Routed::Done)
+            }
+        }
+    }
+
+    fn frame(&self, message: &TransportMessage) -> Result<Vec<u8>, NodeError> {
+        // The message is encoded in place after the room for its length prefix.
+        let mut frame = Vec::with_capacity(FRAME_HEADER_LEN + message.encoded_len());
+        frame.extend_from_slice(&[0; FRAME_HEADER_LEN]);
+        message.encode(&mut frame)?;
+        self.finish_frame(frame)
+    }
+
+    /// Fills in the length prefix of a frame written after [`FRAME_HEADER_LEN`] bytes
+    /// of room.
+    fn finish_frame(&self, mut frame: Vec<u8>) -> Result<Vec<u8>, NodeError> {
+        let len = frame.len().saturating_sub(FRAME_HEADER_LEN);
+        let header = frame_header(len, self.config.max_frame_len).map_err(|e| {
+            NodeError::Message(crate::message::MessageError::Malformed {
+                offset: None,
+                reason: e.to_string(),
+            })
+        })?;
+        if let Some(prefix) = frame.get_mut(..FRAME_HEADER_LEN) {
+            prefix.copy_from_slice(&header);
+        }
+        Ok(frame)
+    }
+
+    /// Sends a frame to TCP peer `peer` over this node's connection to it, dialling
+    /// one if there is none.
+    fn send_to_peer(
+        &mut self,
+        peer: String,
+        frame: Vec<u8>,
+        sender: Option<&Address>,
+    ) -> Result<(), NodeError> {
+        let id = match self.connections.outgoing(&peer) {
+            Some(id) => id,
+            None => {
+                if self.connections.is_full() {
+                    return Err(NodeError::ConnectFailed {
+                        peer,
+                        reason: format!(
+                            "too many connections (limit {})",
+                            self.config.max_connections
+                        ),
+                    });
+                }
+                let alias = self.generate_address()?;
+                let id = self.connections.open(peer.clone(), alias.clone());
+                tracing::debug!(%peer, connection = id.0, "connecting");
+                self.targets.insert(alias, Target::Connection(id));
+                self.outputs.push_back(Output::Connect {
+                    connection: id,
+                    peer,
+                });
+                id
+            }
+        };
+        self.send_frame(id, frame, sender)
+    }
+
+    fn send_frame(
+        &mut self,
+        id: ConnectionId,
+        frame: Vec<u8>,
+        sender: Option<&Address>,
+    ) -> Result<(), NodeError> {
+        if let Sent::Transmit(bytes) = self.connections.send(id, frame, sender)? {
+            self.outputs.push_back(Output::Transmit {
+                connection: id,
+                bytes,
+            });
+        }
+        Ok(())
+    }
+}

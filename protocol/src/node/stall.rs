@@ -1,0 +1,144 @@
+//! Stalls: a message read from a connection that finds its mailbox full waits, with
+//! the messages routed after it, and the connection is not read until they are
+//! through or [`NodeConfig::max_stall`](super::NodeConfig::max_stall) has passed.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use crate::message::TransportMessage;
+use crate::routing::Address;
+
+use super::connection::Stall;
+use super::mailbox::Admission;
+use super::routing::Source;
+use super::{ConnectionId, NodeCore, NodeError, Output};
+
+impl NodeCore {
+    /// Connection `id` delivered `message` to the full mailbox at `address`: it and
+    /// `rest` wait, and reading the connection pauses.
+    pub(super) fn begin_stall(
+        &mut self,
+        id: ConnectionId,
+        address: Address,
+        message: TransportMessage,
+        rest: VecDeque<TransportMessage>,
+        now: Instant,
+    ) {
+        let deadline = now + self.config.max_stall;
+        match self.connections.get_mut(id) {
+            Some(conn) => {
+                tracing::trace!(connection = id.0, "stalled");
+                conn.stall = Some(Stall {
+                    address,
+                    message,
+                    rest,
+                    deadline,
+                });
+                self.stalled.push_back(id);
+            }
+            // The connection is gone: what waited is lost with it.
+            None => self.stats.delivery_failures += 1 + rest.len() as u64,
+        }
+    }
+
+    /// Emits a pause or resume for `connection` if whether it is stalled differs from
+    /// what the caller was last told.
+    pub(super) fn sync_reading(&mut self, connection: ConnectionId) {
+        let Some(conn) = self.connections.get_mut(connection) else {
+            return;
+        };
+        let stalled = conn.stall.is_some();
+        if stalled != conn.reading_paused {
+            conn.reading_paused = stalled;
+            self.outputs.push_back(if stalled {
+                Output::PauseReading { connection }
+            } else {
+                Output::ResumeReading { connection }
+            });
+        }
+    }
+
+    /// Gives each stalled connection's waiting message another try, oldest stall
+    /// first, and goes on with its frames once it is through.
+    pub(super) fn retry_stalled(&mut self, now: Instant) {
+        for _ in 0..self.stalled.len() {
+            let Some(id) = self.stalled.pop_front() else {
+                break;
+            };
+            let ready = match self.connections.get(id).and_then(|c| c.stall.as_ref()) {
+                None => continue,
+                Some(stall) => self.mailboxes.has_room(&stall.address),
+            };
+            if ready {
+                self.resume(id, false, now);
+            } else {
+                self.stalled.push_back(id);
+            }
+        }
+    }
+
+    /// Gives up the messages that waited past their deadline.
+    pub(super) fn expire_stalls(&mut self, now: Instant) {
+        let expired: Vec<ConnectionId> = self
+            .stalled
+            .iter()
+            .copied()
+            .filter(|id| {
+                self.connections
+                    .get(*id)
+                    .and_then(|c| c.stall.as_ref())
+                    .is_some_and(|s| s.deadline <= now)
+            })
+            .collect();
+        for id in expired {
+            self.resume(id, true, now);
+        }
+    }
+
+    /// The deadlines of the stalls in force.
+    pub(super) fn stall_deadlines(&self) -> impl Iterator<Item = Instant> + '_ {
+        self.stalled
+            .iter()
+            .filter_map(|id| Some(self.connections.get(*id)?.stall.as_ref()?.deadline))
+    }
+
+    /// Ends the stall of connection `id`: its waiting message is delivered (or, if
+    /// `give_up`, dropped and reported), then the messages after it and its frames go
+    /// on, in order, until they are through or stall again.
+    fn resume(&mut self, id: ConnectionId, give_up: bool, now: Instant) {
+        self.stalled.retain(|s| *s != id);
+        let Some(stall) = self.connections.get_mut(id).and_then(|c| c.stall.take()) else {
+            return;
+        };
+        tracing::trace!(connection = id.0, give_up, "stall over");
+        let Stall {
+            address,
+            message,
+            rest,
+            ..
+        } = stall;
+        let result = if give_up {
+            self.mailboxes.overflow(&address);
+            Err(NodeError::MailboxFull {
+                address,
+                limit: self.config.mailbox_capacity,
+            })
+        } else {
+            // The mailbox had room when this was called: the message cannot wait again.
+            self.mailboxes.admit(&address, false).map(|admission| {
+                if admission == Admission::Taken {
+                    tracing::trace!(%address, "deliver");
+                    self.outputs.push_back(Output::Deliver { address, message });
+                }
+            })
+        };
+        if let Err(error) = result {
+            self.report(None, error);
+        }
+        if let Err(error) = self.route_all(rest, Source::Connection(id), now) {
+            self.report(None, error);
+        }
+        self.route_frames(id, now);
+        self.sync_reading(id);
+    }
+}
