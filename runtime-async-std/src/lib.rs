@@ -31,6 +31,26 @@
 //! async-std is discontinued upstream; it runs on the same `async-io` reactor as smol,
 //! and this adapter shares its socket glue with `onward-smol` through
 //! `onward-futures-io`. It contains no protocol logic.
+//!
+//! # On async-std
+//!
+//! The API is the one `onward-tokio` documents (its crate docs walk through it), under
+//! the same names; only the crate name changes, and `main` runs its future with
+//! `async_std::task::block_on(async { ... })` instead of `#[tokio::main]`. Nodes on
+//! async-std talk to nodes on tokio and smol: the wire is the same, and the
+//! conformance suite (`tests/`) runs every guide step on async-std and mixes it with
+//! the other runtimes.
+//!
+//! Tasks run on async-std's global executor, which reads its number of worker threads
+//! from `ASYNC_STD_THREAD_COUNT` once per process.
+//!
+//! Two of the guide's steps have an async-std example: step 02 (a worker) and step 09
+//! (a secure channel through a middle node, with the three nodes in one process):
+//!
+//! ```sh
+//! cargo run -p onward-async-std --example 02-worker-async-std
+//! cargo run -p onward-async-std --example 09-secure-channel-many-transport-hops-async-std
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -31,6 +31,22 @@
 //! Tasks go to smol's global executor, so any thread may start a node and block on
 //! it. The crate contains no protocol logic: everything but the sockets, timers and
 //! task spawning comes from `onward-protocol`.
+//!
+//! # On smol
+//!
+//! The API is the one `onward-tokio` documents (its crate docs walk through it), under
+//! the same names; only the crate name changes, and `main` runs its future with
+//! `smol::block_on(async { ... })` instead of `#[tokio::main]`. Nodes on smol talk to
+//! nodes on tokio and async-std: the wire is the same, and the conformance suite
+//! (`tests/`) runs every guide step on smol and mixes it with the other runtimes.
+//!
+//! Two of the guide's steps have a smol example: step 02 (a worker) and step 09 (a
+//! secure channel through a middle node, with the three nodes in one process):
+//!
+//! ```sh
+//! cargo run -p onward-smol --example 02-worker-smol
+//! cargo run -p onward-smol --example 09-secure-channel-many-transport-hops-smol
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
