@@ -83,8 +83,6 @@
 pub mod api;
 pub mod channel;
 pub mod framing;
-#[doc(hidden)]
-pub mod fuzzing;
 pub mod identity;
 pub mod message;
 pub mod node;

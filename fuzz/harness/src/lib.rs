@@ -1,10 +1,13 @@
-//! Entry points for the fuzz targets in `fuzz/` and for the corpus replay test
-//! (`protocol/tests/fuzz_corpus.rs`).
+//! onward-fuzz-harness: the fuzz targets of `onward-protocol`, as plain functions.
 //!
-//! **Not a public API.** This module is hidden from the documentation, is not covered
-//! by semantic versioning and may change at any time. It is compiled always (not only
-//! under `cfg(fuzzing)`) so that the committed corpus replays on stable Rust in the
-//! ordinary test suite.
+//! The cargo-fuzz package (`fuzz/`, nightly) calls them from its one-line
+//! `fuzz/fuzz_targets/<name>.rs` files; the replay test of this package
+//! (`tests/corpus.rs`) runs them over the committed corpus on stable Rust, in the
+//! ordinary test suite. Not published; nothing here is a public API of onward.
+//!
+//! The harness uses `onward-protocol` with its `test-hooks` feature: the `channel`
+//! target jumps channel counters to a rekey boundary or the end of the counter space,
+//! which random traffic never reaches.
 //!
 //! Each target takes arbitrary bytes, drives one decoder or state machine with them
 //! and checks its invariants, usually against a simple reference model. A target
@@ -15,30 +18,35 @@
 //!
 //! The inputs are read with a small cursor: when the input runs out, every further
 //! read yields zeros, so every byte string is a valid input.
-
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 // A fuzz target reports a broken invariant by panicking; that is its whole purpose.
-// Nothing outside this module calls into it, and the library proper keeps the
-// workspace's ban on panics, unwraps and expects.
+// The library, onward-protocol, keeps the workspace's ban on panics, unwraps and
+// expects.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::channel::replay::{ReplayError, ReplayWindow, WINDOW};
-use crate::channel::{
+use onward_protocol::channel::replay::{ReplayError, ReplayWindow, WINDOW};
+use onward_protocol::channel::{
     ChannelConfig, ChannelError, ChannelEvent, CloseReason, SecureChannel, MAX_DATA_COUNTER,
 };
-use crate::framing::{encode_frame, FrameDecoder, FramingError, PREAMBLE, PREAMBLE_MAGIC};
-use crate::identity::Identity;
-use crate::message::{TransportMessage, MAX_ENCODED_LEN};
-use crate::noise::{
+use onward_protocol::framing::{
+    encode_frame, FrameDecoder, FramingError, PREAMBLE, PREAMBLE_MAGIC,
+};
+use onward_protocol::identity::Identity;
+use onward_protocol::message::{TransportMessage, MAX_ENCODED_LEN};
+use onward_protocol::noise::{
     CipherSuite, HandshakeState, NoiseError, StaticKeypair, DH_LEN, MAX_MESSAGE_LEN,
 };
-use crate::random::SeededRandom;
-use crate::route;
-use crate::routing::{Address, AddressError, Route, TransportType, MAX_ADDRESS_LEN, MAX_ROUTE_LEN};
-use crate::trust::TrustEveryone;
+use onward_protocol::random::SeededRandom;
+use onward_protocol::routing::{
+    Address, AddressError, Route, TransportType, MAX_ADDRESS_LEN, MAX_ROUTE_LEN,
+};
+use onward_protocol::trust::TrustEveryone;
+use onward_protocol::{route, tcp};
 
 mod node;
 
@@ -1311,8 +1319,8 @@ pub fn replay_window(data: &[u8]) {
 // ---- seeds --------------------------------------------------------------------------
 
 /// Seed inputs for `target`, made from genuine encodings, with file names; empty for
-/// an unknown target. `protocol/tests/fuzz_corpus.rs` writes them to
-/// `fuzz/corpus/<target>/` when asked.
+/// an unknown target. `examples/write-seed-corpus.rs` of this package writes them
+/// to `fuzz/corpus/<target>/`.
 pub fn seeds(target: &str) -> Vec<(&'static str, Vec<u8>)> {
     match target {
         "message" => message_seeds(),
@@ -1437,14 +1445,14 @@ fn message_seeds() -> Vec<(&'static str, Vec<u8>)> {
             "documented",
             encode(TransportMessage::new(
                 route!["ab"],
-                route![crate::tcp("x")],
+                route![tcp("x")],
                 b"hi".to_vec(),
             )),
         ),
         (
             "three-hops",
             encode(TransportMessage::new(
-                route!["h1", crate::tcp("127.0.0.1:4000"), "echoer"],
+                route!["h1", tcp("127.0.0.1:4000"), "echoer"],
                 route!["app"],
                 b"hello".to_vec(),
             )),

@@ -4,17 +4,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::channel::ChannelConfig;
-use crate::framing::PREAMBLE;
-use crate::identity::Identity;
-use crate::message::TransportMessage;
-use crate::node::{ConnectionId, NodeConfig, NodeCore, NodeStats, Output};
-use crate::random::SeededRandom;
-use crate::routing::{Address, Route};
-use crate::trust::TrustEveryone;
-use crate::{route, tcp};
+use onward_protocol::channel::ChannelConfig;
+use onward_protocol::framing::PREAMBLE;
+use onward_protocol::identity::Identity;
+use onward_protocol::message::TransportMessage;
+use onward_protocol::node::{ConnectionId, NodeConfig, NodeCore, NodeStats, Output};
+use onward_protocol::random::SeededRandom;
+use onward_protocol::routing::{Address, Route};
+use onward_protocol::trust::TrustEveryone;
+use onward_protocol::{route, tcp};
 
-use super::Input;
+use crate::Input;
 
 /// Small limits, so that the input reaches them.
 fn config() -> NodeConfig {
@@ -68,7 +68,10 @@ impl Side {
                 Output::Transmit { connection, bytes } => self.pending.push((connection, bytes)),
                 Output::Connect { connection, .. } => self.connects.push(connection),
                 Output::Close { connection } => self.pending.retain(|(c, _)| *c != connection),
-                Output::Event(crate::node::NodeEvent::ChannelEstablished { address, .. }) => {
+                Output::Event(onward_protocol::node::NodeEvent::ChannelEstablished {
+                    address,
+                    ..
+                }) => {
                     self.channels.push(address);
                 }
                 Output::Event(_) => {}
