@@ -76,6 +76,16 @@
 //! | [`random`] | injected randomness |
 //!
 //! The wire format is specified byte for byte in `docs/PROTOCOL.md`.
+//!
+//! # Features
+//!
+//! | feature | default | what |
+//! |---|---|---|
+//! | `runtime` | on | the async node API, `api` |
+//! | `test-hooks` | off | for tests and fuzzing only; lets a caller set nonces/counters and fix ephemeral keys; never enable in production |
+//!
+//! Without `test-hooks` nothing in this crate lets a caller set a nonce or a counter or
+//! choose an ephemeral key.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

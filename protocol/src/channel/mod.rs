@@ -55,7 +55,13 @@ mod decryptor;
 mod encryptor;
 mod error;
 mod initiator;
+// The replay window is the channel's own business; the `test-hooks` feature makes the
+// module public so that the fuzz harness can check it against a model.
+#[cfg(feature = "test-hooks")]
 pub mod replay;
+#[cfg(not(feature = "test-hooks"))]
+#[allow(unreachable_pub)] // its items are public only with the feature
+pub(crate) mod replay;
 mod responder;
 mod wire;
 
@@ -74,6 +80,7 @@ use decryptor::Decryptor;
 use encryptor::Encryptor;
 pub use error::ChannelError;
 use initiator::Initiator;
+pub use replay::ReplayError;
 use responder::Responder;
 use wire::{PLAIN_CLOSE, PLAIN_CONFIRM, PLAIN_MESSAGE, TRANSPORT_HEADER_LEN};
 
@@ -608,14 +615,16 @@ impl SecureChannel {
         }
     }
 
-    // ---- test hooks -----------------------------------------------------------------
+    // ---- test hooks (feature `test-hooks`) -------------------------------------------
 
     /// Moves this end's sending counter to `counter`, relabelling its current key as
     /// that counter's generation instead of rekeying. The receiving end must make the
     /// matching [`jump_receive_counter_for_tests`](Self::jump_receive_counter_for_tests)
     /// so that both agree on keys. Only for tests that reach the end of the counter
     /// space or a rekey boundary without sending billions of records.
-    #[doc(hidden)]
+    ///
+    /// Only with the `test-hooks` feature, which production builds never enable.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub fn jump_send_counter_for_tests(&mut self, counter: u64) {
         if let State::Established { encryptor, .. } = &mut self.state {
             encryptor.jump_for_tests(counter);
@@ -624,7 +633,9 @@ impl SecureChannel {
 
     /// The receiving side of
     /// [`jump_send_counter_for_tests`](Self::jump_send_counter_for_tests).
-    #[doc(hidden)]
+    ///
+    /// Only with the `test-hooks` feature, which production builds never enable.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub fn jump_receive_counter_for_tests(&mut self, counter: u64) {
         if let State::Established { decryptor, .. } = &mut self.state {
             decryptor.jump_for_tests(counter);
@@ -632,7 +643,9 @@ impl SecureChannel {
     }
 
     /// The counter the next record sent will carry, once established.
-    #[doc(hidden)]
+    ///
+    /// Only with the `test-hooks` feature.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub fn next_send_counter(&self) -> Option<u64> {
         match &self.state {
             State::Established { encryptor, .. } | State::Confirming { encryptor, .. } => {
