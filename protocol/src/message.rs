@@ -159,7 +159,7 @@ impl TransportMessage {
     /// # Errors
     ///
     /// The [`MessageError`] naming the limit exceeded; `out` is then unchanged.
-    pub fn encode_head(
+    pub(crate) fn encode_head(
         onward_route: &Route,
         return_route: &Route,
         payload_len: usize,

@@ -480,12 +480,12 @@ impl SecureChannel {
     }
 
     /// The length of the record that carries `message`.
-    pub fn record_len(message: &TransportMessage) -> usize {
+    pub(crate) fn record_len(message: &TransportMessage) -> usize {
         TRANSPORT_HEADER_LEN + 1 + message.encoded_len() + TAG_LEN
     }
 
     /// Whether `message` fits in one record.
-    pub fn fits_in_one_record(message: &TransportMessage) -> bool {
+    pub(crate) fn fits_in_one_record(message: &TransportMessage) -> bool {
         message.encoded_len() < MAX_RECORD_PLAINTEXT
     }
 
@@ -493,8 +493,10 @@ impl SecureChannel {
     /// of queueing it for [`poll_transmit`](Self::poll_transmit): the inner message is
     /// encoded straight into `out` and encrypted there, so a caller that has already
     /// written what goes before the record (a frame's length prefix, a message head)
-    /// gets the whole frame in one buffer, with no copy. [`record_len`](Self::record_len)
-    /// says how much it appends.
+    /// gets the whole frame in one buffer, with no copy. It appends the record's 9-byte
+    /// header, a type byte, the encoded message
+    /// ([`encoded_len`](TransportMessage::encoded_len) bytes) and a
+    /// [`TAG_LEN`]-byte tag.
     ///
     /// # Errors
     ///
