@@ -14,7 +14,7 @@ use onward_protocol::routing::{Address, Route};
 use onward_protocol::trust::TrustEveryone;
 use onward_protocol::{route, tcp};
 
-use crate::Input;
+use crate::input::Input;
 
 /// Small limits, so that the input reaches them.
 fn config() -> NodeConfig {
