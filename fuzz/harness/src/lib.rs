@@ -7,7 +7,8 @@
 //!
 //! The harness uses `onward-protocol` with its `test-hooks` feature: the `channel`
 //! target jumps channel counters to a rekey boundary or the end of the counter space,
-//! which random traffic never reaches.
+//! which random traffic never reaches; `replay_window` drives the channel's replay
+//! window directly; `frames` starts a decoder after the preamble.
 //!
 //! Each target takes arbitrary bytes, drives one decoder or state machine with them
 //! and checks its invariants, usually against a simple reference model. A target
