@@ -170,7 +170,7 @@ mod tls {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
     use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-    pub fn pair() -> (TlsAcceptor, TlsConnector) {
+    pub(crate) fn pair() -> (TlsAcceptor, TlsConnector) {
         let provider = Arc::new(rustls::crypto::CryptoProvider {
             cipher_suites: vec![rustls::crypto::ring::cipher_suite::TLS13_AES_256_GCM_SHA384],
             ..rustls::crypto::ring::default_provider()
@@ -197,7 +197,7 @@ mod tls {
         )
     }
 
-    pub fn name() -> ServerName<'static> {
+    pub(crate) fn name() -> ServerName<'static> {
         ServerName::try_from("localhost").unwrap()
     }
 }

@@ -1,2 +1,2 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| onward_protocol::fuzzing::frames(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| onward_fuzz_harness::frames(data));

@@ -1,2 +1,2 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| onward_protocol::fuzzing::noise_initiator(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| onward_fuzz_harness::noise_initiator(data));

@@ -84,7 +84,7 @@ pub fn encode_frame(
 /// # Errors
 ///
 /// [`FramingError::FrameTooLarge`] if `len` exceeds `max_frame_len`.
-pub fn frame_header(
+pub(crate) fn frame_header(
     len: usize,
     max_frame_len: u32,
 ) -> Result<[u8; FRAME_HEADER_LEN], FramingError> {
@@ -146,6 +146,10 @@ impl FrameDecoder {
     }
 
     /// A decoder for a stream whose preamble was already checked elsewhere.
+    ///
+    /// Nothing in the crate needs one yet: only with the `test-hooks` feature, for the
+    /// fuzz harness's `frames` target.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub fn after_preamble(max_frame_len: u32) -> Self {
         Self {
             max_frame_len,

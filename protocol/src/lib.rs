@@ -72,10 +72,21 @@
 //! | [`identity`], [`trust`] | long-term Ed25519 identities and trust policies |
 //! | [`channel`] | secure channel state machines over lossy, reordering routes |
 //! | [`node`] | the node core: one router state machine per node |
-//! | `api` | the async node API over a small `Runtime` trait (default feature `runtime`) |
+//! | `api` | the async node API over a small `Runtime` trait (feature `runtime`) |
 //! | [`random`] | injected randomness |
 //!
 //! The wire format is specified byte for byte in `docs/PROTOCOL.md`.
+//!
+//! # Features
+//!
+//! | feature | default | what |
+//! |---|---|---|
+//! | `runtime` | off | the async node API, `api`; the runtime crates (`onward-tokio`, `onward-smol`, `onward-async-std`) enable it |
+//! | `test-hooks` | off | for tests and fuzzing only; lets a caller set nonces/counters and fix ephemeral keys; never enable in production |
+//!
+//! With no features the crate is the sans-IO core alone: a custom stack that drives
+//! the node core itself compiles no async code. Without `test-hooks` nothing in this
+//! crate lets a caller set a nonce or a counter or choose an ephemeral key.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -83,8 +94,6 @@
 pub mod api;
 pub mod channel;
 pub mod framing;
-#[doc(hidden)]
-pub mod fuzzing;
 pub mod identity;
 pub mod message;
 pub mod node;

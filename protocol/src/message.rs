@@ -159,7 +159,7 @@ impl TransportMessage {
     /// # Errors
     ///
     /// The [`MessageError`] naming the limit exceeded; `out` is then unchanged.
-    pub fn encode_head(
+    pub(crate) fn encode_head(
         onward_route: &Route,
         return_route: &Route,
         payload_len: usize,
@@ -470,9 +470,14 @@ impl<'a> Reader<'a> {
     }
 }
 
+// The serde CBOR helper below is for message bodies of the async API (`api`); the core
+// itself codes the envelope by hand.
+
 /// The most scratch space [`from_cbor`] keeps per thread.
+#[cfg(feature = "runtime")]
 const SCRATCH_MAX: usize = MAX_PAYLOAD_LEN;
 
+#[cfg(feature = "runtime")]
 thread_local! {
     /// Scratch space for [`from_cbor`], kept between calls so it is zeroed once.
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -485,6 +490,7 @@ thread_local! {
 /// dozen reallocations, each copying what was read so far. A scratch as large as the
 /// input (up to [`SCRATCH_MAX`]) reads it in one chunk into one exact allocation.
 /// The output is the same either way; no allocation exceeds what the input justifies.
+#[cfg(feature = "runtime")]
 pub(crate) fn from_cbor<T: serde::de::DeserializeOwned>(
     input: &mut &[u8],
 ) -> Result<T, ciborium::de::Error<std::io::Error>> {

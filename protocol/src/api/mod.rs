@@ -3,8 +3,9 @@
 //! [`Node`], [`Context`], [`Worker`] and [`Routed`] are what applications use; the
 //! runtime crates (`onward-tokio`, `onward-async-std`, `onward-smol`) implement
 //! [`Runtime`] and re-export this module, so code differs between runtimes only in
-//! the crate name. This module is behind the default `runtime` feature: a custom stack
-//! can turn it off and drive [`NodeCore`](crate::node::NodeCore) itself.
+//! the crate name. This module is behind the `runtime` feature, off by default and
+//! turned on by the runtime crates: a custom stack that depends on the core alone gets
+//! no async code, and drives [`NodeCore`](crate::node::NodeCore) itself.
 //!
 //! # How it avoids deadlock
 //!

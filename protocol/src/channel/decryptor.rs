@@ -104,6 +104,7 @@ impl Decryptor {
     /// Relabels the current key as generation `counter >> REKEY_SHIFT` without
     /// rekeying, and moves the window there: the receiving side of
     /// [`Encryptor::jump_for_tests`](super::encryptor::Encryptor::jump_for_tests).
+    #[cfg(any(test, feature = "test-hooks"))]
     pub(crate) fn jump_for_tests(&mut self, counter: u64) {
         self.generation = counter >> REKEY_SHIFT;
         self.previous = None;

@@ -32,6 +32,7 @@ impl Encryptor {
     }
 
     /// The counter the next record will carry.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub(crate) fn next_counter(&self) -> u64 {
         self.next_counter
     }
@@ -120,6 +121,7 @@ impl Encryptor {
     /// Moves the counter without rekeying, relabelling the current key as the
     /// generation of `counter`. Both ends must make the same jump (see
     /// [`Decryptor::jump_for_tests`](super::decryptor::Decryptor::jump_for_tests)).
+    #[cfg(any(test, feature = "test-hooks"))]
     pub(crate) fn jump_for_tests(&mut self, counter: u64) {
         self.next_counter = counter;
         self.generation = counter >> REKEY_SHIFT;

@@ -55,7 +55,13 @@ mod decryptor;
 mod encryptor;
 mod error;
 mod initiator;
+// The replay window is the channel's own business; the `test-hooks` feature makes the
+// module public so that the fuzz harness can check it against a model.
+#[cfg(feature = "test-hooks")]
 pub mod replay;
+#[cfg(not(feature = "test-hooks"))]
+#[allow(unreachable_pub)] // its items are public only with the feature
+pub(crate) mod replay;
 mod responder;
 mod wire;
 
@@ -74,6 +80,7 @@ use decryptor::Decryptor;
 use encryptor::Encryptor;
 pub use error::ChannelError;
 use initiator::Initiator;
+pub use replay::ReplayError;
 use responder::Responder;
 use wire::{PLAIN_CLOSE, PLAIN_CONFIRM, PLAIN_MESSAGE, TRANSPORT_HEADER_LEN};
 
@@ -514,12 +521,12 @@ impl SecureChannel {
     }
 
     /// The length of the record that carries `message`.
-    pub fn record_len(message: &TransportMessage) -> usize {
+    pub(crate) fn record_len(message: &TransportMessage) -> usize {
         TRANSPORT_HEADER_LEN + 1 + message.encoded_len() + TAG_LEN
     }
 
     /// Whether `message` fits in one record.
-    pub fn fits_in_one_record(message: &TransportMessage) -> bool {
+    pub(crate) fn fits_in_one_record(message: &TransportMessage) -> bool {
         message.encoded_len() < MAX_RECORD_PLAINTEXT
     }
 
@@ -527,8 +534,10 @@ impl SecureChannel {
     /// of queueing it for [`poll_transmit`](Self::poll_transmit): the inner message is
     /// encoded straight into `out` and encrypted there, so a caller that has already
     /// written what goes before the record (a frame's length prefix, a message head)
-    /// gets the whole frame in one buffer, with no copy. [`record_len`](Self::record_len)
-    /// says how much it appends.
+    /// gets the whole frame in one buffer, with no copy. It appends the record's 9-byte
+    /// header, a type byte, the encoded message
+    /// ([`encoded_len`](TransportMessage::encoded_len) bytes) and a
+    /// [`TAG_LEN`]-byte tag.
     ///
     /// # Errors
     ///
@@ -652,14 +661,16 @@ impl SecureChannel {
         }
     }
 
-    // ---- test hooks -----------------------------------------------------------------
+    // ---- test hooks (feature `test-hooks`) -------------------------------------------
 
     /// Moves this end's sending counter to `counter`, relabelling its current key as
     /// that counter's generation instead of rekeying. The receiving end must make the
     /// matching [`jump_receive_counter_for_tests`](Self::jump_receive_counter_for_tests)
     /// so that both agree on keys. Only for tests that reach the end of the counter
     /// space or a rekey boundary without sending billions of records.
-    #[doc(hidden)]
+    ///
+    /// Only with the `test-hooks` feature, which production builds never enable.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub fn jump_send_counter_for_tests(&mut self, counter: u64) {
         if let State::Established { encryptor, .. } = &mut self.state {
             encryptor.jump_for_tests(counter);
@@ -668,7 +679,9 @@ impl SecureChannel {
 
     /// The receiving side of
     /// [`jump_send_counter_for_tests`](Self::jump_send_counter_for_tests).
-    #[doc(hidden)]
+    ///
+    /// Only with the `test-hooks` feature, which production builds never enable.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub fn jump_receive_counter_for_tests(&mut self, counter: u64) {
         if let State::Established { decryptor, .. } = &mut self.state {
             decryptor.jump_for_tests(counter);
@@ -676,7 +689,9 @@ impl SecureChannel {
     }
 
     /// The counter the next record sent will carry, once established.
-    #[doc(hidden)]
+    ///
+    /// Only with the `test-hooks` feature.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub fn next_send_counter(&self) -> Option<u64> {
         match &self.state {
             State::Established { encryptor, .. } | State::Confirming { encryptor, .. } => {

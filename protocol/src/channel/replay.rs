@@ -99,7 +99,9 @@ impl ReplayWindow {
         }
     }
 
-    /// The highest counter marked so far, if any.
+    /// The highest counter marked so far, if any. (The channel itself never asks: only
+    /// tests and the fuzz harness do.)
+    #[cfg(any(test, feature = "test-hooks"))]
     #[must_use]
     pub const fn newest(&self) -> Option<u64> {
         self.newest

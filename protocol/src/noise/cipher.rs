@@ -150,7 +150,9 @@ impl CipherState {
 
     /// Sets the internal nonce. Only for tests that reach the end of the nonce space;
     /// moving a nonce backwards reuses nonces and breaks the encryption.
-    #[doc(hidden)]
+    ///
+    /// Only with the `test-hooks` feature, which production builds never enable.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub fn set_nonce_for_tests(&mut self, nonce: u64) {
         self.nonce = nonce;
     }

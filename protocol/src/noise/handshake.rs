@@ -122,11 +122,31 @@ impl HandshakeState {
     ///
     /// **For test vectors only.** Reusing an ephemeral key across handshakes destroys
     /// forward secrecy and can reveal keys; real handshakes use [`initiator`] or
-    /// [`responder`].
+    /// [`responder`]. Only with the `test-hooks` feature, which production builds
+    /// never enable.
     ///
     /// [`initiator`]: HandshakeState::initiator
     /// [`responder`]: HandshakeState::responder
+    #[cfg(any(test, feature = "test-hooks"))]
     pub fn with_fixed_ephemeral(
+        role: Role,
+        suite: CipherSuite,
+        prologue: &[u8],
+        local_static_private: [u8; DH_LEN],
+        ephemeral_private: [u8; DH_LEN],
+    ) -> Self {
+        Self::with_ephemeral(
+            role,
+            suite,
+            prologue,
+            local_static_private,
+            ephemeral_private,
+        )
+    }
+
+    /// The state of `role` with the given static and ephemeral private keys: what
+    /// every constructor comes to.
+    pub(crate) fn with_ephemeral(
         role: Role,
         suite: CipherSuite,
         prologue: &[u8],
@@ -162,7 +182,7 @@ impl HandshakeState {
         let local_static_private = Zeroizing::new(local_static_private);
         let mut ephemeral = Zeroizing::new([0u8; DH_LEN]);
         rng.fill(ephemeral.as_mut())?;
-        Ok(Self::with_fixed_ephemeral(
+        Ok(Self::with_ephemeral(
             role,
             suite,
             prologue,

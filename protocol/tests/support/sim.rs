@@ -50,32 +50,32 @@ use onward_protocol::trust::TrustPolicy;
 use onward_protocol::{Address, Route, TransportMessage};
 
 /// A node's index in the simulation.
-pub type NodeId = usize;
+pub(crate) type NodeId = usize;
 
 /// A raw peer's index in the simulation.
-pub type RawId = usize;
+pub(crate) type RawId = usize;
 
 /// Steps one `run_*` call may take before the simulator declares a livelock.
-pub const DEFAULT_STEP_BUDGET: u64 = 2_000_000;
+pub(crate) const DEFAULT_STEP_BUDGET: u64 = 2_000_000;
 
 /// Outputs one drain may take before the simulator declares a livelock.
 const OUTPUT_BUDGET: u64 = 1_000_000;
 
 /// One-way latency between a raw peer and the node it is connected to.
-pub const RAW_LATENCY: Duration = Duration::from_millis(1);
+pub(crate) const RAW_LATENCY: Duration = Duration::from_millis(1);
 
 /// How long a connect to an address nobody listens on takes to fail.
-pub const REFUSED_DELAY: Duration = Duration::from_millis(3);
+pub(crate) const REFUSED_DELAY: Duration = Duration::from_millis(3);
 
 /// How long a connect across a partition takes to fail (a connect timeout).
-pub const PARTITION_CONNECT_DELAY: Duration = Duration::from_millis(500);
+pub(crate) const PARTITION_CONNECT_DELAY: Duration = Duration::from_millis(500);
 
 /// Rewrites the bytes of one transmit (a whole frame, never a preamble) in flight.
-pub type Tamper = Box<dyn FnMut(&mut Vec<u8>)>;
+pub(crate) type Tamper = Box<dyn FnMut(&mut Vec<u8>)>;
 
 /// What the worker behind a mailbox does with each message delivered to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Behaviour {
+pub(crate) enum Behaviour {
     /// Forwards: takes its own address off the onward route, puts it on the front of
     /// the return route, and sends the message on.
     Hop,
@@ -89,7 +89,7 @@ pub enum Behaviour {
 
 /// A mailbox and what its worker saw.
 #[derive(Debug)]
-pub struct Mailbox {
+pub(crate) struct Mailbox {
     /// What the worker does.
     pub behaviour: Behaviour,
     /// Every message delivered, as delivered (routes included), in order.
@@ -107,14 +107,14 @@ impl Mailbox {
     }
 
     /// The payloads received, in order.
-    pub fn payloads(&self) -> Vec<Vec<u8>> {
+    pub(crate) fn payloads(&self) -> Vec<Vec<u8>> {
         self.received.iter().map(|m| m.payload.clone()).collect()
     }
 }
 
 /// The faults of one direction of a link.
 #[derive(Debug, Clone)]
-pub struct LinkFaults {
+pub(crate) struct LinkFaults {
     /// One-way delay of every transmit.
     pub latency: Duration,
     /// Probability that a transmit is lost.
@@ -145,7 +145,7 @@ impl Default for LinkFaults {
 
 impl LinkFaults {
     /// A link with every fault at the given probabilities and the default latency.
-    pub fn lossy(loss: f64, duplicate: f64, reorder: f64, corrupt: f64) -> Self {
+    pub(crate) fn lossy(loss: f64, duplicate: f64, reorder: f64, corrupt: f64) -> Self {
         Self {
             loss,
             duplicate,
@@ -164,7 +164,7 @@ struct ListenerSpec {
 }
 
 /// One simulated node.
-pub struct SimNode {
+pub(crate) struct SimNode {
     /// Its name, used in the peer strings it presents to listeners.
     pub name: String,
     /// The address it listens on, if any.
@@ -193,7 +193,7 @@ pub struct SimNode {
 
 /// A raw peer: a connection to a listener with no core behind it.
 #[derive(Debug, Default)]
-pub struct RawPeer {
+pub(crate) struct RawPeer {
     /// Every byte the node sent it.
     pub received: Vec<u8>,
     /// Whether its connection has closed.
@@ -262,7 +262,7 @@ enum Action {
 }
 
 /// The simulation. See the [module documentation](self).
-pub struct Sim {
+pub(crate) struct Sim {
     base: Instant,
     now: Duration,
     seed: u64,
@@ -285,7 +285,7 @@ pub struct Sim {
 
 impl Sim {
     /// An empty simulation whose every random choice follows `seed`.
-    pub fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Self {
             base: Instant::now(),
             now: Duration::ZERO,
@@ -310,12 +310,12 @@ impl Sim {
     // ---- building ---------------------------------------------------------------------
 
     /// Adds a node with the default limits.
-    pub fn add_node(&mut self, name: &str, listen: Option<&str>) -> NodeId {
+    pub(crate) fn add_node(&mut self, name: &str, listen: Option<&str>) -> NodeId {
         self.add_node_with(name, listen, NodeConfig::default())
     }
 
     /// Adds a node with the given limits.
-    pub fn add_node_with(
+    pub(crate) fn add_node_with(
         &mut self,
         name: &str,
         listen: Option<&str>,
@@ -355,7 +355,7 @@ impl Sim {
     }
 
     /// Registers a mailbox at `address` on `node`, worked as `behaviour`.
-    pub fn add_worker(&mut self, node: NodeId, address: &str, behaviour: Behaviour) {
+    pub(crate) fn add_worker(&mut self, node: NodeId, address: &str, behaviour: Behaviour) {
         let address = Address::local(address);
         let n = &mut self.nodes[node];
         n.core
@@ -365,7 +365,7 @@ impl Sim {
     }
 
     /// Creates a secure channel listener at `address` on `node` (recreated on restart).
-    pub fn add_channel_listener(
+    pub(crate) fn add_channel_listener(
         &mut self,
         node: NodeId,
         address: &str,
@@ -395,32 +395,32 @@ impl Sim {
     // ---- getters ----------------------------------------------------------------------
 
     /// Virtual time since the start.
-    pub fn now(&self) -> Duration {
+    pub(crate) fn now(&self) -> Duration {
         self.now
     }
 
     /// The virtual time as the cores see it.
-    pub fn instant(&self) -> Instant {
+    pub(crate) fn instant(&self) -> Instant {
         self.base + self.now
     }
 
     /// A node.
-    pub fn node(&self, node: NodeId) -> &SimNode {
+    pub(crate) fn node(&self, node: NodeId) -> &SimNode {
         &self.nodes[node]
     }
 
     /// A node, mutably.
-    pub fn node_mut(&mut self, node: NodeId) -> &mut SimNode {
+    pub(crate) fn node_mut(&mut self, node: NodeId) -> &mut SimNode {
         &mut self.nodes[node]
     }
 
     /// A node's core.
-    pub fn core(&self, node: NodeId) -> &NodeCore {
+    pub(crate) fn core(&self, node: NodeId) -> &NodeCore {
         &self.nodes[node].core
     }
 
     /// A mailbox; panics if it does not exist.
-    pub fn mailbox(&self, node: NodeId, address: &str) -> &Mailbox {
+    pub(crate) fn mailbox(&self, node: NodeId, address: &str) -> &Mailbox {
         self.nodes[node]
             .mailboxes
             .get(&Address::local(address))
@@ -428,12 +428,12 @@ impl Sim {
     }
 
     /// The events a node's core reported.
-    pub fn events(&self, node: NodeId) -> impl Iterator<Item = &NodeEvent> {
+    pub(crate) fn events(&self, node: NodeId) -> impl Iterator<Item = &NodeEvent> {
         self.nodes[node].events.iter().map(|(_, e)| e)
     }
 
     /// The first event about channel `id` on `node` that ends its handshake or its life.
-    pub fn channel_outcome(&self, node: NodeId, id: ChannelId) -> Option<&NodeEvent> {
+    pub(crate) fn channel_outcome(&self, node: NodeId, id: ChannelId) -> Option<&NodeEvent> {
         self.events(node).find(|e| match e {
             NodeEvent::ChannelEstablished { channel, .. }
             | NodeEvent::ChannelFailed { channel, .. }
@@ -443,12 +443,12 @@ impl Sim {
     }
 
     /// A raw peer.
-    pub fn raw(&self, raw: RawId) -> &RawPeer {
+    pub(crate) fn raw(&self, raw: RawId) -> &RawPeer {
         &self.raws[raw]
     }
 
     /// Connections (pipes) open between two nodes, in either direction.
-    pub fn pipes_between(&self, a: NodeId, b: NodeId) -> usize {
+    pub(crate) fn pipes_between(&self, a: NodeId, b: NodeId) -> usize {
         self.pipes
             .values()
             .filter(|p| {
@@ -466,7 +466,7 @@ impl Sim {
     }
 
     /// The ids of `node`'s connections that the network carries (open pipes).
-    pub fn connections_of(&self, node: NodeId) -> Vec<ConnectionId> {
+    pub(crate) fn connections_of(&self, node: NodeId) -> Vec<ConnectionId> {
         let epoch = self.nodes[node].epoch;
         self.pipe_of
             .keys()
@@ -482,32 +482,32 @@ impl Sim {
     }
 
     /// Actions scheduled and not yet run.
-    pub fn pending(&self) -> usize {
+    pub(crate) fn pending(&self) -> usize {
         self.queue.len()
     }
 
     // ---- faults -----------------------------------------------------------------------
 
     /// Sets the faults of both directions between `a` and `b`.
-    pub fn set_link(&mut self, a: NodeId, b: NodeId, faults: LinkFaults) {
+    pub(crate) fn set_link(&mut self, a: NodeId, b: NodeId, faults: LinkFaults) {
         self.links.insert((a, b), faults.clone());
         self.links.insert((b, a), faults);
     }
 
     /// Sets the faults of the direction from `from` to `to`.
-    pub fn set_link_one_way(&mut self, from: NodeId, to: NodeId, faults: LinkFaults) {
+    pub(crate) fn set_link_one_way(&mut self, from: NodeId, to: NodeId, faults: LinkFaults) {
         self.links.insert((from, to), faults);
     }
 
     /// Sets the faults of every link, present and future.
-    pub fn set_all_links(&mut self, faults: LinkFaults) {
+    pub(crate) fn set_all_links(&mut self, faults: LinkFaults) {
         self.links.clear();
         self.default_link = faults;
     }
 
     /// Passes every frame sent from `from` to `to` through `tamper` (an active
     /// attacker on the link), or stops doing so with `None`.
-    pub fn set_tamper(&mut self, from: NodeId, to: NodeId, tamper: Option<Tamper>) {
+    pub(crate) fn set_tamper(&mut self, from: NodeId, to: NodeId, tamper: Option<Tamper>) {
         match tamper {
             Some(t) => {
                 self.tampers.insert((from, to), t);
@@ -528,7 +528,7 @@ impl Sim {
 
     /// Cuts `a` from `b`: their connections close at both ends now, and new connects
     /// between them fail after [`PARTITION_CONNECT_DELAY`].
-    pub fn partition(&mut self, a: NodeId, b: NodeId) {
+    pub(crate) fn partition(&mut self, a: NodeId, b: NodeId) {
         self.partitions.insert((a.min(b), a.max(b)));
         let cut: Vec<u64> = self
             .pipes
@@ -559,7 +559,7 @@ impl Sim {
     }
 
     /// Ends the partition between `a` and `b`.
-    pub fn heal(&mut self, a: NodeId, b: NodeId) {
+    pub(crate) fn heal(&mut self, a: NodeId, b: NodeId) {
         self.partitions.remove(&(a.min(b), a.max(b)));
     }
 
@@ -567,7 +567,7 @@ impl Sim {
     /// with the same name, listen address, mailboxes and channel listeners. Its peers
     /// see their connections closed after the link latency; everything in flight to or
     /// from it is lost.
-    pub fn restart(&mut self, node: NodeId) {
+    pub(crate) fn restart(&mut self, node: NodeId) {
         let owned: Vec<u64> = self
             .pipes
             .iter()
@@ -628,7 +628,7 @@ impl Sim {
 
     /// Sends `payload` from the local address `from` on `node` along `onward`, with
     /// `route![from]` as the return route. The outputs are drained.
-    pub fn send(
+    pub(crate) fn send(
         &mut self,
         node: NodeId,
         from: &str,
@@ -641,7 +641,7 @@ impl Sim {
     }
 
     /// Sends a whole message from `from` on `node`. The outputs are drained.
-    pub fn send_message(
+    pub(crate) fn send_message(
         &mut self,
         node: NodeId,
         from: &Address,
@@ -654,7 +654,7 @@ impl Sim {
     }
 
     /// Starts a secure channel from `node` to the listener at the end of `route`.
-    pub fn create_channel(
+    pub(crate) fn create_channel(
         &mut self,
         node: NodeId,
         route: Route,
@@ -675,7 +675,7 @@ impl Sim {
 
     /// Starts a secure channel and runs until it is established (its encryptor address)
     /// or fails (the error), within a minute of virtual time.
-    pub fn establish(
+    pub(crate) fn establish(
         &mut self,
         node: NodeId,
         route: Route,
@@ -699,14 +699,14 @@ impl Sim {
     }
 
     /// Closes a channel end by its encryptor address. The outputs are drained.
-    pub fn close_channel(&mut self, node: NodeId, address: &Address) {
+    pub(crate) fn close_channel(&mut self, node: NodeId, address: &Address) {
         let now = self.instant();
         self.nodes[node].core.close_channel(address, now);
         self.drain(node);
     }
 
     /// Stops the worker at `address` on `node`: its mailbox is unregistered.
-    pub fn remove_worker(&mut self, node: NodeId, address: &str) {
+    pub(crate) fn remove_worker(&mut self, node: NodeId, address: &str) {
         let now = self.instant();
         let address = Address::local(address);
         self.nodes[node].mailboxes.remove(&address);
@@ -716,7 +716,7 @@ impl Sim {
 
     /// Takes the messages held in a [`Behaviour::Hold`] mailbox, reporting each one
     /// consumed.
-    pub fn take(&mut self, node: NodeId, address: &str) -> Vec<TransportMessage> {
+    pub(crate) fn take(&mut self, node: NodeId, address: &str) -> Vec<TransportMessage> {
         let now = self.instant();
         let address = Address::local(address);
         let n = &mut self.nodes[node];
@@ -732,7 +732,7 @@ impl Sim {
     }
 
     /// Opens a raw connection to the node listening on `listen`, accepted now.
-    pub fn raw_connect(&mut self, listen: &str) -> RawId {
+    pub(crate) fn raw_connect(&mut self, listen: &str) -> RawId {
         let listener = self
             .listener_of(listen)
             .unwrap_or_else(|| panic!("sim: nobody listens on {listen}"));
@@ -754,7 +754,7 @@ impl Sim {
 
     /// Sends bytes from a raw peer; they arrive after [`RAW_LATENCY`], in order. Bytes
     /// sent after the connection closed go nowhere.
-    pub fn raw_send(&mut self, raw: RawId, bytes: &[u8]) {
+    pub(crate) fn raw_send(&mut self, raw: RawId, bytes: &[u8]) {
         let Some(pipe_id) = self.raws[raw].pipe else {
             return;
         };
@@ -775,7 +775,7 @@ impl Sim {
     }
 
     /// Closes a raw peer's connection; the node sees it closed after [`RAW_LATENCY`].
-    pub fn raw_close(&mut self, raw: RawId) {
+    pub(crate) fn raw_close(&mut self, raw: RawId) {
         let Some(pipe_id) = self.raws[raw].pipe.take() else {
             return;
         };
@@ -811,7 +811,7 @@ impl Sim {
 
     /// Runs the earliest scheduled action or due timer. Returns false if there is
     /// nothing left to do.
-    pub fn step(&mut self) -> bool {
+    pub(crate) fn step(&mut self) -> bool {
         let event = self.queue.keys().next().copied();
         let timer = self.next_timer();
         match (event, timer) {
@@ -853,7 +853,7 @@ impl Sim {
     }
 
     /// Runs until nothing is scheduled and no core has a timer. Returns the time.
-    pub fn run_until_idle(&mut self) -> Duration {
+    pub(crate) fn run_until_idle(&mut self) -> Duration {
         self.steps = 0;
         while self.next_time().is_some() {
             self.count_step();
@@ -863,12 +863,12 @@ impl Sim {
     }
 
     /// Runs everything due within `duration`, then sets the clock to its end.
-    pub fn run_for(&mut self, duration: Duration) {
+    pub(crate) fn run_for(&mut self, duration: Duration) {
         self.run_for_checked(duration, |_| {});
     }
 
     /// As [`run_for`](Self::run_for), calling `check` after every step.
-    pub fn run_for_checked(&mut self, duration: Duration, mut check: impl FnMut(&Sim)) {
+    pub(crate) fn run_for_checked(&mut self, duration: Duration, mut check: impl FnMut(&Sim)) {
         self.steps = 0;
         let end = self.now + duration;
         while self.next_time().is_some_and(|t| t <= end) {
@@ -880,7 +880,11 @@ impl Sim {
     }
 
     /// Runs until `done` holds (true) or `limit` of virtual time has passed (false).
-    pub fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Sim) -> bool) -> bool {
+    pub(crate) fn run_until(
+        &mut self,
+        limit: Duration,
+        mut done: impl FnMut(&Sim) -> bool,
+    ) -> bool {
         self.steps = 0;
         let end = self.now + limit;
         loop {

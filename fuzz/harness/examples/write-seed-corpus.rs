@@ -1,17 +1,17 @@
-//! Writes the fuzz targets' seed inputs (`onward_protocol::fuzzing::seeds`) into
+//! Writes the fuzz targets' seed inputs (`onward_fuzz_harness::seeds`) into
 //! `fuzz/corpus/<target>/seed-<name>`. Run it after changing an input layout in the
-//! fuzzing module:
+//! harness:
 //!
 //! ```text
-//! cargo run -p onward-protocol --example write-seed-corpus
+//! cargo run -p onward-fuzz-harness --example write-seed-corpus
 //! ```
 
 use std::path::Path;
 
-use onward_protocol::fuzzing::{seeds, TARGETS};
+use onward_fuzz_harness::{seeds, TARGETS};
 
 fn main() -> std::io::Result<()> {
-    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus");
     for (name, _) in TARGETS {
         let dir = corpus.join(name);
         std::fs::create_dir_all(&dir)?;

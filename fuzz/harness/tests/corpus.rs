@@ -1,24 +1,25 @@
 //! Replays the committed fuzz corpus (`fuzz/corpus/<target>/`) through every fuzz
-//! target of `onward_protocol::fuzzing`, then a bounded number of deterministic
+//! target of this harness, then a bounded number of deterministic
 //! pseudo-random inputs, so that every crash the fuzzer ever found stays fixed and the
 //! targets are exercised on stable Rust in the ordinary test suite.
 //!
 //! To refresh the seed inputs in the corpus (they are made from genuine encodings by
-//! `fuzzing::seeds`):
+//! `onward_fuzz_harness::seeds`):
 //!
 //! ```text
-//! cargo run -p onward-protocol --example write-seed-corpus
+//! cargo run -p onward-fuzz-harness --example write-seed-corpus
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use onward_protocol::fuzzing::{seeds, Target, TARGETS};
+use onward_fuzz_harness::{seeds, Target, TARGETS};
 use onward_protocol::random::{RandomSource, SeededRandom};
 
 fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
+    // This package is fuzz/harness.
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 fn corpus_files(target: &str) -> Vec<PathBuf> {
@@ -57,8 +58,8 @@ fn every_target_has_a_fuzz_target_file_and_a_corpus() {
         let source =
             fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         assert!(
-            source.contains(&format!("onward_protocol::fuzzing::{name}(data)")),
-            "{} does not call fuzzing::{name}",
+            source.contains(&format!("onward_fuzz_harness::{name}(data)")),
+            "{} does not call onward_fuzz_harness::{name}",
             file.display()
         );
         assert!(!corpus_files(name).is_empty(), "no corpus for {name}");

@@ -4,17 +4,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::channel::ChannelConfig;
-use crate::framing::PREAMBLE;
-use crate::identity::Identity;
-use crate::message::TransportMessage;
-use crate::node::{ConnectionId, NodeConfig, NodeCore, NodeStats, Output};
-use crate::random::SeededRandom;
-use crate::routing::{Address, Route};
-use crate::trust::TrustEveryone;
-use crate::{route, tcp};
+use onward_protocol::channel::ChannelConfig;
+use onward_protocol::framing::PREAMBLE;
+use onward_protocol::identity::Identity;
+use onward_protocol::message::TransportMessage;
+use onward_protocol::node::{ConnectionId, NodeConfig, NodeCore, NodeEvent, NodeStats, Output};
+use onward_protocol::random::SeededRandom;
+use onward_protocol::routing::{Address, Route};
+use onward_protocol::trust::TrustEveryone;
+use onward_protocol::{route, tcp};
 
-use super::Input;
+use crate::input::Input;
 
 /// Small limits, so that the input reaches them.
 fn config() -> NodeConfig {
@@ -81,10 +81,10 @@ impl Side {
                     assert!(self.paused.remove(&connection), "resumed unpaused");
                 }
                 Output::Decongested(_) => {}
-                Output::Event(crate::node::NodeEvent::ChannelEstablished { address, .. }) => {
+                Output::Event(NodeEvent::ChannelEstablished { address, .. }) => {
                     self.channels.push(address);
                 }
-                Output::Event(crate::node::NodeEvent::ConnectionClosed { connection, .. }) => {
+                Output::Event(NodeEvent::ConnectionClosed { connection, .. }) => {
                     self.paused.remove(&connection);
                 }
                 Output::Event(_) => {}
