@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use onward_bench::{keep, measure_time, rate, Figure, Report};
-use onward_protocol::channel::{ChannelConfig, SecureChannel};
+use onward_protocol::channel::{ChannelConfig, ChannelEnd};
 use onward_protocol::identity::Identity;
 use onward_protocol::noise::{CipherSuite, HandshakeState, StaticKeypair};
 use onward_protocol::random::{RandomSource, SystemRandom};
@@ -26,9 +26,9 @@ fn channel_pair(
     rng: &mut SystemRandom,
 ) {
     let now = Instant::now();
-    let mut i = SecureChannel::initiator(config, a.clone(), trust.clone(), rng, now).unwrap();
+    let mut i = ChannelEnd::initiator(config, a.clone(), trust.clone(), rng, now).unwrap();
     let hello = i.poll_transmit().unwrap();
-    let mut r = SecureChannel::responder(config, b, trust.clone(), rng, &hello, now).unwrap();
+    let mut r = ChannelEnd::responder(config, b, trust.clone(), rng, &hello, now).unwrap();
     i.handle_record(&r.poll_transmit().unwrap(), now).unwrap();
     r.handle_record(&i.poll_transmit().unwrap(), now).unwrap();
     i.handle_record(&r.poll_transmit().unwrap(), now).unwrap();

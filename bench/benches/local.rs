@@ -10,15 +10,15 @@ use futures::channel::mpsc;
 use futures::{SinkExt, StreamExt};
 use onward_bench::rt::{Kind, Rt};
 use onward_bench::{quick, Figure, Report};
-use onward_protocol::api::{Any, Bytes, Context, Result, Routed, Worker};
+use onward_protocol::api::{Bytes, Context, Opaque, Result, Routed, Worker};
 use onward_protocol::route;
 
 struct Hop;
 
 impl Worker for Hop {
-    type Message = Any;
+    type Message = Opaque;
 
-    async fn handle_message(&mut self, ctx: &mut Context, msg: Routed<Any>) -> Result<()> {
+    async fn handle_message(&mut self, ctx: &mut Context, msg: Routed<Opaque>) -> Result<()> {
         let mut message = msg.into_transport_message();
         if let Some(me) = message.onward_route.step() {
             message.return_route.prepend(me);
@@ -30,9 +30,9 @@ impl Worker for Hop {
 struct Echo;
 
 impl Worker for Echo {
-    type Message = Any;
+    type Message = Opaque;
 
-    async fn handle_message(&mut self, ctx: &mut Context, msg: Routed<Any>) -> Result<()> {
+    async fn handle_message(&mut self, ctx: &mut Context, msg: Routed<Opaque>) -> Result<()> {
         let mut message = msg.into_transport_message();
         message.onward_route = std::mem::take(&mut message.return_route);
         ctx.forward(message).await

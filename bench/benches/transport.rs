@@ -15,7 +15,7 @@ use futures::channel::oneshot;
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use onward_bench::rt::{Kind, Rt};
 use onward_bench::{quick, Figure, Report};
-use onward_protocol::api::{self, Any, Bytes, Context, Result, Routed, Stream, Worker};
+use onward_protocol::api::{self, Bytes, Context, Opaque, Result, Routed, Stream, Worker};
 use onward_protocol::identity::Identity;
 use onward_protocol::trust::TrustEveryone;
 use onward_protocol::{route, tcp, Route};
@@ -55,9 +55,9 @@ impl Worker for Sink {
 struct Echo;
 
 impl Worker for Echo {
-    type Message = Any;
+    type Message = Opaque;
 
-    async fn handle_message(&mut self, ctx: &mut Context, msg: Routed<Any>) -> Result<()> {
+    async fn handle_message(&mut self, ctx: &mut Context, msg: Routed<Opaque>) -> Result<()> {
         let mut message = msg.into_transport_message();
         message.onward_route = std::mem::take(&mut message.return_route);
         ctx.forward(message).await

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use onward_protocol::channel::replay::WINDOW;
 use onward_protocol::channel::{
-    ChannelConfig, ChannelError, ChannelEvent, CloseReason, SecureChannel, MAX_DATA_COUNTER,
+    ChannelConfig, ChannelEnd, ChannelError, ChannelEvent, CloseReason, MAX_DATA_COUNTER,
     MAX_INNER_MESSAGE_LEN, REKEY_SHIFT,
 };
 use onward_protocol::identity::{Identifier, Identity};
@@ -30,11 +30,11 @@ fn msg(payload: &[u8]) -> TransportMessage {
     TransportMessage::new(route!["echoer"], route!["app"], payload.to_vec())
 }
 
-fn drain_transmits(c: &mut SecureChannel) -> Vec<Vec<u8>> {
+fn drain_transmits(c: &mut ChannelEnd) -> Vec<Vec<u8>> {
     std::iter::from_fn(|| c.poll_transmit()).collect()
 }
 
-fn drain_events(c: &mut SecureChannel) -> Vec<ChannelEvent> {
+fn drain_events(c: &mut ChannelEnd) -> Vec<ChannelEvent> {
     std::iter::from_fn(|| c.poll_event()).collect()
 }
 
@@ -61,16 +61,14 @@ fn establish_with(
     seed: u64,
     initiator_trust: Arc<dyn TrustPolicy>,
     responder_trust: Arc<dyn TrustPolicy>,
-) -> (SecureChannel, SecureChannel, Handshake) {
+) -> (ChannelEnd, ChannelEnd, Handshake) {
     let now = Instant::now();
     let mut rng = SeededRandom::new(seed);
-    let mut i =
-        SecureChannel::initiator(config, identity(1), initiator_trust, &mut rng, now).unwrap();
+    let mut i = ChannelEnd::initiator(config, identity(1), initiator_trust, &mut rng, now).unwrap();
     let hello = i.poll_transmit().unwrap();
-    assert!(SecureChannel::is_hello(&hello));
-    let mut r =
-        SecureChannel::responder(config, &identity(2), responder_trust, &mut rng, &hello, now)
-            .unwrap();
+    assert!(ChannelEnd::is_hello(&hello));
+    let mut r = ChannelEnd::responder(config, &identity(2), responder_trust, &mut rng, &hello, now)
+        .unwrap();
     let response = r.poll_transmit().unwrap();
     i.handle_record(&response, now).unwrap();
     let finish = i.poll_transmit().unwrap();
@@ -93,7 +91,7 @@ fn establish_with(
     )
 }
 
-fn establish() -> (SecureChannel, SecureChannel) {
+fn establish() -> (ChannelEnd, ChannelEnd) {
     let (i, r, _) = establish_with(&ChannelConfig::default(), 1, everyone(), everyone());
     (i, r)
 }
@@ -170,7 +168,7 @@ fn records_have_the_documented_sizes() {
 fn sending_before_establishment_is_refused() {
     let now = Instant::now();
     let mut rng = SeededRandom::new(1);
-    let mut i = SecureChannel::initiator(
+    let mut i = ChannelEnd::initiator(
         &ChannelConfig::default(),
         identity(1),
         everyone(),
@@ -191,9 +189,9 @@ fn a_responder_that_refuses_tells_the_initiator_authenticated() {
     let mut rng = SeededRandom::new(5);
     let only_someone_else: Arc<dyn TrustPolicy> =
         Arc::new(TrustIdentifier::new(identity(9).identifier()));
-    let mut i = SecureChannel::initiator(&config, identity(1), everyone(), &mut rng, now).unwrap();
+    let mut i = ChannelEnd::initiator(&config, identity(1), everyone(), &mut rng, now).unwrap();
     let hello = i.poll_transmit().unwrap();
-    let mut r = SecureChannel::responder(
+    let mut r = ChannelEnd::responder(
         &config,
         &identity(2),
         only_someone_else,
@@ -245,10 +243,10 @@ fn an_initiator_that_refuses_the_responder_sends_nothing_more() {
     let mut rng = SeededRandom::new(6);
     let picky: Arc<dyn TrustPolicy> =
         Arc::new(|peer: &Identifier| *peer == identity(9).identifier());
-    let mut i = SecureChannel::initiator(&config, identity(1), picky, &mut rng, now).unwrap();
+    let mut i = ChannelEnd::initiator(&config, identity(1), picky, &mut rng, now).unwrap();
     let hello = i.poll_transmit().unwrap();
     let mut r =
-        SecureChannel::responder(&config, &identity(2), everyone(), &mut rng, &hello, now).unwrap();
+        ChannelEnd::responder(&config, &identity(2), everyone(), &mut rng, &hello, now).unwrap();
     let err = i
         .handle_record(&r.poll_transmit().unwrap(), now)
         .unwrap_err();
@@ -291,7 +289,7 @@ fn a_stalled_handshake_times_out_on_each_side() {
         ..ChannelConfig::default()
     };
     let mut rng = SeededRandom::new(8);
-    let mut i = SecureChannel::initiator(&config, identity(1), everyone(), &mut rng, now).unwrap();
+    let mut i = ChannelEnd::initiator(&config, identity(1), everyone(), &mut rng, now).unwrap();
     assert_eq!(i.poll_timeout(), Some(now + Duration::from_secs(3)));
     i.handle_timeout(now + Duration::from_secs(3));
     assert_eq!(
@@ -303,10 +301,10 @@ fn a_stalled_handshake_times_out_on_each_side() {
     assert_eq!(i.poll_timeout(), None);
 
     // An initiator whose finish was lost waits for a confirmation that never comes.
-    let mut i = SecureChannel::initiator(&config, identity(1), everyone(), &mut rng, now).unwrap();
+    let mut i = ChannelEnd::initiator(&config, identity(1), everyone(), &mut rng, now).unwrap();
     let hello = i.poll_transmit().unwrap();
     let mut r =
-        SecureChannel::responder(&config, &identity(2), everyone(), &mut rng, &hello, now).unwrap();
+        ChannelEnd::responder(&config, &identity(2), everyone(), &mut rng, &hello, now).unwrap();
     i.handle_record(&r.poll_transmit().unwrap(), now).unwrap();
     let _lost_finish = i.poll_transmit().unwrap();
     assert_eq!(i.poll_timeout(), Some(now + Duration::from_secs(3)));
@@ -321,13 +319,12 @@ fn handshake_with_tampering(step: usize, tamper: impl Fn(&mut Vec<u8>)) -> (bool
     let now = Instant::now();
     let config = ChannelConfig::default();
     let mut rng = SeededRandom::new(11);
-    let mut i = SecureChannel::initiator(&config, identity(1), everyone(), &mut rng, now).unwrap();
+    let mut i = ChannelEnd::initiator(&config, identity(1), everyone(), &mut rng, now).unwrap();
     let mut hello = i.poll_transmit().unwrap();
     if step == 0 {
         tamper(&mut hello);
     }
-    let Ok(mut r) =
-        SecureChannel::responder(&config, &identity(2), everyone(), &mut rng, &hello, now)
+    let Ok(mut r) = ChannelEnd::responder(&config, &identity(2), everyone(), &mut rng, &hello, now)
     else {
         return (false, false);
     };
@@ -387,7 +384,7 @@ fn a_response_recorded_from_another_handshake_is_rejected() {
     let (_, _, first) = establish_with(&ChannelConfig::default(), 21, everyone(), everyone());
     let now = Instant::now();
     let mut rng = SeededRandom::new(22);
-    let mut i = SecureChannel::initiator(
+    let mut i = ChannelEnd::initiator(
         &ChannelConfig::default(),
         identity(1),
         everyone(),
@@ -415,10 +412,10 @@ fn a_suite_the_responder_does_not_accept_is_refused() {
         accepted_suites: vec![CipherSuite::Aes256GcmSha256],
         ..ChannelConfig::default()
     };
-    let mut i = SecureChannel::initiator(&initiator_config, identity(1), everyone(), &mut rng, now)
-        .unwrap();
+    let mut i =
+        ChannelEnd::initiator(&initiator_config, identity(1), everyone(), &mut rng, now).unwrap();
     let hello = i.poll_transmit().unwrap();
-    let err = SecureChannel::responder(
+    let err = ChannelEnd::responder(
         &responder_config,
         &identity(2),
         everyone(),
@@ -431,7 +428,7 @@ fn a_suite_the_responder_does_not_accept_is_refused() {
     let mut unknown = hello.clone();
     unknown[1] = 0x7f;
     assert_eq!(
-        SecureChannel::responder(
+        ChannelEnd::responder(
             &responder_config,
             &identity(2),
             everyone(),
@@ -445,7 +442,7 @@ fn a_suite_the_responder_does_not_accept_is_refused() {
 }
 
 /// Sends `n` messages from `from`, returning the records.
-fn send_many(from: &mut SecureChannel, n: usize, tag: u8) -> Vec<Vec<u8>> {
+fn send_many(from: &mut ChannelEnd, n: usize, tag: u8) -> Vec<Vec<u8>> {
     let now = Instant::now();
     (0..n)
         .map(|k| {

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use onward_protocol::channel::{ChannelConfig, SecureChannel};
+use onward_protocol::channel::{ChannelConfig, ChannelEnd};
 use onward_protocol::framing::{encode_frame, DEFAULT_MAX_FRAME_LEN, PREAMBLE};
 use onward_protocol::identity::Identity;
 use onward_protocol::node::{NodeConfig, NodeError, NodeEvent};
@@ -480,7 +480,7 @@ fn floods_of_garbage_and_hellos_do_not_disturb_a_channel() {
     let ticks = 600;
     for tick in 0..ticks {
         // A hello a millisecond at the listener, from a node that never finishes.
-        let hello = SecureChannel::initiator(
+        let hello = ChannelEnd::initiator(
             &ChannelConfig::default(),
             attacker.clone(),
             everyone(),

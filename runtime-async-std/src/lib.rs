@@ -65,7 +65,8 @@ use onward_protocol::api::{self, BoxFuture, Listener, Runtime, Stream};
 /// The whole sans-IO core and async layer, for what the re-exports above leave out.
 pub use onward_protocol as protocol;
 pub use onward_protocol::api::{
-    Any, Bytes, Context, Error, Message, NodeOptions, Result, Routed, SecureChannel, Sender, Worker,
+    Bytes, Context, Error, Message, NodeOptions, Opaque, Result, Routed, SecureChannel, Sender,
+    Worker,
 };
 pub use onward_protocol::identity::{Identifier, Identity};
 pub use onward_protocol::node::NodeError;

@@ -61,7 +61,8 @@ use smol::net::{TcpListener, TcpStream};
 /// The whole sans-IO core and async layer, for what the re-exports above leave out.
 pub use onward_protocol as protocol;
 pub use onward_protocol::api::{
-    Any, Bytes, Context, Error, Message, NodeOptions, Result, Routed, SecureChannel, Sender, Worker,
+    Bytes, Context, Error, Message, NodeOptions, Opaque, Result, Routed, SecureChannel, Sender,
+    Worker,
 };
 pub use onward_protocol::identity::{Identifier, Identity};
 pub use onward_protocol::node::NodeError;

@@ -8,16 +8,16 @@
 //! cargo run -p onward-tokio --example 03-routing
 //! ```
 
-use onward_tokio::{route, Any, Context, Node, Result, Routed, Worker};
+use onward_tokio::{route, Context, Node, Opaque, Result, Routed, Worker};
 
 /// Forwards every message one step along its onward route.
 struct Hop;
 
 impl Worker for Hop {
-    // A hop never reads the body: `Any` takes every payload as it is.
-    type Message = Any;
+    // A hop never reads the body: `Opaque` takes every payload as it is.
+    type Message = Opaque;
 
-    async fn handle_message(&mut self, ctx: &mut Context, msg: Routed<Any>) -> Result<()> {
+    async fn handle_message(&mut self, ctx: &mut Context, msg: Routed<Opaque>) -> Result<()> {
         println!(
             "{}: onward route {}, return route {}",
             ctx.address(),

@@ -7,15 +7,15 @@
 //! cargo run -p onward-tokio --example 04-many-hops
 //! ```
 
-use onward_tokio::{route, Any, Context, Node, Result, Routed, Worker};
+use onward_tokio::{route, Context, Node, Opaque, Result, Routed, Worker};
 
 /// Forwards every message one step along its onward route.
 struct Hop;
 
 impl Worker for Hop {
-    type Message = Any;
+    type Message = Opaque;
 
-    async fn handle_message(&mut self, ctx: &mut Context, msg: Routed<Any>) -> Result<()> {
+    async fn handle_message(&mut self, ctx: &mut Context, msg: Routed<Opaque>) -> Result<()> {
         println!(
             "{}: onward route {}, return route {}",
             ctx.address(),

@@ -6,16 +6,16 @@
 //! ```
 
 use onward_tokio::{
-    route, Any, Context, Identity, Node, Result, Routed, TrustEveryone, TrustIdentifier, Worker,
+    route, Context, Identity, Node, Opaque, Result, Routed, TrustEveryone, TrustIdentifier, Worker,
 };
 
 /// Forwards every message one step along its onward route, without reading it.
 struct Hop;
 
 impl Worker for Hop {
-    type Message = Any;
+    type Message = Opaque;
 
-    async fn handle_message(&mut self, ctx: &mut Context, msg: Routed<Any>) -> Result<()> {
+    async fn handle_message(&mut self, ctx: &mut Context, msg: Routed<Opaque>) -> Result<()> {
         println!(
             "{}: forwarding {} bytes the hop cannot read, onward route {}",
             ctx.address(),

@@ -70,7 +70,7 @@
 //! [`return_route`](Routed::return_route) (where to reply),
 //! [`sender`](Routed::sender) and [`onward_route`](Routed::onward_route).
 //!
-//! A worker that passes messages on without reading them takes `type Message = Any`
+//! A worker that passes messages on without reading them takes `type Message = Opaque`
 //! and forwards the whole message: it takes the [`TransportMessage`] with
 //! [`into_transport_message`](Routed::into_transport_message), removes itself from the
 //! front of the onward route with `step()`, puts itself on the front of the return
@@ -78,7 +78,7 @@
 //! comes back through it (step 03, `examples/03-routing.rs`).
 //!
 //! ```
-//! use onward_tokio::{route, Any, Context, Node, Result, Routed, Worker};
+//! use onward_tokio::{route, Opaque, Context, Node, Result, Routed, Worker};
 //!
 //! /// Sends every message back to where it came from.
 //! struct Echoer;
@@ -95,9 +95,9 @@
 //! struct Hop;
 //!
 //! impl Worker for Hop {
-//!     type Message = Any;
+//!     type Message = Opaque;
 //!
-//!     async fn handle_message(&mut self, ctx: &mut Context, msg: Routed<Any>) -> Result<()> {
+//!     async fn handle_message(&mut self, ctx: &mut Context, msg: Routed<Opaque>) -> Result<()> {
 //!         let mut message = msg.into_transport_message();
 //!         message.onward_route.step(); // this hop
 //!         message.return_route.prepend(ctx.address().clone()); // replies come back here
@@ -410,7 +410,8 @@ use onward_protocol::api::{self, BoxFuture, Listener, Runtime, Stream};
 /// The whole sans-IO core and async layer, for what the re-exports above leave out.
 pub use onward_protocol as protocol;
 pub use onward_protocol::api::{
-    Any, Bytes, Context, Error, Message, NodeOptions, Result, Routed, SecureChannel, Sender, Worker,
+    Bytes, Context, Error, Message, NodeOptions, Opaque, Result, Routed, SecureChannel, Sender,
+    Worker,
 };
 pub use onward_protocol::identity::{Identifier, Identity};
 /// What [`Error::Node`] holds, so callers can match on it.

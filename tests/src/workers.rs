@@ -1,6 +1,6 @@
 //! The workers of the guide, written once for every runtime.
 
-use onward_protocol::api::{Any, Context, Result, Routed, Worker};
+use onward_protocol::api::{Context, Opaque, Result, Routed, Worker};
 
 /// Replies to every message with its body, along its return route.
 #[derive(Debug, Default)]
@@ -46,9 +46,9 @@ impl Worker for NumberEchoer {
 pub struct Hop;
 
 impl Worker for Hop {
-    type Message = Any;
+    type Message = Opaque;
 
-    async fn handle_message(&mut self, ctx: &mut Context, msg: Routed<Any>) -> Result<()> {
+    async fn handle_message(&mut self, ctx: &mut Context, msg: Routed<Opaque>) -> Result<()> {
         let mut message = msg.into_transport_message();
         message.onward_route.step();
         message.return_route.prepend(ctx.address().clone());
@@ -61,9 +61,9 @@ impl Worker for Hop {
 pub struct Sink;
 
 impl Worker for Sink {
-    type Message = Any;
+    type Message = Opaque;
 
-    async fn handle_message(&mut self, _ctx: &mut Context, _msg: Routed<Any>) -> Result<()> {
+    async fn handle_message(&mut self, _ctx: &mut Context, _msg: Routed<Opaque>) -> Result<()> {
         Ok(())
     }
 }

@@ -14,14 +14,14 @@ macro_rules! same_api {
             use onward_protocol as p;
             #[allow(unused_imports)]
             use $krate::{
-                protocol, route, tcp, Address, Any, Bytes, Context, Error, Identifier, Identity,
-                Message, Node, NodeError, NodeOptions, Result, Route, Routed, SecureChannel,
-                Sender, TransportMessage, TrustAnyOf, TrustEveryone, TrustIdentifier, TrustPolicy,
-                Worker,
+                protocol, route, tcp, Address, Bytes, Context, Error, Identifier, Identity,
+                Message, Node, NodeError, NodeOptions, Opaque, Result, Route, Routed,
+                SecureChannel, Sender, TransportMessage, TrustAnyOf, TrustEveryone,
+                TrustIdentifier, TrustPolicy, Worker,
             };
 
             same(P::<Address>, P::<p::Address>);
-            same(P::<Any>, P::<p::api::Any>);
+            same(P::<Opaque>, P::<p::api::Opaque>);
             same(P::<Bytes>, P::<p::api::Bytes>);
             same(P::<NodeError>, P::<p::node::NodeError>);
             same(P::<Sender>, P::<p::api::Sender>);

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use onward_protocol::channel::{
-    ChannelConfig, ChannelError, ChannelEvent, CloseReason, SecureChannel, MAX_DATA_COUNTER,
+    ChannelConfig, ChannelEnd, ChannelError, ChannelEvent, CloseReason, MAX_DATA_COUNTER,
 };
 use onward_protocol::identity::Identity;
 use onward_protocol::message::TransportMessage;
@@ -54,16 +54,15 @@ fn channel_config(suite: CipherSuite) -> ChannelConfig {
 }
 
 /// Runs a deterministic handshake to the end.
-fn established_pair(suite: CipherSuite) -> (SecureChannel, SecureChannel, HandshakeRecords) {
+fn established_pair(suite: CipherSuite) -> (ChannelEnd, ChannelEnd, HandshakeRecords) {
     let now = base_time();
     let (alice, bob) = identities();
     let config = channel_config(suite);
     let mut rng = SeededRandom::new(7);
-    let mut i =
-        SecureChannel::initiator(&config, bob.clone(), Arc::new(TrustEveryone), &mut rng, now)
-            .expect("the initiator starts");
+    let mut i = ChannelEnd::initiator(&config, bob.clone(), Arc::new(TrustEveryone), &mut rng, now)
+        .expect("the initiator starts");
     let hello = i.poll_transmit().expect("the hello");
-    let mut r = SecureChannel::responder(
+    let mut r = ChannelEnd::responder(
         &config,
         alice,
         Arc::new(TrustEveryone),
@@ -128,7 +127,7 @@ const CHANNEL_MAX_SENDS: usize = 5000;
 
 /// The receiving side of the `channel` target with its reference model.
 struct Receiver<'a> {
-    end: &'a mut SecureChannel,
+    end: &'a mut ChannelEnd,
     model: ReplayModel,
     delivered: BTreeSet<u64>,
     ended: bool,
@@ -201,7 +200,7 @@ impl Receiver<'_> {
 
 /// The sending side of the `channel` target.
 struct Sender<'a> {
-    end: &'a mut SecureChannel,
+    end: &'a mut ChannelEnd,
     sent: Vec<Vec<u8>>,
     sends: usize,
     now: Instant,
@@ -389,13 +388,12 @@ pub fn channel_handshake(data: &[u8]) {
         }
     };
     let mut rng = SeededRandom::new(7);
-    let mut i =
-        SecureChannel::initiator(&config, bob.clone(), Arc::new(TrustEveryone), &mut rng, now)
-            .expect("the initiator starts");
+    let mut i = ChannelEnd::initiator(&config, bob.clone(), Arc::new(TrustEveryone), &mut rng, now)
+        .expect("the initiator starts");
     assert_eq!(i.poll_transmit().as_ref(), Some(&genuine.hello));
     if stage == 0 {
         let hello = record_for(&genuine.hello);
-        match SecureChannel::responder(
+        match ChannelEnd::responder(
             &config,
             alice,
             Arc::new(TrustEveryone),
@@ -426,7 +424,7 @@ pub fn channel_handshake(data: &[u8]) {
     if !config.accepted_suites.contains(&suite) {
         return;
     }
-    let mut r = SecureChannel::responder(
+    let mut r = ChannelEnd::responder(
         &config,
         alice,
         Arc::new(TrustEveryone),

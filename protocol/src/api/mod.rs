@@ -33,4 +33,4 @@ pub use context::{Context, Sender};
 pub use error::{Error, Result};
 pub use node::{Node, NodeOptions, SecureChannel};
 pub use runtime::{BoxFuture, Listener, Runtime, Stream};
-pub use worker::{Any, Message, Routed, Worker};
+pub use worker::{Message, Opaque, Routed, Worker};

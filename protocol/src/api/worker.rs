@@ -17,21 +17,21 @@ pub trait Message: Serialize + DeserializeOwned + Send + 'static {}
 impl<T: Serialize + DeserializeOwned + Send + 'static> Message for T {}
 
 /// A message body of any type, for workers that pass messages on without reading
-/// them (hops, relays). A worker of `Any` takes every payload as it is, CBOR or not
+/// them (hops, relays). A worker of `Opaque` takes every payload as it is, CBOR or not
 /// (secure channel records, for one, are not CBOR); the bytes stay available through
 /// [`Routed::payload`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Any;
+pub struct Opaque;
 
-impl Serialize for Any {
+impl Serialize for Opaque {
     fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
         serializer.serialize_unit()
     }
 }
 
-impl<'de> Deserialize<'de> for Any {
+impl<'de> Deserialize<'de> for Opaque {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        IgnoredAny::deserialize(deserializer).map(|_| Any)
+        IgnoredAny::deserialize(deserializer).map(|_| Opaque)
     }
 }
 
@@ -94,8 +94,8 @@ impl<M: fmt::Debug> fmt::Debug for Routed<M> {
 impl<M: Message> Routed<M> {
     /// Decodes the body of `message`.
     pub(crate) fn decode(message: TransportMessage) -> Result<Self> {
-        // A worker of `Any` forwards payloads it does not read, so nothing is parsed.
-        if let Ok(body) = (Box::new(Any) as Box<dyn std::any::Any>).downcast::<M>() {
+        // A worker of `Opaque` forwards payloads it does not read, so nothing is parsed.
+        if let Ok(body) = (Box::new(Opaque) as Box<dyn std::any::Any>).downcast::<M>() {
             return Ok(Self {
                 body: *body,
                 message,
@@ -171,7 +171,7 @@ impl<M> Routed<M> {
 /// }
 /// ```
 pub trait Worker: Send + 'static {
-    /// The type of message bodies this worker handles; use [`Any`] to take any.
+    /// The type of message bodies this worker handles; use [`Opaque`] to take any.
     type Message: Message;
 
     /// Called once, before the first message.
@@ -206,7 +206,7 @@ mod tests {
             Route::new(),
             [0xff, 0x00],
         );
-        let routed = Routed::<Any>::decode(message).map_err(|e| e.to_string());
+        let routed = Routed::<Opaque>::decode(message).map_err(|e| e.to_string());
         assert_eq!(routed.map(|r| r.payload().to_vec()), Ok(vec![0xff, 0x00]));
     }
 

@@ -1,6 +1,6 @@
 //! Secure channels: layer 6 of the core.
 //!
-//! A [`SecureChannel`] is one end of an end-to-end encrypted, mutually authenticated
+//! A [`ChannelEnd`] is one end of an end-to-end encrypted, mutually authenticated
 //! channel between two [`Identity`]s, carried over routes that may lose, duplicate or
 //! reorder messages. It runs the Noise XX handshake with an identity proof in messages
 //! 2 and 3, applies each side's [`TrustPolicy`], and then encrypts and decrypts
@@ -9,19 +9,19 @@
 //!
 //! # The contract
 //!
-//! A `SecureChannel` does no I/O and reads no clock. Feed it with
-//! [`handle_record`](SecureChannel::handle_record) (a record the peer sent),
-//! [`handle_send`](SecureChannel::handle_send) (a message to encrypt),
-//! [`handle_timeout`](SecureChannel::handle_timeout) and
-//! [`close`](SecureChannel::close), each with the current time; after every call,
-//! drain [`poll_transmit`](SecureChannel::poll_transmit) (records to carry to the
-//! peer) and [`poll_event`](SecureChannel::poll_event), and arm a timer for
-//! [`poll_timeout`](SecureChannel::poll_timeout).
+//! A `ChannelEnd` does no I/O and reads no clock. Feed it with
+//! [`handle_record`](ChannelEnd::handle_record) (a record the peer sent),
+//! [`handle_send`](ChannelEnd::handle_send) (a message to encrypt),
+//! [`handle_timeout`](ChannelEnd::handle_timeout) and
+//! [`close`](ChannelEnd::close), each with the current time; after every call,
+//! drain [`poll_transmit`](ChannelEnd::poll_transmit) (records to carry to the
+//! peer) and [`poll_event`](ChannelEnd::poll_event), and arm a timer for
+//! [`poll_timeout`](ChannelEnd::poll_timeout).
 //!
 //! ```
 //! use std::sync::Arc;
 //! use std::time::Instant;
-//! use onward_protocol::channel::{ChannelConfig, ChannelEvent, SecureChannel};
+//! use onward_protocol::channel::{ChannelConfig, ChannelEvent, ChannelEnd};
 //! use onward_protocol::identity::Identity;
 //! use onward_protocol::random::SystemRandom;
 //! use onward_protocol::trust::TrustEveryone;
@@ -32,9 +32,9 @@
 //! let now = Instant::now();
 //! let config = ChannelConfig::default();
 //!
-//! let mut initiator = SecureChannel::initiator(&config, bob.clone(), Arc::new(TrustEveryone), &mut rng, now)?;
+//! let mut initiator = ChannelEnd::initiator(&config, bob.clone(), Arc::new(TrustEveryone), &mut rng, now)?;
 //! let hello = initiator.poll_transmit().expect("the hello");
-//! let mut responder = SecureChannel::responder(&config, &alice, Arc::new(TrustEveryone), &mut rng, &hello, now)?;
+//! let mut responder = ChannelEnd::responder(&config, &alice, Arc::new(TrustEveryone), &mut rng, &hello, now)?;
 //! // Carry records across until both are established.
 //! while let Some(r) = responder.poll_transmit() { initiator.handle_record(&r, now)?; }
 //! while let Some(r) = initiator.poll_transmit() { responder.handle_record(&r, now)?; }
@@ -221,7 +221,7 @@ enum State {
 
 /// One end of a secure channel. See the [module documentation](self) for the
 /// contract and an example.
-pub struct SecureChannel {
+pub struct ChannelEnd {
     role: ChannelRole,
     state: State,
     deadline: Option<Instant>,
@@ -231,9 +231,9 @@ pub struct SecureChannel {
     events: VecDeque<ChannelEvent>,
 }
 
-impl fmt::Debug for SecureChannel {
+impl fmt::Debug for ChannelEnd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SecureChannel")
+        f.debug_struct("ChannelEnd")
             .field("role", &self.role)
             .field("state", &self.state_name())
             .field("peer", &self.peer)
@@ -241,7 +241,7 @@ impl fmt::Debug for SecureChannel {
     }
 }
 
-impl SecureChannel {
+impl ChannelEnd {
     // ---- construction -------------------------------------------------------------
 
     /// Starts a channel as initiator. The hello record is ready in
@@ -790,8 +790,7 @@ mod tests {
         let config = ChannelConfig::default();
         let mut rng = SeededRandom::new(1);
         let mut i =
-            SecureChannel::initiator(&config, id(1), Arc::new(TrustEveryone), &mut rng, now)
-                .unwrap();
+            ChannelEnd::initiator(&config, id(1), Arc::new(TrustEveryone), &mut rng, now).unwrap();
         let hello = i.poll_transmit().unwrap();
         let (_r, response) = Responder::start_signed_by(
             &config,
@@ -817,13 +816,12 @@ mod tests {
         let config = ChannelConfig::default();
         let mut rng = SeededRandom::new(2);
         let mut i =
-            SecureChannel::initiator(&config, id(1), Arc::new(TrustEveryone), &mut rng, now)
-                .unwrap();
+            ChannelEnd::initiator(&config, id(1), Arc::new(TrustEveryone), &mut rng, now).unwrap();
         if let State::Initiating(initiator) = &mut i.state {
             initiator.forge_proof_with(id(3));
         }
         let hello = i.poll_transmit().unwrap();
-        let mut r = SecureChannel::responder(
+        let mut r = ChannelEnd::responder(
             &config,
             &id(2),
             Arc::new(TrustEveryone),
@@ -850,7 +848,7 @@ mod tests {
     fn records_to_an_ended_channel_are_refused() {
         let now = Instant::now();
         let mut rng = SeededRandom::new(3);
-        let mut i = SecureChannel::initiator(
+        let mut i = ChannelEnd::initiator(
             &ChannelConfig::default(),
             id(1),
             Arc::new(TrustEveryone),
@@ -877,7 +875,7 @@ mod tests {
 
     /// Seals `plaintext` as the next record of `end` (established or confirming),
     /// bypassing the checks of `handle_send`: a peer that misbehaves after the handshake.
-    fn seal_raw(end: &mut SecureChannel, plaintext: &[u8]) -> Vec<u8> {
+    fn seal_raw(end: &mut ChannelEnd, plaintext: &[u8]) -> Vec<u8> {
         match &mut end.state {
             State::Established { encryptor, .. } | State::Confirming { encryptor, .. } => {
                 encryptor.seal(plaintext, false).unwrap()
@@ -886,15 +884,14 @@ mod tests {
         }
     }
 
-    fn pair() -> (SecureChannel, SecureChannel, Vec<u8>) {
+    fn pair() -> (ChannelEnd, ChannelEnd, Vec<u8>) {
         let now = Instant::now();
         let config = ChannelConfig::default();
         let mut rng = SeededRandom::new(4);
         let mut i =
-            SecureChannel::initiator(&config, id(1), Arc::new(TrustEveryone), &mut rng, now)
-                .unwrap();
+            ChannelEnd::initiator(&config, id(1), Arc::new(TrustEveryone), &mut rng, now).unwrap();
         let hello = i.poll_transmit().unwrap();
-        let mut r = SecureChannel::responder(
+        let mut r = ChannelEnd::responder(
             &config,
             &id(2),
             Arc::new(TrustEveryone),
@@ -1027,7 +1024,7 @@ mod tests {
         i.handle_record(&confirm, now).unwrap();
         i.handle_send_into(&message, &mut out, now).unwrap();
         assert_eq!(&out[..5], &[0xaa; 5], "what was there is kept");
-        assert_eq!(out.len(), 5 + SecureChannel::record_len(&message));
+        assert_eq!(out.len(), 5 + ChannelEnd::record_len(&message));
         assert_eq!(i.poll_transmit(), None, "appended, not queued");
         r.handle_record(&out[5..], now).unwrap();
         assert_eq!(

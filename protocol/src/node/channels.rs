@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::channel::{ChannelConfig, ChannelError, ChannelEvent, ChannelRole, SecureChannel};
+use crate::channel::{ChannelConfig, ChannelEnd, ChannelError, ChannelEvent, ChannelRole};
 use crate::identity::Identity;
 use crate::message::TransportMessage;
 use crate::routing::{Address, Route};
@@ -41,7 +41,7 @@ impl Listener {
 
 /// A channel end as the node keeps it: the state machine and where its records go.
 pub(super) struct ChannelSlot {
-    pub(super) channel: SecureChannel,
+    pub(super) channel: ChannelEnd,
     pub(super) encryptor: Address,
     pub(super) decryptor: Address,
     /// The route to the peer's end (its decryptor).
@@ -56,7 +56,7 @@ pub(super) struct ChannelSlot {
 impl NodeCore {
     pub(super) fn add_channel(
         &mut self,
-        channel: SecureChannel,
+        channel: ChannelEnd,
         remote: Route,
         prefix: Option<Route>,
         listener: Option<Address>,
@@ -270,11 +270,11 @@ impl NodeCore {
         let Some(listener) = self.listeners.get(listener_address) else {
             return;
         };
-        if !SecureChannel::is_hello(&message.payload) || message.return_route.is_empty() {
+        if !ChannelEnd::is_hello(&message.payload) || message.return_route.is_empty() {
             self.stats.hellos_rejected += 1;
             return;
         }
-        let channel = match SecureChannel::responder(
+        let channel = match ChannelEnd::responder(
             &listener.config,
             &listener.identity,
             listener.trust.clone(),

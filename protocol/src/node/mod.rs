@@ -115,7 +115,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::channel::{ChannelConfig, ChannelError, SecureChannel};
+use crate::channel::{ChannelConfig, ChannelEnd, ChannelError};
 use crate::framing::PREAMBLE;
 use crate::identity::{Identifier, Identity};
 use crate::message::TransportMessage;
@@ -404,14 +404,15 @@ impl NodeCore {
                 limit: self.config.max_channels,
             });
         }
-        let channel = SecureChannel::initiator(config, identity, trust, &mut *self.rng, now)
-            .map_err(|error| match error {
+        let channel = ChannelEnd::initiator(config, identity, trust, &mut *self.rng, now).map_err(
+            |error| match error {
                 ChannelError::Random(e) => NodeError::Random(e),
                 error => NodeError::Channel {
                     address: route.last().cloned().unwrap_or_else(|| Address::local("")),
                     error,
                 },
-            })?;
+            },
+        )?;
         let mut prefix = route.clone();
         let _listener = prefix.pop_back();
         let (id, encryptor) = self.add_channel(channel, route, Some(prefix), None)?;

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use crate::channel::SecureChannel;
+use crate::channel::ChannelEnd;
 use crate::framing::{frame_header, FRAME_HEADER_LEN};
 use crate::message::{MessageView, TransportMessage};
 use crate::routing::{Address, Route, TransportType};
@@ -223,7 +223,7 @@ impl NodeCore {
         now: Instant,
     ) -> Option<Result<(), NodeError>> {
         let end = self.channels.get_mut(&id)?;
-        if !SecureChannel::fits_in_one_record(message) {
+        if !ChannelEnd::fits_in_one_record(message) {
             return None; // the general path reports it as the channel's error
         }
         let first = end.remote.next()?;
@@ -242,7 +242,7 @@ impl NodeCore {
             let mut onward = end.remote.clone();
             let _ = onward.step();
             let back = Route::from(end.decryptor.clone());
-            let record_len = SecureChannel::record_len(message);
+            let record_len = ChannelEnd::record_len(message);
             let mut frame = Vec::with_capacity(
                 FRAME_HEADER_LEN
                     + crate::message::envelope_head_len(&onward, &back, record_len)
