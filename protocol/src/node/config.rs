@@ -8,12 +8,12 @@ use crate::framing::DEFAULT_MAX_FRAME_LEN;
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
     /// Unread messages a mailbox may hold (delivered and not yet reported consumed).
-    /// Beyond it a local sender is refused ([`NodeError::MailboxFull`]); a message read
+    /// Beyond it a local sender is refused ([`NodeError::MailboxFull`](super::NodeError::MailboxFull)); a message read
     /// from a connection waits, and the connection is not read, until the worker takes
     /// one (see [`max_stall`](Self::max_stall)). Default 16384.
     pub mailbox_capacity: usize,
     /// Bytes handed to a connection and not yet written. Beyond it a message is dropped
-    /// and its sender told ([`NodeError::ConnectionBacklogFull`]). Default 16 MiB.
+    /// and its sender told ([`NodeError::ConnectionBacklogFull`](super::NodeError::ConnectionBacklogFull)). Default 16 MiB.
     pub max_connection_backlog: usize,
     /// Messages that may wait for a connection to open. Beyond it a message is dropped
     /// and its sender told. Default 1024.
@@ -25,7 +25,7 @@ pub struct NodeConfig {
     /// Default [`DEFAULT_MAX_FRAME_LEN`].
     pub max_frame_len: u32,
     /// Secure channel ends, established or not. Beyond it new channels are refused
-    /// ([`NodeError::TooManyChannels`]), and a hello is dropped. Default 4096.
+    /// ([`NodeError::TooManyChannels`](super::NodeError::TooManyChannels)), and a hello is dropped. Default 4096.
     pub max_channels: usize,
     /// Channel ends a listener may have in their handshake. When a new hello arrives at
     /// a full listener, its oldest half-open end is dropped, so a flood of hellos holds
@@ -37,7 +37,7 @@ pub struct NodeConfig {
     pub max_local_hops: usize,
     /// How long a message read from a connection may wait for room in a full mailbox
     /// (its connection unread meanwhile). Past it the message is dropped and reported
-    /// ([`NodeEvent::DeliveryFailed`], [`NodeError::MailboxFull`]), and further messages
+    /// ([`NodeEvent::DeliveryFailed`](super::NodeEvent::DeliveryFailed), [`NodeError::MailboxFull`](super::NodeError::MailboxFull)), and further messages
     /// from connections to that mailbox are dropped rather than wait until it is down
     /// to half full: a worker that stops taking messages holds up its connections for
     /// this long at most. Default 5 s.

@@ -312,7 +312,7 @@ impl CipherState {
     }
 
     /// Keeps `ring`'s expansion of the key from now on instead of expanding it for each
-    /// message: for a key about to protect many messages (see [`Key`] for the memory
+    /// message: for a key about to protect many messages (see the private `Key` type for the memory
     /// and the clearing).
     ///
     /// # Errors
