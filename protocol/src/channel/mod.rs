@@ -54,6 +54,7 @@
 mod decryptor;
 mod encryptor;
 mod error;
+mod event;
 mod initiator;
 // The replay window is the channel's own business; the `test-hooks` feature makes the
 // module public so that the fuzz harness can check it against a model.
@@ -79,6 +80,7 @@ use crate::trust::TrustPolicy;
 use decryptor::Decryptor;
 use encryptor::Encryptor;
 pub use error::ChannelError;
+pub use event::{ChannelEvent, ChannelRole, CloseReason};
 use initiator::Initiator;
 pub use replay::ReplayError;
 use responder::Responder;
@@ -126,74 +128,6 @@ impl Default for ChannelConfig {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
         }
     }
-}
-
-/// Why a channel was closed, as carried in a close record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CloseReason {
-    /// The application closed it.
-    Normal,
-    /// The responder refused the initiator's identity.
-    Refused,
-    /// The sender's counter was exhausted.
-    CounterExhausted,
-    /// A code this implementation does not know.
-    Other(u8),
-}
-
-impl CloseReason {
-    fn code(self) -> u8 {
-        match self {
-            CloseReason::Normal => 0,
-            CloseReason::Refused => 1,
-            CloseReason::CounterExhausted => 2,
-            CloseReason::Other(code) => code,
-        }
-    }
-
-    fn from_code(code: u8) -> Self {
-        match code {
-            0 => CloseReason::Normal,
-            1 => CloseReason::Refused,
-            2 => CloseReason::CounterExhausted,
-            other => CloseReason::Other(other),
-        }
-    }
-}
-
-/// What a channel reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ChannelEvent {
-    /// Both sides have verified each other and the policy accepted the peer: messages
-    /// can flow. Reported once.
-    Established {
-        /// The peer's verified identifier.
-        peer: Identifier,
-    },
-    /// A message from the peer, authenticated and decrypted. Its onward route is where
-    /// it goes next on this node.
-    Received(TransportMessage),
-    /// The channel was closed in an orderly way.
-    Closed {
-        /// The reason given.
-        reason: CloseReason,
-        /// Whether the peer closed it (with an authenticated close record).
-        by_peer: bool,
-    },
-    /// The channel failed, and no call returned the error: its handshake timed out.
-    /// (An error that ends the channel during a call is returned by that call instead.)
-    Failed(ChannelError),
-}
-
-/// Which end of the handshake a channel is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChannelRole {
-    /// It sent the hello.
-    Initiator,
-    /// It answered a hello that arrived at a listener.
-    Responder,
 }
 
 enum State {

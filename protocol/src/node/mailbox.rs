@@ -68,12 +68,14 @@ impl Mailboxes {
         self.boxes.get(address).map(|m| m.unread)
     }
 
+    #[inline]
     pub(crate) fn is_congested(&self, address: &Address) -> bool {
         self.boxes.get(address).is_some_and(|m| m.congested)
     }
 
     /// Whether a message may go into the mailbox at `address` now (or it is gone, so
     /// that trying again reports the error).
+    #[inline]
     pub(crate) fn has_room(&self, address: &Address) -> bool {
         self.boxes
             .get(address)
@@ -86,6 +88,7 @@ impl Mailboxes {
     ///
     /// [`NodeError::UnknownAddress`], or [`NodeError::MailboxFull`] if it is full and
     /// the message may not wait.
+    #[inline]
     pub(crate) fn admit(
         &mut self,
         address: &Address,
@@ -112,6 +115,7 @@ impl Mailboxes {
 
     /// A message was taken from the mailbox at `address`. Returns whether it stopped
     /// being congested.
+    #[inline]
     pub(crate) fn consumed(&mut self, address: &Address) -> bool {
         let capacity = self.capacity;
         let Some(m) = self.boxes.get_mut(address) else {

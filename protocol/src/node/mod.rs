@@ -269,7 +269,8 @@ impl NodeCore {
     /// contexts) wait for the [`Output::Decongested`] naming it rather than run into
     /// the hard limit; workers never wait, so pipelines cannot deadlock.
     pub fn congestion(&self, route: &Route) -> Option<Hop> {
-        let mut next = route.next().cloned();
+        // Borrowed, not cloned: this runs before every application send.
+        let mut next = route.next();
         // Channels inside channels: follow a few levels, no more.
         for _ in 0..4 {
             let address = next.take()?;
@@ -277,19 +278,16 @@ impl NodeCore {
                 let id = self.connections.outgoing(address.value_str()?)?;
                 return self.connection_congestion(id);
             }
-            match self.targets.get(&address) {
+            match self.targets.get(address) {
                 Some(Target::Mailbox) => {
                     return self
                         .mailboxes
-                        .is_congested(&address)
-                        .then_some(Hop::Mailbox(address));
+                        .is_congested(address)
+                        .then(|| Hop::Mailbox(address.clone()));
                 }
                 Some(Target::Connection(id)) => return self.connection_congestion(*id),
                 Some(Target::Encryptor(id)) => {
-                    next = self
-                        .channels
-                        .get(id)
-                        .and_then(|end| end.remote.next().cloned());
+                    next = self.channels.get(id).and_then(|end| end.remote.next());
                 }
                 _ => return None,
             }

@@ -26,6 +26,7 @@ pub(super) enum Source<'a> {
 
 impl<'a> Source<'a> {
     /// The local sender to report failures to, if any.
+    #[inline]
     pub(super) fn sender(self) -> Option<&'a Address> {
         match self {
             Source::Local(sender) => Some(sender),
@@ -38,8 +39,9 @@ impl<'a> Source<'a> {
 pub(super) enum Routed {
     /// It was delivered, sent, or turned into more work.
     Done,
-    /// It came from a connection and its mailbox is full: it waits.
-    Blocked(Address, TransportMessage),
+    /// It came from a connection and its mailbox is full: it waits. (Boxed: this is
+    /// rare, and keeps the common result small.)
+    Blocked(Box<(Address, TransportMessage)>),
 }
 
 /// The connection a frame goes out on: by TCP peer (connecting if need be), or an open
@@ -74,8 +76,9 @@ impl NodeCore {
             };
             match result {
                 Ok(Routed::Done) => {}
-                Ok(Routed::Blocked(address, message)) => {
+                Ok(Routed::Blocked(blocked)) => {
                     if let Source::Connection(id) = source {
+                        let (address, message) = *blocked;
                         self.begin_stall(id, address, message, work, now);
                     }
                     break;
@@ -298,7 +301,7 @@ impl NodeCore {
     ) -> Result<Routed, NodeError> {
         let may_wait = matches!(source, Source::Connection(_));
         match self.mailboxes.admit(&address, may_wait)? {
-            Admission::Wait => Ok(Routed::Blocked(address, message)),
+            Admission::Wait => Ok(Routed::Blocked(Box::new((address, message)))),
             Admission::Taken => {
                 tracing::trace!(%address, "deliver");
                 self.outputs.push_back(Output::Deliver { address, message });

@@ -1,0 +1,74 @@
+//! What a channel end reports, and why a channel closed.
+
+use crate::identity::Identifier;
+use crate::message::TransportMessage;
+
+use super::ChannelError;
+
+/// Why a channel was closed, as carried in a close record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The application closed it.
+    Normal,
+    /// The responder refused the initiator's identity.
+    Refused,
+    /// The sender's counter was exhausted.
+    CounterExhausted,
+    /// A code this implementation does not know.
+    Other(u8),
+}
+
+impl CloseReason {
+    pub(super) fn code(self) -> u8 {
+        match self {
+            CloseReason::Normal => 0,
+            CloseReason::Refused => 1,
+            CloseReason::CounterExhausted => 2,
+            CloseReason::Other(code) => code,
+        }
+    }
+
+    pub(super) fn from_code(code: u8) -> Self {
+        match code {
+            0 => CloseReason::Normal,
+            1 => CloseReason::Refused,
+            2 => CloseReason::CounterExhausted,
+            other => CloseReason::Other(other),
+        }
+    }
+}
+
+/// What a channel reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChannelEvent {
+    /// Both sides have verified each other and the policy accepted the peer: messages
+    /// can flow. Reported once.
+    Established {
+        /// The peer's verified identifier.
+        peer: Identifier,
+    },
+    /// A message from the peer, authenticated and decrypted. Its onward route is where
+    /// it goes next on this node.
+    Received(TransportMessage),
+    /// The channel was closed in an orderly way.
+    Closed {
+        /// The reason given.
+        reason: CloseReason,
+        /// Whether the peer closed it (with an authenticated close record).
+        by_peer: bool,
+    },
+    /// The channel failed, and no call returned the error: its handshake timed out.
+    /// (An error that ends the channel during a call is returned by that call instead.)
+    Failed(ChannelError),
+}
+
+/// Which end of the handshake a channel is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelRole {
+    /// It sent the hello.
+    Initiator,
+    /// It answered a hello that arrived at a listener.
+    Responder,
+}
