@@ -321,13 +321,22 @@ mod tests {
         d.handle_bytes(&bytes).unwrap();
         assert_eq!(drain(&mut d), [b"one".to_vec(), vec![], b"three".to_vec()]);
 
+        // Byte by byte, nothing polled until the end: after each byte the decoder holds
+        // exactly the frames completed so far and the body bytes of the one in progress.
         let mut d = FrameDecoder::default();
-        for b in &bytes {
-            assert!(!d.preamble_received() || d.buffered_len() < bytes.len());
+        for (i, b) in bytes.iter().enumerate() {
             d.handle_bytes(std::slice::from_ref(b)).unwrap();
+            let so_far = reference(&bytes[..=i], DEFAULT_MAX_FRAME_LEN);
+            let held: usize = so_far.frames.iter().map(|f| f.len()).sum();
+            assert_eq!(d.buffered_len(), held + so_far.partial, "after byte {i}");
+            assert_eq!(
+                d.preamble_received(),
+                i + 1 >= PREAMBLE.len(),
+                "after byte {i}"
+            );
         }
-        assert!(d.preamble_received());
         assert_eq!(drain(&mut d), [b"one".to_vec(), vec![], b"three".to_vec()]);
+        assert_eq!(d.buffered_len(), 0);
     }
 
     #[test]
@@ -441,8 +450,15 @@ mod tests {
         let mut bytes = stream(&[b"kept"]);
         bytes.extend_from_slice(&u32::MAX.to_be_bytes());
         let mut d = FrameDecoder::default();
-        assert!(d.handle_bytes(&bytes).is_err());
+        assert_eq!(
+            d.handle_bytes(&bytes),
+            Err(FramingError::FrameTooLarge {
+                len: u64::from(u32::MAX),
+                max: DEFAULT_MAX_FRAME_LEN
+            })
+        );
         assert_eq!(d.poll_frame(), Some(b"kept".to_vec()));
+        assert_eq!(d.poll_frame(), None);
     }
 
     #[test]
@@ -467,22 +483,275 @@ mod tests {
         }
     }
 
-    /// A reference decoder: the whole stream at once.
-    fn reference(stream: &[u8], max: u32) -> Option<Vec<Vec<u8>>> {
-        let mut rest = stream.strip_prefix(&PREAMBLE[..])?;
-        let mut frames = Vec::new();
-        while rest.len() >= 4 {
-            let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
-            if len > max {
-                return None;
+    /// What the reference decoder makes of a whole stream.
+    #[derive(Debug, PartialEq, Eq)]
+    struct Verdict<'a> {
+        /// The frames completed, in order (those before an error included).
+        frames: Vec<&'a [u8]>,
+        /// How the stream breaks the protocol, if it does.
+        error: Option<FramingError>,
+        /// Body bytes received of the frame in progress, if no error.
+        partial: usize,
+        /// Whether the whole preamble was received and accepted (and nothing failed).
+        preamble_received: bool,
+    }
+
+    /// A reference decoder, straight from docs/PROTOCOL.md §4: the whole stream at
+    /// once, no state kept between calls.
+    fn reference(stream: &[u8], max: u32) -> Verdict<'_> {
+        let mut verdict = Verdict {
+            frames: Vec::new(),
+            error: None,
+            partial: 0,
+            preamble_received: false,
+        };
+        for (offset, (&byte, &expected)) in stream.iter().zip(&PREAMBLE_MAGIC).enumerate() {
+            if byte != expected {
+                verdict.error = Some(FramingError::NotOnward {
+                    offset,
+                    byte,
+                    expected,
+                });
+                return verdict;
             }
-            if rest.len() < 4 + len as usize {
-                break;
-            }
-            frames.push(rest[4..4 + len as usize].to_vec());
-            rest = &rest[4 + len as usize..];
         }
-        Some(frames)
+        let Some(&[hi, lo]) = stream.get(6..8) else {
+            return verdict;
+        };
+        let version = u16::from_be_bytes([hi, lo]);
+        if version != STREAM_VERSION {
+            verdict.error = Some(FramingError::UnsupportedVersion(version));
+            return verdict;
+        }
+        let mut rest = &stream[8..];
+        while let Some(&[a, b, c, d]) = rest.get(..4) {
+            let len = u32::from_be_bytes([a, b, c, d]);
+            if len > max {
+                verdict.error = Some(FramingError::FrameTooLarge {
+                    len: len.into(),
+                    max,
+                });
+                return verdict;
+            }
+            let body = &rest[4..];
+            let Some(frame) = body.get(..len as usize) else {
+                verdict.partial = body.len();
+                break;
+            };
+            verdict.frames.push(frame);
+            rest = &body[len as usize..];
+        }
+        verdict.preamble_received = true;
+        verdict
+    }
+
+    /// How a valid stream is spoiled before it is fed to the decoder.
+    #[derive(Debug, Clone)]
+    enum Corruption {
+        None,
+        /// A preamble byte changed (`xor` is never 0).
+        PreambleByte {
+            at: usize,
+            xor: u8,
+        },
+        /// The length prefix of frame `frame` (or, if there is no such frame, one
+        /// appended) set to `len`, which exceeds the maximum.
+        Oversized {
+            frame: prop::sample::Index,
+            len: u32,
+        },
+        /// One bit flipped anywhere.
+        FlipBit(prop::sample::Index),
+        /// Bytes appended.
+        Garbage(Vec<u8>),
+    }
+
+    /// A valid stream: the preamble then `lengths.len()` frames of those lengths (each
+    /// at most `max`), with the offset of each frame's length prefix.
+    fn valid_stream(lengths: &[usize], max: u32, seed: u64) -> (Vec<u8>, Vec<Vec<u8>>, Vec<usize>) {
+        use crate::random::RandomSource as _;
+        let mut rng = crate::random::SeededRandom::new(seed);
+        let mut stream = PREAMBLE.to_vec();
+        let mut frames = Vec::new();
+        let mut prefixes = Vec::new();
+        for &len in lengths {
+            let mut frame = vec![0; len];
+            rng.fill(&mut frame).unwrap();
+            prefixes.push(stream.len());
+            encode_frame(&frame, max, &mut stream).unwrap();
+            frames.push(frame);
+        }
+        (stream, frames, prefixes)
+    }
+
+    fn arb_max_and_lengths() -> impl Strategy<Value = (u32, Vec<usize>)> {
+        prop_oneof![
+            Just(0u32),
+            1u32..=64,
+            prop::sample::select(vec![255u32, 256, 4096, DEFAULT_MAX_FRAME_LEN]),
+        ]
+        .prop_flat_map(|max| {
+            let m = max as usize;
+            let len = prop_oneof![
+                4 => 0..=m.min(64),
+                1 => Just(m),
+                1 => 0..=m.min(8192),
+            ];
+            (Just(max), proptest::collection::vec(len, 0..8))
+        })
+    }
+
+    fn arb_corruption(max: u32) -> impl Strategy<Value = Corruption> {
+        prop_oneof![
+            2 => Just(Corruption::None),
+            1 => (0..PREAMBLE.len(), 1u8..=255).prop_map(|(at, xor)| Corruption::PreambleByte { at, xor }),
+            1 => (any::<prop::sample::Index>(), max.saturating_add(1)..=u32::MAX)
+                .prop_map(|(frame, len)| Corruption::Oversized { frame, len }),
+            1 => any::<prop::sample::Index>().prop_map(Corruption::FlipBit),
+            1 => proptest::collection::vec(any::<u8>(), 1..12).prop_map(Corruption::Garbage),
+        ]
+    }
+
+    /// Counts over a run of what the streams exercised.
+    #[derive(Debug, Default, Clone, Copy)]
+    struct Reached {
+        not_onward: u64,
+        unsupported_version: u64,
+        too_large: u64,
+        clean: u64,
+        frames: u64,
+        /// Streams that ended inside a frame body.
+        partial: u64,
+        /// Chunk boundaries that fell inside a frame body.
+        cut_in_body: u64,
+    }
+
+    /// Feeds `stream` to a decoder in the pieces `cuts` make, polling every frame after
+    /// each piece, and checks it against the reference at every boundary: the same
+    /// error (from the piece that completes the offending bytes, then from every later
+    /// call), the same frames, the same body bytes held, the same preamble state.
+    fn check_against_reference(
+        stream: &[u8],
+        max: u32,
+        cuts: &[prop::sample::Index],
+        reached: &mut Reached,
+    ) -> Result<(), TestCaseError> {
+        let mut points: Vec<usize> = cuts.iter().map(|c| c.index(stream.len() + 1)).collect();
+        points.extend([0, stream.len()]);
+        points.sort_unstable();
+        let mut d = FrameDecoder::new(max);
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        let mut failed: Option<FramingError> = None;
+        for w in points.windows(2) {
+            let result = d.handle_bytes(&stream[w[0]..w[1]]);
+            got.extend(drain(&mut d));
+            let want = reference(&stream[..w[1]], max);
+            match &failed {
+                // Refused once, refused for good: the same error, nothing more.
+                Some(e) if w[0] < w[1] => prop_assert_eq!(&result, &Err(e.clone())),
+                Some(_) => {}
+                None => {
+                    prop_assert_eq!(
+                        &result,
+                        &want.error.clone().map_or(Ok(()), Err),
+                        "bytes ..{}",
+                        w[1]
+                    );
+                    failed = want.error.clone();
+                }
+            }
+            prop_assert_eq!(&got, &want.frames, "frames after bytes ..{}", w[1]);
+            prop_assert_eq!(
+                d.buffered_len(),
+                want.partial,
+                "held after bytes ..{}",
+                w[1]
+            );
+            prop_assert_eq!(d.preamble_received(), want.preamble_received);
+            if want.partial > 0 && w[1] < stream.len() {
+                reached.cut_in_body += 1;
+            }
+        }
+        let whole = reference(stream, max);
+        match &whole.error {
+            Some(FramingError::NotOnward { .. }) => reached.not_onward += 1,
+            Some(FramingError::UnsupportedVersion(_)) => reached.unsupported_version += 1,
+            Some(FramingError::FrameTooLarge { .. }) => reached.too_large += 1,
+            None => reached.clean += 1,
+        }
+        reached.frames += whole.frames.len() as u64;
+        reached.partial += u64::from(whole.partial > 0);
+        Ok(())
+    }
+
+    #[test]
+    fn streams_of_frames_spoiled_and_chunked_match_the_reference() {
+        use proptest::test_runner::{Config, TestRunner};
+        use std::cell::Cell;
+
+        let reached = Cell::new(Reached::default());
+        let strategy =
+            (arb_max_and_lengths(), any::<u64>()).prop_flat_map(|((max, lengths), seed)| {
+                (
+                    Just((max, lengths, seed)),
+                    arb_corruption(max),
+                    proptest::option::of(any::<prop::sample::Index>()),
+                    proptest::collection::vec(any::<prop::sample::Index>(), 0..24),
+                )
+            });
+        let mut runner = TestRunner::new(Config {
+            cases: 512,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        runner
+            .run(
+                &strategy,
+                |((max, lengths, seed), corruption, truncate, cuts)| {
+                    let (mut stream, frames, prefixes) = valid_stream(&lengths, max, seed);
+                    // The reference reads a valid stream as what was written.
+                    let clean = reference(&stream, max);
+                    prop_assert_eq!(&clean.frames, &frames);
+                    prop_assert_eq!((clean.error, clean.partial), (None, 0));
+                    match &corruption {
+                        Corruption::None => {}
+                        Corruption::PreambleByte { at, xor } => stream[*at] ^= xor,
+                        Corruption::Oversized { frame, len } => {
+                            let header = len.to_be_bytes();
+                            match prefixes.get(frame.index(prefixes.len() + 1)) {
+                                Some(&at) => stream[at..at + 4].copy_from_slice(&header),
+                                None => stream.extend_from_slice(&header),
+                            }
+                        }
+                        Corruption::FlipBit(bit) => {
+                            let bit = bit.index(stream.len() * 8);
+                            stream[bit / 8] ^= 1 << (bit % 8);
+                        }
+                        Corruption::Garbage(bytes) => stream.extend_from_slice(bytes),
+                    }
+                    if let Some(at) = truncate {
+                        stream.truncate(at.index(stream.len() + 1));
+                    }
+                    let mut r = reached.get();
+                    let result = check_against_reference(&stream, max, &cuts, &mut r);
+                    reached.set(r);
+                    result
+                },
+            )
+            .unwrap();
+
+        // Every outcome was reached, and chunks often ended inside a frame.
+        let r = reached.get();
+        assert!(
+            r.not_onward > 0
+                && r.unsupported_version > 0
+                && r.too_large > 0
+                && r.clean > 100
+                && r.frames > 500
+                && r.partial > 20
+                && r.cut_in_body > 100,
+            "{r:?}"
+        );
     }
 
     proptest! {
@@ -505,41 +774,6 @@ mod tests {
             }
             prop_assert_eq!(got, frames);
             prop_assert_eq!(d.buffered_len(), 0);
-        }
-
-        #[test]
-        fn arbitrary_bytes_match_the_reference_and_never_panic(
-            prefix_ok in any::<bool>(),
-            body in proptest::collection::vec(any::<u8>(), 0..600),
-            chunk in 1usize..50,
-        ) {
-            let mut bytes = if prefix_ok { PREAMBLE.to_vec() } else { Vec::new() };
-            bytes.extend_from_slice(&body);
-            let max = 200;
-            let mut d = FrameDecoder::new(max);
-            let mut got = Vec::new();
-            let mut failed = false;
-            for c in bytes.chunks(chunk) {
-                let r = d.handle_bytes(c);
-                got.extend(drain(&mut d));
-                if r.is_err() {
-                    failed = true;
-                    break;
-                }
-            }
-            prop_assert!(d.buffered_len() <= bytes.len());
-            match reference(&bytes, max) {
-                Some(frames) if !failed => prop_assert_eq!(got, frames),
-                Some(frames) => prop_assert!(false, "decoder failed where the reference found {} frames", frames.len()),
-                None => {
-                    // The reference refuses: the decoder refused too, or is still waiting
-                    // for the rest of a preamble that matches so far.
-                    // (The version is judged only once both of its bytes are in.)
-                    let magic = &bytes[..bytes.len().min(PREAMBLE_MAGIC.len())];
-                    let partial_preamble = bytes.len() < PREAMBLE.len() && PREAMBLE_MAGIC.starts_with(magic);
-                    prop_assert!(failed || partial_preamble);
-                }
-            }
         }
     }
 }

@@ -715,35 +715,51 @@ mod tests {
     #[test]
     fn foreign_and_damaged_documents_are_rejected() {
         let good = Identity::from_seed(&seed(RFC8032_SEED)).unwrap().to_pkcs8();
-        for bad in [P256_PKCS8, X25519_PKCS8, ED25519_V1_PKCS8, RSA512_PKCS8] {
+        // Other algorithms, and PKCS#8 v1 (no public key: version 0).
+        for (bad, why) in [
+            (P256_PKCS8, "WrongAlgorithm"),
+            (X25519_PKCS8, "WrongAlgorithm"),
+            (RSA512_PKCS8, "WrongAlgorithm"),
+            (ED25519_V1_PKCS8, "VersionNotSupported"),
+        ] {
             let bytes = hex::decode(bad).unwrap();
-            let _ = reason(Identity::from_pkcs8(&bytes));
+            assert_eq!(reason(Identity::from_pkcs8(&bytes)), why, "{bad}");
         }
-        assert_eq!(
-            reason(Identity::from_pkcs8(&hex::decode(X25519_PKCS8).unwrap())),
-            "WrongAlgorithm"
-        );
-        let _ = reason(Identity::from_pkcs8(&[]));
+        // Every truncation (the empty document included) and an extension are not DER
+        // of the expected shape.
         for len in 0..good.len() {
-            let _ = reason(Identity::from_pkcs8(&good[..len]));
+            assert_eq!(
+                reason(Identity::from_pkcs8(&good[..len])),
+                "InvalidEncoding",
+                "cut at {len}"
+            );
         }
         let mut longer = good.to_vec();
         longer.push(0);
-        let _ = reason(Identity::from_pkcs8(&longer));
-        // A flipped bit in the public key no longer matches the seed.
-        let mut inconsistent = good.to_vec();
-        inconsistent[PKCS8_V2_LEN - 1] ^= 1;
-        assert_eq!(
-            reason(Identity::from_pkcs8(&inconsistent)),
-            "InconsistentComponents"
-        );
-        // Every single-bit flip anywhere is refused or yields a different key; never a panic.
+        assert_eq!(reason(Identity::from_pkcs8(&longer)), "InvalidEncoding");
+        // Every single-bit flip is refused, with the reason for the field it lands in.
         for i in 0..good.len() * 8 {
+            let (at, bit) = (i / 8, i % 8);
             let mut flipped = good.to_vec();
-            flipped[i / 8] ^= 1 << (i % 8);
-            if let Ok(other) = Identity::from_pkcs8(&flipped) {
-                panic!("bit {i} flipped still parses as {other:?}");
-            }
+            flipped[at] ^= 1 << bit;
+            let why = match at {
+                // The seed or the public key: the two no longer match.
+                16..48 | 51..83 => "InconsistentComponents",
+                // The version, 1, becomes another number (or, with the top bit, a
+                // negative one, which is not a valid version encoding).
+                4 if bit < 7 => "VersionNotSupported",
+                // The AlgorithmIdentifier (length, OID tag, length, OID): it no longer
+                // names Ed25519.
+                6 if bit < 7 => "WrongAlgorithm",
+                7..12 => "WrongAlgorithm",
+                // Tags and lengths of the DER structure.
+                _ => "InvalidEncoding",
+            };
+            assert_eq!(
+                reason(Identity::from_pkcs8(&flipped)),
+                why,
+                "byte {at} bit {bit}"
+            );
         }
     }
 
@@ -753,7 +769,11 @@ mod tests {
         for len in [1usize, 16, 48, 83, 200] {
             let mut bytes = vec![0u8; len];
             rng.fill(&mut bytes).unwrap();
-            let _ = reason(Identity::from_pkcs8(&bytes));
+            assert_eq!(
+                reason(Identity::from_pkcs8(&bytes)),
+                "InvalidEncoding",
+                "{bytes:02x?}"
+            );
         }
     }
 
@@ -800,31 +820,40 @@ mod tests {
         std::fs::write(&empty, b"").unwrap();
         assert!(matches!(
             Identity::load(&empty),
-            Err(IdentityError::InvalidKeyFile { path, .. }) if path == empty
+            Err(IdentityError::InvalidKeyFile { path, reason: "InvalidEncoding" }) if path == empty
         ));
         let p256 = temp_path("p256.key");
         std::fs::write(&p256, hex::decode(P256_PKCS8).unwrap()).unwrap();
         let err = Identity::load(&p256).unwrap_err();
-        assert!(matches!(err, IdentityError::InvalidKeyFile { .. }));
+        assert!(
+            matches!(&err, IdentityError::InvalidKeyFile { path, reason: "WrongAlgorithm" } if *path == p256),
+            "{err:?}"
+        );
         assert!(err.to_string().contains("p256.key"), "{err}");
+        let v1 = temp_path("v1.key");
+        std::fs::write(&v1, hex::decode(ED25519_V1_PKCS8).unwrap()).unwrap();
+        assert!(matches!(
+            Identity::load(&v1),
+            Err(IdentityError::InvalidKeyFile { path, reason: "VersionNotSupported" }) if path == v1
+        ));
         let big = temp_path("big.key");
         std::fs::write(&big, vec![0u8; 5000]).unwrap();
         assert!(matches!(
             Identity::load(&big),
             Err(IdentityError::KeyFileTooLarge {
+                path,
                 len: 1025,
                 max: 1024,
-                ..
-            })
+            }) if path == big
         ));
         let truncated = temp_path("truncated.key");
         let id = Identity::generate_with(&mut SeededRandom::new(6)).unwrap();
         std::fs::write(&truncated, &id.to_pkcs8()[..40]).unwrap();
         assert!(matches!(
             Identity::load(&truncated),
-            Err(IdentityError::InvalidKeyFile { .. })
+            Err(IdentityError::InvalidKeyFile { path, reason: "InvalidEncoding" }) if path == truncated
         ));
-        for p in [empty, p256, big, truncated] {
+        for p in [empty, p256, v1, big, truncated] {
             std::fs::remove_file(p).unwrap();
         }
     }
@@ -849,15 +878,23 @@ mod tests {
             pa.verify(b"hellO", &sig),
             Err(IdentityError::BadSignature { identifier }) if identifier == a.identifier()
         ));
-        assert!(b.public_identity().verify(b"hello", &sig).is_err());
-        assert!(pa.verify(b"hello", &sig[..63]).is_err());
-        assert!(pa.verify(b"hello", &[]).is_err());
+        // Each refusal names the key that did not verify.
+        let refused_by = |key: PublicIdentity, message: &[u8], signature: &[u8]| match key
+            .verify(message, signature)
+        {
+            Err(IdentityError::BadSignature { identifier }) => {
+                assert_eq!(identifier, key.identifier());
+            }
+            other => panic!("expected BadSignature, got {other:?}"),
+        };
+        refused_by(b.public_identity(), b"hello", &sig);
+        refused_by(pa, b"hello", &sig[..63]);
+        refused_by(pa, b"hello", &[]);
         let mut bad = sig;
         bad[10] ^= 0x40;
-        assert!(pa.verify(b"hello", &bad).is_err());
+        refused_by(pa, b"hello", &bad);
         // A public key that is not a curve point never verifies and never panics.
-        let junk = PublicIdentity::from_bytes([0xff; 32]);
-        assert!(junk.verify(b"hello", &sig).is_err());
+        refused_by(PublicIdentity::from_bytes([0xff; 32]), b"hello", &sig);
     }
 
     #[test]
@@ -964,14 +1001,25 @@ mod tests {
         assert_eq!(cbor, expected);
         let back: Identifier = ciborium::from_reader(cbor.as_slice()).unwrap();
         assert_eq!(back, id);
-        // 31 and 33 bytes, and an array of integers, are refused.
+        // 31 and 33 bytes, an array of integers, a text string and an indefinite-length
+        // byte string (of 32 bytes in all) are refused, each saying why.
+        let refused = |cbor: &[u8], why: &str| match ciborium::from_reader::<Identifier, _>(cbor) {
+            Err(ciborium::de::Error::Semantic(_, text)) => {
+                assert!(text.starts_with(why), "{cbor:02x?}: {text}");
+            }
+            other => panic!("{cbor:02x?}: expected a refusal, got {other:?}"),
+        };
         let short = [&[0x58u8, 0x1f][..], &[7u8; 31]].concat();
-        assert!(ciborium::from_reader::<Identifier, _>(short.as_slice()).is_err());
+        refused(&short, "invalid length 31, expected a 32-byte identifier");
         let long = [&[0x58u8, 0x21][..], &[7u8; 33]].concat();
-        assert!(ciborium::from_reader::<Identifier, _>(long.as_slice()).is_err());
+        refused(&long, "invalid length 33, expected a 32-byte identifier");
         let mut array = Vec::new();
         ciborium::into_writer(&[7u8; 32].to_vec(), &mut array).unwrap();
-        assert!(ciborium::from_reader::<Identifier, _>(array.as_slice()).is_err());
+        refused(&array, "invalid type: sequence");
+        let text = [&[0x78u8, 0x20][..], &[b'a'; 32]].concat();
+        refused(&text, "invalid type: string");
+        let indefinite = [&[0x5fu8, 0x50][..], &[7; 16], &[0x50], &[7; 16], &[0xff]].concat();
+        refused(&indefinite, "invalid type: bytes");
     }
 
     #[test]
@@ -980,7 +1028,12 @@ mod tests {
         let json = serde_json::to_string(&id).unwrap();
         assert_eq!(json, format!("\"{RFC8032_IDENTIFIER}\""));
         assert_eq!(serde_json::from_str::<Identifier>(&json).unwrap(), id);
-        assert!(serde_json::from_str::<Identifier>("\"Ixyz\"").is_err());
+        let err = serde_json::from_str::<Identifier>("\"Ixyz\"").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("an identifier is 65 characters long"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -255,12 +255,25 @@ fn tampered_transport_messages_are_rejected_without_disturbing_the_session() {
                 Err(NoiseError::DecryptFailed)
             );
         }
+        // Shorter than a tag: too short to open; from a tag on: not authentic.
         for len in 0..n {
-            assert!(b.read_message(&buf[..len], &mut out).is_err());
+            let expected = if len < TAG_LEN {
+                NoiseError::MessageTooShort { len, min: TAG_LEN }
+            } else {
+                NoiseError::DecryptFailed
+            };
+            assert_eq!(
+                b.read_message(&buf[..len], &mut out),
+                Err(expected),
+                "cut at {len}"
+            );
         }
         let mut longer = buf[..n].to_vec();
         longer.push(0);
-        assert!(b.read_message(&longer, &mut out).is_err());
+        assert_eq!(
+            b.read_message(&longer, &mut out),
+            Err(NoiseError::DecryptFailed)
+        );
         assert_eq!(b.receiving_nonce(), 0);
         let m = b.read_message(&buf[..n], &mut out).unwrap();
         assert_eq!(&out[..m], b"transport");
@@ -271,7 +284,10 @@ fn tampered_transport_messages_are_rejected_without_disturbing_the_session() {
         );
         // Messages in the wrong direction are refused too.
         let n = a.write_message(b"x", &mut buf).unwrap();
-        assert!(a.read_message(&buf[..n], &mut out).is_err());
+        assert_eq!(
+            a.read_message(&buf[..n], &mut out),
+            Err(NoiseError::DecryptFailed)
+        );
     }
 }
 
@@ -606,7 +622,10 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     /// Arbitrary bytes as any handshake message: never a panic, and only the first
-    /// message (plaintext by design) can be accepted.
+    /// message (plaintext by design) can be accepted. Shorter than the message's fixed
+    /// fields and tags (32 bytes for message 1, 96 for message 2, 64 for message 3)
+    /// is too short; message 2 and 3 then fail to decrypt the static key they carry;
+    /// message 1's payload is copied out if the buffer can take it.
     #[test]
     fn arbitrary_handshake_messages_are_refused(
         k in 0usize..3,
@@ -618,10 +637,18 @@ proptest! {
         let (_, mut reader) = writer_reader(suite, k);
         let mut out = vec![0u8; out_len];
         let result = reader.read_message(&bytes, &mut out);
-        if k > 0 {
-            prop_assert!(result.is_err());
-            prop_assert!(reader.is_poisoned());
-        }
+        let (len, min) = (bytes.len(), [32, 96, 64][k]);
+        let expected = if len < min {
+            Err(NoiseError::MessageTooShort { len, min })
+        } else if k > 0 {
+            Err(NoiseError::DecryptFailed)
+        } else if out_len < len - min {
+            Err(NoiseError::BufferTooSmall { needed: len - min, available: out_len })
+        } else {
+            Ok(len - min)
+        };
+        prop_assert_eq!(&result, &expected);
+        prop_assert_eq!(reader.is_poisoned(), result.is_err());
     }
 
     /// Our initiator and responder agree for any prologue and payloads, and the

@@ -551,10 +551,16 @@ fn floods_of_garbage_and_hellos_do_not_disturb_a_channel() {
             p.sim.channel_outcome(p.a, *id)
         );
     }
-    // The flood was refused and counted.
+    // The flood was refused and counted: the junk frame to the listener (one a tick)
+    // as a rejected hello; each valid hello from x as a half-open end, every one
+    // evicted by a later hello but the last `max_half_open` (the real handshakes got
+    // through before they were evicted, see above).
     let stats = p.sim.core(p.b).stats();
-    assert!(stats.half_open_evicted >= (ticks - max_half_open) as u64);
-    assert!(stats.hellos_rejected - before.hellos_rejected >= ticks as u64);
+    assert_eq!(stats.hellos_rejected - before.hellos_rejected, ticks as u64);
+    assert_eq!(
+        stats.half_open_evicted - before.half_open_evicted,
+        (ticks - max_half_open) as u64
+    );
     assert_eq!(
         stats.connections_refused - before.connections_refused,
         garbage.len() as u64
@@ -576,6 +582,122 @@ fn floods_of_garbage_and_hellos_do_not_disturb_a_channel() {
         .count();
     assert_eq!(established, 1 + real.len());
     assert_eq!(p.sim.core(p.b).channel_count(), established);
+}
+
+/// The hello counters tell valid hellos from junk, flood by flood. Valid hellos are
+/// never rejected while there is room: a full listener evicts its oldest half-open end
+/// for each. Junk (not a hello, a cut hello, an unknown suite, no return route) is
+/// rejected and evicts nothing. Valid hellos past `max_channels` are rejected for want
+/// of room, and evict nothing either.
+#[test]
+fn hello_counters_tell_valid_hellos_from_junk() {
+    let max_half_open = 8;
+    let max_channels = 20;
+    let config = NodeConfig {
+        max_half_open_per_listener: max_half_open,
+        max_channels,
+        ..NodeConfig::default()
+    };
+    let mut sim = Sim::new(119);
+    let b = sim.add_node_with("b", Some("b:4000"), config);
+    for listener in ["first", "second", "third"] {
+        sim.add_channel_listener(b, listener, identity(2), everyone());
+    }
+    let raw = sim.raw_connect("b:4000");
+    sim.raw_send(raw, &PREAMBLE);
+    let mut rng = SeededRandom::new(19);
+    let mut hello = |sim: &Sim| {
+        ChannelEnd::initiator(
+            &ChannelConfig::default(),
+            identity(9),
+            everyone(),
+            &mut rng,
+            sim.instant(),
+        )
+        .unwrap()
+        .poll_transmit()
+        .unwrap()
+    };
+    let to = |listener: &str, payload: Vec<u8>| {
+        frame(&TransportMessage::new(
+            route![Address::local(listener)],
+            route!["x"],
+            payload,
+        ))
+    };
+    // (hellos rejected, half-open ends evicted, channel ends now)
+    let counters = |sim: &Sim| {
+        let s = sim.core(b).stats();
+        (
+            s.hellos_rejected,
+            s.half_open_evicted,
+            sim.core(b).channel_count(),
+        )
+    };
+    let flood = 30;
+
+    // Valid hellos at one listener: it keeps the newest `max_half_open`.
+    for _ in 0..flood {
+        let h = hello(&sim);
+        sim.raw_send(raw, &to("first", h));
+        sim.run_for(Duration::from_millis(1));
+    }
+    assert_eq!(
+        counters(&sim),
+        (0, (flood - max_half_open) as u64, max_half_open)
+    );
+
+    // Junk at the same listener: every one rejected, nothing evicted or added.
+    for i in 0..flood {
+        let valid = hello(&sim);
+        let mut unknown_suite = valid.clone();
+        unknown_suite[1] = 0x7f;
+        let mut not_a_hello = valid.clone();
+        not_a_hello[0] = 0x04;
+        for junk in [
+            not_a_hello,
+            valid[..valid.len() - 1].to_vec(),
+            unknown_suite,
+        ] {
+            sim.raw_send(raw, &to("first", junk));
+        }
+        // A hello with no way back, from a sender on B itself.
+        let nowhere = TransportMessage::new(route!["first"], route![], valid);
+        sim.send_message(b, &Address::local(format!("local{i}")), nowhere)
+            .unwrap();
+        sim.run_for(Duration::from_millis(1));
+    }
+    assert_eq!(
+        counters(&sim),
+        (
+            4 * flood as u64,
+            (flood - max_half_open) as u64,
+            max_half_open
+        )
+    );
+
+    // Valid hellos at two more listeners: the second keeps `max_half_open`, the third
+    // takes what room `max_channels` leaves and the rest are rejected.
+    for listener in ["second", "third"] {
+        for _ in 0..flood {
+            let h = hello(&sim);
+            sim.raw_send(raw, &to(listener, h));
+            sim.run_for(Duration::from_millis(1));
+        }
+    }
+    let room_at_third = max_channels - 2 * max_half_open;
+    assert_eq!(
+        counters(&sim),
+        (
+            (4 * flood + flood - room_at_third) as u64,
+            (2 * (flood - max_half_open)) as u64,
+            max_channels
+        )
+    );
+    assert!(
+        !sim.raw(raw).closed,
+        "well-framed hellos do not close a connection"
+    );
 }
 
 #[test]

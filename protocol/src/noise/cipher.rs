@@ -675,18 +675,27 @@ mod tests {
                 })
             ));
             assert_eq!(tx.nonce(), 1);
-            assert!(matches!(
+            assert_eq!(
                 rx.decrypt_with_ad(b"", &out[..TAG_LEN - 1], &mut small),
-                Err(NoiseError::MessageTooShort { .. })
-            ));
-            assert!(matches!(
+                Err(NoiseError::MessageTooShort {
+                    len: TAG_LEN - 1,
+                    min: TAG_LEN
+                })
+            );
+            assert_eq!(
                 rx.decrypt_with_ad(b"", &out[..n], &mut small),
-                Err(NoiseError::BufferTooSmall { .. })
-            ));
-            assert!(matches!(
+                Err(NoiseError::BufferTooSmall {
+                    needed: n - TAG_LEN,
+                    available: 4
+                })
+            );
+            assert_eq!(
                 rx.decrypt_with_ad(b"", &out[..MAX_MESSAGE_LEN + 1], &mut small),
-                Err(NoiseError::MessageTooLarge { .. })
-            ));
+                Err(NoiseError::MessageTooLarge {
+                    len: MAX_MESSAGE_LEN + 1,
+                    max: MAX_MESSAGE_LEN
+                })
+            );
             assert_eq!(rx.nonce(), 0);
         }
     }

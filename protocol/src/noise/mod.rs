@@ -245,7 +245,12 @@ mod tests {
             CipherSuite::from_protocol_name("Noise_XX_25519_AESGCM_BLAKE2s"),
             Err(NoiseError::UnsupportedProtocol { .. })
         ));
-        assert!(CipherSuite::from_protocol_name("").is_err());
+        assert_eq!(
+            CipherSuite::from_protocol_name(""),
+            Err(NoiseError::UnsupportedProtocol {
+                name: String::new()
+            })
+        );
         assert_eq!(CipherSuite::default(), CipherSuite::Aes256GcmSha256);
     }
 

@@ -297,13 +297,20 @@ mod tests {
             Err(AddressError::BadEscape(_))
         ));
         let long = format!("0#{}", "a".repeat(MAX_ADDRESS_LEN + 1));
-        assert!(matches!(
+        assert_eq!(
             long.parse::<Address>(),
-            Err(AddressError::TooLong { .. })
-        ));
+            Err(AddressError::TooLong {
+                len: MAX_ADDRESS_LEN + 1
+            })
+        );
         let max = format!("0#{}", "a".repeat(MAX_ADDRESS_LEN));
         assert!(max.parse::<Address>().is_ok());
-        assert!(Address::new(TransportType::LOCAL, vec![0; MAX_ADDRESS_LEN + 1]).is_err());
+        assert_eq!(
+            Address::new(TransportType::LOCAL, vec![0; MAX_ADDRESS_LEN + 1]),
+            Err(AddressError::TooLong {
+                len: MAX_ADDRESS_LEN + 1
+            })
+        );
     }
 
     #[test]

@@ -189,6 +189,9 @@ pub(crate) struct SimNode {
     pub paused: BTreeSet<ConnectionId>,
     /// Every `Output::Decongested` its core emitted, with the virtual time.
     pub decongested: Vec<(Duration, Hop)>,
+    /// Whether its core may deliver to addresses the test did not register
+    /// ([`Sim::allow_unregistered_deliveries`]).
+    allow_unregistered: bool,
 }
 
 /// A raw peer: a connection to a listener with no core behind it.
@@ -345,6 +348,7 @@ impl Sim {
             captured: Vec::new(),
             paused: BTreeSet::new(),
             decongested: Vec::new(),
+            allow_unregistered: false,
         });
         id
     }
@@ -352,6 +356,14 @@ impl Sim {
     fn core_rng(&self, node: NodeId, epoch: u64) -> SeededRandom {
         let mix = (node as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (epoch << 48);
         SeededRandom::new(self.seed ^ mix)
+    }
+
+    /// Lets `node`'s core deliver to addresses the test did not register with
+    /// [`add_worker`](Self::add_worker): each gets a [`Behaviour::Hold`] mailbox at its
+    /// first delivery. Without this, such a delivery fails the test (the core delivered
+    /// where nothing was registered, or to a worker the test removed).
+    pub(crate) fn allow_unregistered_deliveries(&mut self, node: NodeId) {
+        self.nodes[node].allow_unregistered = true;
     }
 
     /// Registers a mailbox at `address` on `node`, worked as `behaviour`.
@@ -1174,10 +1186,17 @@ impl Sim {
         let now = self.instant();
         let at = self.now;
         let n = &mut self.nodes[node];
-        let mailbox = n
-            .mailboxes
-            .entry(address.clone())
-            .or_insert_with(|| Mailbox::new(Behaviour::Hold));
+        if n.allow_unregistered {
+            n.mailboxes
+                .entry(address.clone())
+                .or_insert_with(|| Mailbox::new(Behaviour::Hold));
+        }
+        let Some(mailbox) = n.mailboxes.get_mut(&address) else {
+            panic!(
+                "sim: {} delivered to {address}, which the test did not register",
+                n.name
+            )
+        };
         mailbox.received.push(message.clone());
         let reply = match mailbox.behaviour {
             Behaviour::Hold => {
