@@ -305,6 +305,27 @@ mod tests {
         out
     }
 
+    #[test]
+    fn the_default_limit_is_the_specified_256_kib_exactly() {
+        // docs/PROTOCOL.md §4: frames up to 262,144 bytes are accepted by default.
+        assert_eq!(DEFAULT_MAX_FRAME_LEN, 262_144);
+        let mut d = FrameDecoder::default();
+        assert_eq!(d.max_frame_len(), 262_144);
+        let at_limit = vec![7u8; 262_144];
+        d.handle_bytes(&stream(&[&at_limit])).unwrap();
+        assert_eq!(drain(&mut d), vec![at_limit]);
+        let mut past = PREAMBLE.to_vec();
+        past.extend_from_slice(&262_145u32.to_be_bytes());
+        assert_eq!(
+            FrameDecoder::default().handle_bytes(&past),
+            Err(FramingError::FrameTooLarge {
+                len: 262_145,
+                max: 262_144
+            })
+        );
+        assert_eq!(FrameDecoder::new(9).max_frame_len(), 9);
+    }
+
     fn drain(d: &mut FrameDecoder) -> Vec<Vec<u8>> {
         std::iter::from_fn(|| d.poll_frame()).collect()
     }
