@@ -3,10 +3,13 @@
 //!
 //! - known-answer vectors (`vectors/channel.json`) for the identity proofs and every
 //!   record, rebuilt byte for byte both by onward's channel ends and by an independent
-//!   implementation of the specification written in this file.
+//!   implementation of the specification written in this file;
+//! - an identity proof replayed into another handshake fails at the proof check;
+//! - a proof's signature is verified before the trust policy is consulted.
 //!
-//! [`reference`] is a Noise XX handshake written token by token from the specification
-//! over `ring` and `x25519-dalek`.
+//! Many tests play one side of the handshake with [`reference`], a Noise XX handshake
+//! written token by token from the specification over `ring` and `x25519-dalek`, so
+//! that they can put any key, DH result or payload in an otherwise valid message.
 //!
 //! Channel ends get their keys from a [`Scripted`] random source. Both
 //! `ChannelEnd::initiator` and `ChannelEnd::responder` draw exactly two 32-byte values:
@@ -17,7 +20,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use onward_protocol::channel::{
@@ -204,6 +207,16 @@ mod reference {
         let sealed = seal(suite, key, counter, &record, plain);
         record.extend_from_slice(&sealed);
         record
+    }
+
+    pub(crate) fn open_record(
+        suite: CipherSuite,
+        key: &[u8; 32],
+        record: &[u8],
+    ) -> Option<Vec<u8>> {
+        let (header, sealed) = record.split_at(9);
+        let counter = u64::from_be_bytes(header[1..].try_into().unwrap());
+        open(suite, key, counter, header, sealed)
     }
 
     /// Noise's `SymmetricState` for one XX handshake, the prologue mixed in.
@@ -499,6 +512,27 @@ fn config(suite: CipherSuite) -> ChannelConfig {
 
 fn everyone() -> Arc<dyn TrustPolicy> {
     Arc::new(TrustEveryone)
+}
+
+/// A trust policy that accepts everyone and records every identifier it is shown.
+#[derive(Default)]
+struct Recording(Mutex<Vec<Identifier>>);
+
+impl TrustPolicy for Recording {
+    fn is_trusted(&self, peer: &Identifier) -> bool {
+        self.0.lock().unwrap().push(*peer);
+        true
+    }
+}
+
+impl Recording {
+    fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    fn shown(&self) -> Vec<Identifier> {
+        self.0.lock().unwrap().clone()
+    }
 }
 
 /// An initiator end with `side`'s keys, and its hello.
@@ -1120,5 +1154,334 @@ fn vector_proofs_verify_over_the_specified_bytes_and_nothing_else() {
             .unwrap();
         assert_eq!(hex::encode(after_message_1), v.responder_proof_hash);
         assert_eq!(hex::encode(ini.t.h()), v.initiator_proof_hash);
+    }
+}
+
+// ---- 2 and 3. identity proofs: replays, forgeries and the trust policy -------------------
+
+/// The responder's proof from one handshake, put in another handshake's otherwise
+/// genuine message 2, reaches the proof check and is refused there, the policy
+/// unconsulted. Two cases: the replayer reuses the first handshake's static key (only
+/// the hash differs), or the second handshake has the first one's hash (the initiator
+/// reused its ephemeral key) and only the static key differs.
+#[test]
+fn a_responder_proof_replayed_into_another_handshake_fails_at_the_proof_check() {
+    let now = Instant::now();
+    for suite in CipherSuite::ALL {
+        let (i_a, r_a) = (Side::named("replay i A"), Side::named("replay r A"));
+        let first = run_channel_ends(suite, &i_a, &r_a);
+        let proof_a = proofs_in(suite, &i_a, &first.response, &first.finish).0;
+        let hash_a = reference::Responder::read_hello(suite, &first.hello).t.h();
+        let cases = [
+            (
+                "the same static key, another handshake",
+                Side {
+                    identity: i_a.identity,
+                    ..Side::named("replay i B")
+                },
+                Side {
+                    identity: r_a.identity,
+                    static_key: r_a.static_key,
+                    ..Side::named("replay r B")
+                },
+            ),
+            (
+                "the same handshake hash, another static key",
+                Side {
+                    identity: i_a.identity,
+                    ephemeral: i_a.ephemeral,
+                    ..Side::named("replay i C")
+                },
+                Side {
+                    identity: r_a.identity,
+                    ..Side::named("replay r C")
+                },
+            ),
+        ];
+        for (case, i_b, r_b) in cases {
+            let what = format!("{suite}: {case}");
+            let (_, hello) = initiator_end(suite, &i_b, everyone());
+            let (_, response) = responder_end(suite, &r_b, everyone(), &hello).unwrap();
+            let proof_b = {
+                let (mut reader, _) = reference::Initiator::hello(suite, i_b.ephemeral);
+                reader.read_response(&response).unwrap().1
+            };
+            let scripted = reference::Responder::read_hello(suite, &hello);
+            assert_eq!(
+                scripted.t.h() == hash_a,
+                case.contains("same handshake hash"),
+                "{what}"
+            );
+            assert_eq!(
+                scripted
+                    .clone()
+                    .respond(&r_b.ephemeral, &r_b.static_key, &proof_b),
+                response,
+                "{what}: the reference writes onward's response"
+            );
+            let replayed = scripted
+                .clone()
+                .respond(&r_b.ephemeral, &r_b.static_key, &proof_a);
+
+            // The genuine response is accepted, and the policy sees the responder once.
+            let policy = Recording::new();
+            let (mut end, _) = initiator_end(suite, &i_b, policy.clone());
+            end.handle_record(&response, now).unwrap();
+            assert_eq!(policy.shown(), [r_b.identifier()], "{what}");
+
+            // The first handshake's proof in its place is refused, unshown to the policy.
+            let policy = Recording::new();
+            let (mut end, _) = initiator_end(suite, &i_b, policy.clone());
+            assert_eq!(
+                end.handle_record(&replayed, now),
+                Err(ChannelError::BadIdentityProof),
+                "{what}"
+            );
+            assert_eq!(
+                policy.shown(),
+                [],
+                "{what}: the policy saw an unverified identity"
+            );
+            assert!(end.is_ended(), "{what}");
+            assert_eq!(end.poll_transmit(), None, "{what}: no finish");
+        }
+    }
+}
+
+/// As above for the initiator's proof in message 3: the responder refuses it at the
+/// proof check, unshown to its policy, and tells the initiator (close, reason 1).
+#[test]
+fn an_initiator_proof_replayed_into_another_handshake_fails_at_the_proof_check() {
+    let now = Instant::now();
+    for suite in CipherSuite::ALL {
+        let (i_a, r_a) = (Side::named("replay2 i A"), Side::named("replay2 r A"));
+        let first = run_channel_ends(suite, &i_a, &r_a);
+        let proof_a = proofs_in(suite, &i_a, &first.response, &first.finish).1;
+        let hash_a = {
+            let (mut reader, _) = reference::Initiator::hello(suite, i_a.ephemeral);
+            reader.read_response(&first.response).unwrap();
+            reader.t.h()
+        };
+        let cases = [
+            (
+                "the same static key, another handshake",
+                Side {
+                    identity: i_a.identity,
+                    static_key: i_a.static_key,
+                    ..Side::named("replay2 i B")
+                },
+                Side {
+                    identity: r_a.identity,
+                    ..Side::named("replay2 r B")
+                },
+            ),
+            (
+                "the same handshake hash, another static key",
+                Side {
+                    identity: i_a.identity,
+                    ephemeral: i_a.ephemeral,
+                    ..Side::named("replay2 i C")
+                },
+                r_a,
+            ),
+        ];
+        for (case, i_b, r_b) in cases {
+            let what = format!("{suite}: {case}");
+            let (mut initiator, hello) = initiator_end(suite, &i_b, everyone());
+            let policy = Recording::new();
+            let (mut responder, response) =
+                responder_end(suite, &r_b, policy.clone(), &hello).unwrap();
+            initiator.handle_record(&response, now).unwrap();
+            let finish = initiator.poll_transmit().unwrap();
+            let proof_b = proofs_in(suite, &i_b, &response, &finish).1;
+
+            let (mut scripted, scripted_hello) = reference::Initiator::hello(suite, i_b.ephemeral);
+            assert_eq!(scripted_hello, hello);
+            scripted.read_response(&response).unwrap();
+            assert_eq!(
+                scripted.t.h() == hash_a,
+                case.contains("same handshake hash"),
+                "{what}"
+            );
+            let mut replay = scripted.clone();
+            assert_eq!(
+                scripted.finish_with(&i_b.static_key, &proof_b),
+                finish,
+                "{what}: the reference writes onward's finish"
+            );
+            let replayed = replay.finish_with(&i_b.static_key, &proof_a);
+
+            // The genuine finish is accepted, and the policy sees the initiator once.
+            responder.handle_record(&finish, now).unwrap();
+            assert_eq!(policy.shown(), [i_b.identifier()], "{what}");
+
+            // The first handshake's proof in its place is refused, unshown to the policy.
+            let policy = Recording::new();
+            let (mut responder, again) =
+                responder_end(suite, &r_b, policy.clone(), &hello).unwrap();
+            assert_eq!(again, response);
+            assert_eq!(
+                responder.handle_record(&replayed, now),
+                Err(ChannelError::BadIdentityProof),
+                "{what}"
+            );
+            assert_eq!(
+                policy.shown(),
+                [],
+                "{what}: the policy saw an unverified identity"
+            );
+            assert!(responder.is_ended(), "{what}");
+            let refusal = responder.poll_transmit().expect("an authenticated refusal");
+            let to_initiator = replay.t.split().1;
+            assert_eq!(
+                reference::open_record(suite, &to_initiator, &refusal),
+                Some(vec![0x02, 0x01]),
+                "{what}: a close with reason 1, counter 0"
+            );
+            assert_eq!(refusal[1..9], [0; 8]);
+        }
+    }
+}
+
+/// Proofs that present the genuine peer's public key but whose signature is not its
+/// signature of the specified bytes for this handshake.
+fn forged_proofs(
+    identity: &[u8; 32],
+    role: u8,
+    noise_static: &[u8; 32],
+    h: &[u8; 32],
+) -> Vec<(&'static str, Vec<u8>)> {
+    let public = reference::ed25519_public(identity);
+    let forger = key("forger");
+    let other_role = if role == reference::RESPONDER {
+        reference::INITIATOR
+    } else {
+        reference::RESPONDER
+    };
+    let with = |signature: Vec<u8>| [&public[..], &signature].concat();
+    vec![
+        (
+            "signed by another identity",
+            with(reference::sign(
+                &forger,
+                &reference::proof_input(role, noise_static, h),
+            )),
+        ),
+        (
+            "signed with the other role byte",
+            with(reference::sign(
+                identity,
+                &reference::proof_input(other_role, noise_static, h),
+            )),
+        ),
+        (
+            "signed over another static key",
+            with(reference::sign(
+                identity,
+                &reference::proof_input(role, &key("other static"), h),
+            )),
+        ),
+        (
+            "signed over another hash",
+            with(reference::sign(
+                identity,
+                &reference::proof_input(role, noise_static, &key("other hash")),
+            )),
+        ),
+        ("an all-zero signature", with(vec![0; 64])),
+    ]
+}
+
+#[test]
+fn a_forged_responder_proof_is_refused_before_the_initiator_consults_its_policy() {
+    let now = Instant::now();
+    for suite in CipherSuite::ALL {
+        let (i, r) = (Side::named("forge i"), Side::named("forge r"));
+        let (_, hello) = initiator_end(suite, &i, everyone());
+        let scripted = reference::Responder::read_hello(suite, &hello);
+        let h = scripted.t.h();
+
+        // The control: a proof made the same way, but genuine, is accepted and shown to
+        // the policy once.
+        let genuine =
+            reference::honest_proof(&r.identity, reference::RESPONDER, &r.static_public(), &h);
+        let policy = Recording::new();
+        let (mut end, _) = initiator_end(suite, &i, policy.clone());
+        let response = scripted
+            .clone()
+            .respond(&r.ephemeral, &r.static_key, &genuine);
+        end.handle_record(&response, now).unwrap();
+        assert_eq!(policy.shown(), [r.identifier()]);
+
+        for (case, forged) in
+            forged_proofs(&r.identity, reference::RESPONDER, &r.static_public(), &h)
+        {
+            let what = format!("{suite}: {case}");
+            let policy = Recording::new();
+            let (mut end, _) = initiator_end(suite, &i, policy.clone());
+            let response = scripted
+                .clone()
+                .respond(&r.ephemeral, &r.static_key, &forged);
+            assert_eq!(
+                end.handle_record(&response, now),
+                Err(ChannelError::BadIdentityProof),
+                "{what}"
+            );
+            assert_eq!(
+                policy.shown(),
+                [],
+                "{what}: the policy saw an unverified identity"
+            );
+            assert!(end.is_ended(), "{what}");
+            assert_eq!(end.poll_transmit(), None, "{what}");
+        }
+    }
+}
+
+#[test]
+fn a_forged_initiator_proof_is_refused_before_the_responder_consults_its_policy() {
+    let now = Instant::now();
+    for suite in CipherSuite::ALL {
+        let (i, r) = (Side::named("forge2 i"), Side::named("forge2 r"));
+        let (mut scripted, hello) = reference::Initiator::hello(suite, i.ephemeral);
+        let (_, response) = responder_end(suite, &r, everyone(), &hello).unwrap();
+        scripted.read_response(&response).unwrap();
+        let h = scripted.t.h();
+
+        let genuine =
+            reference::honest_proof(&i.identity, reference::INITIATOR, &i.static_public(), &h);
+        let policy = Recording::new();
+        let (mut end, _) = responder_end(suite, &r, policy.clone(), &hello).unwrap();
+        let finish = scripted.clone().finish_with(&i.static_key, &genuine);
+        end.handle_record(&finish, now).unwrap();
+        assert!(end.is_established());
+        assert_eq!(policy.shown(), [i.identifier()]);
+
+        for (case, forged) in
+            forged_proofs(&i.identity, reference::INITIATOR, &i.static_public(), &h)
+        {
+            let what = format!("{suite}: {case}");
+            let policy = Recording::new();
+            let (mut end, _) = responder_end(suite, &r, policy.clone(), &hello).unwrap();
+            let mut writer = scripted.clone();
+            let finish = writer.finish_with(&i.static_key, &forged);
+            assert_eq!(
+                end.handle_record(&finish, now),
+                Err(ChannelError::BadIdentityProof),
+                "{what}"
+            );
+            assert_eq!(
+                policy.shown(),
+                [],
+                "{what}: the policy saw an unverified identity"
+            );
+            assert!(end.is_ended(), "{what}");
+            let refusal = end.poll_transmit().expect("an authenticated refusal");
+            assert_eq!(
+                reference::open_record(suite, &writer.t.split().1, &refusal),
+                Some(vec![0x02, 0x01]),
+                "{what}"
+            );
+        }
     }
 }
