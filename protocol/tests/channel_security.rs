@@ -5,7 +5,9 @@
 //!   record, rebuilt byte for byte both by onward's channel ends and by an independent
 //!   implementation of the specification written in this file;
 //! - an identity proof replayed into another handshake fails at the proof check;
-//! - a proof's signature is verified before the trust policy is consulted.
+//! - a proof's signature is verified before the trust policy is consulted;
+//! - forged records claiming newer key generations cannot advance the keys, and the
+//!   limit of generations a receiver derives is exact.
 //!
 //! Many tests play one side of the handshake with [`reference`], a Noise XX handshake
 //! written token by token from the specification over `ring` and `x25519-dalek`, so
@@ -24,7 +26,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use onward_protocol::channel::{
-    ChannelConfig, ChannelEnd, ChannelError, ChannelEvent, CloseReason, REKEY_SHIFT,
+    ChannelConfig, ChannelEnd, ChannelError, ChannelEvent, CloseReason, MAX_GENERATIONS_AHEAD,
+    REKEY_SHIFT,
 };
 use onward_protocol::identity::{Identifier, Identity};
 use onward_protocol::noise::CipherSuite;
@@ -1482,6 +1485,148 @@ fn a_forged_initiator_proof_is_refused_before_the_responder_consults_its_policy(
                 Some(vec![0x02, 0x01]),
                 "{what}"
             );
+        }
+    }
+}
+
+// ---- 4. key generations ahead ---------------------------------------------------------
+
+/// An established pair whose initiator-to-responder direction the responder has
+/// followed from generation `g - 1` into generation `g` (a real rekey at both ends),
+/// with `held` genuine records of each generation kept back, undelivered.
+fn pair_in_generation(g: u64, held: usize) -> (ChannelEnd, ChannelEnd, Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let now = Instant::now();
+    let suite = CipherSuite::default();
+    let (i, r) = (Side::named("generations i"), Side::named("generations r"));
+    let (mut ie, hello) = initiator_end(suite, &i, everyone());
+    let (mut re, response) = responder_end(suite, &r, everyone(), &hello).unwrap();
+    ie.handle_record(&response, now).unwrap();
+    re.handle_record(&ie.poll_transmit().unwrap(), now).unwrap();
+    ie.handle_record(&re.poll_transmit().unwrap(), now).unwrap();
+    let start = g * GEN - held as u64 - 1;
+    ie.jump_send_counter_for_tests(start);
+    re.jump_receive_counter_for_tests(start);
+    let mut send = |n: usize| -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|_| {
+                let counter = ie.next_send_counter().unwrap();
+                ie.handle_send(&payload_message(counter), now).unwrap();
+                ie.poll_transmit().unwrap()
+            })
+            .collect()
+    };
+    let mut older = send(held + 1);
+    let mut current = send(held + 1);
+    assert_eq!(counter_of(&current[0]), g * GEN);
+    // Into generation g, and back for one record of g - 1 with the previous key.
+    re.handle_record(&current.remove(0), now).unwrap();
+    re.handle_record(&older.remove(0), now).unwrap();
+    assert_eq!(received(&mut re).len(), 2);
+    (ie, re, older, current)
+}
+
+fn payload_message(counter: u64) -> TransportMessage {
+    TransportMessage::new(route!["sink"], route![], counter.to_be_bytes().to_vec())
+}
+
+fn counter_of(record: &[u8]) -> u64 {
+    u64::from_be_bytes(record[1..9].try_into().unwrap())
+}
+
+fn with_counter(record: &[u8], counter: u64) -> Vec<u8> {
+    let mut forged = record.to_vec();
+    forged[1..9].copy_from_slice(&counter.to_be_bytes());
+    forged
+}
+
+/// Opens `record` at `end` and checks it delivers the message sealed with its counter.
+fn opens(end: &mut ChannelEnd, record: &[u8]) -> Result<(), ChannelError> {
+    end.handle_record(record, Instant::now())?;
+    assert_eq!(received(end), [payload_message(counter_of(record))]);
+    Ok(())
+}
+
+#[test]
+fn forged_records_one_to_four_generations_ahead_cannot_advance_the_keys() {
+    let g = 3;
+    let (mut ie, mut re, older, current) = pair_in_generation(g, MAX_GENERATIONS_AHEAD as usize);
+    let now = Instant::now();
+    for (k, (old, cur)) in (1..=MAX_GENERATIONS_AHEAD).zip(older.iter().zip(&current)) {
+        // A genuine record relabelled k generations ahead: the receiver derives the keys
+        // tentatively (so the error is `Forged`, not `TooFarAhead`) and the record fails
+        // to authenticate.
+        let counter = (g + k) * GEN + k;
+        for template in [old, cur] {
+            assert_eq!(
+                re.handle_record(&with_counter(template, counter), now),
+                Err(ChannelError::Forged { counter }),
+                "{k} generations ahead"
+            );
+        }
+        // Nothing moved: a record of the current generation and one of the previous
+        // still open, which they would not if the receiver were now at g + 1 or beyond.
+        opens(&mut re, cur).unwrap_or_else(|e| panic!("after a forgery {k} ahead: {e}"));
+        opens(&mut re, old).unwrap_or_else(|e| panic!("after a forgery {k} ahead: {e}"));
+    }
+    let counter = (g + MAX_GENERATIONS_AHEAD + 1) * GEN;
+    assert_eq!(
+        re.handle_record(&with_counter(&current[0], counter), now),
+        Err(ChannelError::TooFarAhead { counter })
+    );
+
+    // A genuine record of g + 1 opens, once; then the one before it, of g, with the
+    // previous key.
+    ie.jump_send_counter_for_tests((g + 1) * GEN - 1);
+    let last_of_g = {
+        ie.handle_send(&payload_message((g + 1) * GEN - 1), now)
+            .unwrap();
+        ie.poll_transmit().unwrap()
+    };
+    ie.handle_send(&payload_message((g + 1) * GEN), now)
+        .unwrap();
+    let first_of_next = ie.poll_transmit().unwrap();
+    assert_eq!(counter_of(&first_of_next), (g + 1) * GEN);
+    opens(&mut re, &first_of_next).unwrap();
+    assert!(matches!(
+        re.handle_record(&first_of_next, now),
+        Err(ChannelError::Replay { .. })
+    ));
+    assert_eq!(received(&mut re), []);
+    opens(&mut re, &last_of_g).unwrap();
+}
+
+#[test]
+fn a_genuine_record_four_generations_ahead_opens_and_five_ahead_is_refused() {
+    let now = Instant::now();
+    let g = 1;
+    for ahead in [MAX_GENERATIONS_AHEAD, MAX_GENERATIONS_AHEAD + 1] {
+        let (mut ie, mut re, older, current) = pair_in_generation(g, 1);
+        // The sender crosses `ahead` generation boundaries for real (rekeying each time)
+        // while every record it sends on the way is lost.
+        let mut last = Vec::new();
+        for step in 1..=ahead {
+            ie.jump_send_counter_for_tests((g + step) * GEN - 1);
+            for counter in [(g + step) * GEN - 1, (g + step) * GEN] {
+                ie.handle_send(&payload_message(counter), now).unwrap();
+                last = ie.poll_transmit().unwrap();
+            }
+        }
+        let counter = (g + ahead) * GEN;
+        assert_eq!(counter_of(&last), counter);
+        if ahead <= MAX_GENERATIONS_AHEAD {
+            opens(&mut re, &last).unwrap_or_else(|e| panic!("{ahead} generations ahead: {e}"));
+            // It became current: a record sealed by the sender next opens too.
+            ie.handle_send(&payload_message(counter + 1), now).unwrap();
+            opens(&mut re, &ie.poll_transmit().unwrap()).unwrap();
+        } else {
+            assert_eq!(
+                re.handle_record(&last, now),
+                Err(ChannelError::TooFarAhead { counter })
+            );
+            assert_eq!(received(&mut re), []);
+            // And nothing changed.
+            opens(&mut re, &current[0]).unwrap();
+            opens(&mut re, &older[0]).unwrap();
         }
     }
 }
