@@ -7,7 +7,8 @@
 //! - an identity proof replayed into another handshake fails at the proof check;
 //! - a proof's signature is verified before the trust policy is consulted;
 //! - forged records claiming newer key generations cannot advance the keys, and the
-//!   limit of generations a receiver derives is exact.
+//!   limit of generations a receiver derives is exact;
+//! - low-order X25519 keys are refused wherever a peer's key is read.
 //!
 //! Many tests play one side of the handshake with [`reference`], a Noise XX handshake
 //! written token by token from the specification over `ring` and `x25519-dalek`, so
@@ -30,7 +31,7 @@ use onward_protocol::channel::{
     REKEY_SHIFT,
 };
 use onward_protocol::identity::{Identifier, Identity};
-use onward_protocol::noise::CipherSuite;
+use onward_protocol::noise::{CipherSuite, NoiseError};
 use onward_protocol::random::{RandomError, RandomSource};
 use onward_protocol::trust::{TrustEveryone, TrustPolicy};
 use onward_protocol::{route, TransportMessage};
@@ -1627,6 +1628,173 @@ fn a_genuine_record_four_generations_ahead_opens_and_five_ahead_is_refused() {
             // And nothing changed.
             opens(&mut re, &current[0]).unwrap();
             opens(&mut re, &older[0]).unwrap();
+        }
+    }
+}
+
+// ---- 5. low-order X25519 keys -----------------------------------------------------------
+
+/// X25519 public keys whose shared secret with any private key is all zeros: the points
+/// of order 1, 2, 4 and 8 and the non-canonical encodings of some of them.
+const LOW_ORDER: [&str; 7] = [
+    "0000000000000000000000000000000000000000000000000000000000000000",
+    "0100000000000000000000000000000000000000000000000000000000000000",
+    "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+    "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+];
+
+fn low_order_points() -> Vec<[u8; 32]> {
+    let points: Vec<[u8; 32]> = LOW_ORDER.iter().map(|p| unhex32(p)).collect();
+    for point in &points {
+        assert_eq!(
+            reference::dh(&key("any"), point),
+            [0; 32],
+            "{}",
+            hex::encode(point)
+        );
+    }
+    points
+}
+
+const LOW_ORDER_POINT: ChannelError = ChannelError::Handshake(NoiseError::LowOrderPoint);
+
+/// Checks that `end` refused a low-order key for good: ended, nothing to send, the
+/// policy never asked, and the genuine record it was waiting for now refused too.
+fn ended_by_low_order_key(end: &mut ChannelEnd, policy: &Recording, genuine: &[u8], what: &str) {
+    assert!(end.is_ended(), "{what}");
+    assert_eq!(end.poll_transmit(), None, "{what}: nothing is sent back");
+    assert_eq!(
+        end.poll_event(),
+        None,
+        "{what}: reported once, as the returned error"
+    );
+    assert_eq!(policy.shown(), [], "{what}");
+    assert_eq!(
+        end.handle_record(genuine, Instant::now()),
+        Err(ChannelError::Closed),
+        "{what}"
+    );
+}
+
+#[test]
+fn a_low_order_ephemeral_key_in_the_hello_is_refused_by_the_responder() {
+    for suite in CipherSuite::ALL {
+        let r = Side::named("low-order r");
+        for point in low_order_points() {
+            let mut hello = vec![0x01, reference::suite_code(suite)];
+            hello.extend_from_slice(&point);
+            let what = format!("{suite}: e = {}", hex::encode(point));
+            let policy = Recording::new();
+            assert_eq!(
+                responder_end(suite, &r, policy.clone(), &hello).map(|_| ()),
+                Err(LOW_ORDER_POINT),
+                "{what}"
+            );
+            assert_eq!(policy.shown(), [], "{what}");
+        }
+        // The control: a genuine ephemeral key in the same hello is answered.
+        let (_, hello) = reference::Initiator::hello(suite, key("low-order i e"));
+        responder_end(suite, &r, everyone(), &hello).unwrap();
+    }
+}
+
+/// A response to `hello` from responder `r`, with the given ephemeral and static public
+/// keys and the DH results the initiator computes with them, carrying a proof by `r`'s
+/// identity over that static key, genuine in every other respect.
+fn scripted_response(
+    suite: CipherSuite,
+    hello: &[u8],
+    r: &Side,
+    e: Option<[u8; 32]>,
+    s: Option<[u8; 32]>,
+) -> Vec<u8> {
+    let mut scripted = reference::Responder::read_hello(suite, hello);
+    let ie = scripted.initiator_e;
+    let e_public = e.unwrap_or(reference::x25519_public(&r.ephemeral));
+    let s_public = s.unwrap_or(r.static_public());
+    // What X25519 gives the initiator: zeros with a low-order key.
+    let ee = if e.is_some() {
+        [0; 32]
+    } else {
+        reference::dh(&r.ephemeral, &ie)
+    };
+    let es = if s.is_some() {
+        [0; 32]
+    } else {
+        reference::dh(&r.static_key, &ie)
+    };
+    let proof = reference::honest_proof(
+        &r.identity,
+        reference::RESPONDER,
+        &s_public,
+        &scripted.t.h(),
+    );
+    scripted.response(&e_public, &ee, &s_public, &es, &proof)
+}
+
+#[test]
+fn low_order_keys_in_the_response_are_refused_by_the_initiator() {
+    let now = Instant::now();
+    for suite in CipherSuite::ALL {
+        let (i, r) = (Side::named("low-order i"), Side::named("low-order r"));
+        let (_, hello) = initiator_end(suite, &i, everyone());
+        let (_, genuine) = responder_end(suite, &r, everyone(), &hello).unwrap();
+        // The control: the scripted response with the genuine keys is onward's.
+        assert_eq!(scripted_response(suite, &hello, &r, None, None), genuine);
+        for point in low_order_points() {
+            for (key_name, e, s) in [("e", Some(point), None), ("s", None, Some(point))] {
+                let what = format!(
+                    "{suite}: the responder's {key_name} = {}",
+                    hex::encode(point)
+                );
+                let policy = Recording::new();
+                let (mut end, _) = initiator_end(suite, &i, policy.clone());
+                let response = scripted_response(suite, &hello, &r, e, s);
+                assert_eq!(
+                    end.handle_record(&response, now),
+                    Err(LOW_ORDER_POINT),
+                    "{what}"
+                );
+                ended_by_low_order_key(&mut end, &policy, &genuine, &what);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_low_order_static_key_in_the_finish_is_refused_by_the_responder() {
+    let now = Instant::now();
+    for suite in CipherSuite::ALL {
+        let (i, r) = (Side::named("low-order i"), Side::named("low-order r"));
+        let (mut scripted, hello) = reference::Initiator::hello(suite, i.ephemeral);
+        let (_, response) = responder_end(suite, &r, everyone(), &hello).unwrap();
+        scripted.read_response(&response).unwrap();
+        let h = scripted.t.h();
+        // The control: the scripted finish with the genuine static key is accepted.
+        let genuine = scripted.clone().finish_with(
+            &i.static_key,
+            &reference::honest_proof(&i.identity, reference::INITIATOR, &i.static_public(), &h),
+        );
+        let (mut end, _) = responder_end(suite, &r, everyone(), &hello).unwrap();
+        end.handle_record(&genuine, now).unwrap();
+        assert!(end.is_established());
+
+        for point in low_order_points() {
+            let what = format!("{suite}: the initiator's s = {}", hex::encode(point));
+            let proof = reference::honest_proof(&i.identity, reference::INITIATOR, &point, &h);
+            // The initiator's `se` with a low-order static key: zeros.
+            let finish = scripted.clone().finish(&point, &[0; 32], &proof);
+            let policy = Recording::new();
+            let (mut end, _) = responder_end(suite, &r, policy.clone(), &hello).unwrap();
+            assert_eq!(
+                end.handle_record(&finish, now),
+                Err(LOW_ORDER_POINT),
+                "{what}"
+            );
+            ended_by_low_order_key(&mut end, &policy, &genuine, &what);
         }
     }
 }
