@@ -109,6 +109,8 @@ mod mailbox;
 mod output;
 mod routing;
 mod stall;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
