@@ -126,27 +126,28 @@ pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
     rx.await.expect("the blocking thread panicked")
 }
 
-/// Options for tests: the defaults, with every wait short enough that a failure is
-/// reported in seconds rather than hanging a test.
+/// Options for tests: the defaults, with waits long enough that only a hang trips
+/// them, even on a loaded machine running every runtime's suite at once, and short
+/// enough that a hang fails the test well within its time limit (60 s). Tests that
+/// expect a timeout set the one they expect to see, short, themselves.
 pub fn options() -> NodeOptions {
     let mut options = NodeOptions {
-        receive_timeout: Duration::from_secs(10),
-        connect_timeout: Duration::from_secs(3),
-        stop_grace: Duration::from_secs(2),
+        receive_timeout: Duration::from_secs(20),
+        connect_timeout: Duration::from_secs(10),
+        send_timeout: Duration::from_secs(20),
+        stop_grace: Duration::from_secs(10),
         ..NodeOptions::default()
     };
-    options.channel.handshake_timeout = Duration::from_secs(5);
+    options.channel.handshake_timeout = Duration::from_secs(20);
     options
 }
 
-/// Options for tests of paths that time out: waits of about a second.
+/// Options for tests that expect a handshake to time out: [`options`] with a
+/// handshake timeout of one second. Nothing else is short: a loopback connect or a
+/// receive that races a one-second timer would fail such a test under load for the
+/// wrong reason.
 pub fn short_options() -> NodeOptions {
-    let mut options = NodeOptions {
-        receive_timeout: Duration::from_millis(1500),
-        connect_timeout: Duration::from_secs(1),
-        stop_grace: Duration::from_secs(1),
-        ..NodeOptions::default()
-    };
+    let mut options = options();
     options.channel.handshake_timeout = Duration::from_secs(1);
     options
 }
