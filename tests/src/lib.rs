@@ -45,6 +45,9 @@ macro_rules! conformance_suite {
             pipelined_secure_channel_two_tcp_hops,
             slow_receiver_over_tcp_loses_nothing,
             bad_peers_disconnected,
+            stop_during_a_handshake,
+            stop_finishes_what_is_queued,
+            stop_cuts_off_what_does_not_finish,
         );
     };
     (@tests $module:ident, $harness:ty; $($test:ident),* $(,)?) => {

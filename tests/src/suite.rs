@@ -1,5 +1,6 @@
 //! The conformance suite: every guide step, the error cases, pipelining and bad
-//! peers, each an `async fn` generic over the runtime.
+//! peers, stopping, concurrent channels, limits at and past their values, and who a
+//! message came from, each an `async fn` generic over the runtime.
 //! [`conformance_suite!`](crate::conformance_suite) turns them into tests.
 
 use std::collections::BTreeSet;
@@ -8,6 +9,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::channel::{mpsc, oneshot};
+use futures::StreamExt;
 use onward_protocol::api::{Context, Error, NodeOptions, Routed, SecureChannel};
 use onward_protocol::channel::ChannelError;
 use onward_protocol::framing::PREAMBLE;
@@ -17,7 +20,7 @@ use onward_protocol::trust::{TrustAnyOf, TrustEveryone, TrustIdentifier, TrustPo
 use onward_protocol::{route, tcp, Address, Route, TransportMessage};
 
 use crate::harness::{blocking, options, short_options, within, Harness};
-use crate::workers::{Echoer, Hop, NumberEchoer, Sink};
+use crate::workers::{Echoer, Gated, Hop, NumberEchoer, Reporter, Sink, Stuck};
 
 /// How long an operation the suite expects to succeed may take.
 const STEP: Duration = Duration::from_secs(30);
@@ -786,4 +789,123 @@ pub async fn bad_peers_disconnected<H: Harness>() {
     assert!(stats.connections_refused >= 3, "{stats:?}");
     a.stop().await.expect("stop");
     b.stop().await.expect("stop");
+}
+
+// ---- stopping -------------------------------------------------------------------------
+
+/// A node stopped while a secure channel it creates is in its handshake: the pending
+/// `create_secure_channel` returns `Stopped` at once, rather than hang (the node's
+/// timer, which would end the handshake, is gone with the node).
+pub async fn stop_during_a_handshake<H: Harness>() {
+    let mut options = options();
+    // Only the stop can end this handshake within the test.
+    options.channel.handshake_timeout = Duration::from_secs(3600);
+    let node = start::<H>(options).await;
+    let (tx, mut hellos) = mpsc::unbounded();
+    node.start_worker("silent", Reporter(tx))
+        .await
+        .expect("worker");
+    let bob = identity();
+    let create = node.create_secure_channel(route!["silent"], &bob, TrustEveryone);
+    let stop = async {
+        // The hello reached a worker that never answers: the handshake is under way.
+        within::<H, _>(STEP, "the hello", hellos.next())
+            .await
+            .expect("a hello");
+        node.stop().await.expect("stop");
+    };
+    let (created, ()) = within::<H, _>(STEP, "the pending channel to end", async {
+        futures::join!(create, stop)
+    })
+    .await;
+    assert!(matches!(created, Err(Error::Stopped)), "{created:?}");
+}
+
+/// What was queued when `stop` was called is done before it returns, as its
+/// documentation says: a worker handles every message already in its mailbox, and a
+/// connection flushes every frame already handed to it.
+pub async fn stop_finishes_what_is_queued<H: Harness>() {
+    const QUEUED: usize = 200;
+    let b = start::<H>(options()).await;
+    let b_addr = listen::<H>(&b).await;
+    let mut inbox = b.context("inbox").await.expect("context");
+    let mut a_options = options();
+    // Nothing here may be cut off: only a hang reaches this.
+    a_options.stop_grace = STEP;
+    let a = start::<H>(a_options).await;
+    let (entered, in_hand) = oneshot::channel();
+    let (open_gate, gate) = oneshot::channel();
+    let handled = Arc::new(Mutex::new(Vec::new()));
+    let gated = Gated {
+        entered: Some(entered),
+        gate: Some(gate),
+        handled: handled.clone(),
+    };
+    a.start_worker("gated", gated).await.expect("worker");
+    let ctx = a.context("app").await.expect("context");
+    let to_b = || route![tcp(b_addr.as_str()), "inbox"];
+    ctx.send(to_b(), "open".to_owned()).await.expect("send");
+    let first: Routed<String> = inbox.receive().await.expect("the connection is open");
+    assert_eq!(first.body(), "open");
+
+    for i in 0..QUEUED {
+        ctx.send(route!["gated"], i.to_string())
+            .await
+            .expect("send");
+    }
+    within::<H, _>(STEP, "the worker to take its first message", in_hand)
+        .await
+        .expect("entered");
+    // The worker holds its first message; the others wait in its mailbox.
+    assert!(handled.lock().expect("lock").is_empty());
+    for i in 0..QUEUED {
+        ctx.send(to_b(), format!("flush {i}")).await.expect("send");
+    }
+    // The gate opens only once `stop` has begun.
+    futures::join!(async { a.stop().await.expect("stop") }, async {
+        let _ = open_gate.send(());
+    });
+    let expected: Vec<String> = (0..QUEUED).map(|i| i.to_string()).collect();
+    assert_eq!(
+        *handled.lock().expect("lock"),
+        expected,
+        "handled before stop returned"
+    );
+    for i in 0..QUEUED {
+        let message: Routed<String> = inbox.receive().await.expect("flushed");
+        assert_eq!(message.body(), &format!("flush {i}"));
+    }
+    b.stop().await.expect("stop");
+}
+
+/// A worker that never finishes holds `stop` up for the grace period, no longer, and
+/// its task is then cut off (the worker is dropped).
+pub async fn stop_cuts_off_what_does_not_finish<H: Harness>() {
+    let mut options = options();
+    options.stop_grace = Duration::from_secs(1);
+    let grace = options.stop_grace;
+    let node = start::<H>(options).await;
+    let (entered, in_hand) = oneshot::channel();
+    let (alive, dropped) = oneshot::channel::<()>();
+    let stuck = Stuck {
+        entered: Some(entered),
+        alive,
+    };
+    node.start_worker("stuck", stuck).await.expect("worker");
+    let ctx = node.context("app").await.expect("context");
+    ctx.send(route!["stuck"], "x".to_owned())
+        .await
+        .expect("send");
+    within::<H, _>(STEP, "the worker to take the message", in_hand)
+        .await
+        .expect("entered");
+
+    let started = Instant::now();
+    node.stop().await.expect("stop");
+    let took = started.elapsed();
+    // At least the grace period, on the runtime's timer; the upper bound catches a
+    // hang only.
+    assert!(took >= grace && took < STEP, "stop took {took:?}");
+    let cut_off = within::<H, _>(STEP, "the stuck worker to be cut off", dropped).await;
+    assert!(cut_off.is_err(), "dropped, never sent on");
 }
