@@ -48,6 +48,9 @@ macro_rules! conformance_suite {
             stop_during_a_handshake,
             stop_finishes_what_is_queued,
             stop_cuts_off_what_does_not_finish,
+            concurrent_handshakes_at_one_listener,
+            parallel_channels_from_one_node,
+            close_secure_channel_ends_both_sides,
         );
     };
     (@tests $module:ident, $harness:ty; $($test:ident),* $(,)?) => {

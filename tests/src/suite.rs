@@ -3,7 +3,7 @@
 //! message came from, each an `async fn` generic over the runtime.
 //! [`conformance_suite!`](crate::conformance_suite) turns them into tests.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -20,7 +20,7 @@ use onward_protocol::trust::{TrustAnyOf, TrustEveryone, TrustIdentifier, TrustPo
 use onward_protocol::{route, tcp, Address, Route, TransportMessage};
 
 use crate::harness::{blocking, options, short_options, within, Harness};
-use crate::workers::{Echoer, Gated, Hop, NumberEchoer, Reporter, Sink, Stuck};
+use crate::workers::{Echoer, Gated, Hop, NumberEchoer, PeerTeller, Reporter, Sink, Stuck};
 
 /// How long an operation the suite expects to succeed may take.
 const STEP: Duration = Duration::from_secs(30);
@@ -908,4 +908,134 @@ pub async fn stop_cuts_off_what_does_not_finish<H: Harness>() {
     assert!(took >= grace && took < STEP, "stop took {took:?}");
     let cut_off = within::<H, _>(STEP, "the stuck worker to be cut off", dropped).await;
     assert!(cut_off.is_err(), "dropped, never sent on");
+}
+
+// ---- concurrent channels --------------------------------------------------------------
+
+/// Two nodes create channels to one listener at once: both are established, each
+/// with the responder as its peer, and the responder sees each one's messages coming
+/// from that one's identity.
+pub async fn concurrent_handshakes_at_one_listener<H: Harness>() {
+    let alice = identity();
+    let (b, b_addr) = responder::<H>(options(), &alice, TrustEveryone).await;
+    b.start_worker("who", PeerTeller).await.expect("worker");
+    let to_b = || route![tcp(b_addr.as_str()), "secure"];
+    let bobs = [identity(), identity()];
+    let a1 = start::<H>(options()).await;
+    let a2 = start::<H>(options()).await;
+    let (one, two) = futures::join!(
+        a1.create_secure_channel(to_b(), &bobs[0], TrustIdentifier::new(alice.identifier())),
+        a2.create_secure_channel(to_b(), &bobs[1], TrustIdentifier::new(alice.identifier())),
+    );
+    for (a, channel, bob) in [(&a1, one, &bobs[0]), (&a2, two, &bobs[1])] {
+        let channel = channel.expect("channel");
+        assert_eq!(channel.peer(), &alice.identifier());
+        let mut ctx = a.context("app").await.expect("context");
+        let reply = ask(&mut ctx, route![channel.address(), "who"], "who am I?").await;
+        assert_eq!(reply.body(), &bob.identifier().to_string());
+        assert_eq!(reply.return_route().next(), Some(channel.address()));
+    }
+    for node in [a1, a2, b] {
+        node.stop().await.expect("stop");
+    }
+}
+
+/// One node opens several channels to one responder in parallel, each as another
+/// identity: all are established, at distinct addresses, and what goes through each
+/// arrives through that one (the responder sees that one's identity).
+pub async fn parallel_channels_from_one_node<H: Harness>() {
+    const CHANNELS: usize = 4;
+    let alice = identity();
+    let (b, b_addr) = responder::<H>(options(), &alice, TrustEveryone).await;
+    b.start_worker("who", PeerTeller).await.expect("worker");
+    let a = start::<H>(options()).await;
+    let bobs: Vec<Identity> = (0..CHANNELS).map(|_| identity()).collect();
+    let channels = futures::future::join_all(bobs.iter().map(|bob| {
+        a.create_secure_channel(
+            route![tcp(b_addr.as_str()), "secure"],
+            bob,
+            TrustIdentifier::new(alice.identifier()),
+        )
+    }))
+    .await;
+    let channels: Vec<SecureChannel> = channels.into_iter().map(|c| c.expect("channel")).collect();
+    let addresses: BTreeSet<&Address> = channels.iter().map(SecureChannel::address).collect();
+    assert_eq!(addresses.len(), CHANNELS, "distinct channels");
+    let mut ctx = a.context("app").await.expect("context");
+    // Sent all at once, interleaved; each reply names the identity it came from.
+    for (i, channel) in channels.iter().enumerate() {
+        ctx.send(route![channel.address(), "who"], i.to_string())
+            .await
+            .expect("send");
+    }
+    let mut replies = BTreeMap::new();
+    for _ in 0..CHANNELS {
+        let reply: Routed<String> = ctx.receive().await.expect("reply");
+        let through = reply.return_route().next().cloned().expect("a channel");
+        replies.insert(through, reply.into_body());
+    }
+    for (channel, bob) in channels.iter().zip(&bobs) {
+        assert_eq!(channel.peer(), &alice.identifier());
+        assert_eq!(
+            replies.get(channel.address()),
+            Some(&bob.identifier().to_string())
+        );
+    }
+    a.stop().await.expect("stop");
+    b.stop().await.expect("stop");
+}
+
+// ---- closing a channel ----------------------------------------------------------------
+
+/// `close_secure_channel` ends the channel at both ends: a send through it then fails
+/// with `UnknownAddress` naming the end, on the side that closed it at once, and on
+/// the peer once the close record has arrived.
+pub async fn close_secure_channel_ends_both_sides<H: Harness>() {
+    let alice = identity();
+    let (b, b_addr) = responder::<H>(options(), &alice, TrustEveryone).await;
+    let mut b_ctx = b.context("b_app").await.expect("context");
+    let a = start::<H>(options()).await;
+    let channel = a
+        .create_secure_channel(
+            route![tcp(b_addr.as_str()), "secure"],
+            &identity(),
+            TrustEveryone,
+        )
+        .await
+        .expect("channel");
+    let ctx = a.context("app").await.expect("context");
+    ctx.send(route![channel.address(), "b_app"], "hello".to_owned())
+        .await
+        .expect("send");
+    let hello: Routed<String> = b_ctx.receive().await.expect("through the channel");
+    let b_end = hello.sender().cloned().expect("B's end of the channel");
+    assert!(b_ctx.secure_channel_peer(&b_end).is_some());
+
+    a.close_secure_channel(&channel).await;
+    let error = ctx
+        .send(route![channel.address(), "b_app"], "late".to_owned())
+        .await
+        .expect_err("A's end is gone");
+    assert!(
+        matches!(&error, Error::Node(NodeError::UnknownAddress(end)) if end == channel.address()),
+        "unexpected error: {error}"
+    );
+    // The close record went over A's connection to B; a message sent after it on the
+    // same connection arrives after B has taken it (TCP and B's routing keep order).
+    ctx.send(route![tcp(b_addr.as_str()), "b_app"], "after".to_owned())
+        .await
+        .expect("send");
+    let after: Routed<String> = b_ctx.receive().await.expect("after the close");
+    assert_eq!(after.body(), "after");
+    assert_eq!(b_ctx.secure_channel_peer(&b_end), None);
+    let error = b_ctx
+        .send(route![b_end.clone(), "app"], "late".to_owned())
+        .await
+        .expect_err("B's end is gone");
+    assert!(
+        matches!(&error, Error::Node(NodeError::UnknownAddress(end)) if *end == b_end),
+        "unexpected error: {error}"
+    );
+    a.stop().await.expect("stop");
+    b.stop().await.expect("stop");
 }

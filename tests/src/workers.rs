@@ -74,6 +74,21 @@ impl Worker for Sink {
     }
 }
 
+/// Replies with the identifier of the secure channel peer that sent the message, as
+/// the node verified it, or `"none"`.
+#[derive(Debug, Default)]
+pub struct PeerTeller;
+
+impl Worker for PeerTeller {
+    type Message = String;
+
+    async fn handle_message(&mut self, ctx: &mut Context, msg: Routed<String>) -> Result<()> {
+        let peer = msg.sender().and_then(|s| ctx.secure_channel_peer(s));
+        let reply = peer.map_or_else(|| "none".to_owned(), |p| p.to_string());
+        ctx.send(msg.return_route(), reply).await
+    }
+}
+
 /// What a [`Reporter`] saw of one message.
 #[derive(Debug, Clone)]
 pub struct Report {
