@@ -51,6 +51,10 @@ macro_rules! conformance_suite {
             concurrent_handshakes_at_one_listener,
             parallel_channels_from_one_node,
             close_secure_channel_ends_both_sides,
+            limit_payload_over_tcp,
+            limit_return_route_over_tcp,
+            limit_channel_message,
+            limit_frame_over_tcp,
         );
     };
     (@tests $module:ident, $harness:ty; $($test:ident),* $(,)?) => {

@@ -11,16 +11,20 @@ use std::time::{Duration, Instant};
 
 use futures::channel::{mpsc, oneshot};
 use futures::StreamExt;
-use onward_protocol::api::{Context, Error, NodeOptions, Routed, SecureChannel};
-use onward_protocol::channel::ChannelError;
-use onward_protocol::framing::PREAMBLE;
+use onward_protocol::api::{Context, Error, NodeOptions, Opaque, Routed, SecureChannel};
+use onward_protocol::channel::{ChannelError, MAX_INNER_MESSAGE_LEN};
+use onward_protocol::framing::{encode_frame, PREAMBLE};
 use onward_protocol::identity::{Identifier, Identity};
+use onward_protocol::message::{MessageError, MAX_PAYLOAD_LEN};
 use onward_protocol::node::NodeError;
+use onward_protocol::routing::MAX_ROUTE_LEN;
 use onward_protocol::trust::{TrustAnyOf, TrustEveryone, TrustIdentifier, TrustPolicy};
 use onward_protocol::{route, tcp, Address, Route, TransportMessage};
 
 use crate::harness::{blocking, options, short_options, within, Harness};
-use crate::workers::{Echoer, Gated, Hop, NumberEchoer, PeerTeller, Reporter, Sink, Stuck};
+use crate::workers::{
+    Echoer, Gated, Hop, NumberEchoer, PayloadEchoer, PeerTeller, Reporter, Sink, Stuck,
+};
 
 /// How long an operation the suite expects to succeed may take.
 const STEP: Duration = Duration::from_secs(30);
@@ -1037,5 +1041,217 @@ pub async fn close_secure_channel_ends_both_sides<H: Harness>() {
         "unexpected error: {error}"
     );
     a.stop().await.expect("stop");
+    b.stop().await.expect("stop");
+}
+
+// ---- limits, at the limit and one past ------------------------------------------------
+
+fn cbor(text: &str) -> Vec<u8> {
+    let mut payload = Vec::new();
+    ciborium::into_writer(&text, &mut payload).expect("encode");
+    payload
+}
+
+/// A payload of exactly `MAX_PAYLOAD_LEN` bytes crosses TCP both ways; one byte more
+/// is refused when sent, naming the length.
+pub async fn limit_payload_over_tcp<H: Harness>() {
+    let b = start::<H>(options()).await;
+    let b_addr = listen::<H>(&b).await;
+    b.start_worker("echoer", PayloadEchoer)
+        .await
+        .expect("worker");
+    let a = start::<H>(options()).await;
+    let mut ctx = a.context("app").await.expect("context");
+    let me = ctx.address().clone();
+    let message = |len: usize| {
+        TransportMessage::new(
+            route![tcp(b_addr.as_str()), "echoer"],
+            Route::from(me.clone()),
+            vec![0x7e; len],
+        )
+    };
+    ctx.forward(message(MAX_PAYLOAD_LEN))
+        .await
+        .expect("at the limit");
+    let reply: Routed<Opaque> = ctx.receive().await.expect("echoed");
+    assert_eq!(reply.payload(), vec![0x7e; MAX_PAYLOAD_LEN].as_slice());
+
+    let error = ctx
+        .forward(message(MAX_PAYLOAD_LEN + 1))
+        .await
+        .expect_err("one byte past the limit");
+    assert!(
+        matches!(
+            &error,
+            Error::Node(NodeError::Message(MessageError::PayloadTooLarge { len }))
+                if *len == MAX_PAYLOAD_LEN + 1
+        ),
+        "unexpected error: {error}"
+    );
+    a.stop().await.expect("stop");
+    b.stop().await.expect("stop");
+}
+
+/// A return route of `MAX_ROUTE_LEN` (32) addresses crosses TCP, and the reply comes
+/// back along it; 33 are refused when sent.
+pub async fn limit_return_route_over_tcp<H: Harness>() {
+    let b = start::<H>(options()).await;
+    let b_addr = listen::<H>(&b).await;
+    b.start_worker("echoer", Echoer).await.expect("worker");
+    let a = start::<H>(options()).await;
+    let mut ctx = a.context("app").await.expect("context");
+    let me = ctx.address().clone();
+    let back = |len: usize| -> Route {
+        std::iter::once(me.clone())
+            .chain((1..len).map(|i| Address::local(format!("r{i}"))))
+            .collect()
+    };
+    let to_b = || route![tcp(b_addr.as_str()), "echoer"];
+    ctx.forward(TransportMessage::new(
+        to_b(),
+        back(MAX_ROUTE_LEN),
+        cbor("32"),
+    ))
+    .await
+    .expect("at the limit");
+    let reply: Routed<String> = ctx.receive().await.expect("reply");
+    assert_eq!(reply.body(), "32");
+    assert_eq!(
+        reply.onward_route(),
+        &back(MAX_ROUTE_LEN),
+        "the way back, whole"
+    );
+
+    let error = ctx
+        .forward(TransportMessage::new(
+            to_b(),
+            back(MAX_ROUTE_LEN + 1),
+            cbor("33"),
+        ))
+        .await
+        .expect_err("one address past the limit");
+    assert!(
+        matches!(
+            &error,
+            Error::Node(NodeError::Message(MessageError::RouteTooLong { which: "return", len }))
+                if *len == MAX_ROUTE_LEN + 1
+        ),
+        "unexpected error: {error}"
+    );
+    a.stop().await.expect("stop");
+    b.stop().await.expect("stop");
+}
+
+/// The largest message one channel record carries (`MAX_INNER_MESSAGE_LEN` bytes
+/// encoded, routes included) goes through a channel over TCP and back; one byte more is
+/// refused by the channel, naming both lengths.
+pub async fn limit_channel_message<H: Harness>() {
+    let alice = identity();
+    let (b, b_addr) = responder::<H>(options(), &alice, TrustEveryone).await;
+    b.start_worker("bytes", PayloadEchoer)
+        .await
+        .expect("worker");
+    let a = start::<H>(options()).await;
+    let channel = a
+        .create_secure_channel(
+            route![tcp(b_addr.as_str()), "secure"],
+            &identity(),
+            TrustEveryone,
+        )
+        .await
+        .expect("channel");
+    let mut ctx = a.context("app").await.expect("context");
+    let me = Route::from(ctx.address().clone());
+    // What the channel encrypts: the message as it goes on at B.
+    let inner = |len: usize| TransportMessage::new(route!["bytes"], me.clone(), vec![3; len]);
+    let largest = (0..MAX_INNER_MESSAGE_LEN)
+        .rev()
+        .find(|len| inner(*len).encoded_len() <= MAX_INNER_MESSAGE_LEN)
+        .expect("a payload that fits");
+    assert_eq!(inner(largest).encoded_len(), MAX_INNER_MESSAGE_LEN);
+    let through = |len: usize| {
+        TransportMessage::new(route![channel.address(), "bytes"], me.clone(), vec![3; len])
+    };
+
+    ctx.forward(through(largest))
+        .await
+        .expect("the largest message");
+    let reply: Routed<Opaque> = ctx.receive().await.expect("echoed through the channel");
+    assert_eq!(reply.payload().len(), largest);
+    assert_eq!(reply.return_route().next(), Some(channel.address()));
+
+    let error = ctx
+        .forward(through(largest + 1))
+        .await
+        .expect_err("one byte more");
+    assert!(
+        matches!(
+            &error,
+            Error::Node(NodeError::Channel {
+                address,
+                error: ChannelError::PlaintextTooLarge { len, max },
+            }) if address == channel.address()
+                && *len == MAX_INNER_MESSAGE_LEN + 1
+                && *max == MAX_INNER_MESSAGE_LEN
+        ),
+        "unexpected error: {error}"
+    );
+    a.stop().await.expect("stop");
+    b.stop().await.expect("stop");
+}
+
+/// A raw client that sends `bytes` and reads the node's preamble and one frame back,
+/// decoded.
+fn exchange(peer: SocketAddr, bytes: Vec<u8>) -> Result<TransportMessage, String> {
+    let mut stream = std::net::TcpStream::connect(peer).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(STEP))
+        .map_err(|e| e.to_string())?;
+    stream.write_all(&bytes).map_err(|e| e.to_string())?;
+    let mut preamble = [0u8; PREAMBLE.len()];
+    stream
+        .read_exact(&mut preamble)
+        .map_err(|e| e.to_string())?;
+    let mut header = [0u8; 4];
+    stream.read_exact(&mut header).map_err(|e| e.to_string())?;
+    let mut frame = vec![0u8; u32::from_be_bytes(header) as usize];
+    stream.read_exact(&mut frame).map_err(|e| e.to_string())?;
+    TransportMessage::decode(&frame).map_err(|e| e.to_string())
+}
+
+/// A receiving node's frame limit over real TCP. The default (262,144 bytes) is more
+/// than any valid message takes (the simulator tests a frame of exactly that), so the
+/// node here sets its limit to the size of one message: a frame of exactly that size
+/// is read and answered, one a byte larger closes the connection unanswered.
+pub async fn limit_frame_over_tcp<H: Harness>() {
+    let request = |text: &str| TransportMessage::new(route!["echoer"], route!["raw"], cbor(text));
+    let text = "x".repeat(100);
+    let limit = request(&text).to_bytes().expect("encode").len();
+    let mut b_options = options();
+    b_options.core.max_frame_len = u32::try_from(limit).expect("small");
+    let b = start::<H>(b_options).await;
+    let b_addr = listen::<H>(&b).await;
+    b.start_worker("echoer", Echoer).await.expect("worker");
+    let peer: SocketAddr = b_addr.parse().expect("socket address");
+    let framed = |message: TransportMessage| {
+        let mut bytes = PREAMBLE.to_vec();
+        encode_frame(&message.to_bytes().expect("encode"), u32::MAX, &mut bytes).expect("frame");
+        bytes
+    };
+
+    let at_limit = framed(request(&text));
+    assert_eq!(at_limit.len(), PREAMBLE.len() + 4 + limit);
+    let reply = blocking(move || exchange(peer, at_limit))
+        .await
+        .expect("answered");
+    assert_eq!(reply.onward_route, route!["raw"]);
+    assert_eq!(reply.payload, cbor(&text));
+
+    let past = request(&format!("{text}x"));
+    assert_eq!(past.to_bytes().expect("encode").len(), limit + 1);
+    let past = framed(past);
+    let result = blocking(move || disconnected_after(peer, past)).await;
+    assert_eq!(result, Ok(()), "one byte past the limit");
+    assert_eq!(b.stats().connections_refused, 1);
     b.stop().await.expect("stop");
 }

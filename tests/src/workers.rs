@@ -6,7 +6,7 @@ use futures::channel::mpsc::UnboundedSender;
 use futures::channel::oneshot;
 use onward_protocol::api::{Context, Opaque, Result, Routed, Worker};
 use onward_protocol::identity::Identifier;
-use onward_protocol::{Address, Route};
+use onward_protocol::{Address, Route, TransportMessage};
 
 /// Replies to every message with its body, along its return route.
 #[derive(Debug, Default)]
@@ -71,6 +71,26 @@ impl Worker for Sink {
 
     async fn handle_message(&mut self, _ctx: &mut Context, _msg: Routed<Opaque>) -> Result<()> {
         Ok(())
+    }
+}
+
+/// Replies with the raw payload it got, whatever it is, from its own address: for
+/// payloads that are not CBOR (the limit tests send plain bytes).
+#[derive(Debug, Default)]
+pub struct PayloadEchoer;
+
+impl Worker for PayloadEchoer {
+    type Message = Opaque;
+
+    async fn handle_message(&mut self, ctx: &mut Context, msg: Routed<Opaque>) -> Result<()> {
+        let back = msg.return_route();
+        let payload = msg.into_transport_message().payload;
+        ctx.forward(TransportMessage::new(
+            back,
+            Route::from(ctx.address().clone()),
+            payload,
+        ))
+        .await
     }
 }
 
