@@ -55,6 +55,10 @@ macro_rules! conformance_suite {
             limit_return_route_over_tcp,
             limit_channel_message,
             limit_frame_over_tcp,
+            max_connections_refuses_the_next_dial,
+            connect_timeout,
+            a_listener_that_never_accepts,
+            send_timeout_on_a_congested_mailbox,
         );
     };
     (@tests $module:ident, $harness:ty; $($test:ident),* $(,)?) => {

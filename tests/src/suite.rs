@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use futures::channel::{mpsc, oneshot};
 use futures::StreamExt;
-use onward_protocol::api::{Context, Error, NodeOptions, Opaque, Routed, SecureChannel};
+use onward_protocol::api::{self, Context, Error, NodeOptions, Opaque, Routed, SecureChannel};
 use onward_protocol::channel::{ChannelError, MAX_INNER_MESSAGE_LEN};
 use onward_protocol::framing::{encode_frame, PREAMBLE};
 use onward_protocol::identity::{Identifier, Identity};
@@ -21,7 +21,7 @@ use onward_protocol::routing::MAX_ROUTE_LEN;
 use onward_protocol::trust::{TrustAnyOf, TrustEveryone, TrustIdentifier, TrustPolicy};
 use onward_protocol::{route, tcp, Address, Route, TransportMessage};
 
-use crate::harness::{blocking, options, short_options, within, Harness};
+use crate::harness::{blocking, options, short_options, within, Harness, NeverConnects};
 use crate::workers::{
     Echoer, Gated, Hop, NumberEchoer, PayloadEchoer, PeerTeller, Reporter, Sink, Stuck,
 };
@@ -1254,4 +1254,143 @@ pub async fn limit_frame_over_tcp<H: Harness>() {
     assert_eq!(result, Ok(()), "one byte past the limit");
     assert_eq!(b.stats().connections_refused, 1);
     b.stop().await.expect("stop");
+}
+
+// ---- connections and congestion -------------------------------------------------------
+
+/// At `max_connections` a send to a new peer is refused at once, naming the peer and
+/// the limit, while the open connection goes on.
+pub async fn max_connections_refuses_the_next_dial<H: Harness>() {
+    let b = start::<H>(options()).await;
+    let b_addr = listen::<H>(&b).await;
+    b.start_worker("echoer", Echoer).await.expect("echoer");
+    let mut a_options = options();
+    a_options.core.max_connections = 1;
+    let a = start::<H>(a_options).await;
+    let mut ctx = a.context("app").await.expect("context");
+    let to_b = || route![tcp(b_addr.as_str()), "echoer"];
+    assert_eq!(ask(&mut ctx, to_b(), "first").await.body(), "first");
+    let other = closed_port();
+    let error = ctx
+        .send(route![tcp(other.as_str()), "echoer"], "second".to_owned())
+        .await
+        .expect_err("no room for a second connection");
+    assert!(
+        matches!(
+            &error,
+            Error::Node(NodeError::ConnectFailed { peer, reason })
+                if *peer == other && reason == "too many connections (limit 1)"
+        ),
+        "unexpected error: {error}"
+    );
+    assert_eq!(ask(&mut ctx, to_b(), "still").await.body(), "still");
+    a.stop().await.expect("stop");
+    b.stop().await.expect("stop");
+}
+
+/// A peer whose connect never completes: the message waiting for it, and a channel
+/// over it, fail with `ConnectFailed` after the connect timeout (not the handshake
+/// timeout). The runtime's connect is replaced by one that never completes, as a
+/// peer that drops every SYN would make it; only loopback is used here.
+pub async fn connect_timeout<H: Harness>() {
+    let mut options = options();
+    options.connect_timeout = Duration::from_millis(500);
+    let timeout = options.connect_timeout;
+    let node = api::Node::start_on(Arc::new(NeverConnects(H::runtime())), options)
+        .await
+        .expect("node starts");
+    let peer = closed_port();
+    let mut ctx = node.context("app").await.expect("context");
+    let started = Instant::now();
+    ctx.send(route![tcp(peer.as_str()), "x"], "Hello".to_owned())
+        .await
+        .expect("the message waits for the connection");
+    let error = ctx.receive::<String>().await.expect_err("never connected");
+    let took = started.elapsed();
+    let expected = format!("no answer within {timeout:?}");
+    assert!(
+        matches!(&error, Error::Node(NodeError::ConnectFailed { peer: p, reason }) if *p == peer && *reason == expected),
+        "unexpected error: {error}"
+    );
+    assert!(took >= timeout && took < STEP, "took {took:?}");
+
+    let started = Instant::now();
+    let error = node
+        .create_secure_channel(
+            route![tcp(peer.as_str()), "secure"],
+            &identity(),
+            TrustEveryone,
+        )
+        .await
+        .expect_err("no channel");
+    let took = started.elapsed();
+    assert!(
+        matches!(&error, Error::Node(NodeError::ConnectFailed { peer: p, .. }) if *p == peer),
+        "unexpected error: {error}"
+    );
+    assert!(took >= timeout && took < STEP, "took {took:?}");
+    node.stop().await.expect("stop");
+}
+
+/// A peer that listens and never accepts. The kernel completes TCP handshakes for a
+/// listening socket up to its backlog whether or not the program accepts, so the
+/// connect succeeds and the connect timeout does not apply: the hello is written and
+/// nothing comes back, and the channel fails by its handshake timeout.
+pub async fn a_listener_that_never_accepts<H: Harness>() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let peer = listener.local_addr().expect("address").to_string();
+    let mut options = options();
+    // Had the connect not completed, its timeout (5 s) would end the channel first,
+    // with ConnectFailed; a loopback connect that the kernel answers takes far less.
+    options.connect_timeout = Duration::from_secs(5);
+    options.channel.handshake_timeout = Duration::from_secs(6);
+    let handshake = options.channel.handshake_timeout;
+    let node = start::<H>(options).await;
+    let error = node
+        .create_secure_channel(
+            route![tcp(peer.as_str()), "secure"],
+            &identity(),
+            TrustEveryone,
+        )
+        .await
+        .expect_err("nobody answers");
+    assert!(
+        matches!(
+            &error,
+            Error::Node(NodeError::Channel {
+                error: ChannelError::HandshakeTimeout(t),
+                ..
+            }) if *t == handshake
+        ),
+        "unexpected error: {error}"
+    );
+    node.stop().await.expect("stop");
+    drop(listener);
+}
+
+/// An application context sending to a mailbox nobody reads waits while it is
+/// congested (half full), and gives up with `Timeout` after the send timeout.
+pub async fn send_timeout_on_a_congested_mailbox<H: Harness>() {
+    let mut options = options();
+    options.core.mailbox_capacity = 4;
+    options.send_timeout = Duration::from_millis(500);
+    let timeout = options.send_timeout;
+    let node = start::<H>(options).await;
+    let _unread = node.context("unread").await.expect("context");
+    let ctx = node.context("app").await.expect("context");
+    for i in 0..2 {
+        ctx.send(route!["unread"], i).await.expect("room");
+    }
+    let started = Instant::now();
+    let error = ctx
+        .send(route!["unread"], 2)
+        .await
+        .expect_err("congested, and nobody reads");
+    let took = started.elapsed();
+    assert!(
+        matches!(error, Error::Timeout(t) if t == timeout),
+        "unexpected error: {error}"
+    );
+    assert!(took >= timeout && took < STEP, "took {took:?}");
+    node.stop().await.expect("stop");
 }
