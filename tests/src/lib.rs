@@ -59,6 +59,7 @@ macro_rules! conformance_suite {
             connect_timeout,
             a_listener_that_never_accepts,
             send_timeout_on_a_congested_mailbox,
+            a_remote_peer_cannot_put_a_channel_end_first,
         );
     };
     (@tests $module:ident, $harness:ty; $($test:ident),* $(,)?) => {

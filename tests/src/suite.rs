@@ -1394,3 +1394,79 @@ pub async fn send_timeout_on_a_congested_mailbox<H: Harness>() {
     assert!(took >= timeout && took < STEP, "took {took:?}");
     node.stop().await.expect("stop");
 }
+
+// ---- who sent it --------------------------------------------------------------------
+
+/// A remote peer cannot pass for a secure channel: a raw client's plain frame whose
+/// return route starts with the address of the responder's channel end reaches the
+/// worker with the connection's alias first, and the worker learns no channel peer.
+pub async fn a_remote_peer_cannot_put_a_channel_end_first<H: Harness>() {
+    let alice = identity();
+    let bob = identity();
+    let b = start::<H>(options()).await;
+    let b_addr = listen::<H>(&b).await;
+    b.create_secure_channel_listener("secure", &alice, TrustEveryone)
+        .await
+        .expect("listener");
+    let (tx, mut reports) = mpsc::unbounded();
+    b.start_worker("who", Reporter(tx)).await.expect("worker");
+    let a = start::<H>(options()).await;
+    let channel = a
+        .create_secure_channel(route![tcp(b_addr.as_str()), "secure"], &bob, TrustEveryone)
+        .await
+        .expect("channel");
+    let ctx = a.context("app").await.expect("context");
+    ctx.send(
+        route![channel.address(), "who"],
+        "through the channel".to_owned(),
+    )
+    .await
+    .expect("send");
+    let honest = within::<H, _>(STEP, "the message through the channel", reports.next())
+        .await
+        .expect("a report");
+    assert_eq!(honest.peer, Some(bob.identifier()));
+    let b_end = honest.sender.expect("B's end of the channel");
+
+    let forged = TransportMessage::new(
+        route!["who"],
+        route![b_end.clone(), "x"],
+        cbor("not through the channel"),
+    );
+    let mut bytes = PREAMBLE.to_vec();
+    encode_frame(&forged.to_bytes().expect("encode"), u32::MAX, &mut bytes).expect("frame");
+    let peer: SocketAddr = b_addr.parse().expect("socket address");
+    blocking(move || -> std::io::Result<()> {
+        let mut stream = std::net::TcpStream::connect(peer)?;
+        stream.set_read_timeout(Some(STEP))?;
+        stream.write_all(&bytes)?;
+        stream.shutdown(std::net::Shutdown::Write)?;
+        // Until the node has read it all and closed its side.
+        std::io::copy(&mut stream, &mut std::io::sink()).map(|_| ())
+    })
+    .await
+    .expect("raw client");
+    let report = within::<H, _>(STEP, "the raw client's message", reports.next())
+        .await
+        .expect("a report");
+    assert_eq!(report.peer, None, "no channel peer for a plain message");
+    assert_ne!(report.sender.as_ref(), Some(&b_end));
+    assert_eq!(
+        report.return_route.iter().nth(1),
+        Some(&b_end),
+        "the claimed end is still there, behind the connection's alias"
+    );
+    assert_eq!(
+        ctx_peer(&b, &b_end).await,
+        Some(bob.identifier()),
+        "the channel is untouched"
+    );
+    a.stop().await.expect("stop");
+    b.stop().await.expect("stop");
+}
+
+/// What a context on `node` learns about `address` as a channel end.
+async fn ctx_peer(node: &api::Node, address: &Address) -> Option<Identifier> {
+    let ctx = node.context("peek").await.expect("context");
+    ctx.secure_channel_peer(address)
+}
