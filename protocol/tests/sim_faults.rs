@@ -1274,3 +1274,204 @@ fn reading_on_while_paused_is_cut_off() {
     assert_eq!(sim.mailbox(b, "slow").received.len(), 1);
     assert_eq!(sim.core(b).connection_count(), 0);
 }
+
+// ---- limits at exactly the limit and one past ---------------------------------------------
+
+/// The frame limit on a receiving node, with the default of 262,144 bytes. No valid
+/// message is that large (the largest is `MAX_ENCODED_LEN`), so a frame of exactly the
+/// limit holds a message and padding: the framing takes it whole, and the message
+/// layer refuses the padding. A frame declaring one byte more is refused by the
+/// framing as soon as its length prefix arrives.
+#[test]
+fn a_frame_of_exactly_max_frame_len_is_read_and_one_byte_more_is_not() {
+    use onward_protocol::framing::FramingError;
+    use onward_protocol::message::{MessageError, MAX_ENCODED_LEN};
+
+    let limit = DEFAULT_MAX_FRAME_LEN as usize;
+    assert!(MAX_ENCODED_LEN < limit);
+    let mut sim = Sim::new(130);
+    let b = sim.add_node("b", Some("b:4000"));
+    sim.add_worker(b, "sink", Behaviour::Sink);
+    let closed_because = |sim: &Sim, raw: usize| {
+        let peer = format!("raw:{raw}");
+        sim.events(b)
+            .find_map(|e| match e {
+                NodeEvent::ConnectionClosed {
+                    peer: p,
+                    error: Some(reason),
+                    ..
+                } if *p == peer => Some(reason.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{peer} was not closed"))
+    };
+
+    let message = TransportMessage::new(route!["sink"], route![], b"padded".to_vec())
+        .to_bytes()
+        .unwrap();
+    let padding = limit - message.len();
+    let at_limit = sim.raw_connect("b:4000");
+    let mut bytes = PREAMBLE.to_vec();
+    bytes.extend_from_slice(&(limit as u32).to_be_bytes());
+    bytes.extend_from_slice(&message);
+    bytes.resize(PREAMBLE.len() + 4 + limit, 0);
+    // All but the last byte: the frame is not complete, so the connection stays.
+    sim.raw_send(at_limit, &bytes[..bytes.len() - 1]);
+    sim.run_for(Duration::from_millis(50));
+    assert!(!sim.raw(at_limit).closed, "waits for the rest of the frame");
+    sim.raw_send(at_limit, &bytes[bytes.len() - 1..]);
+    sim.run_for(Duration::from_millis(50));
+    assert_eq!(
+        closed_because(&sim, at_limit),
+        MessageError::TrailingBytes { extra: padding }.to_string(),
+        "the whole frame was read and its message judged"
+    );
+
+    let past_limit = sim.raw_connect("b:4000");
+    let mut bytes = PREAMBLE.to_vec();
+    bytes.extend_from_slice(&(limit as u32 + 1).to_be_bytes());
+    sim.raw_send(past_limit, &bytes);
+    sim.run_for(Duration::from_millis(50));
+    assert_eq!(
+        closed_because(&sim, past_limit),
+        FramingError::FrameTooLarge {
+            len: limit as u64 + 1,
+            max: DEFAULT_MAX_FRAME_LEN
+        }
+        .to_string(),
+        "refused on its length prefix alone"
+    );
+    assert!(sim.raw(past_limit).closed);
+    assert_eq!(sim.core(b).stats().connections_refused, 2);
+    assert!(sim.mailbox(b, "sink").received.is_empty());
+}
+
+/// A middle node forwarding into a connection that never reports its bytes written:
+/// frames past `max_connection_backlog` are dropped, each counted and reported as
+/// `ConnectionBacklogFull` naming the next peer, the backlog never exceeds its limit,
+/// and the middle node goes on forwarding to others (it does not stop reading the
+/// sender's connection over it).
+#[test]
+fn forwarding_into_a_full_backlog_drops_counts_and_serves_others() {
+    const LIMIT: usize = 2000;
+    let mut sim = Sim::new(131);
+    let a = sim.add_node("a", None);
+    let m_config = NodeConfig {
+        max_connection_backlog: LIMIT,
+        ..NodeConfig::default()
+    };
+    let m = sim.add_node_with("m", Some("m:3000"), m_config);
+    let b = sim.add_node("b", Some("b:4000"));
+    let c = sim.add_node("c", Some("c:5000"));
+    sim.add_worker(a, "app", Behaviour::Sink);
+    sim.add_worker(b, "sink", Behaviour::Sink);
+    sim.add_worker(c, "sink", Behaviour::Sink);
+    let to_b = || route![tcp("m:3000"), tcp("b:4000"), "sink"];
+    let to_c = || route![tcp("m:3000"), tcp("c:5000"), "sink"];
+
+    // The connections open; then M → B stops reporting anything written (for an hour).
+    sim.send(a, "app", to_b(), vec![0; 100]).unwrap();
+    sim.send(a, "app", to_c(), vec![0; 100]).unwrap();
+    sim.run_until_idle();
+    assert_eq!(sim.mailbox(b, "sink").received.len(), 1);
+    sim.set_link_one_way(
+        m,
+        b,
+        LinkFaults {
+            latency: Duration::from_secs(3600),
+            ..LinkFaults::default()
+        },
+    );
+
+    const SENT: usize = 50;
+    for i in 0..SENT {
+        sim.send(a, "app", to_b(), vec![i as u8; 100]).unwrap();
+    }
+    let m_to_b = {
+        let m_core = sim.core(m);
+        sim.connections_of(m)
+            .into_iter()
+            .find(|c| m_core.connection_peer(*c).map(|p| p.0) == Some("b:4000"))
+            .unwrap()
+    };
+    sim.run_for_checked(Duration::from_secs(1), |sim| {
+        assert!(sim.core(m).connection_backlog(m_to_b).unwrap() <= LIMIT);
+    });
+    let full: Vec<&NodeError> = sim
+        .events(m)
+        .filter_map(|e| match e {
+            NodeEvent::DeliveryFailed {
+                sender: None,
+                error,
+            } => Some(error),
+            _ => None,
+        })
+        .collect();
+    assert!(!full.is_empty(), "the backlog filled");
+    for error in &full {
+        assert!(
+            matches!(error, NodeError::ConnectionBacklogFull { peer, limit: LIMIT, .. } if peer == "b:4000"),
+            "{error}"
+        );
+    }
+    let dropped = full.len();
+    assert_eq!(sim.core(m).stats().delivery_failures, dropped as u64);
+    assert!(dropped < SENT, "some fitted");
+    assert!(sim.node(m).paused.is_empty(), "M never stopped reading A");
+
+    // Meanwhile M serves A → C as before.
+    sim.send(a, "app", to_c(), b"meanwhile".to_vec()).unwrap();
+    sim.run_for(Duration::from_millis(100));
+    assert_eq!(
+        sim.mailbox(c, "sink").payloads().last(),
+        Some(&b"meanwhile".to_vec())
+    );
+
+    // What M accepted reaches B in the end, in order; nothing else does.
+    sim.run_until_idle();
+    let at_b = sim.mailbox(b, "sink").payloads();
+    assert_eq!(at_b.len(), 1 + SENT - dropped);
+    let expected: Vec<Vec<u8>> = (0..SENT - dropped).map(|i| vec![i as u8; 100]).collect();
+    assert_eq!(at_b[1..], expected[..]);
+}
+
+/// At `max_connections` a message to a new peer is refused at once, naming the peer
+/// and the limit; once a connection goes there is room again.
+#[test]
+fn a_dial_past_max_connections_fails_naming_the_limit() {
+    let mut sim = Sim::new(132);
+    let config = NodeConfig {
+        max_connections: 2,
+        ..NodeConfig::default()
+    };
+    let a = sim.add_node_with("a", None, config);
+    let b = sim.add_node("b", Some("b:4000"));
+    sim.add_worker(a, "app", Behaviour::Sink);
+    sim.add_worker(b, "sink", Behaviour::Sink);
+
+    sim.send(a, "app", route![tcp("b:4000"), "sink"], b"1".to_vec())
+        .unwrap();
+    sim.send(a, "app", route![tcp("nowhere:1"), "sink"], b"2".to_vec())
+        .unwrap();
+    assert_eq!(sim.core(a).connection_count(), 2);
+    let refused = sim.send(a, "app", route![tcp("d:6000"), "sink"], b"3".to_vec());
+    assert_eq!(
+        refused,
+        Err(NodeError::ConnectFailed {
+            peer: "d:6000".into(),
+            reason: "too many connections (limit 2)".into()
+        })
+    );
+    // An open connection still takes messages at the limit.
+    sim.send(a, "app", route![tcp("b:4000"), "sink"], b"4".to_vec())
+        .unwrap();
+    sim.run_until_idle();
+    assert_eq!(
+        sim.mailbox(b, "sink").payloads(),
+        [b"1".to_vec(), b"4".to_vec()]
+    );
+    // "nowhere:1" refused its connection: a slot is free again.
+    assert_eq!(sim.core(a).connection_count(), 1);
+    sim.send(a, "app", route![tcp("d:6000"), "sink"], b"5".to_vec())
+        .unwrap();
+}

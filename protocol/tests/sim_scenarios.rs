@@ -582,3 +582,216 @@ fn closing_a_channel_tells_the_peer_and_removes_both_ends() {
         Err(NodeError::UnknownAddress(channel))
     );
 }
+
+// ---- channels under concurrency, reordering and long use -------------------------------
+
+/// Two initiators on two nodes whose handshakes are in flight at one listener at the
+/// same time: both responder ends exist before either is established, and each channel
+/// ends up with the right peer at each end, carrying its own messages only.
+#[test]
+fn two_handshakes_in_flight_at_one_listener_each_reach_the_right_peer() {
+    let mut sim = Sim::new(21);
+    let a1 = sim.add_node("a1", None);
+    let a2 = sim.add_node("a2", None);
+    let b = sim.add_node("b", Some("b:4000"));
+    for a in [a1, a2] {
+        sim.add_worker(a, "app", Behaviour::Sink);
+    }
+    sim.add_worker(b, "echoer", Behaviour::Echo);
+    sim.add_channel_listener(b, "secure", identity(3), everyone());
+
+    let (one, _) = sim
+        .create_channel(a1, route![tcp("b:4000"), "secure"], identity(1), everyone())
+        .unwrap();
+    let (two, _) = sim
+        .create_channel(a2, route![tcp("b:4000"), "secure"], identity(2), everyone())
+        .unwrap();
+    let overlapped = sim.run_until(Duration::from_secs(5), |s| s.core(b).channel_count() == 2);
+    assert!(overlapped, "both hellos reached the listener");
+    assert!(
+        !sim.events(b)
+            .any(|e| matches!(e, NodeEvent::ChannelEstablished { .. })),
+        "neither handshake had finished when the second began"
+    );
+    sim.run_until_idle();
+
+    let mut ends = Vec::new();
+    for (a, id, seed) in [(a1, one, 1), (a2, two, 2)] {
+        let channel = match sim.channel_outcome(a, id) {
+            Some(NodeEvent::ChannelEstablished { address, peer, .. }) => {
+                assert_eq!(*peer, identity(3).identifier());
+                address.clone()
+            }
+            other => panic!("a{seed}: {other:?}"),
+        };
+        ends.push((a, channel, seed));
+    }
+    let responders: Vec<Identifier> = sim
+        .events(b)
+        .filter_map(|e| match e {
+            NodeEvent::ChannelEstablished {
+                peer,
+                initiator: false,
+                ..
+            } => Some(*peer),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(responders.len(), 2);
+    assert!(responders.contains(&identity(1).identifier()));
+    assert!(responders.contains(&identity(2).identifier()));
+
+    for (a, channel, seed) in &ends {
+        let text = format!("from a{seed}").into_bytes();
+        sim.send(*a, "app", route![channel.clone(), "echoer"], text)
+            .unwrap();
+    }
+    sim.run_until_idle();
+    // B saw each message come out of the channel end whose peer sent it.
+    for message in &sim.mailbox(b, "echoer").received {
+        let end = message.return_route.next().unwrap();
+        let peer = sim.core(b).channel_peer(end).unwrap();
+        let seed = if peer == identity(1).identifier() {
+            1
+        } else {
+            2
+        };
+        assert_eq!(message.payload, format!("from a{seed}").into_bytes());
+    }
+    assert_eq!(sim.mailbox(b, "echoer").received.len(), 2);
+    for (a, _, seed) in ends {
+        assert_eq!(
+            sim.mailbox(a, "app").payloads(),
+            [format!("from a{seed}").into_bytes()],
+            "each reply came back through its own channel"
+        );
+    }
+}
+
+/// A transport record from the responder that overtakes its confirm (reordered on
+/// the way, as a multi-hop route may) still establishes the initiator: any record
+/// that authenticates says the responder accepted it. The message is delivered, and
+/// the confirm arriving late is taken quietly.
+#[test]
+fn a_message_that_overtakes_the_confirm_is_delivered_and_establishes_the_channel() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use onward_protocol::framing::FRAME_HEADER_LEN;
+    use onward_protocol::TransportMessage;
+
+    let mut sim = Sim::new(22);
+    let a = sim.add_node("a", None);
+    let b = sim.add_node("b", Some("b:4000"));
+    sim.add_worker(a, "app", Behaviour::Sink);
+    sim.add_worker(b, "srv", Behaviour::Sink);
+    sim.add_worker(b, "echoer", Behaviour::Echo);
+    sim.add_channel_listener(b, "secure", identity(2), everyone());
+
+    // The attacker on B → A holds back the first transport record (the confirm; the
+    // handshake response is another kind), sends an empty frame (a keepalive) in its
+    // place, and lets it through right after the next frame.
+    const KIND_TRANSPORT: u8 = 0x04;
+    let held: Rc<RefCell<(Option<Vec<u8>>, bool)>> = Rc::default();
+    let state = held.clone();
+    sim.set_tamper(
+        b,
+        a,
+        Some(Box::new(move |bytes: &mut Vec<u8>| {
+            let mut state = state.borrow_mut();
+            if let Some(confirm) = state.0.take() {
+                bytes.extend_from_slice(&confirm);
+                state.1 = true;
+                return;
+            }
+            if state.1 {
+                return;
+            }
+            let message = TransportMessage::decode(&bytes[FRAME_HEADER_LEN..]).unwrap();
+            if message.payload.first() == Some(&KIND_TRANSPORT) {
+                state.0 = Some(std::mem::replace(bytes, vec![0; FRAME_HEADER_LEN]));
+            }
+        })),
+    );
+
+    let (id, channel) = sim
+        .create_channel(a, route![tcp("b:4000"), "secure"], identity(1), everyone())
+        .unwrap();
+    let responded = sim.run_until(Duration::from_secs(5), |s| {
+        s.events(b)
+            .any(|e| matches!(e, NodeEvent::ChannelEstablished { .. }))
+    });
+    assert!(responded, "the responder accepted the initiator");
+    assert!(held.borrow().0.is_some(), "the confirm is held back");
+    assert!(sim.channel_outcome(a, id).is_none(), "A still waits for it");
+
+    // B speaks first, through its end, before A has its confirm.
+    let (b_end, _) = established_end(&sim, b, false);
+    sim.send(b, "srv", route![b_end, "app"], b"first word".to_vec())
+        .unwrap();
+    sim.run_until_idle();
+    assert!(held.borrow().1, "the message went ahead of the confirm");
+
+    match sim.channel_outcome(a, id) {
+        Some(NodeEvent::ChannelEstablished { address, peer, .. }) => {
+            assert_eq!(*address, channel);
+            assert_eq!(*peer, identity(2).identifier());
+        }
+        other => panic!("A: expected established, got {other:?}"),
+    }
+    let received = &sim.mailbox(a, "app").received;
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].payload, b"first word");
+    assert_eq!(received[0].return_route.next(), Some(&channel));
+    assert_eq!(
+        sim.core(a).stats().records_rejected,
+        0,
+        "the late confirm is no forgery"
+    );
+
+    // And the channel carries on both ways.
+    sim.send(a, "app", route![channel, "echoer"], b"and back".to_vec())
+        .unwrap();
+    sim.run_until_idle();
+    assert_eq!(
+        sim.mailbox(a, "app").payloads(),
+        [b"first word".to_vec(), b"and back".to_vec()]
+    );
+}
+
+/// More than 2^16 records each way through a channel between two node cores: the keys
+/// change generation on both sides, and every message arrives, in order.
+#[test]
+fn a_channel_carries_messages_in_order_across_its_rekey_boundary() {
+    use onward_protocol::channel::REKEY_SHIFT;
+
+    let count: u32 = (1 << REKEY_SHIFT) + 100;
+    let mut sim = Sim::new(23);
+    let a = sim.add_node("a", None);
+    let b = sim.add_node("b", Some("b:4000"));
+    sim.add_worker(a, "app", Behaviour::Sink);
+    sim.add_worker(b, "echoer", Behaviour::Echo);
+    sim.add_channel_listener(b, "secure", identity(2), everyone());
+    let channel = sim
+        .establish(a, route![tcp("b:4000"), "secure"], identity(1), everyone())
+        .unwrap();
+
+    for batch in (0..count).collect::<Vec<_>>().chunks(1024) {
+        for i in batch {
+            sim.send(a, "app", route![channel.clone(), "echoer"], i.to_be_bytes())
+                .unwrap();
+        }
+        sim.run_until_idle();
+    }
+    let expected: Vec<Vec<u8>> = (0..count).map(|i| i.to_be_bytes().to_vec()).collect();
+    // A's records numbered 0.., B's 1.. after its confirm: both cross 2^16.
+    assert!(
+        sim.mailbox(b, "echoer").payloads() == expected,
+        "B, in order"
+    );
+    assert!(sim.mailbox(a, "app").payloads() == expected, "A, in order");
+    for n in [a, b] {
+        assert_eq!(sim.core(n).stats().records_rejected, 0);
+        assert_eq!(sim.core(n).stats().delivery_failures, 0);
+    }
+}

@@ -3,10 +3,11 @@
 use std::future::Future;
 use std::ops::Deref;
 use std::pin::pin;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures::future::{self, BoxFuture, Either};
-use onward_protocol::api::{self, NodeOptions, Result};
+use onward_protocol::api::{self, Listener, NodeOptions, Result, Runtime, Stream};
 
 /// What the suite needs from a runtime. Each runtime crate's own `Node::start_with`
 /// starts the nodes, so the suite goes through the adapters' public API.
@@ -19,6 +20,10 @@ pub trait Harness: 'static {
 
     /// Starts a node with `options` through the runtime crate.
     fn start(options: NodeOptions) -> BoxFuture<'static, Result<Self::Node>>;
+
+    /// The runtime crate's [`Runtime`], for a node started on a wrapper of it
+    /// ([`NeverConnects`]). Called from inside [`block_on`](Self::block_on).
+    fn runtime() -> Arc<dyn Runtime>;
 
     /// Runs `future` to completion on this runtime, blocking the calling thread.
     fn block_on<T>(future: impl Future<Output = T>) -> T;
@@ -37,6 +42,10 @@ impl Harness for Tokio {
 
     fn start(options: NodeOptions) -> BoxFuture<'static, Result<Self::Node>> {
         Box::pin(onward_tokio::Node::start_with(options))
+    }
+
+    fn runtime() -> Arc<dyn Runtime> {
+        Arc::new(onward_tokio::Tokio::current())
     }
 
     fn block_on<T>(future: impl Future<Output = T>) -> T {
@@ -67,6 +76,10 @@ impl Harness for Smol {
         Box::pin(onward_smol::Node::start_with(options))
     }
 
+    fn runtime() -> Arc<dyn Runtime> {
+        Arc::new(onward_smol::Smol)
+    }
+
     fn block_on<T>(future: impl Future<Output = T>) -> T {
         smol::block_on(future)
     }
@@ -88,6 +101,10 @@ impl Harness for AsyncStd {
 
     fn start(options: NodeOptions) -> BoxFuture<'static, Result<Self::Node>> {
         Box::pin(onward_async_std::Node::start_with(options))
+    }
+
+    fn runtime() -> Arc<dyn Runtime> {
+        Arc::new(onward_async_std::AsyncStd)
     }
 
     fn block_on<T>(future: impl Future<Output = T>) -> T {
@@ -126,27 +143,54 @@ pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
     rx.await.expect("the blocking thread panicked")
 }
 
-/// Options for tests: the defaults, with every wait short enough that a failure is
-/// reported in seconds rather than hanging a test.
+/// Options for tests: the defaults, with waits long enough that only a hang trips
+/// them, even on a loaded machine running every runtime's suite at once, and short
+/// enough that a hang fails the test well within its time limit (60 s). Tests that
+/// expect a timeout set the one they expect to see, short, themselves.
 pub fn options() -> NodeOptions {
     let mut options = NodeOptions {
-        receive_timeout: Duration::from_secs(10),
-        connect_timeout: Duration::from_secs(3),
-        stop_grace: Duration::from_secs(2),
+        receive_timeout: Duration::from_secs(20),
+        connect_timeout: Duration::from_secs(10),
+        send_timeout: Duration::from_secs(20),
+        stop_grace: Duration::from_secs(10),
         ..NodeOptions::default()
     };
-    options.channel.handshake_timeout = Duration::from_secs(5);
+    options.channel.handshake_timeout = Duration::from_secs(20);
     options
 }
 
-/// Options for tests of paths that time out: waits of about a second.
+/// Options for tests that expect a handshake to time out: [`options`] with a
+/// handshake timeout of one second. Nothing else is short: a loopback connect or a
+/// receive that races a one-second timer would fail such a test under load for the
+/// wrong reason.
 pub fn short_options() -> NodeOptions {
-    let mut options = NodeOptions {
-        receive_timeout: Duration::from_millis(1500),
-        connect_timeout: Duration::from_secs(1),
-        stop_grace: Duration::from_secs(1),
-        ..NodeOptions::default()
-    };
+    let mut options = options();
     options.channel.handshake_timeout = Duration::from_secs(1);
     options
+}
+
+/// A runtime whose connects never complete (a peer that drops every SYN), and which is
+/// otherwise the runtime it wraps: what the connect timeout is for.
+pub struct NeverConnects(pub Arc<dyn Runtime>);
+
+impl Runtime for NeverConnects {
+    fn spawn(&self, task: api::BoxFuture<'static, ()>) {
+        self.0.spawn(task);
+    }
+
+    fn connect(&self, _peer: String) -> api::BoxFuture<'static, std::io::Result<Stream>> {
+        Box::pin(future::pending())
+    }
+
+    fn bind(&self, address: String) -> api::BoxFuture<'static, std::io::Result<Box<dyn Listener>>> {
+        self.0.bind(address)
+    }
+
+    fn sleep(&self, duration: Duration) -> api::BoxFuture<'static, ()> {
+        self.0.sleep(duration)
+    }
+
+    fn now(&self) -> Instant {
+        self.0.now()
+    }
 }

@@ -45,6 +45,21 @@ macro_rules! conformance_suite {
             pipelined_secure_channel_two_tcp_hops,
             slow_receiver_over_tcp_loses_nothing,
             bad_peers_disconnected,
+            stop_during_a_handshake,
+            stop_finishes_what_is_queued,
+            stop_cuts_off_what_does_not_finish,
+            concurrent_handshakes_at_one_listener,
+            parallel_channels_from_one_node,
+            close_secure_channel_ends_both_sides,
+            limit_payload_over_tcp,
+            limit_return_route_over_tcp,
+            limit_channel_message,
+            limit_frame_over_tcp,
+            max_connections_refuses_the_next_dial,
+            connect_timeout,
+            a_listener_that_never_accepts,
+            send_timeout_on_a_congested_mailbox,
+            a_remote_peer_cannot_put_a_channel_end_first,
         );
     };
     (@tests $module:ident, $harness:ty; $($test:ident),* $(,)?) => {

@@ -1,6 +1,12 @@
 //! The workers of the guide, written once for every runtime.
 
+use std::sync::{Arc, Mutex};
+
+use futures::channel::mpsc::UnboundedSender;
+use futures::channel::oneshot;
 use onward_protocol::api::{Context, Opaque, Result, Routed, Worker};
+use onward_protocol::identity::Identifier;
+use onward_protocol::{Address, Route, TransportMessage};
 
 /// Replies to every message with its body, along its return route.
 #[derive(Debug, Default)]
@@ -64,6 +70,123 @@ impl Worker for Sink {
     type Message = Opaque;
 
     async fn handle_message(&mut self, _ctx: &mut Context, _msg: Routed<Opaque>) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Replies with the raw payload it got, whatever it is, from its own address: for
+/// payloads that are not CBOR (the limit tests send plain bytes).
+#[derive(Debug, Default)]
+pub struct PayloadEchoer;
+
+impl Worker for PayloadEchoer {
+    type Message = Opaque;
+
+    async fn handle_message(&mut self, ctx: &mut Context, msg: Routed<Opaque>) -> Result<()> {
+        let back = msg.return_route();
+        let payload = msg.into_transport_message().payload;
+        ctx.forward(TransportMessage::new(
+            back,
+            Route::from(ctx.address().clone()),
+            payload,
+        ))
+        .await
+    }
+}
+
+/// Replies with the identifier of the secure channel peer that sent the message, as
+/// the node verified it, or `"none"`.
+#[derive(Debug, Default)]
+pub struct PeerTeller;
+
+impl Worker for PeerTeller {
+    type Message = String;
+
+    async fn handle_message(&mut self, ctx: &mut Context, msg: Routed<String>) -> Result<()> {
+        let peer = msg.sender().and_then(|s| ctx.secure_channel_peer(s));
+        let reply = peer.map_or_else(|| "none".to_owned(), |p| p.to_string());
+        ctx.send(msg.return_route(), reply).await
+    }
+}
+
+/// What a [`Reporter`] saw of one message.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The first address of its return route.
+    pub sender: Option<Address>,
+    /// What the node says about that address as a secure channel end.
+    pub peer: Option<Identifier>,
+    /// Its whole return route.
+    pub return_route: Route,
+}
+
+/// Takes every message, answers none, and reports each to the test.
+#[derive(Debug)]
+pub struct Reporter(pub UnboundedSender<Report>);
+
+impl Worker for Reporter {
+    type Message = Opaque;
+
+    async fn handle_message(&mut self, ctx: &mut Context, msg: Routed<Opaque>) -> Result<()> {
+        let sender = msg.sender().cloned();
+        let peer = sender.as_ref().and_then(|s| ctx.secure_channel_peer(s));
+        let _ = self.0.unbounded_send(Report {
+            sender,
+            peer,
+            return_route: msg.return_route(),
+        });
+        Ok(())
+    }
+}
+
+/// Records the bodies it handles, but holds on to the first until `gate` opens,
+/// telling `entered` when it has it: the messages sent after it wait in its mailbox.
+#[derive(Debug)]
+pub struct Gated {
+    /// Told when the first message is in hand.
+    pub entered: Option<oneshot::Sender<()>>,
+    /// Opened by the test.
+    pub gate: Option<oneshot::Receiver<()>>,
+    /// Every body handled, in order.
+    pub handled: Arc<Mutex<Vec<String>>>,
+}
+
+impl Worker for Gated {
+    type Message = String;
+
+    async fn handle_message(&mut self, _ctx: &mut Context, msg: Routed<String>) -> Result<()> {
+        if let Some(entered) = self.entered.take() {
+            let _ = entered.send(());
+        }
+        if let Some(gate) = self.gate.take() {
+            let _ = gate.await;
+        }
+        self.handled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(msg.into_body());
+        Ok(())
+    }
+}
+
+/// Never finishes handling its first message. It holds `alive`, dropped with the
+/// worker: the test learns from it that the worker's task was cut off.
+#[derive(Debug)]
+pub struct Stuck {
+    /// Told when the message is in hand.
+    pub entered: Option<oneshot::Sender<()>>,
+    /// Never sent on; its receiver sees it go when the worker is dropped.
+    pub alive: oneshot::Sender<()>,
+}
+
+impl Worker for Stuck {
+    type Message = Opaque;
+
+    async fn handle_message(&mut self, _ctx: &mut Context, _msg: Routed<Opaque>) -> Result<()> {
+        if let Some(entered) = self.entered.take() {
+            let _ = entered.send(());
+        }
+        futures::future::pending::<()>().await;
         Ok(())
     }
 }

@@ -322,9 +322,13 @@ impl Shared {
         }
         self.tasks.fetch_add(1, Ordering::AcqRel);
         let done = Done(self.clone());
+        let halt = self.halt.wait();
         self.runtime.spawn(Box::pin(async move {
             let _done = done;
-            task.await;
+            // Past the stop grace period every task is cut off, whatever it waits on:
+            // a worker whose handler never returns would otherwise outlive its node.
+            let task = std::pin::pin!(task);
+            let _ = future::select(task, halt).await;
         }));
     }
 

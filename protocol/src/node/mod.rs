@@ -109,6 +109,8 @@ mod mailbox;
 mod output;
 mod routing;
 mod stall;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -119,6 +121,7 @@ use crate::channel::{ChannelConfig, ChannelEnd, ChannelError};
 use crate::framing::PREAMBLE;
 use crate::identity::{Identifier, Identity};
 use crate::message::TransportMessage;
+use crate::noise::NoiseError;
 use crate::random::RandomSource;
 use crate::routing::{Address, Route, TransportType};
 use crate::trust::TrustPolicy;
@@ -404,7 +407,12 @@ impl NodeCore {
         }
         let channel = ChannelEnd::initiator(config, identity, trust, &mut *self.rng, now).map_err(
             |error| match error {
-                ChannelError::Random(e) => NodeError::Random(e),
+                // The ephemeral and static keys are drawn inside Noise, whose failure
+                // the channel passes on as a handshake error: it is the random source
+                // all the same.
+                ChannelError::Random(e) | ChannelError::Handshake(NoiseError::Random(e)) => {
+                    NodeError::Random(e)
+                }
                 error => NodeError::Channel {
                     address: route.last().cloned().unwrap_or_else(|| Address::local("")),
                     error,
