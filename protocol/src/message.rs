@@ -640,12 +640,110 @@ mod tests {
         let full: Route = std::iter::repeat_n(address, MAX_ROUTE_LEN).collect();
         let m = TransportMessage::new(full.clone(), full, vec![7; MAX_PAYLOAD_LEN]);
         let bytes = m.to_bytes().unwrap();
-        assert!(
-            bytes.len() <= MAX_ENCODED_LEN,
-            "{} > {MAX_ENCODED_LEN}",
-            bytes.len()
-        );
+        // The bound is exact: this is the largest message there is.
+        assert_eq!(bytes.len(), MAX_ENCODED_LEN);
+        assert_eq!(m.encoded_len(), MAX_ENCODED_LEN);
         assert_eq!(TransportMessage::decode(&bytes).unwrap(), m);
+    }
+
+    #[test]
+    fn heads_take_the_shortest_form_at_every_boundary() {
+        // (value, the head of a byte string carrying it)
+        let cases: [(u64, &[u8]); 9] = [
+            (0, &[0x40]),
+            (23, &[0x57]),
+            (24, &[0x58, 24]),
+            (255, &[0x58, 0xff]),
+            (256, &[0x59, 0x01, 0x00]),
+            (0xffff, &[0x59, 0xff, 0xff]),
+            (0x1_0000, &[0x5a, 0x00, 0x01, 0x00, 0x00]),
+            (0xffff_ffff, &[0x5a, 0xff, 0xff, 0xff, 0xff]),
+            (0x1_0000_0000, &[0x5b, 0, 0, 0, 1, 0, 0, 0, 0]),
+        ];
+        for (value, head) in cases {
+            let mut out = Vec::new();
+            write_head(&mut out, MAJOR_BYTES, value);
+            assert_eq!(out, head, "head of {value}");
+            assert_eq!(head_len(value), head.len(), "length of the head of {value}");
+        }
+    }
+
+    #[test]
+    fn the_encoded_length_is_exact_for_every_payload_head() {
+        for len in [
+            0,
+            23,
+            24,
+            255,
+            256,
+            0xffff,
+            0x1_0000,
+            100_000,
+            MAX_PAYLOAD_LEN,
+        ] {
+            let m = TransportMessage::new(route!["a"], route!["b"], vec![1; len]);
+            assert_eq!(
+                m.encoded_len(),
+                m.to_bytes().unwrap().len(),
+                "payload {len}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_head_for_the_largest_payload_is_written_and_one_byte_more_is_refused() {
+        let (onward, back) = (route!["a"], route!["b"]);
+        let mut out = Vec::new();
+        TransportMessage::encode_head(&onward, &back, MAX_PAYLOAD_LEN, &mut out).unwrap();
+        out.extend_from_slice(&vec![0; MAX_PAYLOAD_LEN]);
+        assert_eq!(
+            TransportMessage::decode(&out).unwrap().payload.len(),
+            MAX_PAYLOAD_LEN
+        );
+        let mut out = Vec::new();
+        assert_eq!(
+            TransportMessage::encode_head(&onward, &back, MAX_PAYLOAD_LEN + 1, &mut out),
+            Err(MessageError::PayloadTooLarge {
+                len: MAX_PAYLOAD_LEN + 1
+            })
+        );
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn an_indefinite_length_is_named_apart_from_a_reserved_head() {
+        // A payload written as an indefinite-length byte string (0x5f), then one with
+        // the reserved additional information 28 (0x5c).
+        let reason = |head: u8| match TransportMessage::decode(&[0x84, 0x01, 0x80, 0x80, head]) {
+            Err(MessageError::Malformed {
+                offset: Some(4),
+                reason,
+            }) => reason,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(reason(0x5f), "indefinite lengths are not allowed");
+        assert_eq!(reason(0x5c), "reserved additional information");
+    }
+
+    #[test]
+    fn a_bytes_body_reads_back_and_only_when_canonical_and_whole() {
+        for len in [0, 23, 24, 300, 70_000] {
+            let body = vec![9u8; len];
+            let mut out = Vec::new();
+            write_byte_string(&mut out, &body);
+            assert_eq!(read_byte_string(&out), Some(body.as_slice()), "{len} bytes");
+            let mut longer = out.clone();
+            longer.push(0);
+            assert_eq!(read_byte_string(&longer), None, "trailing byte after {len}");
+            assert_eq!(
+                read_byte_string(&out[..out.len() - 1]),
+                None,
+                "truncated {len}"
+            );
+        }
+        // Not in its shortest form, and not a byte string.
+        assert_eq!(read_byte_string(&[0x58, 0x01, 0xaa]), None);
+        assert_eq!(read_byte_string(&[0x61, b'a']), None);
     }
 
     #[test]
