@@ -840,6 +840,98 @@ mod tests {
         (i, r, confirm)
     }
 
+    /// A message from "a" to "b" whose encoding is `len` bytes long.
+    fn inner_of_len(len: usize) -> TransportMessage {
+        (0..=len)
+            .rev()
+            .map(|p| TransportMessage::new(route!["a"], route!["b"], vec![5; p]))
+            .find(|m| m.encoded_len() == len)
+            .expect("an exact length")
+    }
+
+    #[test]
+    fn the_largest_inner_message_goes_in_one_record_and_one_byte_more_does_not() {
+        assert_eq!(MAX_RECORD_PLAINTEXT, 65_519);
+        assert_eq!(MAX_INNER_MESSAGE_LEN, 65_518);
+        let now = Instant::now();
+        let (mut i, mut r, confirm) = pair();
+        i.handle_record(&confirm, now).unwrap();
+        let largest = inner_of_len(MAX_INNER_MESSAGE_LEN);
+        let too_large = inner_of_len(MAX_INNER_MESSAGE_LEN + 1);
+        assert!(ChannelEnd::fits_in_one_record(&largest));
+        assert!(!ChannelEnd::fits_in_one_record(&too_large));
+        i.handle_send(&largest, now).unwrap();
+        let record = i.poll_transmit().unwrap();
+        assert_eq!(record.len(), ChannelEnd::record_len(&largest));
+        assert_eq!(record.len(), 9 + 1 + MAX_INNER_MESSAGE_LEN + 16);
+        r.handle_record(&record, now).unwrap();
+        let received: Vec<_> = std::iter::from_fn(|| r.poll_event())
+            .filter(|e| matches!(e, ChannelEvent::Received(_)))
+            .collect();
+        assert_eq!(received, [ChannelEvent::Received(largest)]);
+        assert_eq!(
+            i.handle_send(&too_large, now),
+            Err(ChannelError::PlaintextTooLarge {
+                len: MAX_INNER_MESSAGE_LEN + 1,
+                max: MAX_INNER_MESSAGE_LEN
+            })
+        );
+        assert_eq!(i.poll_transmit(), None);
+    }
+
+    #[test]
+    fn only_a_hello_is_a_hello() {
+        let now = Instant::now();
+        let config = ChannelConfig::default();
+        let mut rng = SeededRandom::new(7);
+        let mut i =
+            ChannelEnd::initiator(&config, id(1), Arc::new(TrustEveryone), &mut rng, now).unwrap();
+        let hello = i.poll_transmit().unwrap();
+        assert!(ChannelEnd::is_hello(&hello));
+        let (_, mut r, confirm) = pair();
+        assert!(!ChannelEnd::is_hello(&confirm));
+        r.handle_send(
+            &TransportMessage::new(route!["x"], route!["y"], vec![1]),
+            now,
+        )
+        .unwrap();
+        assert!(!ChannelEnd::is_hello(&r.poll_transmit().unwrap()));
+        assert!(!ChannelEnd::is_hello(&[]));
+        assert!(!ChannelEnd::is_hello(&[wire::KIND_RESPONSE]));
+    }
+
+    #[test]
+    fn the_next_send_counter_follows_the_records_sent() {
+        let now = Instant::now();
+        let config = ChannelConfig::default();
+        let mut rng = SeededRandom::new(8);
+        let fresh =
+            ChannelEnd::initiator(&config, id(1), Arc::new(TrustEveryone), &mut rng, now).unwrap();
+        assert_eq!(
+            fresh.next_send_counter(),
+            None,
+            "no keys before the response"
+        );
+        assert!(format!("{fresh:?}").contains("initiating"));
+        let (mut i, r, confirm) = pair();
+        assert_eq!(
+            i.next_send_counter(),
+            Some(0),
+            "confirming: nothing sent yet"
+        );
+        assert_eq!(r.next_send_counter(), Some(1), "the confirm took counter 0");
+        i.handle_record(&confirm, now).unwrap();
+        for n in 0..3 {
+            i.handle_send(
+                &TransportMessage::new(route!["x"], route!["y"], vec![n]),
+                now,
+            )
+            .unwrap();
+        }
+        assert_eq!(i.next_send_counter(), Some(3));
+        assert!(format!("{r:?}").contains("established"));
+    }
+
     #[test]
     fn authenticated_records_with_bad_plaintexts_are_dropped_and_the_channel_goes_on() {
         let now = Instant::now();
