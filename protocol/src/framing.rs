@@ -306,6 +306,16 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_decoder_refuses_even_empty_input() {
+        let mut d = FrameDecoder::default();
+        let error = d.handle_bytes(b"x").unwrap_err();
+        assert_eq!(d.handle_bytes(&[]), Err(error.clone()));
+        assert_eq!(d.handle_bytes(&PREAMBLE), Err(error));
+        // A healthy decoder takes empty input as nothing.
+        assert_eq!(FrameDecoder::default().handle_bytes(&[]), Ok(()));
+    }
+
+    #[test]
     fn the_default_limit_is_the_specified_256_kib_exactly() {
         // docs/PROTOCOL.md §4: frames up to 262,144 bytes are accepted by default.
         assert_eq!(DEFAULT_MAX_FRAME_LEN, 262_144);
