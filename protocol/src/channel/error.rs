@@ -116,3 +116,44 @@ impl ChannelError {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn only_errors_that_end_a_channel_are_fatal() {
+        let fatal = [
+            ChannelError::UnsupportedSuite(9),
+            ChannelError::Handshake(NoiseError::DecryptFailed),
+            ChannelError::BadIdentityProof,
+            ChannelError::RefusedByPeer,
+            ChannelError::HandshakeTimeout(Duration::from_secs(1)),
+            ChannelError::CounterExhausted,
+            ChannelError::Random(RandomError),
+        ];
+        let record_only = [
+            ChannelError::Malformed("x"),
+            ChannelError::Replay {
+                counter: 1,
+                source: ReplayError::Replayed { counter: 1 },
+            },
+            ChannelError::TooFarAhead { counter: 1 },
+            ChannelError::Forged { counter: 1 },
+            ChannelError::BadPlaintext {
+                counter: 1,
+                reason: "x".into(),
+            },
+            ChannelError::PlaintextTooLarge { len: 2, max: 1 },
+            ChannelError::NotEstablished,
+            ChannelError::Closed,
+        ];
+        for error in fatal {
+            assert!(error.is_fatal(), "{error}");
+        }
+        for error in record_only {
+            assert!(!error.is_fatal(), "{error}");
+        }
+    }
+}
