@@ -853,6 +853,8 @@ mod tests {
     fn the_largest_inner_message_goes_in_one_record_and_one_byte_more_does_not() {
         assert_eq!(MAX_RECORD_PLAINTEXT, 65_519);
         assert_eq!(MAX_INNER_MESSAGE_LEN, 65_518);
+        // docs/PROTOCOL.md §8: data counters end at 2^64-3; 2^64-2 is the final close.
+        assert_eq!(MAX_DATA_COUNTER, 0xffff_ffff_ffff_fffd);
         let now = Instant::now();
         let (mut i, mut r, confirm) = pair();
         i.handle_record(&confirm, now).unwrap();
