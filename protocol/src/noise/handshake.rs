@@ -588,6 +588,61 @@ mod tests {
     }
 
     #[test]
+    fn turns_counts_and_the_suite_are_reported_as_the_handshake_goes() {
+        for suite in CipherSuite::ALL {
+            let (mut i, mut r) = pair(suite, 3);
+            assert_eq!((i.suite(), r.suite()), (suite, suite));
+            assert_eq!(
+                crate::noise::CipherState::new(suite, [1; 32]).suite(),
+                suite
+            );
+            let mut buf = [0u8; 256];
+            let mut payload = [0u8; 256];
+            for step in 0..3 {
+                let (writer, reader) = if step % 2 == 0 {
+                    (&mut i, &mut r)
+                } else {
+                    (&mut r, &mut i)
+                };
+                assert!(writer.is_my_turn() && !reader.is_my_turn(), "step {step}");
+                assert_eq!(writer.messages_processed(), step);
+                let n = writer.write_message(b"", &mut buf).unwrap();
+                reader.read_message(&buf[..n], &mut payload).unwrap();
+                assert_eq!(reader.messages_processed(), step + 1);
+            }
+            // Finished: nobody's turn, nothing poisoned.
+            assert!(!i.is_my_turn() && !r.is_my_turn());
+            assert!(!i.is_poisoned() && !r.is_poisoned());
+            let (mut ti, mut tr) = (i.into_transport().unwrap(), r.into_transport().unwrap());
+            assert_eq!(tr.receiving_nonce(), 0);
+            for n in 0..3 {
+                let len = ti.write_message(b"x", &mut buf).unwrap();
+                tr.read_message(&buf[..len], &mut payload).unwrap();
+                assert_eq!(tr.receiving_nonce(), n + 1);
+            }
+        }
+    }
+
+    #[test]
+    fn an_error_poisons_the_state_and_says_so() {
+        let (mut i, mut r) = pair(CipherSuite::ChaCha20Poly1305Sha256, 4);
+        let mut buf = [0u8; 256];
+        let mut payload = [0u8; 256];
+        let n = i.write_message(b"", &mut buf).unwrap();
+        r.read_message(&buf[..n], &mut payload).unwrap();
+        let n = r.write_message(b"", &mut buf).unwrap();
+        buf[n - 1] ^= 1;
+        assert!(!i.is_poisoned());
+        assert!(i.read_message(&buf[..n], &mut payload).is_err());
+        assert!(i.is_poisoned() && !i.is_my_turn());
+        assert_eq!(
+            i.messages_processed(),
+            1,
+            "the refused message is not counted"
+        );
+    }
+
+    #[test]
     fn low_order_ephemeral_is_refused() {
         let (mut i, mut r) = pair(CipherSuite::Aes256GcmSha256, 2);
         let mut buf = [0u8; 256];
