@@ -882,6 +882,40 @@ mod tests {
     }
 
     #[test]
+    fn handshake_records_of_the_wrong_length_are_refused_as_such() {
+        let now = Instant::now();
+        let config = ChannelConfig::default();
+        let mut rng = SeededRandom::new(9);
+        let mut i =
+            ChannelEnd::initiator(&config, id(1), Arc::new(TrustEveryone), &mut rng, now).unwrap();
+        let hello = i.poll_transmit().unwrap();
+        let wrong = ChannelError::Malformed("handshake record has the wrong length");
+        let mut longer = hello.clone();
+        longer.push(0);
+        let refused = |record: &[u8], rng: &mut SeededRandom| {
+            ChannelEnd::responder(&config, &id(2), Arc::new(TrustEveryone), rng, record, now).err()
+        };
+        // A hello carries no encrypted payload: only its length check refuses a longer one.
+        assert_eq!(refused(&longer, &mut rng), Some(wrong.clone()));
+        assert_eq!(
+            refused(&hello[..hello.len() - 1], &mut rng),
+            Some(wrong.clone())
+        );
+        let mut r = ChannelEnd::responder(
+            &config,
+            &id(2),
+            Arc::new(TrustEveryone),
+            &mut rng,
+            &hello,
+            now,
+        )
+        .unwrap();
+        let mut response = r.poll_transmit().unwrap();
+        response.push(0);
+        assert_eq!(i.handle_record(&response, now), Err(wrong));
+    }
+
+    #[test]
     fn only_a_hello_is_a_hello() {
         let now = Instant::now();
         let config = ChannelConfig::default();
