@@ -916,6 +916,28 @@ mod tests {
     }
 
     #[test]
+    fn a_transport_record_of_header_and_tag_alone_is_judged_by_authentication() {
+        let now = Instant::now();
+        let (_, mut r, _) = pair();
+        // Header (kind, counter 5) and a tag's worth of bytes: the shortest record
+        // there can be. It is opened, and fails authentication; one byte less is
+        // malformed.
+        let mut record = vec![wire::KIND_TRANSPORT];
+        record.extend_from_slice(&5u64.to_be_bytes());
+        record.extend_from_slice(&[0; 16]);
+        assert_eq!(
+            r.handle_record(&record, now),
+            Err(ChannelError::Forged { counter: 5 })
+        );
+        record.pop();
+        assert_eq!(
+            r.handle_record(&record, now),
+            Err(ChannelError::Malformed("transport record is too short"))
+        );
+        assert!(r.is_established());
+    }
+
+    #[test]
     fn only_a_hello_is_a_hello() {
         let now = Instant::now();
         let config = ChannelConfig::default();
