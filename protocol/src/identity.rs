@@ -846,6 +846,14 @@ mod tests {
                 max: 1024,
             }) if path == big
         ));
+        // Exactly at the limit the file is read and judged by its content.
+        let at_limit = temp_path("at-limit.key");
+        std::fs::write(&at_limit, vec![0u8; 1024]).unwrap();
+        assert!(matches!(
+            Identity::load(&at_limit),
+            Err(IdentityError::InvalidKeyFile { path, reason: "InvalidEncoding" }) if path == at_limit
+        ));
+        std::fs::remove_file(&at_limit).unwrap();
         let truncated = temp_path("truncated.key");
         let id = Identity::generate_with(&mut SeededRandom::new(6)).unwrap();
         std::fs::write(&truncated, &id.to_pkcs8()[..40]).unwrap();
