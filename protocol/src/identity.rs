@@ -1042,6 +1042,13 @@ mod tests {
                 .starts_with("an identifier is 65 characters long"),
             "{err}"
         );
+        // Not text at all: the error says what was expected.
+        let err = serde_json::from_str::<Identifier>("5").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("expected an identifier: 'I' and 64 lowercase hex digits"),
+            "{err}"
+        );
     }
 
     #[test]
