@@ -52,8 +52,9 @@ pub(crate) struct Stall {
     pub(crate) message: TransportMessage,
     /// What was routed after it, still to route.
     pub(crate) rest: VecDeque<TransportMessage>,
-    /// When the waiting message is given up as undeliverable.
-    pub(crate) deadline: Instant,
+    /// When the waiting message is given up as undeliverable (`None`: never, for a
+    /// `max_stall` beyond what an `Instant` can hold).
+    pub(crate) deadline: Option<Instant>,
 }
 
 enum State {

@@ -24,7 +24,8 @@ impl NodeCore {
         rest: VecDeque<TransportMessage>,
         now: Instant,
     ) {
-        let deadline = now + self.config.max_stall;
+        // A `max_stall` too large to add to `now` means the wait never expires.
+        let deadline = now.checked_add(self.config.max_stall);
         match self.connections.get_mut(id) {
             Some(conn) => {
                 tracing::trace!(connection = id.0, "stalled");
@@ -87,7 +88,8 @@ impl NodeCore {
                 self.connections
                     .get(*id)
                     .and_then(|c| c.stall.as_ref())
-                    .is_some_and(|s| s.deadline <= now)
+                    .and_then(|s| s.deadline)
+                    .is_some_and(|deadline| deadline <= now)
             })
             .collect();
         for id in expired {
@@ -99,7 +101,7 @@ impl NodeCore {
     pub(super) fn stall_deadlines(&self) -> impl Iterator<Item = Instant> + '_ {
         self.stalled
             .iter()
-            .filter_map(|id| Some(self.connections.get(*id)?.stall.as_ref()?.deadline))
+            .filter_map(|id| self.connections.get(*id)?.stall.as_ref()?.deadline)
     }
 
     /// Ends the stall of connection `id`: its waiting message is delivered (or, if

@@ -433,3 +433,36 @@ fn a_failing_random_source_is_reported_and_leaves_nothing_behind() {
     }
     assert!(failures >= 2, "only {failures} points of failure reached");
 }
+
+/// A `max_stall` too large to add to the clock: a connection's message waits for room
+/// without a deadline, instead of the core panicking on `Instant` overflow.
+#[test]
+fn an_unbounded_max_stall_waits_without_a_deadline() {
+    let now = Instant::now();
+    let mut core = core(NodeConfig {
+        mailbox_capacity: 1,
+        max_stall: std::time::Duration::MAX,
+        ..NodeConfig::default()
+    });
+    core.register(app(), now).unwrap();
+    let conn = core.handle_incoming_connection("peer:1".into(), now);
+    let mut bytes = crate::framing::PREAMBLE.to_vec();
+    for _ in 0..2 {
+        let m = TransportMessage::new(route!["app"], route!["x"], vec![1]);
+        let encoded = m.to_bytes().unwrap();
+        bytes.extend_from_slice(&u32::try_from(encoded.len()).unwrap().to_be_bytes());
+        bytes.extend_from_slice(&encoded);
+    }
+    core.handle_received(conn, &bytes, now);
+    let outputs = drain(&mut core);
+    assert!(outputs
+        .iter()
+        .any(|o| matches!(o, Output::PauseReading { connection } if *connection == conn)));
+    assert!(core.is_reading_paused(conn));
+    assert_eq!(core.poll_timeout(), None, "no deadline to wake for");
+    core.handle_consumed(&app(), now);
+    assert!(drain(&mut core)
+        .iter()
+        .any(|o| matches!(o, Output::ResumeReading { connection } if *connection == conn)));
+    assert!(!core.is_reading_paused(conn));
+}
