@@ -226,7 +226,8 @@ impl Shared {
     /// core names the hop, and this waits for the output that says it drained.
     pub(crate) async fn wait_uncongested(self: &Arc<Self>, route: &Route) -> Result<()> {
         let timeout = self.options.send_timeout;
-        let deadline = self.runtime.now() + timeout;
+        // A timeout too large to add to the clock waits in rounds of `timeout`.
+        let deadline = self.runtime.now().checked_add(timeout);
         loop {
             let drained = {
                 let mut d = self.driver();
@@ -243,7 +244,8 @@ impl Shared {
             if self.stopping.is_fired() {
                 return Err(Error::Stopped);
             }
-            let left = deadline.saturating_duration_since(self.runtime.now());
+            let left =
+                deadline.map_or(timeout, |d| d.saturating_duration_since(self.runtime.now()));
             if left.is_zero() {
                 return Err(Error::Timeout(timeout));
             }
