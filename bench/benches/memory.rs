@@ -11,7 +11,7 @@ use std::time::Instant;
 use onward_bench::{quick, Figure, Report};
 use onward_protocol::channel::ChannelConfig;
 use onward_protocol::identity::Identity;
-use onward_protocol::node::{NodeConfig, NodeCore, NodeEvent, Output};
+use onward_protocol::node::{Access, ChannelRules, NodeConfig, NodeCore, NodeEvent, Output};
 use onward_protocol::random::SeededRandom;
 use onward_protocol::trust::TrustEveryone;
 use onward_protocol::{route, tcp, Address};
@@ -114,12 +114,15 @@ fn measure(channels: usize, send: bool) -> (f64, f64, (NodeCore, NodeCore)) {
         bob,
         Arc::new(TrustEveryone),
         ChannelConfig::default(),
+        ChannelRules::new(),
         now,
     )
     .unwrap();
     // Open the connection with a first message so both cores know it.
-    a.register(Address::local("app"), now).unwrap();
-    b.register(Address::local("sink"), now).unwrap();
+    a.register(Address::local("app"), Access::anyone(), now)
+        .unwrap();
+    b.register(Address::local("sink"), Access::anyone(), now)
+        .unwrap();
     let hello = onward_protocol::TransportMessage::new(
         route![tcp("b:4000"), "nobody"],
         route!["app"],
@@ -147,6 +150,7 @@ fn measure(channels: usize, send: bool) -> (f64, f64, (NodeCore, NodeCore)) {
             alice.clone(),
             Arc::new(TrustEveryone),
             &ChannelConfig::default(),
+            ChannelRules::new(),
             now,
         )
         .unwrap();

@@ -13,7 +13,7 @@
 //! connection; the caller carries bytes between the two.
 //!
 //! ```
-//! use onward_protocol::node::{NodeConfig, NodeCore, Output};
+//! use onward_protocol::node::{Access, NodeConfig, NodeCore, Origin, Output};
 //! use onward_protocol::random::SeededRandom;
 //! use onward_protocol::{route, tcp, Address, TransportMessage};
 //! use std::time::Instant;
@@ -21,8 +21,9 @@
 //! let now = Instant::now();
 //! let mut a = NodeCore::new(NodeConfig::default(), Box::new(SeededRandom::new(1)));
 //! let mut b = NodeCore::new(NodeConfig::default(), Box::new(SeededRandom::new(2)));
-//! a.register(Address::local("app"), now)?;
-//! b.register(Address::local("echoer"), now)?;
+//! a.register(Address::local("app"), Access::local_only(), now)?;
+//! // Plain messages over TCP, which anyone able to connect could send: said outright.
+//! b.register(Address::local("echoer"), Access::anyone(), now)?;
 //!
 //! // "app" on A sends to "echoer" on B, which listens at "b:4000".
 //! let hello = TransportMessage::new(route![tcp("b:4000"), "echoer"], route!["app"], b"hi".to_vec());

@@ -13,22 +13,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use onward_protocol::channel::{ChannelConfig, ChannelEnd};
-use onward_protocol::framing::{encode_frame, DEFAULT_MAX_FRAME_LEN, PREAMBLE};
+use onward_protocol::framing::{DEFAULT_MAX_FRAME_LEN, PREAMBLE};
 use onward_protocol::identity::Identity;
 use onward_protocol::node::{NodeConfig, NodeError, NodeEvent};
 use onward_protocol::random::SeededRandom;
-use onward_protocol::trust::{TrustEveryone, TrustPolicy};
+use onward_protocol::trust::TrustEveryone;
 use onward_protocol::{route, tcp, Address, TransportMessage};
 
-use sim::{Behaviour, LinkFaults, NodeId, Sim, PARTITION_CONNECT_DELAY};
-
-fn identity(seed: u8) -> Arc<Identity> {
-    Arc::new(Identity::from_seed(&[seed; 32]).unwrap())
-}
-
-fn everyone() -> Arc<dyn TrustPolicy> {
-    Arc::new(TrustEveryone)
-}
+use sim::{everyone, frame, identity, Behaviour, LinkFaults, NodeId, Sim, PARTITION_CONNECT_DELAY};
 
 /// A → M → B with a channel from A to B's listener "secure", established with no
 /// faults. A has "app" (sink), B has "echoer".
@@ -107,17 +99,6 @@ fn assert_sent_at_most_once(received: &[Vec<u8>], sent: &BTreeSet<Vec<u8>>, who:
             "{who} received a message twice: {r:?}"
         );
     }
-}
-
-fn frame(message: &TransportMessage) -> Vec<u8> {
-    let mut out = Vec::new();
-    encode_frame(
-        &message.to_bytes().unwrap(),
-        DEFAULT_MAX_FRAME_LEN,
-        &mut out,
-    )
-    .unwrap();
-    out
 }
 
 // ---- faults on every link -------------------------------------------------------------

@@ -16,7 +16,11 @@ fn node_with_a_stray_mailbox() -> (Sim, sim::NodeId) {
     let now = sim.instant();
     sim.node_mut(n)
         .core
-        .register(Address::local("stray"), now)
+        .register(
+            Address::local("stray"),
+            onward_protocol::node::Access::anyone(),
+            now,
+        )
         .unwrap();
     (sim, n)
 }

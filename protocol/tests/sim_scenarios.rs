@@ -12,20 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use onward_protocol::channel::ChannelError;
-use onward_protocol::identity::{Identifier, Identity};
+use onward_protocol::identity::Identifier;
 use onward_protocol::node::{NodeError, NodeEvent};
-use onward_protocol::trust::{TrustAnyOf, TrustEveryone, TrustIdentifier, TrustPolicy};
+use onward_protocol::trust::{TrustAnyOf, TrustIdentifier, TrustPolicy};
 use onward_protocol::{route, tcp, Address, Route};
 
-use sim::{Behaviour, NodeId, Sim};
-
-fn identity(seed: u8) -> Arc<Identity> {
-    Arc::new(Identity::from_seed(&[seed; 32]).unwrap())
-}
-
-fn everyone() -> Arc<dyn TrustPolicy> {
-    Arc::new(TrustEveryone)
-}
+use sim::{everyone, identity, Behaviour, NodeId, Sim};
 
 fn local(name: &str) -> Address {
     Address::local(name)

@@ -70,6 +70,8 @@ pub use onward_protocol::api::{
 };
 pub use onward_protocol::identity::{Identifier, Identity};
 pub use onward_protocol::node::NodeError;
+/// Access rules and where a message came from: who may reach a worker or a channel.
+pub use onward_protocol::node::{Access, ChannelRules, Origin};
 pub use onward_protocol::trust::{TrustAnyOf, TrustEveryone, TrustIdentifier, TrustPolicy};
 pub use onward_protocol::{route, tcp, Address, Route, TransportMessage};
 

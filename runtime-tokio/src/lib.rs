@@ -169,16 +169,18 @@
 //! #         ctx.send(msg.return_route(), msg.into_body()).await
 //! #     }
 //! # }
-//! use onward_tokio::{route, tcp, Node, Result};
+//! use onward_tokio::{route, tcp, Access, Node, Result};
 //!
 //! #[tokio::main(flavor = "current_thread")]
 //! async fn main() -> Result<()> {
 //!     let b = Node::start().await?;
-//!     b.start_worker("echoer", Echoer).await?;
+//!     // Plain messages over TCP reach only workers and contexts that say they take
+//!     // them: anyone able to connect could have sent one.
+//!     b.start_worker_with("echoer", Echoer, Access::anyone()).await?;
 //!     let bound = b.listen("127.0.0.1:0").await?;
 //!
 //!     let a = Node::start().await?;
-//!     let mut ctx = a.context("app").await?;
+//!     let mut ctx = a.context_with("app", Access::anyone()).await?;
 //!     ctx.send(route![tcp(bound.to_string()), "echoer"], "Hello".to_string())
 //!         .await?;
 //!     let reply: Routed<String> = ctx.receive().await?;
@@ -198,10 +200,9 @@
 //! [`channel.peer()`](SecureChannel::peer) is the responder's verified identifier.
 //! Send through the channel with `route![channel.address(), ...]`: the rest of the
 //! route is followed on the far node. On the responder, a worker learns who sent a
-//! message through a channel with
-//! `msg.sender().and_then(|end| ctx.secure_channel_peer(end))`. Nodes in between see
-//! only routes and encrypted records. [`close_secure_channel`] closes a channel and
-//! tells the peer.
+//! message through a channel with [`msg.channel_peer()`](Routed::channel_peer). Nodes
+//! in between see only routes and encrypted records. [`close_secure_channel`] closes
+//! a channel and tells the peer.
 //!
 //! [`create_secure_channel_listener`]: protocol::api::Node::create_secure_channel_listener
 //! [`create_secure_channel`]: protocol::api::Node::create_secure_channel
@@ -244,7 +245,7 @@
 //! The responder's side, with a worker that names the sender:
 //!
 //! ```no_run
-//! use onward_tokio::{Context, Identity, Node, Result, Routed, TrustEveryone, Worker};
+//! use onward_tokio::{Access, Context, Identity, Node, Result, Routed, TrustEveryone, Worker};
 //!
 //! struct Echoer;
 //!
@@ -252,7 +253,7 @@
 //!     type Message = String;
 //!
 //!     async fn handle_message(&mut self, ctx: &mut Context, msg: Routed<String>) -> Result<()> {
-//!         if let Some(peer) = msg.sender().and_then(|end| ctx.secure_channel_peer(end)) {
+//!         if let Some(peer) = msg.channel_peer() {
 //!             println!("{:?} from {peer}", msg.body());
 //!         }
 //!         ctx.send(msg.return_route(), msg.into_body()).await
@@ -267,7 +268,9 @@
 //!     node.listen("127.0.0.1:4000").await?;
 //!     node.create_secure_channel_listener("secure", &identity, TrustEveryone)
 //!         .await?;
-//!     node.start_worker("echoer", Echoer).await?;
+//!     // Only through secure channels: a plain frame over TCP to "echoer" is refused.
+//!     node.start_worker_with("echoer", Echoer, Access::secure_channels())
+//!         .await?;
 //!     tokio::signal::ctrl_c().await.ok();
 //!     node.stop().await
 //! }
@@ -323,6 +326,70 @@
 //!     node.stop().await?;
 //!     Ok(())
 //! }
+//! ```
+//!
+//! ## Who may reach a worker: access rules
+//!
+//! A secure channel proves which *node* is at its other end; it says nothing about
+//! which sender on that node wrote a message, and nothing protects a worker from
+//! plain messages that never crossed a channel. Each worker and context therefore has
+//! an [`Access`] rule, checked by the node before delivery:
+//!
+//! - [`Access::local_only`]: senders on this node;
+//! - [`Access::secure_channels`] (the default of `start_worker` and `context`): this
+//!   node, and messages that came through any secure channel;
+//! - [`Access::secure_channels_from(policy)`](Access::secure_channels_from): this
+//!   node, and secure channels whose verified peer `policy` accepts;
+//! - [`Access::anyone`]: also plain messages from TCP connections, which anyone able to
+//!   connect could send.
+//!
+//! A secure channel itself takes messages only from senders on its own node
+//! ([`ChannelRules`] widens that for gateways, and can restrict where the messages it
+//! decrypts may go). A refused message is counted in
+//! [`stats().messages_refused`](protocol::api::Node::stats), logged at a bounded rate,
+//! and a sender on the same node gets [`NodeError::Refused`] naming the address and
+//! its rule. [`Routed::origin`] tells a worker where a message came from, and
+//! [`Routed::channel_peer`] the verified peer of its channel.
+//!
+//! ```
+//! # use onward_tokio::{Context, Routed, Worker};
+//! # struct Echoer;
+//! # impl Worker for Echoer {
+//! #     type Message = String;
+//! #     async fn handle_message(&mut self, ctx: &mut Context, msg: Routed<String>) -> onward_tokio::Result<()> {
+//! #         ctx.send(msg.return_route(), msg.into_body()).await
+//! #     }
+//! # }
+//! use onward_tokio::{route, Access, Error, Identity, Node, NodeError, TrustIdentifier};
+//!
+//! #[tokio::main(flavor = "current_thread")]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let alice = Identity::generate()?;
+//!     let bob = Identity::generate()?;
+//!     let node = Node::start().await?;
+//!     node.create_secure_channel_listener("secure", &alice, onward_tokio::TrustEveryone)
+//!         .await?;
+//!     // Through secure channels from bob only.
+//!     let only_bob = Access::secure_channels_from(TrustIdentifier::new(bob.identifier()));
+//!     node.start_worker_with("echoer", Echoer, only_bob).await?;
+//!     // Reachable only from this node.
+//!     node.start_worker_with("admin", Echoer, Access::local_only()).await?;
+//!
+//!     let channel = node.create_secure_channel(route!["secure"], &bob, TrustEveryone).await?;
+//!     let mut ctx = node.context("app").await?;
+//!     ctx.send(route![channel.address(), "echoer"], "hi".to_string()).await?;
+//!     let reply: onward_tokio::Routed<String> = ctx.receive().await?;
+//!     assert_eq!(reply.body(), "hi");
+//!
+//!     // Through the channel to "admin": refused, and the sender is told (both ends of
+//!     // this channel are on this node, so the sender is local).
+//!     let refused = ctx.send(route![channel.address(), "admin"], "let me in".to_string()).await;
+//!     assert!(matches!(refused, Err(Error::Node(NodeError::Refused { .. }))));
+//!     assert_eq!(node.stats().messages_refused, 1);
+//!     node.stop().await?;
+//!     Ok(())
+//! }
+//! # use onward_tokio::TrustEveryone;
 //! ```
 //!
 //! ## Errors
@@ -416,6 +483,8 @@ pub use onward_protocol::api::{
 pub use onward_protocol::identity::{Identifier, Identity};
 /// What [`Error::Node`] holds, so callers can match on it.
 pub use onward_protocol::node::NodeError;
+/// Access rules and where a message came from: who may reach a worker or a channel.
+pub use onward_protocol::node::{Access, ChannelRules, Origin};
 pub use onward_protocol::trust::{TrustAnyOf, TrustEveryone, TrustIdentifier, TrustPolicy};
 pub use onward_protocol::{route, tcp, Address, Route, TransportMessage};
 

@@ -8,7 +8,9 @@ use onward_protocol::channel::ChannelConfig;
 use onward_protocol::framing::PREAMBLE;
 use onward_protocol::identity::Identity;
 use onward_protocol::message::TransportMessage;
-use onward_protocol::node::{ConnectionId, NodeConfig, NodeCore, NodeEvent, NodeStats, Output};
+use onward_protocol::node::{
+    Access, ChannelRules, ConnectionId, NodeConfig, NodeCore, NodeEvent, NodeStats, Output,
+};
 use onward_protocol::random::SeededRandom;
 use onward_protocol::routing::{Address, Route};
 use onward_protocol::trust::TrustEveryone;
@@ -38,6 +40,8 @@ struct Side {
     pending: Vec<(ConnectionId, Vec<u8>)>,
     /// Deliveries not yet consumed.
     unread: Vec<Address>,
+    /// Each mailbox's access rule: every delivery must be one it admits.
+    rules: std::collections::BTreeMap<Address, Access>,
     /// Encryptor addresses of channels this side created or accepted.
     channels: Vec<Address>,
     connects: Vec<ConnectionId>,
@@ -53,6 +57,7 @@ impl Side {
             pending: Vec::new(),
             paused: std::collections::BTreeSet::new(),
             unread: Vec::new(),
+            rules: std::collections::BTreeMap::new(),
             channels: Vec::new(),
             connects: Vec::new(),
             stats: NodeStats::default(),
@@ -67,7 +72,16 @@ impl Side {
             n += 1;
             assert!(n < 100_000, "the core produced outputs without end");
             match output {
-                Output::Deliver { address, .. } => self.unread.push(address),
+                Output::Deliver {
+                    address, origin, ..
+                } => {
+                    let rule = self.rules.get(&address).expect("a registered mailbox");
+                    assert!(
+                        rule.admits(&origin),
+                        "{address} got a message from {origin}, which {rule} refuses"
+                    );
+                    self.unread.push(address);
+                }
                 Output::Transmit { connection, bytes } => self.pending.push((connection, bytes)),
                 Output::Connect { connection, .. } => self.connects.push(connection),
                 Output::Close { connection } => {
@@ -121,7 +135,8 @@ impl Side {
             stats.records_rejected >= self.stats.records_rejected
                 && stats.hellos_rejected >= self.stats.hellos_rejected
                 && stats.delivery_failures >= self.stats.delivery_failures
-                && stats.connections_refused >= self.stats.connections_refused,
+                && stats.connections_refused >= self.stats.connections_refused
+                && stats.messages_refused >= self.stats.messages_refused,
             "counters went backwards"
         );
         self.stats = stats;
@@ -145,13 +160,23 @@ pub fn node(data: &[u8]) {
             identity.clone(),
             Arc::new(TrustEveryone),
             ChannelConfig::default(),
+            ChannelRules::new(),
             start,
         )
         .expect("a free address");
-    for (side, name) in [(&mut a, "app"), (&mut b, "echo")] {
+    // Mailboxes with every kind of rule: B's "guarded" takes secure channels only,
+    // its "local" only its own senders.
+    for (on_b, name, access) in [
+        (false, "app", Access::secure_channels().with_transport()),
+        (true, "echo", Access::anyone()),
+        (true, "guarded", Access::secure_channels()),
+        (true, "local", Access::local_only()),
+    ] {
+        let side = if on_b { &mut b } else { &mut a };
         side.core
-            .register(Address::local(name), start)
+            .register(Address::local(name), access.clone(), start)
             .expect("a free address");
+        side.rules.insert(Address::local(name), access);
     }
     // Connection pairs: (A's id, B's id).
     let mut links: Vec<(ConnectionId, ConnectionId)> = Vec::new();
@@ -162,7 +187,7 @@ pub fn node(data: &[u8]) {
         }
         match input.byte() % 12 {
             0 => {
-                let route = pick_route(&mut input, &a);
+                let route = pick_route(&mut input, &a, &b);
                 let len = usize::from(input.byte());
                 let payload = input.bytes(len).to_vec();
                 let message = TransportMessage::new(route, route!["app"], payload);
@@ -214,6 +239,7 @@ pub fn node(data: &[u8]) {
                     identity.clone(),
                     Arc::new(TrustEveryone),
                     &ChannelConfig::default(),
+                    ChannelRules::new(),
                     now,
                 );
             }
@@ -257,15 +283,21 @@ pub fn node(data: &[u8]) {
     }
 }
 
-fn pick_route(input: &mut Input<'_>, a: &Side) -> Route {
-    match input.byte() % 6 {
-        0 => route![tcp("b:4000"), "echo"],
+fn pick_route(input: &mut Input<'_>, a: &Side, b: &Side) -> Route {
+    let to_b = ["echo", "guarded", "local"][usize::from(input.byte() % 3)];
+    match input.byte() % 8 {
+        0 => route![tcp("b:4000"), to_b],
         1 => route![tcp("b:4000"), "secure"],
         2 => route!["nowhere"],
         3 => Route::new(),
         4 => match a.channels.first() {
-            Some(channel) => route![channel.clone(), "echo"],
+            Some(channel) => route![channel.clone(), to_b],
             None => route![tcp("b:4000"), "missing"],
+        },
+        // Into B's end of a channel from outside: refused by its rule.
+        5 => match b.channels.first() {
+            Some(channel) => route![tcp("b:4000"), channel.clone(), "app"],
+            None => route![tcp("b:4000"), "local"],
         },
         _ => route![tcp("c:5000"), "echo"],
     }

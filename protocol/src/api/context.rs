@@ -10,15 +10,16 @@ use futures::StreamExt;
 
 use crate::identity::Identifier;
 use crate::message::TransportMessage;
-use crate::node::NodeError;
+use crate::node::{NodeError, Origin};
 use crate::routing::{Address, Route};
 
 use super::driver::Shared;
 use super::worker::{Message, Routed};
 use super::{Error, Result};
 
-/// What a mailbox holds: a message, or the failure of an earlier send.
-pub(crate) type Delivery = std::result::Result<TransportMessage, NodeError>;
+/// What a mailbox holds: a message with where it came from, or the failure of an
+/// earlier send.
+pub(crate) type Delivery = std::result::Result<(TransportMessage, Origin), NodeError>;
 
 /// An address on a node, with a mailbox. Workers get one for each message they
 /// handle; the application gets its own from [`Node::context`](super::Node::context).
@@ -146,15 +147,15 @@ impl Context {
     ///
     /// As [`receive`](Self::receive).
     pub async fn receive_timeout<M: Message>(&mut self, timeout: Duration) -> Result<Routed<M>> {
-        let message = self.next_delivery(Some(timeout)).await?;
-        Routed::decode(message)
+        let (message, origin) = self.next_delivery(Some(timeout)).await?;
+        Routed::decode(message, origin)
     }
 
     /// The next delivery, reporting it consumed to the node.
     pub(crate) async fn next_delivery(
         &mut self,
         timeout: Option<Duration>,
-    ) -> Result<TransportMessage> {
+    ) -> Result<(TransportMessage, Origin)> {
         let next = match timeout {
             None => self.mailbox.next().await,
             Some(timeout) => {
@@ -166,9 +167,9 @@ impl Context {
             }
         };
         match next {
-            Some(Ok(message)) => {
+            Some(Ok(delivery)) => {
                 self.shared.consumed(&self.address);
-                Ok(message)
+                Ok(delivery)
             }
             Some(Err(error)) => Err(Error::Node(error)),
             None => Err(Error::Stopped),

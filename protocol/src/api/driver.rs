@@ -13,7 +13,7 @@ use futures::StreamExt;
 
 use crate::identity::Identifier;
 use crate::message::TransportMessage;
-use crate::node::{ConnectionId, Hop, NodeCore, NodeError, NodeEvent, Output};
+use crate::node::{Access, ConnectionId, Hop, NodeCore, NodeError, NodeEvent, Output};
 use crate::routing::{Address, Route};
 
 use super::context::Delivery;
@@ -117,11 +117,15 @@ impl Shared {
         let now = self.runtime.now();
         while let Some(output) = d.core.poll_output() {
             match output {
-                Output::Deliver { address, message } => {
+                Output::Deliver {
+                    address,
+                    message,
+                    origin,
+                } => {
                     let delivered = d
                         .mailboxes
                         .get(&address)
-                        .is_some_and(|tx| tx.unbounded_send(Ok(message)).is_ok());
+                        .is_some_and(|tx| tx.unbounded_send(Ok((message, origin))).is_ok());
                     if !delivered {
                         d.core.handle_consumed(&address, now);
                     }
@@ -293,17 +297,19 @@ impl Shared {
         self.runtime.sleep(duration)
     }
 
-    /// Registers a mailbox and returns its receiving end.
+    /// Registers a mailbox that takes what `access` admits and returns its receiving
+    /// end.
     pub(super) fn open_mailbox(
         self: &Arc<Self>,
         address: Address,
+        access: Access,
     ) -> Result<UnboundedReceiver<Delivery>> {
         let now = self.runtime.now();
         let mut d = self.driver();
         if d.stopping {
             return Err(Error::Stopped);
         }
-        d.core.register(address.clone(), now)?;
+        d.core.register(address.clone(), access, now)?;
         let (tx, rx) = unbounded();
         d.mailboxes.insert(address, tx);
         Ok(rx)

@@ -28,6 +28,7 @@ mod runtime;
 mod signal;
 mod worker;
 
+pub use crate::node::{Access, ChannelRules, Origin};
 pub use bytes::Bytes;
 pub use context::{Context, Sender};
 pub use error::{Error, Result};

@@ -11,7 +11,7 @@ use futures::future;
 
 use crate::channel::ChannelConfig;
 use crate::identity::{Identifier, Identity};
-use crate::node::{NodeConfig, NodeCore};
+use crate::node::{Access, ChannelRules, NodeConfig, NodeCore};
 use crate::random::SystemRandom;
 use crate::routing::{Address, Route};
 use crate::trust::TrustPolicy;
@@ -155,7 +155,10 @@ impl Node {
         Ok(bound)
     }
 
-    /// Starts `worker` at `address`.
+    /// Starts `worker` at `address`, taking messages from senders on this node and
+    /// through secure channels ([`Access::secure_channels`]); plain messages from
+    /// transport connections are refused. [`start_worker_with`](Self::start_worker_with)
+    /// says who else may reach it.
     ///
     /// # Errors
     ///
@@ -165,8 +168,40 @@ impl Node {
         address: impl Into<Address>,
         worker: W,
     ) -> Result<()> {
+        self.start_worker_with(address, worker, Access::default())
+            .await
+    }
+
+    /// Starts `worker` at `address`, taking only messages that `access` admits;
+    /// others are refused, counted in [`stats`](Self::stats), and a sender on this
+    /// node gets [`NodeError::Refused`](crate::node::NodeError::Refused).
+    ///
+    /// ```
+    /// # use onward_protocol::api::{Context, Node, Result, Routed, Worker};
+    /// use onward_protocol::node::Access;
+    /// use onward_protocol::trust::TrustIdentifier;
+    /// # struct Echoer;
+    /// # impl Worker for Echoer {
+    /// #     type Message = String;
+    /// #     async fn handle_message(&mut self, _: &mut Context, _: Routed<String>) -> Result<()> { Ok(()) }
+    /// # }
+    /// # async fn run(node: Node, alice: onward_protocol::identity::Identifier) -> Result<()> {
+    /// // Only Alice, through a secure channel, (and this node) may reach the echoer.
+    /// node.start_worker_with("echoer", Echoer, Access::secure_channels_from(TrustIdentifier::new(alice))).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`start_worker`](Self::start_worker).
+    pub async fn start_worker_with<W: Worker>(
+        &self,
+        address: impl Into<Address>,
+        worker: W,
+        access: Access,
+    ) -> Result<()> {
         let address = address.into();
-        let mailbox = self.shared.open_mailbox(address.clone())?;
+        let mailbox = self.shared.open_mailbox(address.clone(), access)?;
         let ctx = Context::new(address, self.shared.clone(), mailbox, false);
         self.shared.spawn(run_worker(worker, ctx));
         Ok(())
@@ -183,19 +218,37 @@ impl Node {
         Ok(())
     }
 
-    /// A context at `address`, for the application to send and receive.
+    /// A context at `address`, for the application to send and receive, taking
+    /// messages from senders on this node and through secure channels
+    /// ([`Access::secure_channels`]). A context that expects plain replies over a
+    /// transport needs [`context_with`](Self::context_with) and a wider rule.
     ///
     /// # Errors
     ///
     /// [`Error::Node`] with [`NodeError::AddressInUse`](crate::node::NodeError::AddressInUse) if the address is taken.
     pub async fn context(&self, address: impl Into<Address>) -> Result<Context> {
+        self.context_with(address, Access::default()).await
+    }
+
+    /// A context at `address` taking only messages that `access` admits.
+    ///
+    /// # Errors
+    ///
+    /// As [`context`](Self::context).
+    pub async fn context_with(
+        &self,
+        address: impl Into<Address>,
+        access: Access,
+    ) -> Result<Context> {
         let address = address.into();
-        let mailbox = self.shared.open_mailbox(address.clone())?;
+        let mailbox = self.shared.open_mailbox(address.clone(), access)?;
         Ok(Context::new(address, self.shared.clone(), mailbox, true))
     }
 
     /// Creates a secure channel listener at `address`: initiators that send their
-    /// hello there get a channel with `identity`, if `trust` accepts them.
+    /// hello there get a channel with `identity`, if `trust` accepts them. The
+    /// channels have the default [`ChannelRules`]: only senders on this node may send
+    /// into them.
     ///
     /// # Errors
     ///
@@ -206,16 +259,43 @@ impl Node {
         identity: &Identity,
         trust: impl TrustPolicy,
     ) -> Result<()> {
+        self.create_secure_channel_listener_with(address, identity, trust, ChannelRules::new())
+            .await
+    }
+
+    /// As [`create_secure_channel_listener`](Self::create_secure_channel_listener),
+    /// with `rules` for who may send hellos, who may send into its channels, and where
+    /// what they decrypt may go.
+    ///
+    /// # Errors
+    ///
+    /// As [`create_secure_channel_listener`](Self::create_secure_channel_listener).
+    pub async fn create_secure_channel_listener_with(
+        &self,
+        address: impl Into<Address>,
+        identity: &Identity,
+        trust: impl TrustPolicy,
+        rules: ChannelRules,
+    ) -> Result<()> {
         let config = self.shared.options.channel.clone();
         let identity = Arc::new(identity.clone());
         self.shared.with_core(|core, now| {
-            core.create_channel_listener(address.into(), identity, Arc::new(trust), config, now)
+            core.create_channel_listener(
+                address.into(),
+                identity,
+                Arc::new(trust),
+                config,
+                rules,
+                now,
+            )
         })?;
         Ok(())
     }
 
     /// Creates a secure channel to the listener at the end of `route`, as `identity`,
     /// accepting the responder only if `trust` does, and waits until it is established.
+    /// The channel has the default [`ChannelRules`]: only senders on this node may send
+    /// into it.
     ///
     /// # Errors
     ///
@@ -227,6 +307,23 @@ impl Node {
         route: impl Into<Route>,
         identity: &Identity,
         trust: impl TrustPolicy,
+    ) -> Result<SecureChannel> {
+        self.create_secure_channel_with(route, identity, trust, ChannelRules::new())
+            .await
+    }
+
+    /// As [`create_secure_channel`](Self::create_secure_channel), with `rules` for who
+    /// may send into the channel and where what it decrypts may go.
+    ///
+    /// # Errors
+    ///
+    /// As [`create_secure_channel`](Self::create_secure_channel).
+    pub async fn create_secure_channel_with(
+        &self,
+        route: impl Into<Route>,
+        identity: &Identity,
+        trust: impl TrustPolicy,
+        rules: ChannelRules,
     ) -> Result<SecureChannel> {
         let config = self.shared.options.channel.clone();
         let identity = Arc::new(identity.clone());
@@ -240,7 +337,7 @@ impl Node {
             }
             let (_, address) =
                 d.core
-                    .create_channel(route, identity, Arc::new(trust), &config, now)?;
+                    .create_channel(route, identity, Arc::new(trust), &config, rules, now)?;
             d.pending_channels.insert(address.clone(), tx);
             self.shared.dispatch(&mut d);
             address
@@ -312,15 +409,15 @@ async fn run_worker<W: Worker>(mut worker: W, mut ctx: Context) {
         return;
     }
     loop {
-        let message = match ctx.next_delivery(None).await {
-            Ok(message) => message,
+        let (message, origin) = match ctx.next_delivery(None).await {
+            Ok(delivery) => delivery,
             Err(Error::Stopped) => break,
             Err(error) => {
                 tracing::debug!(address = %ctx.address(), %error, "worker's send failed");
                 continue;
             }
         };
-        let result = match Routed::<W::Message>::decode(message) {
+        let result = match Routed::<W::Message>::decode(message, origin) {
             Ok(routed) => worker.handle_message(&mut ctx, routed).await,
             Err(error) => Err(error),
         };

@@ -6,7 +6,9 @@ use std::future::Future;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::identity::Identifier;
 use crate::message::TransportMessage;
+use crate::node::Origin;
 use crate::routing::{Address, Route};
 
 use super::{Bytes, Context, Error, Result};
@@ -79,6 +81,7 @@ fn decode_body<M: Message>(
 pub struct Routed<M> {
     body: M,
     message: TransportMessage,
+    origin: Origin,
 }
 
 impl<M: fmt::Debug> fmt::Debug for Routed<M> {
@@ -87,22 +90,28 @@ impl<M: fmt::Debug> fmt::Debug for Routed<M> {
             .field("body", &self.body)
             .field("onward_route", &self.message.onward_route)
             .field("return_route", &self.message.return_route)
+            .field("origin", &self.origin)
             .finish()
     }
 }
 
 impl<M: Message> Routed<M> {
-    /// Decodes the body of `message`.
-    pub(crate) fn decode(message: TransportMessage) -> Result<Self> {
+    /// Decodes the body of `message`, which came from `origin`.
+    pub(crate) fn decode(message: TransportMessage, origin: Origin) -> Result<Self> {
         // A worker of `Opaque` forwards payloads it does not read, so nothing is parsed.
         if let Ok(body) = (Box::new(Opaque) as Box<dyn std::any::Any>).downcast::<M>() {
             return Ok(Self {
                 body: *body,
                 message,
+                origin,
             });
         }
         match decode_body::<M>(&message.payload) {
-            Ok(body) => Ok(Self { body, message }),
+            Ok(body) => Ok(Self {
+                body,
+                message,
+                origin,
+            }),
             Err(e) => Err(Error::Decode {
                 sender: message
                     .return_route
@@ -139,6 +148,19 @@ impl<M> Routed<M> {
     /// The address that sent the message (the first of the return route).
     pub fn sender(&self) -> Option<&Address> {
         self.message.return_route.next()
+    }
+
+    /// Where the message came from, as this node knows it: a sender on this node, a
+    /// secure channel (with its peer's verified identifier), or a plain transport
+    /// connection. The receiver's access rule admitted it.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// The verified identifier of the peer whose secure channel the message came
+    /// through, if it came through one.
+    pub fn channel_peer(&self) -> Option<&Identifier> {
+        self.origin.channel_peer()
     }
 
     /// The encoded body, as it travelled.
@@ -206,7 +228,7 @@ mod tests {
             Route::new(),
             [0xff, 0x00],
         );
-        let routed = Routed::<Opaque>::decode(message).map_err(|e| e.to_string());
+        let routed = Routed::<Opaque>::decode(message, Origin::Local).map_err(|e| e.to_string());
         assert_eq!(routed.map(|r| r.payload().to_vec()), Ok(vec![0xff, 0x00]));
     }
 
@@ -252,7 +274,7 @@ mod tests {
     fn typed_bodies_still_need_cbor() {
         let message = TransportMessage::new(Route::from(Address::local("w")), Route::new(), [0xff]);
         assert!(matches!(
-            Routed::<String>::decode(message),
+            Routed::<String>::decode(message, Origin::Local),
             Err(Error::Decode { .. })
         ));
     }

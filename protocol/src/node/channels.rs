@@ -11,8 +11,8 @@ use crate::message::TransportMessage;
 use crate::routing::{Address, Route};
 use crate::trust::TrustPolicy;
 
-use super::routing::Source;
-use super::{ChannelId, NodeCore, NodeError, NodeEvent, Output, Target};
+use super::routing::{Source, Work};
+use super::{ChannelId, ChannelRules, NodeCore, NodeError, NodeEvent, Origin, Output, Target};
 
 /// A secure channel listener: what its responders are made of, and which of them are
 /// still in their handshake.
@@ -20,6 +20,8 @@ pub(super) struct Listener {
     identity: Arc<Identity>,
     trust: Arc<dyn TrustPolicy>,
     config: ChannelConfig,
+    /// Who may send hellos, and the rules each of its channel ends keeps.
+    rules: ChannelRules,
     /// Its responders still in their handshake, oldest first.
     half_open: VecDeque<ChannelId>,
 }
@@ -29,11 +31,13 @@ impl Listener {
         identity: Arc<Identity>,
         trust: Arc<dyn TrustPolicy>,
         config: ChannelConfig,
+        rules: ChannelRules,
     ) -> Self {
         Self {
             identity,
             trust,
             config,
+            rules,
             half_open: VecDeque::new(),
         }
     }
@@ -51,6 +55,8 @@ pub(super) struct ChannelSlot {
     prefix: Option<Route>,
     /// For a responder: the listener that created it.
     listener: Option<Address>,
+    /// Who may send into it, and where what it decrypts may go.
+    rules: ChannelRules,
 }
 
 impl NodeCore {
@@ -60,6 +66,7 @@ impl NodeCore {
         remote: Route,
         prefix: Option<Route>,
         listener: Option<Address>,
+        rules: ChannelRules,
     ) -> Result<(ChannelId, Address), NodeError> {
         let encryptor = self.generate_address()?;
         let mut decryptor = self.generate_address()?;
@@ -81,6 +88,7 @@ impl NodeCore {
                 remote,
                 prefix,
                 listener,
+                rules,
             },
         );
         Ok((id, encryptor))
@@ -114,8 +122,8 @@ impl NodeCore {
         };
         self.drain_channel(id, now, &mut work);
         let mut first = None;
-        for message in work {
-            let result = self.route_all(VecDeque::from([message]), Source::Local(&sender), now);
+        for job in work {
+            let result = self.route_all(VecDeque::from([job]), Source::Local(&sender), now);
             if let Err(error) = result {
                 if first.is_none() {
                     first = Some(error);
@@ -129,22 +137,19 @@ impl NodeCore {
 
     /// Takes a channel end's records and events: records become messages to the peer's
     /// end, decrypted messages continue inside the node; an ended channel is removed.
-    pub(super) fn drain_channel(
-        &mut self,
-        id: ChannelId,
-        now: Instant,
-        work: &mut VecDeque<TransportMessage>,
-    ) {
+    pub(super) fn drain_channel(&mut self, id: ChannelId, now: Instant, work: &mut Work) {
         let _ = now;
         let Some(end) = self.channels.get_mut(&id) else {
             return;
         };
         while let Some(record) = end.channel.poll_transmit() {
-            work.push_back(TransportMessage::new(
+            // The channel end sends its own records: a sender on this node.
+            let message = TransportMessage::new(
                 end.remote.clone(),
                 Route::from(end.decryptor.clone()),
                 record,
-            ));
+            );
+            work.push_back((message, Origin::Local));
         }
         let mut events = Vec::new();
         while let Some(event) = end.channel.poll_event() {
@@ -154,6 +159,7 @@ impl NodeCore {
         let initiator = end.channel.role() == ChannelRole::Initiator;
         let ended = end.channel.is_ended();
         let listener = end.listener.clone();
+        let peer = end.channel.peer().copied();
         for event in events {
             let event = match event {
                 ChannelEvent::Established { peer } => {
@@ -166,8 +172,11 @@ impl NodeCore {
                     }
                 }
                 ChannelEvent::Received(mut inner) => {
-                    inner.return_route.prepend(encryptor.clone());
-                    work.push_back(inner);
+                    // Messages are delivered only once the peer is verified.
+                    if let Some(peer) = peer {
+                        inner.return_route.prepend(encryptor.clone());
+                        work.push_back((inner, Origin::Channel { channel: id, peer }));
+                    }
                     continue;
                 }
                 ChannelEvent::Closed { by_peer, .. } => NodeEvent::ChannelClosed {
@@ -220,7 +229,7 @@ impl NodeCore {
         return_route: Route,
         record: &mut [u8],
         now: Instant,
-        work: &mut VecDeque<TransportMessage>,
+        work: &mut Work,
     ) {
         let Some(end) = self.channels.get_mut(&id) else {
             return;
@@ -265,7 +274,7 @@ impl NodeCore {
         listener_address: &Address,
         message: TransportMessage,
         now: Instant,
-        work: &mut VecDeque<TransportMessage>,
+        work: &mut Work,
     ) {
         let Some(listener) = self.listeners.get(listener_address) else {
             return;
@@ -274,6 +283,7 @@ impl NodeCore {
             self.stats.hellos_rejected += 1;
             return;
         }
+        let rules = listener.rules.clone();
         let channel = match ChannelEnd::responder(
             &listener.config,
             &listener.identity,
@@ -310,6 +320,7 @@ impl NodeCore {
             message.return_route,
             None,
             Some(listener_address.clone()),
+            rules,
         ) {
             Ok((id, _)) => {
                 if let Some(listener) = self.listeners.get_mut(listener_address) {
@@ -322,5 +333,39 @@ impl NodeCore {
                 tracing::debug!(%error, "no room for a channel");
             }
         }
+    }
+}
+
+impl NodeCore {
+    /// Why a message that came through channel end `id` may not go to `first`, if
+    /// its rules forbid it (or the end is gone, so its rules cannot be read).
+    pub(super) fn channel_delivery_refusal(
+        &self,
+        id: ChannelId,
+        first: &Address,
+    ) -> Option<String> {
+        match self.channels.get(&id) {
+            Some(end) if end.rules.may_deliver_to(first) => None,
+            Some(end) => Some(format!(
+                "secure channel {} delivers to {}",
+                end.encryptor,
+                end.rules.describe_deliver_to()
+            )),
+            None => Some(format!("secure channel {} (ended)", id.0)),
+        }
+    }
+
+    /// Why a message from `origin` may not go into channel end `id`, if its ingress
+    /// rule refuses it.
+    pub(super) fn channel_ingress_refusal(&self, id: ChannelId, origin: &Origin) -> Option<String> {
+        let end = self.channels.get(&id)?;
+        (!end.rules.ingress.admits(origin)).then(|| end.rules.ingress.to_string())
+    }
+
+    /// Why a hello from `origin` may not reach the listener at `address`, if its rule
+    /// refuses it.
+    pub(super) fn listener_refusal(&self, address: &Address, origin: &Origin) -> Option<String> {
+        let listener = self.listeners.get(address)?;
+        (!listener.rules.hellos.admits(origin)).then(|| listener.rules.hellos.to_string())
     }
 }

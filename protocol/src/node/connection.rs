@@ -50,8 +50,10 @@ pub(crate) struct Stall {
     pub(crate) address: Address,
     /// The message waiting for it.
     pub(crate) message: TransportMessage,
-    /// What was routed after it, still to route.
-    pub(crate) rest: VecDeque<TransportMessage>,
+    /// Where the waiting message came from.
+    pub(crate) origin: super::Origin,
+    /// What was routed after it, still to route, each with where it came from.
+    pub(crate) rest: VecDeque<(TransportMessage, super::Origin)>,
     /// When the waiting message is given up as undeliverable (`None`: never, for a
     /// `max_stall` beyond what an `Instant` can hold).
     pub(crate) deadline: Option<Instant>,

@@ -5,6 +5,8 @@ use crate::message::MessageError;
 use crate::random::RandomError;
 use crate::routing::Address;
 
+use super::Origin;
+
 /// Why the node could not take or deliver a message, or carry out a command.
 ///
 /// Every variant names the address, peer or limit concerned.
@@ -81,6 +83,18 @@ pub enum NodeError {
     RoutingLoop {
         /// The limit.
         limit: usize,
+    },
+    /// An access rule refused the message: the address does not take messages from
+    /// where this one came from.
+    #[error("{address} refused a message from {origin}: it takes messages only from {rule}")]
+    Refused {
+        /// The address whose rule refused it (a worker or context, a channel's
+        /// encryptor or listener, or the first hop a channel's decrypted message named).
+        address: Address,
+        /// Where the message came from.
+        origin: Origin,
+        /// The rule, described.
+        rule: String,
     },
     /// The random source failed.
     #[error(transparent)]

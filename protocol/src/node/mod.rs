@@ -58,7 +58,7 @@
 //! # Example: two node cores driven by hand
 //!
 //! ```
-//! use onward_protocol::node::{NodeConfig, NodeCore, Output};
+//! use onward_protocol::node::{Access, NodeConfig, NodeCore, Origin, Output};
 //! use onward_protocol::random::SeededRandom;
 //! use onward_protocol::{route, tcp, Address, TransportMessage};
 //! use std::time::Instant;
@@ -66,8 +66,9 @@
 //! let now = Instant::now();
 //! let mut a = NodeCore::new(NodeConfig::default(), Box::new(SeededRandom::new(1)));
 //! let mut b = NodeCore::new(NodeConfig::default(), Box::new(SeededRandom::new(2)));
-//! a.register(Address::local("app"), now)?;
-//! b.register(Address::local("echoer"), now)?;
+//! a.register(Address::local("app"), Access::local_only(), now)?;
+//! // Plain messages over TCP, which anyone able to connect could send: said outright.
+//! b.register(Address::local("echoer"), Access::anyone(), now)?;
 //!
 //! // "app" on node A sends to "echoer" on node B, which listens at "b:4000".
 //! let message = TransportMessage::new(route![tcp("b:4000"), "echoer"], route!["app"], b"hi".to_vec());
@@ -87,7 +88,10 @@
 //!     while let Some(out) = b.poll_output() {
 //!         match out {
 //!             Output::Transmit { bytes, .. } => { a.handle_received(a_conn, &bytes, now); moved = true; }
-//!             Output::Deliver { address, message } => delivered = Some((address, message)),
+//!             Output::Deliver { address, message, origin } => {
+//!                 assert!(matches!(origin, Origin::Transport { .. }));
+//!                 delivered = Some((address, message));
+//!             }
 //!             _ => {}
 //!         }
 //!     }
@@ -101,6 +105,7 @@
 //! # Ok::<(), onward_protocol::node::NodeError>(())
 //! ```
 
+mod access;
 mod channels;
 mod config;
 mod connection;
@@ -126,6 +131,8 @@ use crate::random::RandomSource;
 use crate::routing::{Address, Route, TransportType};
 use crate::trust::TrustPolicy;
 
+use access::RefusalLog;
+pub use access::{Access, ChannelRules, Origin};
 use channels::{ChannelSlot, Listener};
 pub use config::NodeConfig;
 use connection::ConnectionTable;
@@ -151,7 +158,8 @@ pub struct ChannelId(pub u64);
 
 /// What a local address leads to.
 enum Target {
-    Mailbox,
+    /// A worker's or context's mailbox, with who may deliver to it.
+    Mailbox(Access),
     Encryptor(ChannelId),
     Decryptor(ChannelId),
     Listener,
@@ -172,6 +180,8 @@ pub struct NodeCore {
     stats: NodeStats,
     /// Connections with a stall, oldest first (retried in that order, for fairness).
     stalled: VecDeque<ConnectionId>,
+    /// Which refusals by access rules get a log line.
+    refusals: RefusalLog,
 }
 
 impl fmt::Debug for NodeCore {
@@ -199,6 +209,7 @@ impl NodeCore {
             listeners: BTreeMap::new(),
             channels: BTreeMap::new(),
             stalled: VecDeque::new(),
+            refusals: RefusalLog::default(),
             next_channel: 0,
             outputs: VecDeque::new(),
             stats: NodeStats::default(),
@@ -282,7 +293,7 @@ impl NodeCore {
                 return self.connection_congestion(id);
             }
             match self.targets.get(address) {
-                Some(Target::Mailbox) => {
+                Some(Target::Mailbox(_)) => {
                     return self
                         .mailboxes
                         .is_congested(address)
@@ -312,16 +323,23 @@ impl NodeCore {
 
     // ---- commands -------------------------------------------------------------------
 
-    /// Registers a mailbox at `address`.
+    /// Registers a mailbox at `address`, taking messages that `access` admits; others
+    /// are refused ([`NodeError::Refused`]).
     ///
     /// # Errors
     ///
     /// [`NodeError::AddressInUse`] if the address is taken;
     /// [`NodeError::UnsupportedTransport`] if it is not local.
-    pub fn register(&mut self, address: Address, now: Instant) -> Result<(), NodeError> {
+    pub fn register(
+        &mut self,
+        address: Address,
+        access: Access,
+        now: Instant,
+    ) -> Result<(), NodeError> {
         let _ = now;
         self.claim(&address)?;
-        self.targets.insert(address.clone(), Target::Mailbox);
+        self.targets
+            .insert(address.clone(), Target::Mailbox(access));
         self.mailboxes.insert(address);
         Ok(())
     }
@@ -330,7 +348,7 @@ impl NodeCore {
     /// connection waiting for room there goes on (the waiting message is reported
     /// undeliverable).
     pub fn unregister(&mut self, address: &Address, now: Instant) {
-        if matches!(self.targets.get(address), Some(Target::Mailbox)) {
+        if matches!(self.targets.get(address), Some(Target::Mailbox(_))) {
             self.targets.remove(address);
             if self.mailboxes.remove(address) == Some(true) {
                 self.outputs
@@ -353,8 +371,9 @@ impl NodeCore {
         }
     }
 
-    /// Creates a secure channel listener at `address`: hellos sent there start new
-    /// responder channel ends with `identity`, accepting peers that `trust` accepts.
+    /// Creates a secure channel listener at `address`: hellos sent there (from where
+    /// `rules` allows hellos) start new responder channel ends with `identity`,
+    /// accepting peers that `trust` accepts; each end keeps `rules`.
     ///
     /// # Errors
     ///
@@ -365,13 +384,14 @@ impl NodeCore {
         identity: Arc<Identity>,
         trust: Arc<dyn TrustPolicy>,
         config: ChannelConfig,
+        rules: ChannelRules,
         now: Instant,
     ) -> Result<(), NodeError> {
         let _ = now;
         self.claim(&address)?;
         self.targets.insert(address.clone(), Target::Listener);
         self.listeners
-            .insert(address, Listener::new(identity, trust, config));
+            .insert(address, Listener::new(identity, trust, config, rules));
         Ok(())
     }
 
@@ -384,8 +404,8 @@ impl NodeCore {
     }
 
     /// Starts a secure channel to the listener at the end of `route`, as `identity`,
-    /// accepting the responder only if `trust` does. Returns the channel's id and
-    /// encryptor address; [`NodeEvent::ChannelEstablished`] or
+    /// accepting the responder only if `trust` does; the end keeps `rules`. Returns the
+    /// channel's id and encryptor address; [`NodeEvent::ChannelEstablished`] or
     /// [`NodeEvent::ChannelFailed`] follows.
     ///
     /// # Errors
@@ -398,6 +418,7 @@ impl NodeCore {
         identity: Arc<Identity>,
         trust: Arc<dyn TrustPolicy>,
         config: &ChannelConfig,
+        rules: ChannelRules,
         now: Instant,
     ) -> Result<(ChannelId, Address), NodeError> {
         if self.channels.len() >= self.config.max_channels {
@@ -421,7 +442,7 @@ impl NodeCore {
         )?;
         let mut prefix = route.clone();
         let _listener = prefix.pop_back();
-        let (id, encryptor) = self.add_channel(channel, route, Some(prefix), None)?;
+        let (id, encryptor) = self.add_channel(channel, route, Some(prefix), None, rules)?;
         if let Err(e) = self.drain_channel_and_route(id, now) {
             self.remove_channel(id);
             return Err(e);
@@ -458,7 +479,11 @@ impl NodeCore {
         message: TransportMessage,
         now: Instant,
     ) -> Result<(), NodeError> {
-        self.route_all(VecDeque::from([message]), Source::Local(sender), now)
+        self.route_all(
+            VecDeque::from([(message, Origin::Local)]),
+            Source::Local(sender),
+            now,
+        )
     }
 
     /// The worker at `address` took one message from its mailbox. A connection
@@ -684,9 +709,45 @@ impl NodeCore {
             }));
     }
 
+    /// Counts and (at a bounded rate) logs a message from `origin` that `rule` of
+    /// `address` refused, and returns the error for its sender.
+    fn refuse(
+        &mut self,
+        address: Address,
+        origin: Origin,
+        rule: String,
+        now: Instant,
+    ) -> NodeError {
+        self.stats.messages_refused += 1;
+        if let Some(unlogged) = self.refusals.should_log(&origin, now) {
+            if origin == Origin::Local {
+                tracing::debug!(%address, %origin, %rule, "message refused by an access rule");
+            } else {
+                tracing::warn!(
+                    %address,
+                    %origin,
+                    %rule,
+                    unlogged_refusals = unlogged,
+                    "message refused by an access rule"
+                );
+            }
+        }
+        NodeError::Refused {
+            address,
+            origin,
+            rule,
+        }
+    }
+
     /// Reports a failure to deliver: to a channel in its handshake, which then fails at
     /// once; otherwise as an event.
     fn report(&mut self, sender: Option<Address>, error: NodeError) {
+        if sender.is_none() && matches!(error, NodeError::Refused { .. }) {
+            // A remote sender's message refused by an access rule: counted and logged
+            // where it was refused. (Telling the sender, along the message's return
+            // route, is the place for an error message back to a remote node.)
+            return;
+        }
         self.stats.delivery_failures += 1;
         if let Some(Target::Encryptor(id)) = sender.as_ref().and_then(|s| self.targets.get(s)) {
             let id = *id;

@@ -4,7 +4,7 @@ use crate::identity::Identifier;
 use crate::message::TransportMessage;
 use crate::routing::Address;
 
-use super::{ChannelId, ConnectionId, NodeError};
+use super::{ChannelId, ConnectionId, NodeError, Origin};
 
 /// What the caller must do.
 #[derive(Debug)]
@@ -17,6 +17,9 @@ pub enum Output {
         address: Address,
         /// The message, its onward route still starting with `address`.
         message: TransportMessage,
+        /// Where it came from: this node, a secure channel (with its verified peer),
+        /// or a plain transport connection. The mailbox's access rule admitted it.
+        origin: Origin,
     },
     /// Open a stream connection to `peer` (`host:port`), then report
     /// [`NodeCore::handle_connected`](super::NodeCore::handle_connected) or [`NodeCore::handle_connect_failed`](super::NodeCore::handle_connect_failed).
@@ -129,6 +132,8 @@ pub struct NodeStats {
     pub delivery_failures: u64,
     /// Connections closed because the peer broke the protocol.
     pub connections_refused: u64,
+    /// Messages refused by an access rule (a worker's, a channel's or a listener's).
+    pub messages_refused: u64,
 }
 
 /// A first hop that can be congested: where a message from a local sender goes first.

@@ -11,7 +11,10 @@ use crate::routing::{Address, Route, TransportType};
 
 use super::connection::Sent;
 use super::mailbox::Admission;
-use super::{ChannelId, ConnectionId, NodeCore, NodeError, Output, Target};
+use super::{ChannelId, ConnectionId, NodeCore, NodeError, Origin, Output, Target};
+
+/// Messages still to route, each with where it came from.
+pub(super) type Work = VecDeque<(TransportMessage, Origin)>;
 
 /// Where a message being routed came from.
 #[derive(Debug, Clone, Copy)]
@@ -41,7 +44,7 @@ pub(super) enum Routed {
     Done,
     /// It came from a connection and its mailbox is full: it waits. (Boxed: this is
     /// rare, and keeps the common result small.)
-    Blocked(Box<(Address, TransportMessage)>),
+    Blocked(Box<(Address, TransportMessage, Origin)>),
 }
 
 /// The connection a frame goes out on: by TCP peer (connecting if need be), or an open
@@ -58,13 +61,13 @@ impl NodeCore {
     /// error; the others are reported.
     pub(super) fn route_all(
         &mut self,
-        mut work: VecDeque<TransportMessage>,
+        mut work: Work,
         source: Source<'_>,
         now: Instant,
     ) -> Result<(), NodeError> {
         let mut first_error = None;
         let mut hops = 0usize;
-        while let Some(message) = work.pop_front() {
+        while let Some((message, origin)) = work.pop_front() {
             hops += 1;
             let result = if hops > self.config.max_local_hops {
                 Err(NodeError::RoutingLoop {
@@ -72,14 +75,14 @@ impl NodeCore {
                 })
             } else {
                 self.stats.messages_routed += 1;
-                self.route_one(message, source, now, &mut work)
+                self.route_one(message, origin, source, now, &mut work)
             };
             match result {
                 Ok(Routed::Done) => {}
                 Ok(Routed::Blocked(blocked)) => {
                     if let Source::Connection(id) = source {
-                        let (address, message) = *blocked;
-                        self.begin_stall(id, address, message, work, now);
+                        let (address, message, origin) = *blocked;
+                        self.begin_stall(id, address, message, origin, work, now);
                     }
                     break;
                 }
@@ -113,10 +116,12 @@ impl NodeCore {
             }
             let alias = conn.alias().clone();
             let source = Source::Connection(connection);
+            let origin = Origin::Transport { connection };
             match MessageView::decode(&frame) {
                 Ok(mut view) => {
                     tracing::trace!(connection = connection.0, onward = %view.onward_route, "frame received");
                     view.return_route.prepend(alias);
+                    // A record for a decryptor needs no rule: the channel authenticates it.
                     let result = match self.decryptor_at(&view.onward_route) {
                         // A record for a channel end here is opened where it lies in
                         // the frame, without first copying it out into a message.
@@ -127,9 +132,11 @@ impl NodeCore {
                             self.receive_record(id, view.return_route, record, now, &mut work);
                             self.route_all(work, source, now)
                         }
-                        None => {
-                            self.route_all(VecDeque::from([view.into_message(&frame)]), source, now)
-                        }
+                        None => self.route_all(
+                            VecDeque::from([(view.into_message(&frame), origin)]),
+                            source,
+                            now,
+                        ),
                     };
                     if let Err(error) = result {
                         self.report(None, error);
@@ -156,13 +163,19 @@ impl NodeCore {
     fn route_one(
         &mut self,
         mut message: TransportMessage,
+        origin: Origin,
         source: Source<'_>,
         now: Instant,
-        work: &mut VecDeque<TransportMessage>,
+        work: &mut Work,
     ) -> Result<Routed, NodeError> {
         let Some(next) = message.onward_route.next().cloned() else {
             return Err(NodeError::EmptyRoute);
         };
+        if let Origin::Channel { channel, .. } = origin {
+            if let Some(rule) = self.channel_delivery_refusal(channel, &next) {
+                return Err(self.refuse(next, origin, rule, now));
+            }
+        }
         let sender = source.sender();
         if next.transport() == TransportType::TCP {
             let _ = message.onward_route.step();
@@ -179,7 +192,13 @@ impl NodeCore {
         }
         match self.targets.get(&next) {
             None => Err(NodeError::UnknownAddress(next)),
-            Some(Target::Mailbox) => self.deliver(next, message, source),
+            Some(Target::Mailbox(access)) => {
+                if !access.admits(&origin) {
+                    let rule = access.to_string();
+                    return Err(self.refuse(next, origin, rule, now));
+                }
+                self.deliver(next, message, origin, source)
+            }
             Some(Target::Connection(id)) => {
                 let id = *id;
                 let _ = message.onward_route.step();
@@ -189,6 +208,9 @@ impl NodeCore {
             }
             Some(Target::Encryptor(id)) => {
                 let id = *id;
+                if let Some(rule) = self.channel_ingress_refusal(id, &origin) {
+                    return Err(self.refuse(next, origin, rule, now));
+                }
                 let _ = message.onward_route.step();
                 let result =
                     match self.send_record_over_connection(id, &next, &message, sender, now) {
@@ -204,6 +226,9 @@ impl NodeCore {
                 Ok(Routed::Done)
             }
             Some(Target::Listener) => {
+                if let Some(rule) = self.listener_refusal(&next, &origin) {
+                    return Err(self.refuse(next, origin, rule, now));
+                }
                 let _ = message.onward_route.step();
                 self.accept_hello(&next, message, now, work);
                 Ok(Routed::Done)
@@ -297,14 +322,19 @@ impl NodeCore {
         &mut self,
         address: Address,
         message: TransportMessage,
+        origin: Origin,
         source: Source<'_>,
     ) -> Result<Routed, NodeError> {
         let may_wait = matches!(source, Source::Connection(_));
         match self.mailboxes.admit(&address, may_wait)? {
-            Admission::Wait => Ok(Routed::Blocked(Box::new((address, message)))),
+            Admission::Wait => Ok(Routed::Blocked(Box::new((address, message, origin)))),
             Admission::Taken => {
                 tracing::trace!(%address, "deliver");
-                self.outputs.push_back(Output::Deliver { address, message });
+                self.outputs.push_back(Output::Deliver {
+                    address,
+                    message,
+                    origin,
+                });
                 Ok(Routed::Done)
             }
         }

@@ -2,7 +2,6 @@
 //! the messages routed after it, and the connection is not read until they are
 //! through or [`NodeConfig::max_stall`](super::NodeConfig::max_stall) has passed.
 
-use std::collections::VecDeque;
 use std::time::Instant;
 
 use crate::message::TransportMessage;
@@ -10,8 +9,8 @@ use crate::routing::Address;
 
 use super::connection::Stall;
 use super::mailbox::Admission;
-use super::routing::Source;
-use super::{ConnectionId, NodeCore, NodeError, Output};
+use super::routing::{Source, Work};
+use super::{ConnectionId, NodeCore, NodeError, Origin, Output};
 
 impl NodeCore {
     /// Connection `id` delivered `message` to the full mailbox at `address`: it and
@@ -21,7 +20,8 @@ impl NodeCore {
         id: ConnectionId,
         address: Address,
         message: TransportMessage,
-        rest: VecDeque<TransportMessage>,
+        origin: Origin,
+        rest: Work,
         now: Instant,
     ) {
         // A `max_stall` too large to add to `now` means the wait never expires.
@@ -32,6 +32,7 @@ impl NodeCore {
                 conn.stall = Some(Stall {
                     address,
                     message,
+                    origin,
                     rest,
                     deadline,
                 });
@@ -116,6 +117,7 @@ impl NodeCore {
         let Stall {
             address,
             message,
+            origin,
             rest,
             ..
         } = stall;
@@ -130,7 +132,11 @@ impl NodeCore {
             self.mailboxes.admit(&address, false).map(|admission| {
                 if admission == Admission::Taken {
                     tracing::trace!(%address, "deliver");
-                    self.outputs.push_back(Output::Deliver { address, message });
+                    self.outputs.push_back(Output::Deliver {
+                        address,
+                        message,
+                        origin,
+                    });
                 }
             })
         };

@@ -36,16 +36,32 @@ fn drain(core: &mut NodeCore) -> Vec<Output> {
 
 /// A core with a mailbox "app", a channel listener "secure", and a channel from the
 /// same node to it, established (a local handshake completes inside
-/// `create_channel`). Returns the core and the initiator's encryptor address.
+/// `create_channel`). Returns the core and the initiator's encryptor address. The
+/// initiator takes messages out of secure channels as well as local ones, so that a
+/// route may pass through it more than once.
 fn local_channel(config: NodeConfig) -> (NodeCore, Address) {
+    local_channel_with(
+        config,
+        ChannelRules::new(),
+        ChannelRules::new().ingress(Access::secure_channels()),
+    )
+}
+
+/// As [`local_channel`], with the listener's and the initiator's rules given.
+fn local_channel_with(
+    config: NodeConfig,
+    listener: ChannelRules,
+    initiator: ChannelRules,
+) -> (NodeCore, Address) {
     let now = Instant::now();
     let mut core = core(config);
-    core.register(app(), now).unwrap();
+    core.register(app(), Access::anyone(), now).unwrap();
     core.create_channel_listener(
         Address::local("secure"),
         identity(2),
         everyone(),
         ChannelConfig::default(),
+        listener,
         now,
     )
     .unwrap();
@@ -55,6 +71,7 @@ fn local_channel(config: NodeConfig) -> (NodeCore, Address) {
             identity(1),
             everyone(),
             &ChannelConfig::default(),
+            initiator,
             now,
         )
         .unwrap();
@@ -108,6 +125,7 @@ fn a_channel_past_max_channels_is_refused_until_one_goes() {
         identity(1),
         everyone(),
         &ChannelConfig::default(),
+        ChannelRules::new(),
         now,
     );
     assert_eq!(
@@ -126,6 +144,7 @@ fn a_channel_past_max_channels_is_refused_until_one_goes() {
         identity(1),
         everyone(),
         &ChannelConfig::default(),
+        ChannelRules::new(),
         now,
     )
     .unwrap();
@@ -180,12 +199,12 @@ fn more_local_hops_than_max_local_hops_is_a_routing_loop() {
 fn addresses_of_transports_the_node_does_not_carry_are_refused() {
     let now = Instant::now();
     let mut core = core(NodeConfig::default());
-    core.register(app(), now).unwrap();
+    core.register(app(), Access::anyone(), now).unwrap();
 
     // Only local addresses can be registered, as mailboxes or listeners.
     let remote = Address::tcp("127.0.0.1:4000");
     assert_eq!(
-        core.register(remote.clone(), now),
+        core.register(remote.clone(), Access::anyone(), now),
         Err(NodeError::UnsupportedTransport(remote.clone()))
     );
     assert_eq!(
@@ -194,6 +213,7 @@ fn addresses_of_transports_the_node_does_not_carry_are_refused() {
             identity(2),
             everyone(),
             ChannelConfig::default(),
+            ChannelRules::new(),
             now
         ),
         Err(NodeError::UnsupportedTransport(remote.clone()))
@@ -224,9 +244,9 @@ fn addresses_of_transports_the_node_does_not_carry_are_refused() {
 fn a_taken_address_cannot_be_taken_again() {
     let now = Instant::now();
     let mut core = core(NodeConfig::default());
-    core.register(app(), now).unwrap();
+    core.register(app(), Access::anyone(), now).unwrap();
     assert_eq!(
-        core.register(app(), now),
+        core.register(app(), Access::anyone(), now),
         Err(NodeError::AddressInUse(app()))
     );
     assert_eq!(
@@ -235,6 +255,7 @@ fn a_taken_address_cannot_be_taken_again() {
             identity(2),
             everyone(),
             ChannelConfig::default(),
+            ChannelRules::new(),
             now
         ),
         Err(NodeError::AddressInUse(app()))
@@ -245,11 +266,12 @@ fn a_taken_address_cannot_be_taken_again() {
         identity(2),
         everyone(),
         ChannelConfig::default(),
+        ChannelRules::new(),
         now,
     )
     .unwrap();
     assert_eq!(
-        core.register(secure.clone(), now),
+        core.register(secure.clone(), Access::anyone(), now),
         Err(NodeError::AddressInUse(secure.clone()))
     );
     assert_eq!(
@@ -258,6 +280,7 @@ fn a_taken_address_cannot_be_taken_again() {
             identity(3),
             everyone(),
             ChannelConfig::default(),
+            ChannelRules::new(),
             now
         ),
         Err(NodeError::AddressInUse(secure))
@@ -284,7 +307,7 @@ fn a_taken_address_cannot_be_taken_again() {
 fn a_message_past_a_limit_is_refused_before_any_connection() {
     let now = Instant::now();
     let mut core = core(NodeConfig::default());
-    core.register(app(), now).unwrap();
+    core.register(app(), Access::anyone(), now).unwrap();
     let to = |payload: usize, back: Route| {
         TransportMessage::new(route![tcp("b:4000"), "x"], back, vec![0x5a; payload])
     };
@@ -356,7 +379,7 @@ fn a_frame_past_max_frame_len_is_refused_at_the_sender() {
     };
 
     let mut core = core(config);
-    core.register(app(), now).unwrap();
+    core.register(app(), Access::anyone(), now).unwrap();
     core.handle_send(&app(), message(1000), now).unwrap();
     let refused = core.handle_send(&app(), message(1001), now);
     let reason = FramingError::FrameTooLarge {
@@ -379,7 +402,7 @@ fn a_frame_past_max_frame_len_is_refused_at_the_sender() {
 fn a_failing_random_source_is_reported_and_leaves_nothing_behind() {
     let now = Instant::now();
     let mut core = failing_after(0);
-    core.register(app(), now).unwrap();
+    core.register(app(), Access::anyone(), now).unwrap();
 
     // A channel needs an ephemeral key and two fresh addresses.
     let channel = core.create_channel(
@@ -387,6 +410,7 @@ fn a_failing_random_source_is_reported_and_leaves_nothing_behind() {
         identity(1),
         everyone(),
         &ChannelConfig::default(),
+        ChannelRules::new(),
         now,
     );
     assert_eq!(channel.map(|_| ()), Err(NodeError::Random(RandomError)));
@@ -412,12 +436,14 @@ fn a_failing_random_source_is_reported_and_leaves_nothing_behind() {
     let mut failures = 0;
     for left in 1..16 {
         let mut core = failing_after(left);
-        core.register(Address::local("sink"), now).unwrap();
+        core.register(Address::local("sink"), Access::anyone(), now)
+            .unwrap();
         let created = core.create_channel(
             route!["sink"],
             identity(1),
             everyone(),
             &ChannelConfig::default(),
+            ChannelRules::new(),
             now,
         );
         match created {
@@ -444,7 +470,7 @@ fn an_unbounded_max_stall_waits_without_a_deadline() {
         max_stall: std::time::Duration::MAX,
         ..NodeConfig::default()
     });
-    core.register(app(), now).unwrap();
+    core.register(app(), Access::anyone(), now).unwrap();
     let conn = core.handle_incoming_connection("peer:1".into(), now);
     let mut bytes = crate::framing::PREAMBLE.to_vec();
     for _ in 0..2 {
@@ -465,4 +491,259 @@ fn an_unbounded_max_stall_waits_without_a_deadline() {
         .iter()
         .any(|o| matches!(o, Output::ResumeReading { connection } if *connection == conn)));
     assert!(!core.is_reading_paused(conn));
+}
+
+// ---- Refused (access rules) -----------------------------------------------------------
+
+/// The preamble and one frame per message, as a peer's connection carries them.
+fn frames(messages: &[TransportMessage]) -> Vec<u8> {
+    let mut bytes = crate::framing::PREAMBLE.to_vec();
+    for m in messages {
+        let encoded = m.to_bytes().unwrap();
+        bytes.extend_from_slice(&u32::try_from(encoded.len()).unwrap().to_be_bytes());
+        bytes.extend_from_slice(&encoded);
+    }
+    bytes
+}
+
+/// A local sender refused by a mailbox's rule gets `Refused` naming the address, its
+/// origin and the rule, synchronously; the refusal is counted, nothing is delivered.
+#[test]
+fn a_local_sender_refused_by_a_rule_is_told_with_the_address_and_rule() {
+    let now = Instant::now();
+    let mut core = core(NodeConfig::default());
+    core.register(app(), Access::local_only(), now).unwrap();
+    let closed = Address::local("closed");
+    core.register(closed.clone(), Access::no_one(), now)
+        .unwrap();
+    let result = core.handle_send(
+        &app(),
+        TransportMessage::new(route!["closed"], route!["app"], b"x".to_vec()),
+        now,
+    );
+    assert_eq!(
+        result,
+        Err(NodeError::Refused {
+            address: closed,
+            origin: Origin::Local,
+            rule: "no one".into(),
+        })
+    );
+    assert!(drain(&mut core).is_empty());
+    let stats = core.stats();
+    assert_eq!(stats.messages_refused, 1);
+    // Only the refusal, not also a delivery failure: the sender has its error.
+    assert_eq!(stats.delivery_failures, 0);
+}
+
+/// Plain frames from a connection to mailboxes that take channels only: each refused
+/// and counted, no event per message (a hostile peer cannot fill the event queue with
+/// them), the connection stays open, and a mailbox that takes transport still gets its
+/// message with its origin.
+#[test]
+fn plain_frames_to_protected_mailboxes_are_refused_without_events() {
+    let now = Instant::now();
+    let mut core = core(NodeConfig::default());
+    core.register(app(), Access::secure_channels(), now)
+        .unwrap();
+    let open = Address::local("open");
+    core.register(open.clone(), Access::anyone(), now).unwrap();
+    let conn = core.handle_incoming_connection("peer:1".into(), now);
+    let _ = drain(&mut core);
+    let to = |to: &str| TransportMessage::new(route![to], route!["x"], vec![1]);
+    let mut messages = vec![to("app"); 100];
+    messages.push(to("open"));
+    core.handle_received(conn, &frames(&messages), now);
+    let outputs = drain(&mut core);
+    match outputs.as_slice() {
+        [Output::Deliver {
+            address, origin, ..
+        }] => {
+            assert_eq!(*address, open);
+            assert_eq!(*origin, Origin::Transport { connection: conn });
+        }
+        other => panic!("expected one delivery, got {other:?}"),
+    }
+    assert_eq!(core.stats().messages_refused, 100);
+    assert_eq!(core.stats().delivery_failures, 0);
+    assert_eq!(core.connection_count(), 1, "the connection stays open");
+}
+
+/// A channel's encryptor takes messages only from its own node by default: a plain
+/// frame addressed to it is refused (the injection attack), while the node's own
+/// senders still use the channel.
+#[test]
+fn a_frame_to_an_encryptor_is_refused_unless_the_channel_allows_it() {
+    let now = Instant::now();
+    for (ingress, refused) in [
+        (ChannelRules::new(), true),
+        (ChannelRules::new().ingress(Access::anyone()), false),
+    ] {
+        let (mut core, encryptor) =
+            local_channel_with(NodeConfig::default(), ChannelRules::new(), ingress);
+        let conn = core.handle_incoming_connection("attacker:1".into(), now);
+        let injected = TransportMessage::new(
+            route![encryptor.clone(), "app"],
+            route!["x"],
+            b"injected".to_vec(),
+        );
+        core.handle_received(conn, &frames(&[injected]), now);
+        let delivered: Vec<Origin> = drain(&mut core)
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::Deliver { origin, .. } => Some(origin),
+                _ => None,
+            })
+            .collect();
+        if refused {
+            assert!(delivered.is_empty(), "{delivered:?}");
+            assert_eq!(core.stats().messages_refused, 1);
+        } else {
+            // Widened on purpose: the message went through the channel.
+            assert!(
+                matches!(delivered.as_slice(), [Origin::Channel { .. }]),
+                "{delivered:?}"
+            );
+            assert_eq!(core.stats().messages_refused, 0);
+        }
+        // The node's own sender uses the channel either way.
+        core.handle_send(
+            &app(),
+            TransportMessage::new(route![encryptor, "app"], route!["app"], b"own".to_vec()),
+            now,
+        )
+        .unwrap();
+        assert!(drain(&mut core).iter().any(|o| matches!(
+            o,
+            Output::Deliver { origin: Origin::Channel { .. }, message, .. } if message.payload == b"own"
+        )));
+    }
+}
+
+/// A listener whose channels deliver only to "public": a message through one of them
+/// to any other first hop is refused with the channel's rule; to "public" it goes.
+#[test]
+fn a_channel_delivers_only_where_its_listener_allows() {
+    let now = Instant::now();
+    let (mut core, encryptor) = local_channel_with(
+        NodeConfig::default(),
+        ChannelRules::new().deliver_only_to(["public"]),
+        ChannelRules::new(),
+    );
+    let public = Address::local("public");
+    core.register(public.clone(), Access::anyone(), now)
+        .unwrap();
+    let through = |to: Route| {
+        let mut onward = route![encryptor.clone()];
+        for a in to.iter() {
+            onward.append(a.clone());
+        }
+        TransportMessage::new(onward, route!["app"], b"m".to_vec())
+    };
+    let refused = core.handle_send(&app(), through(route!["app"]), now);
+    match refused {
+        Err(NodeError::Refused {
+            address,
+            origin: Origin::Channel { peer, .. },
+            rule,
+        }) => {
+            assert_eq!(address, app());
+            assert_eq!(peer, identity(1).identifier());
+            assert!(rule.contains("delivers to only 0#public"), "{rule}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // A TCP first hop is not on the list either.
+    assert!(matches!(
+        core.handle_send(&app(), through(route![tcp("elsewhere:1"), "x"]), now),
+        Err(NodeError::Refused { .. })
+    ));
+    core.handle_send(&app(), through(route!["public"]), now)
+        .unwrap();
+    assert!(drain(&mut core).iter().any(
+        |o| matches!(o, Output::Deliver { address, origin: Origin::Channel { .. }, .. } if *address == public)
+    ));
+    assert_eq!(core.stats().messages_refused, 2);
+}
+
+/// A listener that takes hellos only from its own node refuses a hello from a
+/// connection before any handshake work, and creates no channel end.
+#[test]
+fn a_listener_refuses_hellos_its_rule_does_not_admit() {
+    let now = Instant::now();
+    let mut core = core(NodeConfig::default());
+    core.create_channel_listener(
+        Address::local("secure"),
+        identity(2),
+        everyone(),
+        ChannelConfig::default(),
+        ChannelRules::new().hellos(Access::local_only()),
+        now,
+    )
+    .unwrap();
+    let mut rng = SeededRandom::new(5);
+    let hello = ChannelEnd::initiator(
+        &ChannelConfig::default(),
+        identity(1),
+        everyone(),
+        &mut rng,
+        now,
+    )
+    .unwrap()
+    .poll_transmit()
+    .unwrap();
+    let conn = core.handle_incoming_connection("peer:1".into(), now);
+    let _ = drain(&mut core);
+    core.handle_received(
+        conn,
+        &frames(&[TransportMessage::new(route!["secure"], route!["x"], hello)]),
+        now,
+    );
+    assert!(drain(&mut core).is_empty(), "no handshake answer");
+    assert_eq!(core.channel_count(), 0);
+    assert_eq!(core.stats().messages_refused, 1);
+    assert_eq!(
+        core.stats().hellos_rejected,
+        0,
+        "refused before it is read as a hello"
+    );
+    // From this node, the same listener answers.
+    core.register(app(), Access::anyone(), now).unwrap();
+    core.create_channel(
+        route!["secure"],
+        identity(1),
+        everyone(),
+        &ChannelConfig::default(),
+        ChannelRules::new(),
+        now,
+    )
+    .unwrap();
+    assert_eq!(core.channel_count(), 2);
+}
+
+/// A message from a connection that waits for room in a full mailbox keeps its origin
+/// through the stall.
+#[test]
+fn a_stalled_message_keeps_its_origin() {
+    let now = Instant::now();
+    let mut core = core(NodeConfig {
+        mailbox_capacity: 1,
+        ..NodeConfig::default()
+    });
+    core.register(app(), Access::anyone(), now).unwrap();
+    let conn = core.handle_incoming_connection("peer:1".into(), now);
+    let _ = drain(&mut core);
+    let m = TransportMessage::new(route!["app"], route!["x"], vec![1]);
+    core.handle_received(conn, &frames(&[m.clone(), m]), now);
+    let _ = drain(&mut core);
+    assert!(core.is_reading_paused(conn));
+    core.handle_consumed(&app(), now);
+    let origins: Vec<Origin> = drain(&mut core)
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Deliver { origin, .. } => Some(origin),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(origins, [Origin::Transport { connection: conn }]);
 }

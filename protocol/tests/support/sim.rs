@@ -43,7 +43,8 @@ use onward_protocol::channel::ChannelConfig;
 use onward_protocol::framing::{FRAME_HEADER_LEN, PREAMBLE};
 use onward_protocol::identity::Identity;
 use onward_protocol::node::{
-    ChannelId, ConnectionId, Hop, NodeConfig, NodeCore, NodeError, NodeEvent, Output,
+    Access, ChannelId, ChannelRules, ConnectionId, Hop, NodeConfig, NodeCore, NodeError, NodeEvent,
+    Origin, Output,
 };
 use onward_protocol::random::{RandomSource, SeededRandom};
 use onward_protocol::trust::TrustPolicy;
@@ -94,14 +95,20 @@ pub(crate) struct Mailbox {
     pub behaviour: Behaviour,
     /// Every message delivered, as delivered (routes included), in order.
     pub received: Vec<TransportMessage>,
+    /// Where each message in `received` came from, as the core said.
+    pub origins: Vec<Origin>,
+    /// Who may deliver to it (kept across restarts).
+    access: Access,
     held: VecDeque<TransportMessage>,
 }
 
 impl Mailbox {
-    fn new(behaviour: Behaviour) -> Self {
+    fn new(behaviour: Behaviour, access: Access) -> Self {
         Self {
             behaviour,
             received: Vec::new(),
+            origins: Vec::new(),
+            access,
             held: VecDeque::new(),
         }
     }
@@ -161,6 +168,7 @@ struct ListenerSpec {
     identity: Arc<Identity>,
     trust: Arc<dyn TrustPolicy>,
     config: ChannelConfig,
+    rules: ChannelRules,
 }
 
 /// One simulated node.
@@ -366,14 +374,27 @@ impl Sim {
         self.nodes[node].allow_unregistered = true;
     }
 
-    /// Registers a mailbox at `address` on `node`, worked as `behaviour`.
+    /// Registers a mailbox at `address` on `node`, worked as `behaviour`, that anyone
+    /// may reach (plain messages over connections included).
     pub(crate) fn add_worker(&mut self, node: NodeId, address: &str, behaviour: Behaviour) {
+        self.add_worker_with(node, address, behaviour, Access::anyone());
+    }
+
+    /// Registers a mailbox at `address` on `node`, worked as `behaviour`, taking what
+    /// `access` admits.
+    pub(crate) fn add_worker_with(
+        &mut self,
+        node: NodeId,
+        address: &str,
+        behaviour: Behaviour,
+        access: Access,
+    ) {
         let address = Address::local(address);
         let n = &mut self.nodes[node];
         n.core
-            .register(address.clone(), self.base + self.now)
+            .register(address.clone(), access.clone(), self.base + self.now)
             .unwrap_or_else(|e| panic!("sim: register {address} on {}: {e}", n.name));
-        n.mailboxes.insert(address, Mailbox::new(behaviour));
+        n.mailboxes.insert(address, Mailbox::new(behaviour, access));
     }
 
     /// Creates a secure channel listener at `address` on `node` (recreated on restart).
@@ -384,11 +405,24 @@ impl Sim {
         identity: Arc<Identity>,
         trust: Arc<dyn TrustPolicy>,
     ) {
+        self.add_channel_listener_with(node, address, identity, trust, ChannelRules::new());
+    }
+
+    /// As [`add_channel_listener`](Self::add_channel_listener), with `rules`.
+    pub(crate) fn add_channel_listener_with(
+        &mut self,
+        node: NodeId,
+        address: &str,
+        identity: Arc<Identity>,
+        trust: Arc<dyn TrustPolicy>,
+        rules: ChannelRules,
+    ) {
         let spec = ListenerSpec {
             address: Address::local(address),
             identity,
             trust,
             config: ChannelConfig::default(),
+            rules,
         };
         let now = self.instant();
         let n = &mut self.nodes[node];
@@ -398,6 +432,7 @@ impl Sim {
                 spec.identity.clone(),
                 spec.trust.clone(),
                 spec.config.clone(),
+                spec.rules.clone(),
                 now,
             )
             .unwrap_or_else(|e| panic!("sim: listener {address} on {}: {e}", n.name));
@@ -620,7 +655,7 @@ impl Sim {
         for (address, mailbox) in &mut n.mailboxes {
             mailbox.held.clear();
             n.core
-                .register(address.clone(), now)
+                .register(address.clone(), mailbox.access.clone(), now)
                 .unwrap_or_else(|e| panic!("sim: re-register {address}: {e}"));
         }
         for spec in &n.listeners {
@@ -630,6 +665,7 @@ impl Sim {
                     spec.identity.clone(),
                     spec.trust.clone(),
                     spec.config.clone(),
+                    spec.rules.clone(),
                     now,
                 )
                 .unwrap_or_else(|e| panic!("sim: re-create listener {}: {e}", spec.address));
@@ -673,12 +709,25 @@ impl Sim {
         identity: Arc<Identity>,
         trust: Arc<dyn TrustPolicy>,
     ) -> Result<(ChannelId, Address), NodeError> {
+        self.create_channel_with(node, route, identity, trust, ChannelRules::new())
+    }
+
+    /// As [`create_channel`](Self::create_channel), with `rules`.
+    pub(crate) fn create_channel_with(
+        &mut self,
+        node: NodeId,
+        route: Route,
+        identity: Arc<Identity>,
+        trust: Arc<dyn TrustPolicy>,
+        rules: ChannelRules,
+    ) -> Result<(ChannelId, Address), NodeError> {
         let now = self.instant();
         let result = self.nodes[node].core.create_channel(
             route,
             identity,
             trust,
             &ChannelConfig::default(),
+            rules,
             now,
         );
         self.drain(node);
@@ -1111,7 +1160,11 @@ impl Sim {
                 self.nodes[node].name
             );
             match output {
-                Output::Deliver { address, message } => self.deliver(node, address, message),
+                Output::Deliver {
+                    address,
+                    message,
+                    origin,
+                } => self.deliver(node, address, message, origin),
                 Output::Connect { connection, peer } => self.connect(node, connection, &peer),
                 Output::Transmit { connection, bytes } => {
                     let end = End::Node {
@@ -1182,14 +1235,20 @@ impl Sim {
         }
     }
 
-    fn deliver(&mut self, node: NodeId, address: Address, message: TransportMessage) {
+    fn deliver(
+        &mut self,
+        node: NodeId,
+        address: Address,
+        message: TransportMessage,
+        origin: Origin,
+    ) {
         let now = self.instant();
         let at = self.now;
         let n = &mut self.nodes[node];
         if n.allow_unregistered {
             n.mailboxes
                 .entry(address.clone())
-                .or_insert_with(|| Mailbox::new(Behaviour::Hold));
+                .or_insert_with(|| Mailbox::new(Behaviour::Hold, Access::anyone()));
         }
         let Some(mailbox) = n.mailboxes.get_mut(&address) else {
             panic!(
@@ -1197,7 +1256,14 @@ impl Sim {
                 n.name
             )
         };
+        assert!(
+            mailbox.access.admits(&origin),
+            "sim: {} delivered to {address} a message from {origin}, which its rule ({}) refuses",
+            n.name,
+            mailbox.access
+        );
         mailbox.received.push(message.clone());
+        mailbox.origins.push(origin);
         let reply = match mailbox.behaviour {
             Behaviour::Hold => {
                 mailbox.held.push_back(message);
@@ -1355,4 +1421,28 @@ impl Sim {
             },
         );
     }
+}
+
+// ---- helpers for the tests that use the simulator --------------------------------------
+
+/// The identity made from a seed of 32 `seed` bytes.
+pub(crate) fn identity(seed: u8) -> Arc<Identity> {
+    Arc::new(Identity::from_seed(&[seed; 32]).unwrap())
+}
+
+/// A trust policy that accepts everyone.
+pub(crate) fn everyone() -> Arc<dyn TrustPolicy> {
+    Arc::new(onward_protocol::trust::TrustEveryone)
+}
+
+/// `message` as one frame: its length prefix, then its encoding.
+pub(crate) fn frame(message: &TransportMessage) -> Vec<u8> {
+    let mut out = Vec::new();
+    onward_protocol::framing::encode_frame(
+        &message.to_bytes().unwrap(),
+        onward_protocol::framing::DEFAULT_MAX_FRAME_LEN,
+        &mut out,
+    )
+    .unwrap();
+    out
 }
