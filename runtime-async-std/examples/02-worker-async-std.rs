@@ -5,7 +5,7 @@
 //! cargo run -p onward-async-std --example 02-worker-async-std
 //! ```
 
-use onward_async_std::{route, Context, Node, Result, Routed, Worker};
+use onward_async_std::{route, Access, Context, Node, Result, Routed, Worker};
 
 /// Sends every message back to where it came from.
 struct Echoer;
@@ -26,7 +26,9 @@ impl Worker for Echoer {
 fn main() -> Result<()> {
     async_std::task::block_on(async {
         let node = Node::start().await?;
-        node.start_worker("echoer", Echoer).await?;
+        // Only senders on this node may reach the echoer.
+        node.start_worker_with("echoer", Echoer, Access::local_only())
+            .await?;
 
         // The application's own address, to send from and receive replies at.
         let mut ctx = node.context("app").await?;

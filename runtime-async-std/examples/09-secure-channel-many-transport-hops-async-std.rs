@@ -8,7 +8,8 @@
 //! ```
 
 use onward_async_std::{
-    route, tcp, Context, Identity, Node, Result, Routed, TrustEveryone, TrustIdentifier, Worker,
+    route, tcp, Access, Context, Identity, Node, Result, Routed, TrustEveryone, TrustIdentifier,
+    Worker,
 };
 
 /// Sends every message back to where it came from.
@@ -31,7 +32,9 @@ fn main() -> Result<()> {
         let b_address = b.listen("127.0.0.1:0").await?;
         b.create_secure_channel_listener("secure", &alice, TrustEveryone)
             .await?;
-        b.start_worker("echoer", Echoer).await?;
+        // Only through secure channels (and from B itself) may the echoer be reached.
+        b.start_worker_with("echoer", Echoer, Access::secure_channels())
+            .await?;
         println!(
             "B: listening on {b_address}, identity {}",
             alice.identifier()

@@ -5,7 +5,7 @@
 //! cargo run -p onward-smol --example 02-worker-smol
 //! ```
 
-use onward_smol::{route, Context, Node, Result, Routed, Worker};
+use onward_smol::{route, Access, Context, Node, Result, Routed, Worker};
 
 /// Sends every message back to where it came from.
 struct Echoer;
@@ -26,7 +26,9 @@ impl Worker for Echoer {
 fn main() -> Result<()> {
     smol::block_on(async {
         let node = Node::start().await?;
-        node.start_worker("echoer", Echoer).await?;
+        // Only senders on this node may reach the echoer.
+        node.start_worker_with("echoer", Echoer, Access::local_only())
+            .await?;
 
         // The application's own address, to send from and receive replies at.
         let mut ctx = node.context("app").await?;

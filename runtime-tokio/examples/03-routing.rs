@@ -8,7 +8,7 @@
 //! cargo run -p onward-tokio --example 03-routing
 //! ```
 
-use onward_tokio::{route, Context, Node, Opaque, Result, Routed, Worker};
+use onward_tokio::{route, Access, Context, Node, Opaque, Result, Routed, Worker};
 
 /// Forwards every message one step along its onward route.
 struct Hop;
@@ -50,8 +50,11 @@ impl Worker for Echoer {
 #[tokio::main]
 async fn main() -> Result<()> {
     let node = Node::start().await?;
-    node.start_worker("h1", Hop).await?;
-    node.start_worker("echoer", Echoer).await?;
+    // Both workers take messages only from senders on this node.
+    node.start_worker_with("h1", Hop, Access::local_only())
+        .await?;
+    node.start_worker_with("echoer", Echoer, Access::local_only())
+        .await?;
 
     let mut ctx = node.context("app").await?;
     let route = route!["h1", "echoer"];

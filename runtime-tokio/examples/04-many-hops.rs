@@ -7,7 +7,7 @@
 //! cargo run -p onward-tokio --example 04-many-hops
 //! ```
 
-use onward_tokio::{route, Context, Node, Opaque, Result, Routed, Worker};
+use onward_tokio::{route, Access, Context, Node, Opaque, Result, Routed, Worker};
 
 /// Forwards every message one step along its onward route.
 struct Hop;
@@ -49,9 +49,12 @@ impl Worker for Echoer {
 async fn main() -> Result<()> {
     let node = Node::start().await?;
     for hop in ["h1", "h2", "h3"] {
-        node.start_worker(hop, Hop).await?;
+        node.start_worker_with(hop, Hop, Access::local_only())
+            .await?;
     }
-    node.start_worker("echoer", Echoer).await?;
+    // Every worker takes messages only from senders on this node.
+    node.start_worker_with("echoer", Echoer, Access::local_only())
+        .await?;
 
     let mut ctx = node.context("app").await?;
     let route = route!["h1", "h2", "h3", "echoer"];

@@ -6,7 +6,7 @@
 //! ```
 
 use onward_tokio::{
-    route, Context, Identity, Node, Result, Routed, TrustEveryone, TrustIdentifier, Worker,
+    route, Access, Context, Identity, Node, Result, Routed, TrustEveryone, TrustIdentifier, Worker,
 };
 
 /// Sends every message back to where it came from, saying who sent it.
@@ -42,7 +42,9 @@ async fn main() -> Result<()> {
     println!("responder identity: {}", responder.identifier());
     node.create_secure_channel_listener("secure", &responder, TrustEveryone)
         .await?;
-    node.start_worker("echoer", Echoer).await?;
+    // The echoer takes messages from this node and through secure channels.
+    node.start_worker_with("echoer", Echoer, Access::secure_channels())
+        .await?;
 
     // The initiator's side: its own identity, and it accepts only that responder.
     let initiator = Identity::generate()?;

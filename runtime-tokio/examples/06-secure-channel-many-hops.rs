@@ -6,7 +6,8 @@
 //! ```
 
 use onward_tokio::{
-    route, Context, Identity, Node, Opaque, Result, Routed, TrustEveryone, TrustIdentifier, Worker,
+    route, Access, Context, Identity, Node, Opaque, Result, Routed, TrustEveryone, TrustIdentifier,
+    Worker,
 };
 
 /// Forwards every message one step along its onward route, without reading it.
@@ -55,14 +56,18 @@ impl Worker for Echoer {
 async fn main() -> Result<()> {
     let node = Node::start().await?;
     for hop in ["h1", "h2", "h3"] {
-        node.start_worker(hop, Hop).await?;
+        // The hops pass on what this node sends them; nothing reaches them from outside.
+        node.start_worker_with(hop, Hop, Access::local_only())
+            .await?;
     }
 
     let responder = Identity::generate()?;
     println!("responder identity: {}", responder.identifier());
     node.create_secure_channel_listener("secure", &responder, TrustEveryone)
         .await?;
-    node.start_worker("echoer", Echoer).await?;
+    // The echoer takes messages from this node and through secure channels.
+    node.start_worker_with("echoer", Echoer, Access::secure_channels())
+        .await?;
 
     let initiator = Identity::generate()?;
     println!("initiator identity: {}", initiator.identifier());

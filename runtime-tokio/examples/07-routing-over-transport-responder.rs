@@ -8,7 +8,7 @@
 //! `ADDRESS` defaults to `127.0.0.1:4000`. It runs until it has echoed `MESSAGES`
 //! messages, if given, or until Ctrl-C.
 
-use onward_tokio::{Context, Node, Result, Routed, Worker};
+use onward_tokio::{Access, Context, Node, Result, Routed, Worker};
 use tokio::sync::mpsc;
 
 /// Sends every message back to where it came from, and counts it.
@@ -39,7 +39,9 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
 
     let node = Node::start().await?;
     let (echoed, mut echoes) = mpsc::unbounded_channel();
-    node.start_worker("echoer", Echoer { echoed }).await?;
+    // Plain routing over TCP, on purpose: anyone who can connect may reach the echoer.
+    node.start_worker_with("echoer", Echoer { echoed }, Access::anyone())
+        .await?;
     let bound = node.listen(&address).await?;
     println!("responder: listening on {bound}");
 

@@ -8,7 +8,7 @@
 //! `MIDDLE` defaults to `127.0.0.1:3000` and `RESPONDER` to `127.0.0.1:4000`; the
 //! responder's address is the one the middle node connects to.
 
-use onward_tokio::{route, tcp, Node, Routed};
+use onward_tokio::{route, tcp, Access, Node, Routed};
 
 #[tokio::main]
 async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
@@ -17,7 +17,8 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     let responder = args.next().unwrap_or_else(|| "127.0.0.1:4000".to_string());
 
     let node = Node::start().await?;
-    let mut ctx = node.context("app").await?;
+    // The reply comes back over plain TCP, which a context refuses unless told.
+    let mut ctx = node.context_with("app", Access::anyone()).await?;
     let route = route![tcp(middle), tcp(responder), "echoer"];
     println!("initiator: sending \"Hello\" along {route}");
     ctx.send(route, "Hello".to_string()).await?;

@@ -9,7 +9,7 @@
 //! `ADDRESS` defaults to `127.0.0.1:4000`. It runs until it has echoed `MESSAGES`
 //! messages, if given, or until Ctrl-C.
 
-use onward_tokio::{Context, Identity, Node, Result, Routed, TrustEveryone, Worker};
+use onward_tokio::{Access, Context, Identity, Node, Result, Routed, TrustEveryone, Worker};
 use tokio::sync::mpsc;
 
 /// Sends every message back to where it came from, saying who sent it, and counts it.
@@ -52,7 +52,10 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     node.create_secure_channel_listener("secure", &identity, TrustEveryone)
         .await?;
     let (echoed, mut echoes) = mpsc::unbounded_channel();
-    node.start_worker("echoer", Echoer { echoed }).await?;
+    // The echoer takes messages only through secure channels (and from this node): a
+    // plain frame sent to it over TCP is refused and counted.
+    node.start_worker_with("echoer", Echoer { echoed }, Access::secure_channels())
+        .await?;
     let bound = node.listen(&address).await?;
     println!("responder: listening on {bound}");
 
@@ -68,5 +71,9 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         _ = tokio::signal::ctrl_c() => println!("responder: interrupted, stopping"),
     }
     node.stop().await?;
+    println!(
+        "responder: refused {} messages",
+        node.stats().messages_refused
+    );
     Ok(())
 }

@@ -3,17 +3,21 @@
 //! identifier, which the initiator needs.
 //!
 //! ```sh
-//! cargo run -p onward-tokio --example 10-secure-channel-with-identities-responder -- [ADDRESS] [KEY_FILE] [MESSAGES]
+//! cargo run -p onward-tokio --example 10-secure-channel-with-identities-responder -- [ADDRESS] [KEY_FILE] [MESSAGES] [INITIATOR_IDENTIFIER]
 //! ```
 //!
 //! `ADDRESS` defaults to `127.0.0.1:4000`. `KEY_FILE` (default `onward-responder.key`
 //! in the temporary directory) is loaded if it exists, otherwise a new identity is
 //! generated and saved there, so the identifier stays the same from run to run. It
-//! runs until it has echoed `MESSAGES` messages, if given, or until Ctrl-C.
+//! runs until it has echoed `MESSAGES` messages, if given (`-` for no limit), or until
+//! Ctrl-C. With `INITIATOR_IDENTIFIER`, only that initiator may open a channel and
+//! reach the echoer; without it, any initiator may, each one still authenticated.
 
 use std::path::{Path, PathBuf};
 
-use onward_tokio::{Context, Identifier, Identity, Node, Result, Routed, Worker};
+use onward_tokio::{
+    Access, Context, Identifier, Identity, Node, Result, Routed, TrustIdentifier, Worker,
+};
 use tokio::sync::mpsc;
 
 /// Sends every message back to where it came from, saying who sent it, and counts it.
@@ -71,7 +75,12 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         || std::env::temp_dir().join("onward-responder.key"),
         PathBuf::from,
     );
-    let limit: Option<usize> = args.next().map(|n| n.parse()).transpose()?;
+    let limit: Option<usize> = args
+        .next()
+        .filter(|n| n != "-")
+        .map(|n| n.parse())
+        .transpose()?;
+    let initiator: Option<Identifier> = args.next().map(|id| id.parse()).transpose()?;
 
     let node = Node::start().await?;
     let identity = load_or_generate(&key_file)?;
@@ -79,15 +88,24 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
 
     // A custom trust policy is any `Fn(&Identifier) -> bool`. It is asked once per
     // handshake, after the initiator has proved it holds the identity's key. This one
-    // accepts everyone and says so; `TrustIdentifier` or `TrustAnyOf` would restrict.
-    let trust = |peer: &Identifier| {
-        println!("responder: trust policy accepts {peer}");
-        true
+    // accepts the initiator it was told about, or everyone, and says what it decided.
+    let trust = move |peer: &Identifier| {
+        let accepted = initiator.is_none_or(|only| *peer == only);
+        let verdict = if accepted { "accepts" } else { "refuses" };
+        println!("responder: trust policy {verdict} {peer}");
+        accepted
     };
     node.create_secure_channel_listener("secure", &identity, trust)
         .await?;
+    // The echoer takes messages only through secure channels, and with an initiator
+    // given, only through channels from it. (And from this node.)
+    let access = match initiator {
+        Some(only) => Access::secure_channels_from(TrustIdentifier::new(only)),
+        None => Access::secure_channels(),
+    };
     let (echoed, mut echoes) = mpsc::unbounded_channel();
-    node.start_worker("echoer", Echoer { echoed }).await?;
+    node.start_worker_with("echoer", Echoer { echoed }, access)
+        .await?;
     let bound = node.listen(&address).await?;
     println!("responder: listening on {bound}");
 
@@ -103,5 +121,9 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         _ = tokio::signal::ctrl_c() => println!("responder: interrupted, stopping"),
     }
     node.stop().await?;
+    println!(
+        "responder: refused {} messages",
+        node.stats().messages_refused
+    );
     Ok(())
 }

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use onward_tokio::protocol::framing::FrameDecoder;
 use onward_tokio::{
-    route, tcp, Context, Identifier, Identity, Node, Result, Routed, TransportMessage,
+    route, tcp, Access, Context, Identifier, Identity, Node, Result, Routed, TransportMessage,
     TrustIdentifier, Worker,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -39,7 +39,7 @@ impl Worker for Echoer {
     type Message = String;
 
     async fn handle_message(&mut self, ctx: &mut Context, msg: Routed<String>) -> Result<()> {
-        if let Some(peer) = msg.sender().and_then(|end| ctx.secure_channel_peer(end)) {
+        if let Some(peer) = msg.channel_peer().copied() {
             println!(
                 "B: echoer received {:?} through a secure channel from {peer}",
                 msg.body()
@@ -60,7 +60,13 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     b.create_secure_channel_listener("secure", &alice, TrustIdentifier::new(bob.identifier()))
         .await?;
     let (verified, mut verified_by_b) = mpsc::unbounded_channel();
-    b.start_worker("echoer", Echoer { verified }).await?;
+    // The echoer takes messages only through channels from A (and from B itself).
+    b.start_worker_with(
+        "echoer",
+        Echoer { verified },
+        Access::secure_channels_from(TrustIdentifier::new(bob.identifier())),
+    )
+    .await?;
     let b_address = b.listen("127.0.0.1:0").await?;
     println!(
         "B: listening on {b_address}, identity {}",

@@ -18,7 +18,8 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use onward_tokio::{route, Address, Route, TransportMessage};
+use onward_tokio::protocol::framing::{encode_frame, PREAMBLE};
+use onward_tokio::{route, Address, Identity, Route, TransportMessage};
 
 /// The longest any single wait may take: generous, as the machine running the tests
 /// may be busy compiling.
@@ -252,6 +253,29 @@ fn cbor_text(text: &str) -> Vec<u8> {
     };
     out.extend_from_slice(text.as_bytes());
     out
+}
+
+/// Sends `count` plain frames to `worker` on the node listening at `address`, as a
+/// hostile TCP client would, then closes its side and waits until the node has read
+/// them all and closed its own.
+fn send_plain_frames(address: &str, worker: &str, count: usize) {
+    let mut bytes = PREAMBLE.to_vec();
+    for i in 0..count {
+        let message = TransportMessage::new(
+            route![worker],
+            route!["attacker"],
+            cbor_text(&format!("plain {i}")),
+        );
+        encode_frame(&message.to_bytes().unwrap(), u32::MAX, &mut bytes).unwrap();
+    }
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    std::io::Write::write_all(&mut stream, &bytes).unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    // The node's preamble, and not one echo.
+    assert_eq!(answer, PREAMBLE, "the node answered only with its preamble");
 }
 
 /// The length of the channel transport record that carries `inner` (docs/PROTOCOL.md
@@ -585,6 +609,10 @@ fn step_09_secure_channel_through_a_middle_node() {
     );
     let m = middle.listening_address("middle");
 
+    // The echoer takes messages only through secure channels: plain frames sent to it
+    // over TCP are refused, and none is echoed.
+    send_plain_frames(&b, "echoer", 200);
+
     let initiator = run("09-secure-channel-many-transport-hops-initiator", &[&m, &b]);
     let initiator_id = initiator.after("initiator: identity ");
     let established = initiator.after("initiator: secure channel established at ");
@@ -598,6 +626,11 @@ fn step_09_secure_channel_through_a_middle_node() {
 
     let responder = responder.finish();
     responder.assert_success("09-secure-channel-many-transport-hops-responder");
+    responder.assert_line("responder: refused 200 messages");
+    assert!(!responder
+        .output
+        .iter()
+        .any(|l| l.contains("outside any secure channel")));
     responder.assert_line(&format!(
         "echoer: received \"Hello\" through a secure channel from {initiator_id}"
     ));
@@ -622,26 +655,37 @@ fn step_10_identities_persist_and_trust_is_enforced() {
     let dir = scratch_dir("step10");
     let responder_key = dir.join("responder.key");
     let initiator_key = dir.join("initiator.key");
-    let (responder_key, initiator_key) = (
+    let stranger_key = dir.join("stranger.key");
+    // The initiator's identity exists before the responder starts, which is told to
+    // trust only it.
+    let initiator_id = {
+        let identity = Identity::generate().unwrap();
+        identity.save(&initiator_key).unwrap();
+        identity.identifier().to_string()
+    };
+    let (responder_key, initiator_key, stranger_key) = (
         responder_key.to_str().unwrap(),
         initiator_key.to_str().unwrap(),
+        stranger_key.to_str().unwrap(),
     );
 
     let mut responder = Program::start(
         "10-secure-channel-with-identities-responder",
-        &["127.0.0.1:0", responder_key, "2"],
+        &["127.0.0.1:0", responder_key, "2", &initiator_id],
     );
     let responder_id = responder.wait_for("responder: identifier ");
     let b = responder.listening_address("responder");
 
-    // First run: the initiator generates its identity and trusts only the responder.
+    // Plain frames to the echoer are refused: it takes only the trusted channel.
+    send_plain_frames(&b, "echoer", 200);
+
+    // First run: the initiator loads its identity and trusts only the responder.
     let first = run(
         "10-secure-channel-with-identities-initiator",
         &[&responder_id, &b, initiator_key],
     );
-    let initiator_id = first.after("initiator: identifier ").to_string();
     first.assert_line(&format!(
-        "initiator: generated identity {initiator_id}, saved to {initiator_key}"
+        "initiator: loaded identity {initiator_id} from {initiator_key}"
     ));
     first.assert_line(&format!(
         "initiator: secure channel established, responder verified as {responder_id}"
@@ -663,6 +707,19 @@ fn step_10_identities_persist_and_trust_is_enforced() {
     );
     assert_eq!(refused.count("initiator: secure channel established"), 0);
 
+    // An initiator with another identity is refused by the responder's policy.
+    let outsider = Program::start(
+        "10-secure-channel-with-identities-initiator",
+        &[&responder_id, &b, stranger_key],
+    )
+    .finish();
+    assert!(!outsider.status.success(), "{}", outsider.output.join("\n"));
+    let outsider_id = outsider.after("initiator: identifier ").to_string();
+    outsider.assert_line(&format!(
+        "initiator: generated identity {outsider_id}, saved to {stranger_key}"
+    ));
+    assert_eq!(outsider.count("initiator: secure channel established"), 0);
+
     // Second run: the same identity, loaded from its key file.
     let second = run(
         "10-secure-channel-with-identities-initiator",
@@ -682,13 +739,19 @@ fn step_10_identities_persist_and_trust_is_enforced() {
         finished.count(&format!("responder: trust policy accepts {initiator_id}")),
         2
     );
+    finished.assert_line(&format!("responder: trust policy refuses {outsider_id}"));
     assert_eq!(
         finished.count(&format!(
             "echoer: received \"Hello\" through a secure channel from {initiator_id}"
         )),
         2
     );
+    assert!(!finished
+        .output
+        .iter()
+        .any(|l| l.contains("outside any secure channel")));
     finished.assert_line("responder: echoed 2 messages, stopping");
+    finished.assert_line("responder: refused 200 messages");
 
     // The responder comes back with the identity it saved (and echoes nothing: 0).
     let again = run(

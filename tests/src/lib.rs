@@ -60,6 +60,10 @@ macro_rules! conformance_suite {
             a_listener_that_never_accepts,
             send_timeout_on_a_congested_mailbox,
             a_remote_peer_cannot_put_a_channel_end_first,
+            plain_frames_do_not_reach_a_worker_that_takes_channels_only,
+            no_one_outside_a_node_can_speak_into_its_channel,
+            a_worker_restricted_to_an_identity_refuses_other_channels,
+            a_listener_restricts_where_its_channels_deliver,
         );
     };
     (@tests $module:ident, $harness:ty; $($test:ident),* $(,)?) => {

@@ -16,7 +16,7 @@ use onward_protocol::channel::{ChannelError, MAX_INNER_MESSAGE_LEN};
 use onward_protocol::framing::{encode_frame, PREAMBLE};
 use onward_protocol::identity::{Identifier, Identity};
 use onward_protocol::message::{MessageError, MAX_PAYLOAD_LEN};
-use onward_protocol::node::NodeError;
+use onward_protocol::node::{Access, ChannelRules, NodeError, Origin};
 use onward_protocol::routing::MAX_ROUTE_LEN;
 use onward_protocol::trust::{TrustAnyOf, TrustEveryone, TrustIdentifier, TrustPolicy};
 use onward_protocol::{route, tcp, Address, Route, TransportMessage};
@@ -169,9 +169,14 @@ pub async fn step_06_secure_channel_many_hops<H: Harness>() {
 pub async fn step_07_transport<H: Harness>() {
     let b = start::<H>(options()).await;
     let b_addr = listen::<H>(&b).await;
-    b.start_worker("echoer", Echoer).await.expect("echoer");
+    b.start_worker_with("echoer", Echoer, Access::anyone())
+        .await
+        .expect("echoer");
     let a = start::<H>(options()).await;
-    let mut ctx = a.context("app").await.expect("context");
+    let mut ctx = a
+        .context_with("app", Access::anyone())
+        .await
+        .expect("context");
     let reply = ask(&mut ctx, route![tcp(b_addr.as_str()), "echoer"], "Hello").await;
     assert_eq!(reply.body(), "Hello");
     let back = reply.return_route();
@@ -192,11 +197,16 @@ pub async fn step_07_transport<H: Harness>() {
 pub async fn step_08_many_transport_hops<H: Harness>() {
     let b = start::<H>(options()).await;
     let b_addr = listen::<H>(&b).await;
-    b.start_worker("echoer", Echoer).await.expect("echoer");
+    b.start_worker_with("echoer", Echoer, Access::anyone())
+        .await
+        .expect("echoer");
     let m = start::<H>(options()).await;
     let m_addr = listen::<H>(&m).await;
     let a = start::<H>(options()).await;
-    let mut ctx = a.context("app").await.expect("context");
+    let mut ctx = a
+        .context_with("app", Access::anyone())
+        .await
+        .expect("context");
     let route = route![tcp(m_addr.as_str()), tcp(b_addr.as_str()), "echoer"];
     let reply = ask(&mut ctx, route, "Hello").await;
     assert_eq!(reply.body(), "Hello");
@@ -407,7 +417,9 @@ pub async fn error_timeouts<H: Harness>() {
     let handshake = options.channel.handshake_timeout;
     let b = start::<H>(options.clone()).await;
     let b_addr = listen::<H>(&b).await;
-    b.start_worker("sink", Sink).await.expect("sink");
+    b.start_worker_with("sink", Sink, Access::anyone())
+        .await
+        .expect("sink");
     let a = start::<H>(options).await;
     a.start_worker("sink", Sink).await.expect("sink");
 
@@ -632,9 +644,15 @@ pub async fn slow_receiver_over_tcp_loses_nothing<H: Harness>() {
     slow_options.core.max_stall = Duration::from_secs(60);
     let b = start::<H>(slow_options).await;
     let b_addr = listen::<H>(&b).await;
-    let mut slow = b.context("slow").await.expect("context");
+    let mut slow = b
+        .context_with("slow", Access::anyone())
+        .await
+        .expect("context");
     let a = start::<H>(options()).await;
-    let tx = a.context("app").await.expect("context");
+    let tx = a
+        .context_with("app", Access::anyone())
+        .await
+        .expect("context");
     for i in 0..COUNT {
         tx.forward(numbered(
             route![tcp(b_addr.as_str()), "slow"],
@@ -743,9 +761,14 @@ fn disconnected_after(peer: SocketAddr, bytes: Vec<u8>) -> Result<(), String> {
 pub async fn bad_peers_disconnected<H: Harness>() {
     let b = start::<H>(options()).await;
     let b_addr = listen::<H>(&b).await;
-    b.start_worker("echoer", Echoer).await.expect("echoer");
+    b.start_worker_with("echoer", Echoer, Access::anyone())
+        .await
+        .expect("echoer");
     let a = start::<H>(options()).await;
-    let mut ctx = a.context("app").await.expect("context");
+    let mut ctx = a
+        .context_with("app", Access::anyone())
+        .await
+        .expect("context");
     let to_b = || route![tcp(b_addr.as_str()), "echoer"];
     assert_eq!(ask(&mut ctx, to_b(), "first").await.body(), "first");
 
@@ -832,7 +855,10 @@ pub async fn stop_finishes_what_is_queued<H: Harness>() {
     const QUEUED: usize = 200;
     let b = start::<H>(options()).await;
     let b_addr = listen::<H>(&b).await;
-    let mut inbox = b.context("inbox").await.expect("context");
+    let mut inbox = b
+        .context_with("inbox", Access::anyone())
+        .await
+        .expect("context");
     let mut a_options = options();
     // Nothing here may be cut off: only a hang reaches this.
     a_options.stop_grace = STEP;
@@ -845,8 +871,13 @@ pub async fn stop_finishes_what_is_queued<H: Harness>() {
         gate: Some(gate),
         handled: handled.clone(),
     };
-    a.start_worker("gated", gated).await.expect("worker");
-    let ctx = a.context("app").await.expect("context");
+    a.start_worker_with("gated", gated, Access::anyone())
+        .await
+        .expect("worker");
+    let ctx = a
+        .context_with("app", Access::anyone())
+        .await
+        .expect("context");
     let to_b = || route![tcp(b_addr.as_str()), "inbox"];
     ctx.send(to_b(), "open".to_owned()).await.expect("send");
     let first: Routed<String> = inbox.receive().await.expect("the connection is open");
@@ -997,7 +1028,10 @@ pub async fn parallel_channels_from_one_node<H: Harness>() {
 pub async fn close_secure_channel_ends_both_sides<H: Harness>() {
     let alice = identity();
     let (b, b_addr) = responder::<H>(options(), &alice, TrustEveryone).await;
-    let mut b_ctx = b.context("b_app").await.expect("context");
+    let mut b_ctx = b
+        .context_with("b_app", Access::anyone())
+        .await
+        .expect("context");
     let a = start::<H>(options()).await;
     let channel = a
         .create_secure_channel(
@@ -1057,11 +1091,14 @@ fn cbor(text: &str) -> Vec<u8> {
 pub async fn limit_payload_over_tcp<H: Harness>() {
     let b = start::<H>(options()).await;
     let b_addr = listen::<H>(&b).await;
-    b.start_worker("echoer", PayloadEchoer)
+    b.start_worker_with("echoer", PayloadEchoer, Access::anyone())
         .await
         .expect("worker");
     let a = start::<H>(options()).await;
-    let mut ctx = a.context("app").await.expect("context");
+    let mut ctx = a
+        .context_with("app", Access::anyone())
+        .await
+        .expect("context");
     let me = ctx.address().clone();
     let message = |len: usize| {
         TransportMessage::new(
@@ -1097,9 +1134,14 @@ pub async fn limit_payload_over_tcp<H: Harness>() {
 pub async fn limit_return_route_over_tcp<H: Harness>() {
     let b = start::<H>(options()).await;
     let b_addr = listen::<H>(&b).await;
-    b.start_worker("echoer", Echoer).await.expect("worker");
+    b.start_worker_with("echoer", Echoer, Access::anyone())
+        .await
+        .expect("worker");
     let a = start::<H>(options()).await;
-    let mut ctx = a.context("app").await.expect("context");
+    let mut ctx = a
+        .context_with("app", Access::anyone())
+        .await
+        .expect("context");
     let me = ctx.address().clone();
     let back = |len: usize| -> Route {
         std::iter::once(me.clone())
@@ -1231,7 +1273,9 @@ pub async fn limit_frame_over_tcp<H: Harness>() {
     b_options.core.max_frame_len = u32::try_from(limit).expect("small");
     let b = start::<H>(b_options).await;
     let b_addr = listen::<H>(&b).await;
-    b.start_worker("echoer", Echoer).await.expect("worker");
+    b.start_worker_with("echoer", Echoer, Access::anyone())
+        .await
+        .expect("worker");
     let peer: SocketAddr = b_addr.parse().expect("socket address");
     let framed = |message: TransportMessage| {
         let mut bytes = PREAMBLE.to_vec();
@@ -1263,11 +1307,16 @@ pub async fn limit_frame_over_tcp<H: Harness>() {
 pub async fn max_connections_refuses_the_next_dial<H: Harness>() {
     let b = start::<H>(options()).await;
     let b_addr = listen::<H>(&b).await;
-    b.start_worker("echoer", Echoer).await.expect("echoer");
+    b.start_worker_with("echoer", Echoer, Access::anyone())
+        .await
+        .expect("echoer");
     let mut a_options = options();
     a_options.core.max_connections = 1;
     let a = start::<H>(a_options).await;
-    let mut ctx = a.context("app").await.expect("context");
+    let mut ctx = a
+        .context_with("app", Access::anyone())
+        .await
+        .expect("context");
     let to_b = || route![tcp(b_addr.as_str()), "echoer"];
     assert_eq!(ask(&mut ctx, to_b(), "first").await.body(), "first");
     let other = closed_port();
@@ -1409,7 +1458,9 @@ pub async fn a_remote_peer_cannot_put_a_channel_end_first<H: Harness>() {
         .await
         .expect("listener");
     let (tx, mut reports) = mpsc::unbounded();
-    b.start_worker("who", Reporter(tx)).await.expect("worker");
+    b.start_worker_with("who", Reporter(tx), Access::anyone())
+        .await
+        .expect("worker");
     let a = start::<H>(options()).await;
     let channel = a
         .create_secure_channel(route![tcp(b_addr.as_str()), "secure"], &bob, TrustEveryone)
@@ -1461,6 +1512,243 @@ pub async fn a_remote_peer_cannot_put_a_channel_end_first<H: Harness>() {
         Some(bob.identifier()),
         "the channel is untouched"
     );
+    a.stop().await.expect("stop");
+    b.stop().await.expect("stop");
+}
+
+// ---- access rules ------------------------------------------------------------------
+
+/// Sends `frames` plain messages to `onward` on the node at `peer` from a raw TCP
+/// client, and waits until the node has read them all and closed its side. Returns
+/// what the node wrote back, after its preamble.
+fn raw_messages(peer: SocketAddr, onward: Route, frames: usize) -> Vec<u8> {
+    let mut bytes = PREAMBLE.to_vec();
+    for i in 0..frames {
+        let message = TransportMessage::new(onward.clone(), route!["x"], cbor(&format!("raw {i}")));
+        encode_frame(&message.to_bytes().expect("encode"), u32::MAX, &mut bytes).expect("frame");
+    }
+    let mut stream = std::net::TcpStream::connect(peer).expect("connect");
+    stream.set_read_timeout(Some(STEP)).expect("timeout");
+    stream.write_all(&bytes).expect("write");
+    stream
+        .shutdown(std::net::Shutdown::Write)
+        .expect("shutdown");
+    let mut answer = Vec::new();
+    stream
+        .read_to_end(&mut answer)
+        .expect("read until the node closes");
+    answer.split_off(PREAMBLE.len().min(answer.len()))
+}
+
+/// A node listening on TCP with a channel listener "secure" as `alice`, its channels
+/// keeping `rules`. Returns the node and its TCP address.
+async fn listening_responder<H: Harness>(
+    alice: &Identity,
+    rules: ChannelRules,
+) -> (H::Node, String) {
+    let b = start::<H>(options()).await;
+    let b_addr = listen::<H>(&b).await;
+    b.create_secure_channel_listener_with("secure", alice, TrustEveryone, rules)
+        .await
+        .expect("listener");
+    (b, b_addr)
+}
+
+/// A new node with a secure channel as `bob` to the listener "secure" at `b_addr`.
+async fn channel_to<H: Harness>(b_addr: &str, bob: &Identity) -> (H::Node, SecureChannel) {
+    let a = start::<H>(options()).await;
+    let channel = a
+        .create_secure_channel(route![tcp(b_addr), "secure"], bob, TrustEveryone)
+        .await
+        .expect("channel");
+    (a, channel)
+}
+
+/// A worker that takes messages only through secure channels (the default) gets none
+/// of 200 plain frames sent to it over TCP: each is refused and counted, the node
+/// keeps serving, and a message through a channel still arrives.
+pub async fn plain_frames_do_not_reach_a_worker_that_takes_channels_only<H: Harness>() {
+    let alice = identity();
+    let (b, b_addr) = listening_responder::<H>(&alice, ChannelRules::new()).await;
+    let (tx, mut reports) = mpsc::unbounded();
+    b.start_worker("echoer", Reporter(tx))
+        .await
+        .expect("worker");
+    let peer: SocketAddr = b_addr.parse().expect("socket address");
+    let answer = blocking(move || raw_messages(peer, route!["echoer"], 200)).await;
+    assert!(answer.is_empty(), "nothing comes back to the raw client");
+    assert_eq!(b.stats().messages_refused, 200);
+
+    let bob = identity();
+    let (a, channel) = channel_to::<H>(&b_addr, &bob).await;
+    let ctx = a.context("app").await.expect("context");
+    ctx.send(route![channel.address(), "echoer"], "hello".to_owned())
+        .await
+        .expect("send");
+    let report = within::<H, _>(STEP, "the message through the channel", reports.next())
+        .await
+        .expect("a report");
+    // The first and only message the worker saw is the one through the channel.
+    assert_eq!(report.origin.channel_peer(), Some(&bob.identifier()));
+    assert!(matches!(report.origin, Origin::Channel { .. }));
+    assert_eq!(b.stats().messages_refused, 200);
+    a.stop().await.expect("stop");
+    b.stop().await.expect("stop");
+}
+
+/// The injection attack: A's message leaves a channel on B and goes on over TCP to D,
+/// so D learns the address of B's channel end. Anyone who can reach B then sends
+/// `[B's end, "victim"]` to B. B refuses it (a channel takes messages only from its own
+/// node), so nothing reaches A's victim as if from B. A marker that B's own
+/// application sends through the same channel afterwards arrives first and alone.
+pub async fn no_one_outside_a_node_can_speak_into_its_channel<H: Harness>() {
+    let alice = identity();
+    let bob = identity();
+    let (b, b_addr) = listening_responder::<H>(&alice, ChannelRules::new()).await;
+    let d = start::<H>(options()).await;
+    let d_addr = listen::<H>(&d).await;
+    let (d_tx, mut d_reports) = mpsc::unbounded();
+    d.start_worker_with("service", Reporter(d_tx), Access::anyone())
+        .await
+        .expect("service");
+
+    let (a, channel) = channel_to::<H>(&b_addr, &bob).await;
+    let (victim_tx, mut victim_reports) = mpsc::unbounded();
+    a.start_worker("victim", Reporter(victim_tx))
+        .await
+        .expect("victim");
+    let ctx = a.context("app").await.expect("context");
+    ctx.send(
+        route![channel.address(), tcp(d_addr.as_str()), "service"],
+        "to D through B".to_owned(),
+    )
+    .await
+    .expect("send");
+    let at_d = within::<H, _>(STEP, "the message at D", d_reports.next())
+        .await
+        .expect("a report");
+    // D's return route: the connection from B, B's channel end, A's app.
+    let b_end = at_d
+        .return_route
+        .iter()
+        .nth(1)
+        .cloned()
+        .expect("B's channel end on D's return route");
+    assert_eq!(ctx_peer(&b, &b_end).await, Some(bob.identifier()));
+
+    let peer: SocketAddr = b_addr.parse().expect("socket address");
+    let onward = route![b_end.clone(), "victim"];
+    let answer = blocking(move || raw_messages(peer, onward, 3)).await;
+    assert!(answer.is_empty());
+    assert_eq!(b.stats().messages_refused, 3, "B refused each injection");
+
+    let b_ctx = b.context("b_app").await.expect("context");
+    b_ctx
+        .send(
+            route![b_end, "victim"],
+            "marker from B's own app".to_owned(),
+        )
+        .await
+        .expect("B's own app may use its channel");
+    let first = within::<H, _>(STEP, "the marker", victim_reports.next())
+        .await
+        .expect("a report");
+    assert_eq!(first.origin.channel_peer(), Some(&alice.identifier()));
+    assert_eq!(
+        first.return_route.iter().nth(1),
+        Some(&Address::local("b_app")),
+        "the first message at the victim is the marker, not an injection"
+    );
+    a.stop().await.expect("stop");
+    b.stop().await.expect("stop");
+    d.stop().await.expect("stop");
+}
+
+/// A worker that takes channels only from one identity: a channel from another
+/// identity reaches the node (the listener trusts everyone) but not the worker, and
+/// the sender, on the same node here, is told why.
+pub async fn a_worker_restricted_to_an_identity_refuses_other_channels<H: Harness>() {
+    let alice = identity();
+    let bob = identity();
+    let carol = identity();
+    let node = start::<H>(options()).await;
+    node.create_secure_channel_listener("secure", &alice, TrustEveryone)
+        .await
+        .expect("listener");
+    let (tx, mut reports) = mpsc::unbounded();
+    node.start_worker_with(
+        "vault",
+        Reporter(tx),
+        Access::secure_channels_from(TrustIdentifier::new(bob.identifier())),
+    )
+    .await
+    .expect("vault");
+    let from_carol = node
+        .create_secure_channel(route!["secure"], &carol, TrustEveryone)
+        .await
+        .expect("carol's channel");
+    let from_bob = node
+        .create_secure_channel(route!["secure"], &bob, TrustEveryone)
+        .await
+        .expect("bob's channel");
+    let ctx = node.context("app").await.expect("context");
+    let refused = ctx
+        .send(route![from_carol.address(), "vault"], "carol".to_owned())
+        .await;
+    match refused {
+        Err(Error::Node(NodeError::Refused {
+            address,
+            origin,
+            rule,
+        })) => {
+            assert_eq!(address, Address::local("vault"));
+            assert_eq!(origin.channel_peer(), Some(&carol.identifier()));
+            assert!(rule.contains("secure channels from peers"), "{rule}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    ctx.send(route![from_bob.address(), "vault"], "bob".to_owned())
+        .await
+        .expect("bob may");
+    let report = within::<H, _>(STEP, "bob's message", reports.next())
+        .await
+        .expect("a report");
+    assert_eq!(report.origin.channel_peer(), Some(&bob.identifier()));
+    assert_eq!(node.stats().messages_refused, 1);
+    node.stop().await.expect("stop");
+}
+
+/// A listener whose channels may deliver only to "public": a message through one of
+/// them to "private" is refused, one to "public" arrives.
+pub async fn a_listener_restricts_where_its_channels_deliver<H: Harness>() {
+    let alice = identity();
+    let bob = identity();
+    let (b, b_addr) =
+        listening_responder::<H>(&alice, ChannelRules::new().deliver_only_to(["public"])).await;
+    let (public_tx, mut public) = mpsc::unbounded();
+    b.start_worker("public", Reporter(public_tx))
+        .await
+        .expect("public");
+    let (private_tx, mut private) = mpsc::unbounded();
+    b.start_worker("private", Reporter(private_tx))
+        .await
+        .expect("private");
+
+    let (a, channel) = channel_to::<H>(&b_addr, &bob).await;
+    let ctx = a.context("app").await.expect("context");
+    ctx.send(route![channel.address(), "private"], "no".to_owned())
+        .await
+        .expect("taken by A");
+    ctx.send(route![channel.address(), "public"], "yes".to_owned())
+        .await
+        .expect("taken by A");
+    let report = within::<H, _>(STEP, "the public message", public.next())
+        .await
+        .expect("a report");
+    assert_eq!(report.origin.channel_peer(), Some(&bob.identifier()));
+    // The channel keeps order: the private message was handled before the public one.
+    assert_eq!(b.stats().messages_refused, 1);
+    assert!(private.try_recv().is_err(), "nothing reached private");
     a.stop().await.expect("stop");
     b.stop().await.expect("stop");
 }

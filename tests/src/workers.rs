@@ -6,6 +6,7 @@ use futures::channel::mpsc::UnboundedSender;
 use futures::channel::oneshot;
 use onward_protocol::api::{Context, Opaque, Result, Routed, Worker};
 use onward_protocol::identity::Identifier;
+use onward_protocol::node::Origin;
 use onward_protocol::{Address, Route, TransportMessage};
 
 /// Replies to every message with its body, along its return route.
@@ -118,6 +119,8 @@ pub struct Report {
     pub peer: Option<Identifier>,
     /// Its whole return route.
     pub return_route: Route,
+    /// Where the node says it came from.
+    pub origin: Origin,
 }
 
 /// Takes every message, answers none, and reports each to the test.
@@ -134,6 +137,7 @@ impl Worker for Reporter {
             sender,
             peer,
             return_route: msg.return_route(),
+            origin: msg.origin().clone(),
         });
         Ok(())
     }
