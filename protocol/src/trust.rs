@@ -6,6 +6,8 @@
 //! message is ever delivered through it.
 
 use std::collections::BTreeSet;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::identity::Identifier;
@@ -118,6 +120,27 @@ impl TrustPolicy for Box<dyn TrustPolicy> {
     }
 }
 
+/// Policies that have panicked, over the whole process: their log lines thin out as it
+/// grows.
+static PANICS: AtomicU64 = AtomicU64::new(0);
+
+/// Asks `policy` whether `peer` is trusted. A policy that panics answers no: the panic
+/// fails the handshake or the message that asked, and goes no further. It is logged at
+/// the 1st, 2nd, 4th, 8th, ... panic, so a peer that keeps triggering it cannot fill
+/// the log. (The process's panic hook, which is the application's, still runs.)
+pub(crate) fn ask(policy: &dyn TrustPolicy, peer: &Identifier) -> bool {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| policy.is_trusted(peer))) {
+        Ok(answer) => answer,
+        Err(_) => {
+            let count = PANICS.fetch_add(1, Ordering::Relaxed) + 1;
+            if count.is_power_of_two() {
+                tracing::error!(%peer, panics = count, "a trust policy panicked; the peer is refused");
+            }
+            false
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,5 +230,13 @@ mod tests {
             move || shared.is_trusted(&id(3))
         });
         assert!(handle.join().unwrap());
+    }
+
+    #[test]
+    fn a_policy_that_panics_answers_no() {
+        let panicking = |_: &Identifier| -> bool { panic!("policy bug") };
+        assert!(!ask(&panicking, &id(1)));
+        assert!(ask(&TrustEveryone, &id(1)));
+        assert!(!ask(&TrustIdentifier::new(id(2)), &id(1)));
     }
 }

@@ -64,6 +64,8 @@ macro_rules! conformance_suite {
             no_one_outside_a_node_can_speak_into_its_channel,
             a_worker_restricted_to_an_identity_refuses_other_channels,
             a_listener_restricts_where_its_channels_deliver,
+            a_panicking_worker_fails_only_that_message,
+            a_panicking_trust_policy_fails_only_that_handshake,
         );
     };
     (@tests $module:ident, $harness:ty; $($test:ident),* $(,)?) => {

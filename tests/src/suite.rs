@@ -23,7 +23,7 @@ use onward_protocol::{route, tcp, Address, Route, TransportMessage};
 
 use crate::harness::{blocking, options, short_options, within, Harness, NeverConnects};
 use crate::workers::{
-    Echoer, Gated, Hop, NumberEchoer, PayloadEchoer, PeerTeller, Reporter, Sink, Stuck,
+    Echoer, Fragile, Gated, Hop, NumberEchoer, PayloadEchoer, PeerTeller, Reporter, Sink, Stuck,
 };
 
 /// How long an operation the suite expects to succeed may take.
@@ -1749,6 +1749,73 @@ pub async fn a_listener_restricts_where_its_channels_deliver<H: Harness>() {
     // The channel keeps order: the private message was handled before the public one.
     assert_eq!(b.stats().messages_refused, 1);
     assert!(private.try_recv().is_err(), "nothing reached private");
+    a.stop().await.expect("stop");
+    b.stop().await.expect("stop");
+}
+
+// ---- user code that panics --------------------------------------------------------
+
+/// A worker that panics on one message loses that message only: the next is handled,
+/// and the node goes on.
+pub async fn a_panicking_worker_fails_only_that_message<H: Harness>() {
+    let node = start::<H>(options()).await;
+    node.start_worker_with("fragile", Fragile, Access::local_only())
+        .await
+        .expect("worker");
+    let mut ctx = node.context("app").await.expect("context");
+    for body in ["panic", "after", "panic", "again"] {
+        ctx.send(route!["fragile"], body.to_owned())
+            .await
+            .expect("send");
+    }
+    for expected in ["after", "again"] {
+        let reply: Routed<String> = ctx.receive().await.expect("a reply");
+        assert_eq!(reply.body(), expected);
+    }
+    node.stop().await.expect("stop");
+}
+
+/// A trust policy that panics on one peer refuses that peer (an authenticated
+/// refusal, at once), and the listener, the connection and the node go on: the next
+/// handshake over the same connection succeeds.
+pub async fn a_panicking_trust_policy_fails_only_that_handshake<H: Harness>() {
+    let alice = identity();
+    let bob = identity();
+    let carol = identity();
+    let carol_id = carol.identifier();
+    let policy = move |peer: &Identifier| {
+        assert_ne!(*peer, carol_id, "the policy has a bug for carol");
+        true
+    };
+    let (b, b_addr) = responder::<H>(options(), &alice, policy).await;
+    let a = start::<H>(options()).await;
+    let to_b = || route![tcp(b_addr.as_str()), "secure"];
+    let error = a
+        .create_secure_channel(to_b(), &carol, TrustEveryone)
+        .await
+        .expect_err("carol is refused");
+    assert!(
+        matches!(
+            &error,
+            Error::Node(NodeError::Channel {
+                error: ChannelError::RefusedByPeer,
+                ..
+            })
+        ),
+        "unexpected error: {error}"
+    );
+    let channel = a
+        .create_secure_channel(to_b(), &bob, TrustEveryone)
+        .await
+        .expect("bob still gets a channel");
+    let mut ctx = a.context("app").await.expect("context");
+    let reply = ask(
+        &mut ctx,
+        route![channel.address(), "echoer"],
+        "still serving",
+    )
+    .await;
+    assert_eq!(reply.body(), "still serving");
     a.stop().await.expect("stop");
     b.stop().await.expect("stop");
 }

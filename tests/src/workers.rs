@@ -194,3 +194,16 @@ impl Worker for Stuck {
         Ok(())
     }
 }
+
+/// Echoes every text body but "panic", on which it panics.
+#[derive(Debug)]
+pub struct Fragile;
+
+impl Worker for Fragile {
+    type Message = String;
+
+    async fn handle_message(&mut self, ctx: &mut Context, msg: Routed<String>) -> Result<()> {
+        assert_ne!(msg.body(), "panic", "the body asked for a panic");
+        ctx.send(msg.return_route(), msg.into_body()).await
+    }
+}

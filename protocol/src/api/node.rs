@@ -3,11 +3,13 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::channel::oneshot;
 use futures::future;
+use futures::FutureExt;
 
 use crate::channel::ChannelConfig;
 use crate::identity::{Identifier, Identity};
@@ -403,10 +405,32 @@ async fn stop(shared: &Arc<Shared>) -> Result<()> {
     Ok(())
 }
 
+/// Runs a worker: `initialize`, then `handle_message` for each delivery, then
+/// `shutdown`. A panic in any of them fails only that call: it is logged (the 1st,
+/// 2nd, 4th, ... panic of this worker, so a peer that keeps triggering one cannot fill
+/// the log), a panic in `initialize` stops the worker as an error would, and one in
+/// `handle_message` drops that message and goes on with the next.
 async fn run_worker<W: Worker>(mut worker: W, mut ctx: Context) {
-    if let Err(error) = worker.initialize(&mut ctx).await {
-        tracing::debug!(address = %ctx.address(), %error, "worker failed to initialize");
-        return;
+    let mut panics = 0u64;
+    let mut panicked = |address: &Address, during: &str| {
+        panics += 1;
+        if panics.is_power_of_two() {
+            tracing::error!(%address, panics, "worker panicked in {during}");
+        }
+    };
+    match AssertUnwindSafe(worker.initialize(&mut ctx))
+        .catch_unwind()
+        .await
+    {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            tracing::debug!(address = %ctx.address(), %error, "worker failed to initialize");
+            return;
+        }
+        Err(_) => {
+            panicked(ctx.address(), "initialize");
+            return;
+        }
     }
     loop {
         let (message, origin) = match ctx.next_delivery(None).await {
@@ -418,14 +442,33 @@ async fn run_worker<W: Worker>(mut worker: W, mut ctx: Context) {
             }
         };
         let result = match Routed::<W::Message>::decode(message, origin) {
-            Ok(routed) => worker.handle_message(&mut ctx, routed).await,
+            Ok(routed) => {
+                match AssertUnwindSafe(worker.handle_message(&mut ctx, routed))
+                    .catch_unwind()
+                    .await
+                {
+                    Ok(result) => result,
+                    Err(_) => {
+                        let address = ctx.address().clone();
+                        panicked(&address, "handle_message");
+                        continue;
+                    }
+                }
+            }
             Err(error) => Err(error),
         };
         if let Err(error) = result {
             tracing::debug!(address = %ctx.address(), %error, "worker failed to handle a message");
         }
     }
-    if let Err(error) = worker.shutdown(&mut ctx).await {
-        tracing::debug!(address = %ctx.address(), %error, "worker failed to shut down");
+    match AssertUnwindSafe(worker.shutdown(&mut ctx))
+        .catch_unwind()
+        .await
+    {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            tracing::debug!(address = %ctx.address(), %error, "worker failed to shut down");
+        }
+        Err(_) => panicked(ctx.address(), "shutdown"),
     }
 }

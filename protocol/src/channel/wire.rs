@@ -120,7 +120,7 @@ pub(crate) fn check_proof(
         .verify(&proof_input(role, &peer_static, handshake_hash), signature)
         .map_err(|_| ChannelError::BadIdentityProof)?;
     let peer = identity.identifier();
-    if trust.is_trusted(&peer) {
+    if crate::trust::ask(trust, &peer) {
         Ok(peer)
     } else {
         Err(ChannelError::Untrusted { peer })

@@ -123,7 +123,7 @@ impl Access {
 
     /// Senders on this node, and messages that came through a secure channel whose
     /// verified peer `trust` accepts. The policy is asked for every message, so it
-    /// must be quick.
+    /// must be quick; one that panics refuses the message.
     #[must_use]
     pub fn secure_channels_from(trust: impl TrustPolicy) -> Self {
         Self {
@@ -176,7 +176,7 @@ impl Access {
             Origin::Channel { peer, .. } => match &self.channels {
                 Channels::None => false,
                 Channels::Any => true,
-                Channels::Trusted(trust) => trust.is_trusted(peer),
+                Channels::Trusted(trust) => crate::trust::ask(&**trust, peer),
             },
         }
     }
@@ -406,6 +406,16 @@ mod tests {
         assert_eq!(
             Access::default().to_string(),
             Access::secure_channels().to_string()
+        );
+    }
+
+    #[test]
+    fn a_rule_whose_policy_panics_refuses() {
+        let access = Access::secure_channels_from(|_: &Identifier| -> bool { panic!("bug") });
+        assert!(!access.admits(&channel(1)));
+        assert!(
+            access.admits(&Origin::Local),
+            "the policy is not asked for local senders"
         );
     }
 
