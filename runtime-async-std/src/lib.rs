@@ -91,7 +91,9 @@ impl Runtime for AsyncStd {
 
     fn bind(&self, address: String) -> BoxFuture<'static, io::Result<Box<dyn Listener>>> {
         Box::pin(async move {
-            let listener = TcpListener::bind(&address).await?;
+            let addresses =
+                async_std::net::ToSocketAddrs::to_socket_addrs(address.as_str()).await?;
+            let listener = TcpListener::from(onward_futures_io::listen(addresses)?);
             let local = listener.local_addr()?;
             Ok(onward_futures_io::TcpListener::boxed(
                 listener, local, accept,

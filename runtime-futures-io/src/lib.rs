@@ -30,6 +30,48 @@ where
     }
 }
 
+/// The listen backlog of every onward TCP listener: connections the kernel completes
+/// and queues before the node accepts them. The operating system's own default (128
+/// in std and mio) overflows when a few hundred connections arrive within
+/// milliseconds, as they do on a busy server; the kernel caps this value at its own
+/// maximum (`net.core.somaxconn` on Linux).
+pub const LISTEN_BACKLOG: i32 = 1024;
+
+/// A non-blocking std TCP listener bound to the first of `addresses` that can be
+/// bound, with address reuse on Unix and a backlog of [`LISTEN_BACKLOG`], for a
+/// runtime to wrap.
+///
+/// # Errors
+///
+/// The error of the last address tried, or `InvalidInput` if there was none.
+pub fn listen(
+    addresses: impl IntoIterator<Item = SocketAddr>,
+) -> io::Result<std::net::TcpListener> {
+    let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address to listen on");
+    for address in addresses {
+        match listen_one(address) {
+            Ok(listener) => return Ok(listener),
+            Err(error) => last = error,
+        }
+    }
+    Err(last)
+}
+
+fn listen_one(address: SocketAddr) -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    #[cfg(unix)]
+    socket.set_reuse_address(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
 /// How a [`TcpListener`] accepts: the runtime's own `accept`, turned into a [`Stream`].
 pub type Accept<L> = for<'a> fn(&'a L) -> BoxFuture<'a, io::Result<Stream>>;
 

@@ -86,7 +86,8 @@ impl Runtime for Smol {
 
     fn bind(&self, address: String) -> BoxFuture<'static, io::Result<Box<dyn Listener>>> {
         Box::pin(async move {
-            let listener = TcpListener::bind(&address).await?;
+            let addresses = smol::net::resolve(address.as_str()).await?;
+            let listener = TcpListener::try_from(onward_futures_io::listen(addresses)?)?;
             let local = listener.local_addr()?;
             Ok(onward_futures_io::TcpListener::boxed(
                 listener, local, accept,

@@ -519,7 +519,7 @@ impl Runtime for Tokio {
 
     fn bind(&self, address: String) -> BoxFuture<'static, std::io::Result<Box<dyn Listener>>> {
         Box::pin(async move {
-            let listener = tokio::net::TcpListener::bind(&address).await?;
+            let listener = listen(&address).await?;
             Ok(Box::new(io::TokioListener::new(listener)?) as Box<dyn Listener>)
         })
     }
@@ -527,6 +527,38 @@ impl Runtime for Tokio {
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
         Box::pin(tokio::time::sleep(duration))
     }
+}
+
+/// The listen backlog: connections the kernel completes and queues before the node
+/// accepts them. tokio's own `TcpListener::bind` uses 128, which overflows when a few
+/// hundred connections arrive within milliseconds; the kernel caps this value at its
+/// maximum (`net.core.somaxconn` on Linux).
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// Binds a listener to the first address `address` resolves to that can be bound, with
+/// a backlog of [`LISTEN_BACKLOG`] (and address reuse on Unix, as tokio's `bind` has).
+async fn listen(address: &str) -> std::io::Result<tokio::net::TcpListener> {
+    let mut last = std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!("{address} resolves to no address"),
+    );
+    for resolved in tokio::net::lookup_host(address).await? {
+        let socket = match resolved {
+            std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+            std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+        };
+        let bound = socket.and_then(|socket| {
+            #[cfg(unix)]
+            socket.set_reuseaddr(true)?;
+            socket.bind(resolved)?;
+            socket.listen(LISTEN_BACKLOG)
+        });
+        match bound {
+            Ok(listener) => return Ok(listener),
+            Err(error) => last = error,
+        }
+    }
+    Err(last)
 }
 
 /// A node on tokio. It dereferences to [`api::Node`], which has the methods.
