@@ -82,7 +82,8 @@ impl Context {
     /// # Errors
     ///
     /// [`Error::Encode`] if `body` does not encode; [`Error::Node`] if the node refused
-    /// the message (unknown address, full mailbox or connection, channel not usable);
+    /// the message (unknown address, full mailbox or connection, channel not usable,
+    /// or an access rule on the way: [`NodeError::Refused`]);
     /// [`Error::Timeout`] if an application context waited the send timeout for a
     /// congested first hop.
     pub async fn send<M: Message>(&self, route: impl Into<Route>, body: M) -> Result<()> {
@@ -91,6 +92,12 @@ impl Context {
 
     /// Sends a message with the routes it carries, unchanged: for workers that pass
     /// messages on.
+    ///
+    /// The message leaves as this context's own: its origin is this node, whatever it
+    /// was when it arrived. So a worker that forwards what it receives lends its
+    /// standing to its senders: one reachable through a channel or over TCP lets them
+    /// reach addresses that take only local senders, a channel's encryptor among them.
+    /// Give a forwarding worker a rule no wider than what it forwards to should accept.
     ///
     /// # Errors
     ///
@@ -125,6 +132,9 @@ impl Context {
     /// on its return route, so `ctx.secure_channel_peer(msg.sender()?)` tells a worker
     /// who sent it. A message that arrived any other way has a connection or a worker
     /// first, and gets `None`: a remote peer cannot put a channel end there.
+    /// [`Routed::channel_peer`] is the authoritative answer: the node sets it when it
+    /// delivers, and it stays right after the channel has closed, when this lookup
+    /// finds nothing.
     pub fn secure_channel_peer(&self, address: &Address) -> Option<Identifier> {
         self.shared.channel_peer(address)
     }

@@ -26,6 +26,7 @@ use super::{ChannelId, ConnectionId};
 
 /// Where a message came from, as the node that routes it knows.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum Origin {
     /// A sender on this node: a worker, a context, or a channel end sending its own
     /// records. (A worker that passes on a message it received makes it its own.)
@@ -38,7 +39,7 @@ pub enum Origin {
         peer: Identifier,
     },
     /// Read from a transport connection, outside any secure channel: anyone who can
-    /// reach the node's listener could have sent it.
+    /// reach the node's listener, or any node that forwards to it, could have sent it.
     Transport {
         /// The connection.
         connection: ConnectionId,
@@ -110,8 +111,11 @@ impl Access {
     }
 
     /// Senders on this node, and messages that came through any secure channel. Each
-    /// channel's peer was accepted by that channel's own trust policy. The default for
-    /// workers and contexts.
+    /// channel's peer was accepted by that channel's own trust policy, so this admits
+    /// exactly as much as the most open of this node's listeners (one that trusts
+    /// everyone admits anyone who generates an identity) and whatever responders this
+    /// node opened channels to. The default for workers and contexts. To name who,
+    /// use [`secure_channels_from`](Self::secure_channels_from).
     #[must_use]
     pub fn secure_channels() -> Self {
         Self {
@@ -144,7 +148,8 @@ impl Access {
         }
     }
 
-    /// No one: every message is refused. (For channel ends that only send.)
+    /// No one: every message is refused. (For a mailbox kept only to hold an address,
+    /// or, as a channel's ingress, for a channel nothing on this node may send into.)
     #[must_use]
     pub fn no_one() -> Self {
         Self {
@@ -252,6 +257,14 @@ impl ChannelRules {
     /// Who may send into the channel through its encryptor (default
     /// [`Access::local_only`]). Widening it makes this node a gateway: say so only for
     /// a relay whose senders are checked some other way.
+    ///
+    /// The default has a cost to know. A message that leaves this channel here and goes
+    /// on over a connection (`[channel, tcp(D), "service"]`) reaches D with this end's
+    /// encryptor on its return route; D's reply comes back over that connection to the
+    /// encryptor and is refused, because it cannot be told apart from anyone else who
+    /// learned the address. The same holds for a channel nested inside this one whose
+    /// far end is beyond this node. D should answer through a channel of its own, or
+    /// this channel must be opened with a wider ingress, on purpose.
     #[must_use]
     pub fn ingress(mut self, access: Access) -> Self {
         self.ingress = access;
@@ -291,22 +304,23 @@ impl ChannelRules {
             None => "any address".to_owned(),
             Some(allowed) => {
                 let names: Vec<String> = allowed.iter().map(ToString::to_string).collect();
-                format!("only {}", names.join(", "))
+                names.join(", ")
             }
         }
     }
 }
 
-/// How often one origin's refusals are logged, at most.
+/// How often one origin's refusals are logged, at most, and the length of the window
+/// in which at most [`REFUSAL_LOG_LINES`] lines are written.
 pub(super) const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(60);
-/// How many origins the refusal log remembers; past it the oldest is forgotten.
-pub(super) const REFUSAL_LOG_ORIGINS: usize = 256;
-/// How many refusal lines are logged per interval, over all origins.
+/// How many refusal lines are logged per window, over all origins.
 pub(super) const REFUSAL_LOG_LINES: u32 = 32;
 
-/// Decides which refusals are logged: each origin once per
-/// [`REFUSAL_LOG_INTERVAL`], and at most [`REFUSAL_LOG_LINES`] lines per interval in
-/// all, so that a hostile peer cannot turn its messages into log lines.
+/// Decides which refusals of remote messages are logged: each origin once per
+/// [`REFUSAL_LOG_INTERVAL`], and at most [`REFUSAL_LOG_LINES`] lines per window of that
+/// length in all (so at most twice that in a minute that straddles two windows), so
+/// that a hostile peer cannot turn its messages into log lines. It remembers only the
+/// origins it logged within the last interval: at most twice [`REFUSAL_LOG_LINES`].
 #[derive(Default)]
 pub(super) struct RefusalLog {
     last: BTreeMap<Origin, Instant>,
@@ -335,26 +349,18 @@ impl RefusalLog {
             self.unlogged += 1;
             return None;
         }
-        if self.last.len() >= REFUSAL_LOG_ORIGINS && !self.last.contains_key(origin) {
+        // Origins logged longer ago than the interval need not be remembered: at most
+        // two windows' worth of lines are recent.
+        if self.last.len() >= 2 * REFUSAL_LOG_LINES as usize {
             self.last
                 .retain(|_, t| now.saturating_duration_since(*t) < REFUSAL_LOG_INTERVAL);
-            if self.last.len() >= REFUSAL_LOG_ORIGINS {
-                let oldest = self
-                    .last
-                    .iter()
-                    .min_by_key(|(_, t)| **t)
-                    .map(|(o, _)| o.clone());
-                if let Some(oldest) = oldest {
-                    self.last.remove(&oldest);
-                }
-            }
         }
         self.last.insert(origin.clone(), now);
         self.lines += 1;
         Some(std::mem::take(&mut self.unlogged))
     }
 
-    /// Origins remembered (bounded by [`REFUSAL_LOG_ORIGINS`]).
+    /// Origins remembered.
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.last.len()
@@ -447,7 +453,7 @@ mod tests {
         let only = rules.deliver_only_to(["echoer"]);
         assert!(only.may_deliver_to(&Address::local("echoer")));
         assert!(!only.may_deliver_to(&Address::local("admin")));
-        assert_eq!(only.describe_deliver_to(), "only 0#echoer");
+        assert_eq!(only.describe_deliver_to(), "0#echoer");
     }
 
     #[test]
@@ -499,6 +505,15 @@ mod tests {
             }
         }
         assert!(logged > 1000, "each new interval logs: {logged}");
-        assert!(log.len() <= REFUSAL_LOG_ORIGINS);
+        assert!(log.len() <= 2 * REFUSAL_LOG_LINES as usize);
+        // Many origins, a few windows: the table stays bounded too.
+        let mut log = RefusalLog::default();
+        for c in 0..10_000u64 {
+            let origin = Origin::Transport {
+                connection: ConnectionId(c),
+            };
+            let _ = log.should_log(&origin, start + Duration::from_millis(c * 100));
+            assert!(log.len() <= 2 * REFUSAL_LOG_LINES as usize + 1);
+        }
     }
 }

@@ -86,14 +86,14 @@ pub enum NodeError {
     },
     /// An access rule refused the message: the address does not take messages from
     /// where this one came from.
-    #[error("{address} refused a message from {origin}: it takes messages only from {rule}")]
+    #[error("a message from {origin} to {address} was refused: {rule}")]
     Refused {
         /// The address whose rule refused it (a worker or context, a channel's
         /// encryptor or listener, or the first hop a channel's decrypted message named).
         address: Address,
         /// Where the message came from.
         origin: Origin,
-        /// The rule, described.
+        /// The rule that refused it, as a sentence: whose it is and what it admits.
         rule: String,
     },
     /// The random source failed.
