@@ -276,6 +276,17 @@ impl FrameDecoder {
         self.frames.pop_front()
     }
 
+    /// Whether the decoder is part way through the preamble or a frame: some of its
+    /// bytes have arrived, not all.
+    pub fn in_frame(&self) -> bool {
+        match &self.state {
+            State::Preamble { seen } => *seen > 0,
+            State::Version { .. } | State::Body { .. } => true,
+            State::Header { seen, .. } => *seen > 0,
+            State::Failed(_) => false,
+        }
+    }
+
     /// Bytes held by the decoder: whole frames not yet polled and the partial frame.
     pub fn buffered_len(&self) -> usize {
         let partial = match &self.state {
@@ -296,6 +307,25 @@ impl FrameDecoder {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn in_frame_tells_a_partial_preamble_or_frame() {
+        let mut d = FrameDecoder::new(DEFAULT_MAX_FRAME_LEN);
+        assert!(!d.in_frame());
+        d.handle_bytes(&PREAMBLE[..3]).unwrap();
+        assert!(d.in_frame());
+        d.handle_bytes(&PREAMBLE[3..]).unwrap();
+        assert!(!d.in_frame(), "between frames");
+        d.handle_bytes(&[0, 0]).unwrap();
+        assert!(d.in_frame(), "half a length prefix");
+        d.handle_bytes(&[0, 2, 7]).unwrap();
+        assert!(d.in_frame(), "half a body");
+        d.handle_bytes(&[8]).unwrap();
+        assert!(!d.in_frame());
+        assert_eq!(d.poll_frame(), Some(vec![7, 8]));
+        d.handle_bytes(&[0, 0, 0, 0]).unwrap();
+        assert!(!d.in_frame(), "a keepalive is whole");
+    }
 
     fn stream(frames: &[&[u8]]) -> Vec<u8> {
         let mut out = PREAMBLE.to_vec();

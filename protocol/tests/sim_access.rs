@@ -106,7 +106,8 @@ fn hostile_frames_to_protected_addresses_are_refused_and_the_channel_goes_on() {
             .unwrap();
         w.sim.run_for(Duration::from_millis(1));
     }
-    w.sim.run_until_idle();
+    // Well within the idle timeout of a connection that authenticated nothing.
+    w.sim.run_for(Duration::from_secs(1));
 
     let stats = w.sim.core(w.b).stats();
     assert_eq!(stats.messages_refused - before.messages_refused, 3 * rounds);
@@ -131,6 +132,14 @@ fn hostile_frames_to_protected_addresses_are_refused_and_the_channel_goes_on() {
     let app = w.sim.mailbox(w.a, "app");
     assert_eq!(app.received.len() as u64, 1 + rounds);
     assert!(app.payloads().iter().all(|p| p != b"injected"));
+
+    // Left silent, the hostile connection is closed by the idle timeout of a
+    // connection that never authenticated anything; the channel's connection stays.
+    let timed_out = w.sim.core(w.b).stats().connections_timed_out;
+    w.sim.run_until_idle();
+    assert!(w.sim.raw(raw).closed);
+    assert_eq!(w.sim.core(w.b).stats().connections_timed_out, timed_out + 1);
+    assert_eq!(w.sim.core(w.b).connection_count(), 1);
 }
 
 /// The attack of the issue: A's message leaves the channel at B and goes on over TCP

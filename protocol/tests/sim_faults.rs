@@ -32,6 +32,18 @@ struct Path {
     channel: Address,
 }
 
+/// `config` with no idle timeout for connections that authenticated nothing. The
+/// listening nodes here keep their plain and relayed connections however long the
+/// simulation runs until idle, as the tests of faults and limits assume; idle
+/// timeouts have tests of their own (`sim_access.rs`, and
+/// `connections_that_authenticate_nothing_time_out` below).
+fn lasting(config: NodeConfig) -> NodeConfig {
+    NodeConfig {
+        unproven_idle_timeout: Duration::MAX,
+        ..config
+    }
+}
+
 fn path(seed: u64) -> Path {
     path_with(seed, NodeConfig::default())
 }
@@ -39,8 +51,8 @@ fn path(seed: u64) -> Path {
 fn path_with(seed: u64, b_config: NodeConfig) -> Path {
     let mut sim = Sim::new(seed);
     let a = sim.add_node("a", None);
-    let m = sim.add_node("m", Some("m:3000"));
-    let b = sim.add_node_with("b", Some("b:4000"), b_config);
+    let m = sim.add_node_with("m", Some("m:3000"), lasting(NodeConfig::default()));
+    let b = sim.add_node_with("b", Some("b:4000"), lasting(b_config));
     sim.add_worker(a, "app", Behaviour::Sink);
     sim.add_worker(b, "echoer", Behaviour::Echo);
     sim.add_channel_listener(b, "secure", identity(2), everyone());
@@ -272,7 +284,7 @@ fn a_partition_next_to_the_sender_is_reported_to_the_sender() {
 fn messages_in_flight_when_a_connection_dies_are_reported_to_their_sender() {
     let mut sim = Sim::new(115);
     let a = sim.add_node("a", None);
-    let b = sim.add_node("b", Some("b:4000"));
+    let b = sim.add_node_with("b", Some("b:4000"), lasting(NodeConfig::default()));
     sim.add_worker(a, "app", Behaviour::Sink);
     sim.add_worker(b, "sink", Behaviour::Sink);
     sim.send(a, "app", route![tcp("b:4000"), "sink"], b"first".to_vec())
@@ -416,7 +428,10 @@ fn check_bounds(sim: &Sim, b: NodeId) {
         core.channel_count(),
         established
     );
-    assert!(core.connection_count() <= config.max_connections);
+    assert!(
+        core.connection_count()
+            <= config.max_incoming_connections + config.max_outgoing_connections
+    );
     for c in sim.connections_of(b) {
         let backlog = core.connection_backlog(c).unwrap_or(0);
         assert!(
@@ -580,7 +595,7 @@ fn hello_counters_tell_valid_hellos_from_junk() {
         ..NodeConfig::default()
     };
     let mut sim = Sim::new(119);
-    let b = sim.add_node_with("b", Some("b:4000"), config);
+    let b = sim.add_node_with("b", Some("b:4000"), lasting(config));
     for listener in ["first", "second", "third"] {
         sim.add_channel_listener(b, listener, identity(2), everyone());
     }
@@ -813,7 +828,7 @@ fn a_full_mailbox_is_reported_to_the_sender() {
         ..NodeConfig::default()
     };
     let a = sim.add_node("a", None);
-    let b = sim.add_node_with("b", Some("b:4000"), config);
+    let b = sim.add_node_with("b", Some("b:4000"), lasting(config));
     sim.add_worker(a, "app", Behaviour::Sink);
     sim.add_worker(b, "app", Behaviour::Sink);
     sim.add_worker(b, "inbox", Behaviour::Hold);
@@ -861,7 +876,7 @@ fn a_full_mailbox_is_reported_to_the_sender() {
 fn a_send_to_an_unknown_address_is_refused() {
     let mut sim = Sim::new(111);
     let a = sim.add_node("a", None);
-    let b = sim.add_node("b", Some("b:4000"));
+    let b = sim.add_node_with("b", Some("b:4000"), lasting(NodeConfig::default()));
     sim.add_worker(a, "app", Behaviour::Sink);
     assert_eq!(
         sim.send(a, "app", route!["nobody"], b"x".to_vec()),
@@ -933,7 +948,7 @@ fn connection_queues_refuse_beyond_their_limits() {
         ..NodeConfig::default()
     };
     let a = sim.add_node_with("a", None, config);
-    let b = sim.add_node("b", Some("b:4000"));
+    let b = sim.add_node_with("b", Some("b:4000"), lasting(NodeConfig::default()));
     sim.add_worker(a, "app", Behaviour::Sink);
     sim.add_worker(b, "sink", Behaviour::Sink);
 
@@ -979,20 +994,28 @@ fn connection_queues_refuse_beyond_their_limits() {
 }
 
 #[test]
-fn connections_beyond_the_limit_are_closed_at_once() {
+fn incoming_connections_beyond_the_limit_evict_the_oldest_unproven() {
     let config = NodeConfig {
-        max_connections: 4,
+        max_incoming_connections: 4,
         ..NodeConfig::default()
     };
     let mut p = path_with(117, config);
-    // B already holds one connection, from M.
+    // B already holds one connection, from M, which carried the channel's handshake.
     assert_eq!(p.sim.core(p.b).connection_count(), 1);
-    let before = p.sim.core(p.b).stats().connections_refused;
+    let from_m = p.sim.connections_of(p.b)[0];
+    assert!(p.sim.core(p.b).is_connection_proven(from_m));
+    let before = p.sim.core(p.b).stats();
     let raws: Vec<_> = (0..10).map(|_| p.sim.raw_connect("b:4000")).collect();
-    p.sim.run_until_idle();
+    p.sim.run_for(Duration::from_millis(100));
+    // Each raw connection past the limit made room by closing the oldest one that
+    // authenticated nothing; the connection from M stayed.
     assert_eq!(p.sim.core(p.b).connection_count(), 4);
-    assert_eq!(raws.iter().filter(|r| p.sim.raw(**r).closed).count(), 7);
-    assert_eq!(p.sim.core(p.b).stats().connections_refused - before, 7);
+    assert!(p.sim.connections_of(p.b).contains(&from_m));
+    let closed: Vec<bool> = raws.iter().map(|r| p.sim.raw(*r).closed).collect();
+    assert_eq!(closed, [[true; 7].as_slice(), &[false; 3]].concat());
+    let stats = p.sim.core(p.b).stats();
+    assert_eq!(stats.connections_evicted - before.connections_evicted, 7);
+    assert_eq!(stats.connections_refused, before.connections_refused);
     // The channel on the connection already open is undisturbed.
     p.sim
         .send(
@@ -1043,7 +1066,7 @@ fn a_livelock_is_caught_by_the_step_budget() {
     // Two echoers on two nodes bounce one message back and forth for ever.
     let mut sim = Sim::new(116);
     let a = sim.add_node("a", None);
-    let b = sim.add_node("b", Some("b:4000"));
+    let b = sim.add_node_with("b", Some("b:4000"), lasting(NodeConfig::default()));
     sim.add_worker(a, "echoer", Behaviour::Echo);
     sim.add_worker(b, "echoer", Behaviour::Echo);
     sim.step_budget = 10_000;
@@ -1069,7 +1092,7 @@ fn a_full_mailbox_stalls_the_connection_and_nothing_is_lost() {
             mailbox_capacity: 4,
             ..NodeConfig::default()
         };
-        let b = sim.add_node_with("b", Some("b:4000"), config);
+        let b = sim.add_node_with("b", Some("b:4000"), lasting(config));
         sim.add_worker(a, "app", Behaviour::Sink);
         sim.add_worker(b, "slow", Behaviour::Hold);
         let first_hop = if secure {
@@ -1127,7 +1150,7 @@ fn a_stall_ends_when_its_mailbox_goes_away() {
         mailbox_capacity: 2,
         ..NodeConfig::default()
     };
-    let b = sim.add_node_with("b", Some("b:4000"), config);
+    let b = sim.add_node_with("b", Some("b:4000"), lasting(config));
     sim.add_worker(a, "app", Behaviour::Sink);
     sim.add_worker(b, "slow", Behaviour::Hold);
     sim.add_worker(b, "other", Behaviour::Sink);
@@ -1173,7 +1196,7 @@ fn a_stall_gives_up_after_max_stall() {
         max_stall: Duration::from_secs(2),
         ..NodeConfig::default()
     };
-    let b = sim.add_node_with("b", Some("b:4000"), config);
+    let b = sim.add_node_with("b", Some("b:4000"), lasting(config));
     sim.add_worker(a, "app", Behaviour::Sink);
     sim.add_worker(b, "stuck", Behaviour::Hold);
     sim.add_worker(b, "other", Behaviour::Sink);
@@ -1231,7 +1254,7 @@ fn reading_on_while_paused_is_cut_off() {
         max_connection_backlog: 8 * 1024,
         ..NodeConfig::default()
     };
-    let b = sim.add_node_with("b", Some("b:4000"), config);
+    let b = sim.add_node_with("b", Some("b:4000"), lasting(config));
     sim.add_worker(b, "slow", Behaviour::Hold);
     let peer = sim.raw_connect("b:4000");
     sim.raw_send(peer, &PREAMBLE);
@@ -1271,7 +1294,7 @@ fn a_frame_of_exactly_max_frame_len_is_read_and_one_byte_more_is_not() {
     let limit = DEFAULT_MAX_FRAME_LEN as usize;
     assert!(MAX_ENCODED_LEN < limit);
     let mut sim = Sim::new(130);
-    let b = sim.add_node("b", Some("b:4000"));
+    let b = sim.add_node_with("b", Some("b:4000"), lasting(NodeConfig::default()));
     sim.add_worker(b, "sink", Behaviour::Sink);
     let closed_because = |sim: &Sim, raw: usize| {
         let peer = format!("raw:{raw}");
@@ -1341,9 +1364,9 @@ fn forwarding_into_a_full_backlog_drops_counts_and_serves_others() {
         max_connection_backlog: LIMIT,
         ..NodeConfig::default()
     };
-    let m = sim.add_node_with("m", Some("m:3000"), m_config);
-    let b = sim.add_node("b", Some("b:4000"));
-    let c = sim.add_node("c", Some("c:5000"));
+    let m = sim.add_node_with("m", Some("m:3000"), lasting(m_config));
+    let b = sim.add_node_with("b", Some("b:4000"), lasting(NodeConfig::default()));
+    let c = sim.add_node_with("c", Some("c:5000"), lasting(NodeConfig::default()));
     sim.add_worker(a, "app", Behaviour::Sink);
     sim.add_worker(b, "sink", Behaviour::Sink);
     sim.add_worker(c, "sink", Behaviour::Sink);
@@ -1416,17 +1439,17 @@ fn forwarding_into_a_full_backlog_drops_counts_and_serves_others() {
     assert_eq!(at_b[1..], expected[..]);
 }
 
-/// At `max_connections` a message to a new peer is refused at once, naming the peer
+/// At `max_outgoing_connections` a message to a new peer is refused at once, naming the peer
 /// and the limit; once a connection goes there is room again.
 #[test]
-fn a_dial_past_max_connections_fails_naming_the_limit() {
+fn a_dial_past_max_outgoing_connections_fails_naming_the_limit() {
     let mut sim = Sim::new(132);
     let config = NodeConfig {
-        max_connections: 2,
+        max_outgoing_connections: 2,
         ..NodeConfig::default()
     };
     let a = sim.add_node_with("a", None, config);
-    let b = sim.add_node("b", Some("b:4000"));
+    let b = sim.add_node_with("b", Some("b:4000"), lasting(NodeConfig::default()));
     sim.add_worker(a, "app", Behaviour::Sink);
     sim.add_worker(b, "sink", Behaviour::Sink);
 
@@ -1440,7 +1463,7 @@ fn a_dial_past_max_connections_fails_naming_the_limit() {
         refused,
         Err(NodeError::ConnectFailed {
             peer: "d:6000".into(),
-            reason: "too many connections (limit 2)".into()
+            reason: "too many outgoing connections (limit 2)".into()
         })
     );
     // An open connection still takes messages at the limit.
@@ -1455,4 +1478,94 @@ fn a_dial_past_max_connections_fails_naming_the_limit() {
     assert_eq!(sim.core(a).connection_count(), 1);
     sim.send(a, "app", route![tcp("d:6000"), "sink"], b"5".to_vec())
         .unwrap();
+}
+
+// ---- deadlines of unauthenticated stages ----------------------------------------------
+
+/// Each unauthenticated stage has a deadline, closed and counted when missed: a peer
+/// that sends nothing, one that sends only the preamble, one that leaves a frame half
+/// sent, and one that goes silent after plain messages. A peer that keeps sending
+/// keepalives stays; a connection that carried an authenticated record stays idle as
+/// long as it likes.
+#[test]
+fn connections_that_authenticate_nothing_time_out() {
+    let mut p = path(140);
+    let b = p.b;
+    let config = p.sim.core(b).config().clone();
+    let before = p.sim.core(b).stats().connections_timed_out;
+    // path() keeps idle connections; these deadlines hold whatever that setting says.
+    let silent = p.sim.raw_connect("b:4000");
+    let preamble_only = p.sim.raw_connect("b:4000");
+    p.sim.raw_send(preamble_only, &PREAMBLE);
+    let half_frame = p.sim.raw_connect("b:4000");
+    p.sim.raw_send(half_frame, &PREAMBLE);
+    let whole = frame(&TransportMessage::new(
+        route!["echoer"],
+        route!["x"],
+        vec![1; 64],
+    ));
+    p.sim.raw_send(half_frame, &whole);
+    p.sim.raw_send(half_frame, &whole[..10]);
+
+    p.sim
+        .run_for(config.first_frame_timeout - Duration::from_millis(1));
+    assert!(!p.sim.raw(silent).closed && !p.sim.raw(preamble_only).closed);
+    p.sim.run_for(Duration::from_millis(10));
+    assert!(p.sim.raw(silent).closed, "no preamble in time");
+    assert!(p.sim.raw(preamble_only).closed, "no first frame in time");
+    assert!(
+        !p.sim.raw(half_frame).closed,
+        "its first frame came in time"
+    );
+    p.sim.run_for(config.frame_timeout);
+    assert!(
+        p.sim.raw(half_frame).closed,
+        "the second frame was never finished"
+    );
+    assert_eq!(p.sim.core(b).stats().connections_timed_out - before, 3);
+    // The connection from M carried the channel's records: it is still there.
+    assert_eq!(p.sim.core(b).connection_count(), 1);
+
+    // With the idle timeout in force: plain traffic, then silence, is closed; the same
+    // with keepalives is not.
+    let mut sim = Sim::new(141);
+    let b = sim.add_node("b", Some("b:4000"));
+    sim.add_worker(b, "sink", Behaviour::Sink);
+    let idle = NodeConfig::default().unproven_idle_timeout;
+    let quiet = sim.raw_connect("b:4000");
+    let chatty = sim.raw_connect("b:4000");
+    for raw in [quiet, chatty] {
+        sim.raw_send(raw, &PREAMBLE);
+        sim.raw_send(
+            raw,
+            &frame(&TransportMessage::new(route!["sink"], route!["x"], vec![2])),
+        );
+    }
+    let step = idle / 4;
+    for _ in 0..8 {
+        sim.run_for(step);
+        sim.raw_send(chatty, &[0, 0, 0, 0]);
+    }
+    assert!(sim.raw(quiet).closed, "silent past the idle timeout");
+    assert!(!sim.raw(chatty).closed, "keepalives keep it");
+    assert_eq!(sim.core(b).stats().connections_timed_out, 1);
+    assert_eq!(sim.mailbox(b, "sink").received.len(), 2);
+}
+
+/// When every incoming connection has authenticated something, a new one is refused
+/// rather than one of them closed.
+#[test]
+fn a_full_house_of_proven_connections_refuses_newcomers() {
+    let config = NodeConfig {
+        max_incoming_connections: 1,
+        ..NodeConfig::default()
+    };
+    let mut p = path_with(142, config);
+    let from_m = p.sim.connections_of(p.b)[0];
+    let raw = p.sim.raw_connect("b:4000");
+    p.sim.run_for(Duration::from_millis(100));
+    assert!(p.sim.raw(raw).closed);
+    assert_eq!(p.sim.connections_of(p.b), [from_m]);
+    assert_eq!(p.sim.core(p.b).stats().connections_refused, 1);
+    assert_eq!(p.sim.core(p.b).stats().connections_evicted, 0);
 }

@@ -232,10 +232,11 @@ fn step_07_routing_over_a_transport() {
     sim.add_worker(a, "app", Behaviour::Sink);
     sim.add_worker(b, "echoer", Behaviour::Echo);
 
+    // Within a second each: well inside the idle timeout of a plain connection.
     for i in 0..3u8 {
         sim.send(a, "app", route![tcp("b:4000"), "echoer"], vec![i; 8])
             .unwrap();
-        sim.run_until_idle();
+        sim.run_for(Duration::from_secs(1));
     }
 
     let echo = &sim.mailbox(b, "echoer").received;
@@ -258,6 +259,11 @@ fn step_07_routing_over_a_transport() {
     assert_eq!(sim.pipes_between(a, b), 1);
     assert_eq!(sim.core(a).connection_count(), 1);
     assert_eq!(sim.core(b).connection_count(), 1);
+    // Plain, it authenticated nothing: left idle, B closes it after its idle timeout.
+    sim.run_until_idle();
+    assert_eq!(sim.core(b).connection_count(), 0);
+    assert_eq!(sim.core(a).connection_count(), 0);
+    assert_eq!(sim.core(b).stats().connections_timed_out, 1);
 }
 
 fn three_nodes(seed: u64) -> (Sim, NodeId, NodeId, NodeId) {
@@ -280,7 +286,7 @@ fn step_08_middle_node_with_only_a_listener() {
         b"via m".to_vec(),
     )
     .unwrap();
-    sim.run_until_idle();
+    sim.run_for(Duration::from_secs(1));
 
     let echo = &sim.mailbox(b, "echoer").received;
     assert_eq!(echo.len(), 1);

@@ -1302,7 +1302,7 @@ pub async fn limit_frame_over_tcp<H: Harness>() {
 
 // ---- connections and congestion -------------------------------------------------------
 
-/// At `max_connections` a send to a new peer is refused at once, naming the peer and
+/// At `max_outgoing_connections` a send to a new peer is refused at once, naming the peer and
 /// the limit, while the open connection goes on.
 pub async fn max_connections_refuses_the_next_dial<H: Harness>() {
     let b = start::<H>(options()).await;
@@ -1311,7 +1311,7 @@ pub async fn max_connections_refuses_the_next_dial<H: Harness>() {
         .await
         .expect("echoer");
     let mut a_options = options();
-    a_options.core.max_connections = 1;
+    a_options.core.max_outgoing_connections = 1;
     let a = start::<H>(a_options).await;
     let mut ctx = a
         .context_with("app", Access::anyone())
@@ -1328,7 +1328,7 @@ pub async fn max_connections_refuses_the_next_dial<H: Harness>() {
         matches!(
             &error,
             Error::Node(NodeError::ConnectFailed { peer, reason })
-                if *peer == other && reason == "too many connections (limit 1)"
+                if *peer == other && reason == "too many outgoing connections (limit 1)"
         ),
         "unexpected error: {error}"
     );

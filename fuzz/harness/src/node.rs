@@ -24,7 +24,12 @@ fn config() -> NodeConfig {
         mailbox_capacity: 8,
         max_connection_backlog: 4096,
         max_queued_while_connecting: 4,
-        max_connections: 4,
+        max_outgoing_connections: 4,
+        max_incoming_connections: 4,
+        max_incoming_per_source: 3,
+        first_frame_timeout: std::time::Duration::from_millis(200),
+        frame_timeout: std::time::Duration::from_millis(300),
+        unproven_idle_timeout: std::time::Duration::from_millis(500),
         max_frame_len: 2048,
         max_channels: 6,
         max_half_open_per_listener: 2,
@@ -120,7 +125,8 @@ impl Side {
             "too many channels"
         );
         assert!(
-            self.core.connection_count() <= limits.max_connections,
+            self.core.connection_count()
+                <= limits.max_outgoing_connections + limits.max_incoming_connections,
             "too many connections"
         );
         for address in &self.unread {

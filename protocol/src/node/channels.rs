@@ -222,7 +222,8 @@ impl NodeCore {
     }
 
     /// A record arrived for channel end `id` with `return_route` (the rest of its
-    /// onward route is not used: the record carries the inner one).
+    /// onward route is not used: the record carries the inner one). Returns whether
+    /// it authenticated (or completed a handshake step).
     pub(super) fn receive_record(
         &mut self,
         id: ChannelId,
@@ -230,11 +231,11 @@ impl NodeCore {
         record: &mut [u8],
         now: Instant,
         work: &mut Work,
-    ) {
+    ) -> bool {
         let Some(end) = self.channels.get_mut(&id) else {
-            return;
+            return false;
         };
-        match end.channel.handle_record_in_place(record, now) {
+        let authentic = match end.channel.handle_record_in_place(record, now) {
             Ok(()) => {
                 // The record authenticated (or completed a handshake step): learn the
                 // way back to the peer's end. Return routes are not authenticated, so
@@ -257,14 +258,17 @@ impl NodeCore {
                         }
                     }
                 }
+                true
             }
             Err(error) => {
                 self.stats.records_rejected += 1;
                 tracing::trace!(channel = id.0, %error, "record rejected");
                 self.fail_if_ended(id, &error);
+                false
             }
-        }
+        };
         self.drain_channel(id, now, work);
+        authentic
     }
 
     /// A message arrived at the listener at `listener_address`: if it is a hello that
@@ -347,25 +351,38 @@ impl NodeCore {
         match self.channels.get(&id) {
             Some(end) if end.rules.may_deliver_to(first) => None,
             Some(end) => Some(format!(
-                "secure channel {} delivers to {}",
+                "secure channel {} delivers only to {}",
                 end.encryptor,
                 end.rules.describe_deliver_to()
             )),
-            None => Some(format!("secure channel {} (ended)", id.0)),
+            // Its rules cannot be read: fail closed.
+            None => Some(format!("secure channel {} has ended", id.0)),
         }
     }
 
     /// Why a message from `origin` may not go into channel end `id`, if its ingress
     /// rule refuses it.
     pub(super) fn channel_ingress_refusal(&self, id: ChannelId, origin: &Origin) -> Option<String> {
-        let end = self.channels.get(&id)?;
-        (!end.rules.ingress.admits(origin)).then(|| end.rules.ingress.to_string())
+        match self.channels.get(&id) {
+            Some(end) if end.rules.ingress.admits(origin) => None,
+            Some(end) => Some(format!(
+                "secure channel {} takes messages only from {}",
+                end.encryptor, end.rules.ingress
+            )),
+            None => Some(format!("secure channel {} has ended", id.0)),
+        }
     }
 
     /// Why a hello from `origin` may not reach the listener at `address`, if its rule
     /// refuses it.
     pub(super) fn listener_refusal(&self, address: &Address, origin: &Origin) -> Option<String> {
-        let listener = self.listeners.get(address)?;
-        (!listener.rules.hellos.admits(origin)).then(|| listener.rules.hellos.to_string())
+        match self.listeners.get(address) {
+            Some(listener) if listener.rules.hellos.admits(origin) => None,
+            Some(listener) => Some(format!(
+                "listener {address} takes hellos only from {}",
+                listener.rules.hellos
+            )),
+            None => Some(format!("listener {address} is gone")),
+        }
     }
 }

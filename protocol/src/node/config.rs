@@ -18,9 +18,29 @@ pub struct NodeConfig {
     /// Messages that may wait for a connection to open. Beyond it a message is dropped
     /// and its sender told. Default 1024.
     pub max_queued_while_connecting: usize,
-    /// Open connections. Beyond it new outgoing connections are refused and incoming
-    /// ones closed at once. Default 1024.
-    pub max_connections: usize,
+    /// Connections this node dialled, open or opening. Beyond it a send that needs a
+    /// new connection is refused ([`NodeError::ConnectFailed`](super::NodeError::ConnectFailed)).
+    /// Incoming connections do not count: a peer cannot stop the node dialling out.
+    /// Default 1024.
+    pub max_outgoing_connections: usize,
+    /// Connections peers opened to this node. When a new one arrives at the limit, the
+    /// oldest incoming connection that has not yet carried an authenticated channel
+    /// record is closed to make room; if every one has, the new one is closed at once.
+    /// Default 1024.
+    pub max_incoming_connections: usize,
+    /// Incoming connections from one source address (the peer's IP, whatever its
+    /// port). Beyond it a new one from that address is closed at once. Default 64.
+    pub max_incoming_per_source: usize,
+    /// How long a peer that connected has to send the preamble and a first whole,
+    /// non-empty frame. Past it the connection is closed. Default 10 s.
+    pub first_frame_timeout: Duration,
+    /// How long the rest of a preamble or frame may take once part of it has arrived.
+    /// Past it the connection is closed. Default 30 s.
+    pub frame_timeout: Duration,
+    /// How long an incoming connection that has not carried an authenticated channel
+    /// record may stay without receiving anything (a keepalive, an empty frame, counts).
+    /// Past it the connection is closed. Default 60 s.
+    pub unproven_idle_timeout: Duration,
     /// Largest frame accepted on a connection; a larger one closes the connection.
     /// Default [`DEFAULT_MAX_FRAME_LEN`].
     pub max_frame_len: u32,
@@ -50,7 +70,12 @@ impl Default for NodeConfig {
             mailbox_capacity: 16_384,
             max_connection_backlog: 16 << 20,
             max_queued_while_connecting: 1024,
-            max_connections: 1024,
+            max_outgoing_connections: 1024,
+            max_incoming_connections: 1024,
+            max_incoming_per_source: 64,
+            first_frame_timeout: Duration::from_secs(10),
+            frame_timeout: Duration::from_secs(30),
+            unproven_idle_timeout: Duration::from_secs(60),
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             max_channels: 4096,
             max_half_open_per_listener: 256,

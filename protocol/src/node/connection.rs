@@ -8,10 +8,20 @@
 //! - an outgoing connection is in `outgoing` under its peer exactly while it is in the
 //!   table, and no other is;
 //! - a connection is marked congested exactly when its queue (while connecting) or
-//!   backlog (once open) is at half its limit or more.
+//!   backlog (once open) is at half its limit or more;
+//! - `timers` holds exactly one entry per connection with a deadline, and it is that
+//!   connection's deadline; `per_source` counts the incoming connections of each
+//!   source address.
+//!
+//! Deadlines guard the stages a peer has not authenticated: an incoming connection
+//! must send its preamble and a first frame within `first_frame_timeout`; part of a
+//! preamble or frame must be followed by the rest within `frame_timeout`; and an
+//! incoming connection that has not carried an authenticated channel record is closed
+//! after `unproven_idle_timeout` without receiving anything. A connection whose
+//! reading the node paused has no deadline: the wait is the node's, not the peer's.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::time::Instant;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
 
 use crate::framing::FrameDecoder;
 use crate::message::TransportMessage;
@@ -86,6 +96,19 @@ pub(crate) struct Connection {
     pub(crate) stall: Option<Stall>,
     /// Whether the caller was last told to pause reading (`Output::PauseReading`).
     pub(crate) reading_paused: bool,
+    /// For an incoming connection, its source address (the peer's host, without port).
+    source: Option<String>,
+    /// Whether a channel record that arrived on it authenticated.
+    proven: bool,
+    /// Until its first whole non-empty frame: when an incoming connection must have
+    /// sent it.
+    first_frame_due: Option<Instant>,
+    /// When the preamble or frame the decoder is part way through began to arrive.
+    partial_since: Option<Instant>,
+    /// When bytes last arrived (or, for a new connection, when it opened).
+    last_received: Instant,
+    /// The deadline in `ConnectionTable::timers`, if any.
+    deadline: Option<Instant>,
 }
 
 impl Connection {
@@ -107,6 +130,11 @@ impl Connection {
 
     pub(crate) fn is_congested(&self) -> bool {
         self.congested
+    }
+
+    /// Whether a channel record that arrived on it authenticated.
+    pub(crate) fn is_proven(&self) -> bool {
+        self.proven
     }
 
     /// Accounts for a transmit of `len` bytes.
@@ -149,6 +177,51 @@ pub(crate) struct Dropped {
     pub(crate) was_congested: bool,
 }
 
+/// Why a connection's deadline closed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expired {
+    /// No preamble and first frame within `first_frame_timeout`.
+    FirstFrame,
+    /// A preamble or frame begun and not finished within `frame_timeout`.
+    PartialFrame,
+    /// An unproven incoming connection received nothing for `unproven_idle_timeout`.
+    Idle,
+}
+
+impl Expired {
+    pub(crate) fn reason(self, timeouts: &Timeouts) -> String {
+        match self {
+            Expired::FirstFrame => format!(
+                "no preamble and first frame within {:?}",
+                timeouts.first_frame
+            ),
+            Expired::PartialFrame => {
+                format!("a frame left unfinished for {:?}", timeouts.frame)
+            }
+            Expired::Idle => format!(
+                "nothing received for {:?} on a connection that authenticated nothing",
+                timeouts.idle
+            ),
+        }
+    }
+}
+
+/// The deadlines of unauthenticated stages.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeouts {
+    pub(crate) first_frame: Duration,
+    pub(crate) frame: Duration,
+    pub(crate) idle: Duration,
+}
+
+/// The source address of a peer string `host:port` (IPv6 hosts in brackets): the host.
+fn source_of(peer: &str) -> &str {
+    match peer.rsplit_once(':') {
+        Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => peer,
+    }
+}
+
 /// What [`ConnectionTable::send`] did with a frame.
 #[derive(Debug)]
 pub(crate) enum Sent {
@@ -164,7 +237,14 @@ pub(crate) struct ConnectionTable {
     /// Outgoing connections by peer, so that messages to one peer share one.
     outgoing: BTreeMap<String, ConnectionId>,
     next_id: u64,
-    max_connections: usize,
+    max_outgoing: usize,
+    max_incoming: usize,
+    max_per_source: usize,
+    /// Incoming connections per source address.
+    per_source: BTreeMap<String, usize>,
+    /// Every connection's deadline, soonest first.
+    timers: BTreeSet<(Instant, ConnectionId)>,
+    timeouts: Timeouts,
     max_backlog: usize,
     max_queued: usize,
     max_frame_len: u32,
@@ -176,7 +256,16 @@ impl ConnectionTable {
             connections: BTreeMap::new(),
             outgoing: BTreeMap::new(),
             next_id: 0,
-            max_connections: config.max_connections,
+            max_outgoing: config.max_outgoing_connections,
+            max_incoming: config.max_incoming_connections,
+            max_per_source: config.max_incoming_per_source,
+            per_source: BTreeMap::new(),
+            timers: BTreeSet::new(),
+            timeouts: Timeouts {
+                first_frame: config.first_frame_timeout,
+                frame: config.frame_timeout,
+                idle: config.unproven_idle_timeout,
+            },
             max_backlog: config.max_connection_backlog,
             max_queued: config.max_queued_while_connecting,
             max_frame_len: config.max_frame_len,
@@ -187,8 +276,116 @@ impl ConnectionTable {
         self.connections.len()
     }
 
-    pub(crate) fn is_full(&self) -> bool {
-        self.connections.len() >= self.max_connections
+    /// Whether this node may dial no more connections.
+    pub(crate) fn outgoing_full(&self) -> bool {
+        self.outgoing.len() >= self.max_outgoing
+    }
+
+    /// The incoming connections.
+    pub(crate) fn incoming_len(&self) -> usize {
+        self.connections.len() - self.outgoing.len()
+    }
+
+    /// Whether an incoming connection from `peer` must be refused for the limit per
+    /// source.
+    pub(crate) fn source_full(&self, peer: &str) -> bool {
+        self.per_source
+            .get(source_of(peer))
+            .is_some_and(|n| *n >= self.max_per_source)
+    }
+
+    /// Whether the incoming connections are at their limit.
+    pub(crate) fn incoming_full(&self) -> bool {
+        self.incoming_len() >= self.max_incoming
+    }
+
+    /// The oldest incoming connection that has not carried an authenticated record:
+    /// the one to close to make room.
+    pub(crate) fn oldest_unproven_incoming(&self) -> Option<ConnectionId> {
+        // Ids grow with time, so the first match is the oldest.
+        self.connections
+            .iter()
+            .find(|(_, c)| c.direction == Direction::Incoming && !c.proven)
+            .map(|(id, _)| *id)
+    }
+
+    /// The deadlines in force.
+    pub(crate) fn timeouts(&self) -> &Timeouts {
+        &self.timeouts
+    }
+
+    /// The soonest connection deadline.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.timers.first().map(|(t, _)| *t)
+    }
+
+    /// The connections whose deadline has come, with why, soonest first.
+    pub(crate) fn expired(&self, now: Instant) -> Vec<(ConnectionId, Expired)> {
+        self.timers
+            .iter()
+            .take_while(|(t, _)| *t <= now)
+            .filter_map(|(_, id)| {
+                let conn = self.connections.get(id)?;
+                Some((*id, expiry(conn, &self.timeouts, now)?))
+            })
+            .collect()
+    }
+
+    /// Bytes arrived on `id` at `now`, and `frames` whole non-empty frames were
+    /// decoded from them: its deadlines move on.
+    pub(crate) fn received(&mut self, id: ConnectionId, now: Instant, frames: bool) {
+        if let Some(conn) = self.connections.get_mut(&id) {
+            conn.last_received = now;
+            if frames {
+                conn.first_frame_due = None;
+            }
+            conn.partial_since = match (conn.decoder.in_frame(), conn.partial_since, frames) {
+                (false, _, _) => None,
+                // A frame ended and another began in these bytes.
+                (true, _, true) | (true, None, _) => Some(now),
+                (true, Some(since), false) => Some(since),
+            };
+        }
+        self.rearm(id);
+    }
+
+    /// Reading `id` resumed at `now` after a pause the node asked for: the peer's
+    /// clocks start again from now.
+    pub(crate) fn resumed(&mut self, id: ConnectionId, now: Instant) {
+        if let Some(conn) = self.connections.get_mut(&id) {
+            conn.last_received = now;
+            conn.first_frame_due = conn
+                .first_frame_due
+                .and_then(|_| now.checked_add(self.timeouts.first_frame));
+            conn.partial_since = conn.partial_since.map(|_| now);
+        }
+        self.rearm(id);
+    }
+
+    /// A channel record that arrived on `id` authenticated: it is no longer the first
+    /// to go when incoming connections are full, and it may stay idle.
+    pub(crate) fn proven(&mut self, id: ConnectionId) {
+        if let Some(conn) = self.connections.get_mut(&id) {
+            conn.proven = true;
+        }
+        self.rearm(id);
+    }
+
+    /// Puts connection `id`'s deadline, as its state says now, in `timers`.
+    pub(crate) fn rearm(&mut self, id: ConnectionId) {
+        let Some(conn) = self.connections.get_mut(&id) else {
+            return;
+        };
+        let deadline = deadline(conn, &self.timeouts);
+        if deadline != conn.deadline {
+            if let Some(old) = conn.deadline {
+                self.timers.remove(&(old, id));
+            }
+            if let Some(new) = deadline {
+                self.timers.insert((new, id));
+            }
+            conn.deadline = deadline;
+        }
     }
 
     pub(crate) fn get(&self, id: ConnectionId) -> Option<&Connection> {
@@ -219,24 +416,36 @@ impl ConnectionTable {
         peer: String,
         alias: Address,
         preamble: &[u8],
+        now: Instant,
     ) -> Vec<u8> {
-        let mut conn = self.connection(peer, Direction::Incoming, alias);
+        let source = source_of(&peer).to_owned();
+        let mut conn = self.connection(peer, Direction::Incoming, alias, now);
         conn.account(preamble.len(), None);
+        conn.first_frame_due = now.checked_add(self.timeouts.first_frame);
+        *self.per_source.entry(source.clone()).or_insert(0) += 1;
+        conn.source = Some(source);
         self.connections.insert(id, conn);
+        self.rearm(id);
         preamble.to_vec()
     }
 
     /// Starts an outgoing connection to `peer`; frames sent to it wait until
     /// [`connected`](Self::connected).
-    pub(crate) fn open(&mut self, peer: String, alias: Address) -> ConnectionId {
+    pub(crate) fn open(&mut self, peer: String, alias: Address, now: Instant) -> ConnectionId {
         let id = self.next_id();
         self.outgoing.insert(peer.clone(), id);
-        let conn = self.connection(peer, Direction::Outgoing, alias);
+        let conn = self.connection(peer, Direction::Outgoing, alias, now);
         self.connections.insert(id, conn);
         id
     }
 
-    fn connection(&self, peer: String, direction: Direction, alias: Address) -> Connection {
+    fn connection(
+        &self,
+        peer: String,
+        direction: Direction,
+        alias: Address,
+        now: Instant,
+    ) -> Connection {
         let state = match direction {
             Direction::Outgoing => State::Connecting(VecDeque::new()),
             Direction::Incoming => State::Open,
@@ -252,6 +461,12 @@ impl ConnectionTable {
             congested: false,
             stall: None,
             reading_paused: false,
+            source: None,
+            proven: false,
+            first_frame_due: None,
+            partial_since: None,
+            last_received: now,
+            deadline: None,
         }
     }
 
@@ -360,6 +575,17 @@ impl ConnectionTable {
         if self.outgoing.get(&conn.peer) == Some(&id) {
             self.outgoing.remove(&conn.peer);
         }
+        if let Some(deadline) = conn.deadline {
+            self.timers.remove(&(deadline, id));
+        }
+        if let Some(source) = &conn.source {
+            if let Some(n) = self.per_source.get_mut(source) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_source.remove(source);
+                }
+            }
+        }
         let unsent = match conn.state {
             State::Connecting(queue) => Some(queue.into_iter().map(|q| q.sender).collect()),
             State::Open => None,
@@ -392,6 +618,48 @@ struct Limits {
     max_queued: usize,
 }
 
+/// The deadline of `conn` as its state says: the soonest of its first-frame, partial
+/// frame and (unproven incoming) idle deadlines; none while the node paused it. A
+/// deadline too far to represent is none.
+fn deadline(conn: &Connection, timeouts: &Timeouts) -> Option<Instant> {
+    if conn.stall.is_some() {
+        return None;
+    }
+    let idle = (conn.direction == Direction::Incoming && !conn.proven)
+        .then(|| conn.last_received.checked_add(timeouts.idle))
+        .flatten();
+    let partial = conn
+        .partial_since
+        .and_then(|since| since.checked_add(timeouts.frame));
+    [conn.first_frame_due, partial, idle]
+        .into_iter()
+        .flatten()
+        .min()
+}
+
+/// Which of `conn`'s deadlines has come at `now`, if one has.
+fn expiry(conn: &Connection, timeouts: &Timeouts, now: Instant) -> Option<Expired> {
+    if conn.stall.is_some() {
+        return None;
+    }
+    let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
+    if due(conn.first_frame_due) {
+        Some(Expired::FirstFrame)
+    } else if due(conn
+        .partial_since
+        .and_then(|s| s.checked_add(timeouts.frame)))
+    {
+        Some(Expired::PartialFrame)
+    } else if conn.direction == Direction::Incoming
+        && !conn.proven
+        && due(conn.last_received.checked_add(timeouts.idle))
+    {
+        Some(Expired::Idle)
+    } else {
+        None
+    }
+}
+
 /// Recomputes whether `conn` is congested; returns whether it just stopped being so.
 fn refresh(conn: &mut Connection, limits: Limits) -> bool {
     let congested = match &conn.state {
@@ -411,7 +679,8 @@ mod tests {
         ConnectionTable::new(&NodeConfig {
             max_connection_backlog: max_backlog,
             max_queued_while_connecting: max_queued,
-            max_connections: 4,
+            max_outgoing_connections: 4,
+            max_incoming_connections: 4,
             ..NodeConfig::default()
         })
     }
@@ -440,6 +709,90 @@ mod tests {
                 Some(peer.as_str())
             );
         }
+        // One timer per connection with a deadline, and it is that deadline.
+        let armed: Vec<(Instant, ConnectionId)> = table
+            .connections
+            .iter()
+            .filter_map(|(id, c)| Some((c.deadline?, *id)))
+            .collect();
+        assert_eq!(table.timers.iter().copied().collect::<Vec<_>>(), {
+            let mut armed = armed;
+            armed.sort();
+            armed
+        });
+        for (id, conn) in &table.connections {
+            assert_eq!(
+                conn.deadline,
+                deadline(conn, &table.timeouts),
+                "{id}: deadline"
+            );
+        }
+        // Sources count the incoming connections.
+        let mut sources: BTreeMap<String, usize> = BTreeMap::new();
+        for conn in table.connections.values() {
+            if let Some(source) = &conn.source {
+                *sources.entry(source.clone()).or_default() += 1;
+            }
+        }
+        assert_eq!(sources, table.per_source);
+    }
+
+    #[test]
+    fn deadlines_follow_each_unauthenticated_stage() {
+        let mut t = table(1000, 10);
+        let start = Instant::now();
+        let s = |n: u64| start + Duration::from_secs(n);
+        let id = t.next_id();
+        let _ = t.accept(id, "10.0.0.1:5".into(), a("alias"), b"p", start);
+        check(&t);
+        let timeouts = *t.timeouts();
+        assert_eq!(t.next_deadline(), Some(start + timeouts.first_frame));
+        assert_eq!(
+            t.expired(start + timeouts.first_frame),
+            [(id, Expired::FirstFrame)]
+        );
+        // Half the preamble: the partial-frame clock starts; the first-frame one holds.
+        let conn = t.get_mut(id).unwrap();
+        conn.decoder
+            .handle_bytes(&crate::framing::PREAMBLE[..2])
+            .unwrap();
+        t.received(id, s(1), false);
+        check(&t);
+        assert_eq!(t.next_deadline(), Some(start + timeouts.first_frame));
+        // The rest and a whole frame: only the idle deadline of an unproven connection.
+        let conn = t.get_mut(id).unwrap();
+        conn.decoder
+            .handle_bytes(&crate::framing::PREAMBLE[2..])
+            .unwrap();
+        conn.decoder.handle_bytes(&[0, 0, 0, 1, 9]).unwrap();
+        let _ = conn.decoder.poll_frame();
+        t.received(id, s(2), true);
+        check(&t);
+        assert_eq!(t.next_deadline(), Some(s(2) + timeouts.idle));
+        // A frame begun and not finished.
+        t.get_mut(id)
+            .unwrap()
+            .decoder
+            .handle_bytes(&[0, 0, 0, 9, 1])
+            .unwrap();
+        t.received(id, s(3), false);
+        check(&t);
+        assert_eq!(
+            t.next_deadline(),
+            Some(s(3) + timeouts.frame.min(timeouts.idle))
+        );
+        assert_eq!(
+            t.expired(s(3) + timeouts.frame),
+            [(id, Expired::PartialFrame)]
+        );
+        // Proven: the idle deadline goes, the partial frame's stays.
+        t.proven(id);
+        check(&t);
+        assert_eq!(t.next_deadline(), Some(s(3) + timeouts.frame));
+        let _ = t.remove(id);
+        check(&t);
+        assert_eq!(t.next_deadline(), None);
+        assert!(t.per_source.is_empty());
     }
 
     fn a(name: &str) -> Address {
@@ -449,7 +802,7 @@ mod tests {
     #[test]
     fn frames_wait_while_connecting_and_go_out_behind_the_preamble() {
         let mut t = table(1000, 8);
-        let id = t.open("p:1".into(), a("alias"));
+        let id = t.open("p:1".into(), a("alias"), Instant::now());
         assert_eq!(t.outgoing("p:1"), Some(id));
         assert!(matches!(
             t.send(id, vec![1; 10], Some(&a("s1"))),
@@ -485,7 +838,7 @@ mod tests {
     fn the_backlog_is_the_sum_of_unwritten_bytes_through_any_writes() {
         let mut t = table(1 << 20, 8);
         let id = t.next_id();
-        let _ = t.accept(id, "p".into(), a("alias"), b"preamble");
+        let _ = t.accept(id, "p".into(), a("alias"), b"preamble", Instant::now());
         let sizes = [1usize, 70, 3, 4096, 9, 1, 500];
         for (i, len) in sizes.iter().enumerate() {
             let sender = a(&format!("s{i}"));
@@ -520,7 +873,7 @@ mod tests {
     #[test]
     fn limits_refuse_without_changing_anything() {
         let mut t = table(100, 2);
-        let id = t.open("p".into(), a("alias"));
+        let id = t.open("p".into(), a("alias"), Instant::now());
         assert!(
             t.send(id, vec![0; 101], None).is_err(),
             "bytes limit while connecting"
@@ -570,7 +923,7 @@ mod tests {
     fn congestion_is_flagged_at_half_and_its_end_reported_once() {
         let mut t = table(100, 4);
         let id = t.next_id();
-        let _ = t.accept(id, "p".into(), a("alias"), b"p");
+        let _ = t.accept(id, "p".into(), a("alias"), b"p", Instant::now());
         assert!(t.send(id, vec![0; 48], None).is_ok());
         assert!(!t.get(id).unwrap().is_congested());
         assert!(t.send(id, vec![0; 1], None).is_ok());
@@ -581,7 +934,7 @@ mod tests {
         check(&t);
         // An opening connection is congested by its count of waiting frames, and may
         // be relieved by opening.
-        let out = t.open("q".into(), a("alias2"));
+        let out = t.open("q".into(), a("alias2"), Instant::now());
         assert!(t.send(out, vec![0; 1], None).is_ok());
         assert!(t.send(out, vec![0; 1], None).is_ok());
         assert!(t.get(out).unwrap().is_congested());
@@ -595,7 +948,7 @@ mod tests {
     #[test]
     fn a_dropped_opening_connection_names_its_waiting_senders() {
         let mut t = table(100, 4);
-        let id = t.open("p".into(), a("alias"));
+        let id = t.open("p".into(), a("alias"), Instant::now());
         assert!(t.send(id, vec![1], Some(&a("x"))).is_ok());
         assert!(t.send(id, vec![2], None).is_ok());
         let dropped = t.remove(id).unwrap();
@@ -603,7 +956,7 @@ mod tests {
         assert!(dropped.unwritten.is_empty());
         assert!(t.remove(id).is_none());
         // A second dial to the same peer after the first is gone is a new connection.
-        let again = t.open("p".into(), a("alias"));
+        let again = t.open("p".into(), a("alias"), Instant::now());
         assert_ne!(again, id);
         check(&t);
     }

@@ -255,6 +255,14 @@ impl NodeCore {
             .map(|c| (c.peer(), c.direction()))
     }
 
+    /// Whether a channel record that arrived on `connection` authenticated: such a
+    /// connection is not closed to make room for new ones, nor for being idle.
+    pub fn is_connection_proven(&self, connection: ConnectionId) -> bool {
+        self.connections
+            .get(connection)
+            .is_some_and(|c| c.is_proven())
+    }
+
     /// Number of secure channel ends, established or not.
     pub fn channel_count(&self) -> usize {
         self.channels.len()
@@ -500,13 +508,32 @@ impl NodeCore {
     /// the preamble to send is in the outputs. If the node has no room, the connection
     /// is closed at once (a [`Output::Close`] follows).
     pub fn handle_incoming_connection(&mut self, peer: String, now: Instant) -> ConnectionId {
-        let _ = now;
         let id = self.connections.next_id();
-        if self.connections.is_full() {
-            tracing::debug!(%peer, "connection refused: too many connections");
+        if self.connections.source_full(&peer) {
+            tracing::debug!(%peer, "connection refused: too many from its source address");
             self.stats.connections_refused += 1;
             self.outputs.push_back(Output::Close { connection: id });
             return id;
+        }
+        if self.connections.incoming_full() {
+            match self.connections.oldest_unproven_incoming() {
+                Some(oldest) => {
+                    tracing::debug!(%peer, evicted = oldest.0, "incoming connections full: the oldest unproven one goes");
+                    self.stats.connections_evicted += 1;
+                    self.drop_connection(
+                        oldest,
+                        Some("closed to make room: incoming connections full".into()),
+                        true,
+                        now,
+                    );
+                }
+                None => {
+                    tracing::debug!(%peer, "connection refused: incoming connections full");
+                    self.stats.connections_refused += 1;
+                    self.outputs.push_back(Output::Close { connection: id });
+                    return id;
+                }
+            }
         }
         let Ok(alias) = self.generate_address() else {
             self.outputs.push_back(Output::Close { connection: id });
@@ -514,7 +541,7 @@ impl NodeCore {
         };
         tracing::debug!(%peer, connection = id.0, "incoming connection");
         self.targets.insert(alias.clone(), Target::Connection(id));
-        let preamble = self.connections.accept(id, peer, alias, &PREAMBLE);
+        let preamble = self.connections.accept(id, peer, alias, &PREAMBLE, now);
         self.outputs.push_back(Output::Transmit {
             connection: id,
             bytes: preamble,
@@ -587,20 +614,29 @@ impl NodeCore {
             );
             return;
         }
-        self.route_frames(connection, now);
+        let frames = self.route_frames(connection, now);
         if let Err(error) = framing {
             tracing::debug!(connection = connection.0, %error, "stream refused; closing");
             self.stats.connections_refused += 1;
             self.drop_connection(connection, Some(error.to_string()), true, now);
             return;
         }
+        self.connections.received(connection, now, frames > 0);
         self.sync_reading(connection);
     }
 
-    /// Time has passed: handshakes past their deadline fail, and messages from
+    /// Time has passed: handshakes past their deadline fail, messages from
     /// connections that waited for a mailbox past [`NodeConfig::max_stall`] are dropped
-    /// and reported.
+    /// and reported, and connections whose peer missed a deadline
+    /// ([`NodeConfig::first_frame_timeout`], [`NodeConfig::frame_timeout`],
+    /// [`NodeConfig::unproven_idle_timeout`]) are closed.
     pub fn handle_timeout(&mut self, now: Instant) {
+        for (id, expired) in self.connections.expired(now) {
+            let reason = expired.reason(self.connections.timeouts());
+            tracing::debug!(connection = id.0, %reason, "connection timed out");
+            self.stats.connections_timed_out += 1;
+            self.drop_connection(id, Some(reason), true, now);
+        }
         let due: Vec<ChannelId> = self
             .channels
             .iter()
@@ -633,6 +669,7 @@ impl NodeCore {
             .values()
             .filter_map(|end| end.channel.poll_timeout())
             .chain(self.stall_deadlines())
+            .chain(self.connections.next_deadline())
             .min()
     }
 
@@ -719,18 +756,17 @@ impl NodeCore {
         now: Instant,
     ) -> NodeError {
         self.stats.messages_refused += 1;
-        if let Some(unlogged) = self.refusals.should_log(&origin, now) {
-            if origin == Origin::Local {
-                tracing::debug!(%address, %origin, %rule, "message refused by an access rule");
-            } else {
-                tracing::warn!(
-                    %address,
-                    %origin,
-                    %rule,
-                    unlogged_refusals = unlogged,
-                    "message refused by an access rule"
-                );
-            }
+        if origin == Origin::Local {
+            // The sender is told; a local sender is the application's own code.
+            tracing::debug!(%address, %rule, "message refused by an access rule");
+        } else if let Some(unlogged) = self.refusals.should_log(&origin, now) {
+            tracing::warn!(
+                %address,
+                %origin,
+                %rule,
+                unlogged_refusals = unlogged,
+                "message refused by an access rule"
+            );
         }
         NodeError::Refused {
             address,
@@ -742,10 +778,17 @@ impl NodeCore {
     /// Reports a failure to deliver: to a channel in its handshake, which then fails at
     /// once; otherwise as an event.
     fn report(&mut self, sender: Option<Address>, error: NodeError) {
-        if sender.is_none() && matches!(error, NodeError::Refused { .. }) {
-            // A remote sender's message refused by an access rule: counted and logged
-            // where it was refused. (Telling the sender, along the message's return
-            // route, is the place for an error message back to a remote node.)
+        if matches!(error, NodeError::Refused { .. }) {
+            // Counted and logged where it was refused, as a refusal only. A remote
+            // sender is not told yet: telling it, along the message's return route,
+            // is the place for an error message back to a remote node.
+            if let Some(sender) = sender {
+                self.outputs
+                    .push_back(Output::Event(NodeEvent::DeliveryFailed {
+                        sender: Some(sender),
+                        error,
+                    }));
+            }
             return;
         }
         self.stats.delivery_failures += 1;

@@ -134,6 +134,12 @@ pub struct NodeStats {
     pub connections_refused: u64,
     /// Messages refused by an access rule (a worker's, a channel's or a listener's).
     pub messages_refused: u64,
+    /// Connections closed because a peer missed a deadline: no first frame, a frame
+    /// left unfinished, or silence on a connection that authenticated nothing.
+    pub connections_timed_out: u64,
+    /// Incoming connections that authenticated nothing, closed to make room for a
+    /// new one when incoming connections were full.
+    pub connections_evicted: u64,
 }
 
 /// A first hop that can be congested: where a message from a local sender goes first.

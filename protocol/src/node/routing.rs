@@ -99,21 +99,24 @@ impl NodeCore {
     }
 
     /// Routes the whole frames received on `connection`, until none is left or one
-    /// of them finds no room (the connection then stalls until there is).
-    pub(super) fn route_frames(&mut self, connection: ConnectionId, now: Instant) {
+    /// of them finds no room (the connection then stalls until there is). Returns how
+    /// many non-empty frames it took.
+    pub(super) fn route_frames(&mut self, connection: ConnectionId, now: Instant) -> usize {
+        let mut taken = 0;
         loop {
             let Some(conn) = self.connections.get_mut(connection) else {
-                return;
+                return taken;
             };
             if conn.stall.is_some() {
-                return;
+                return taken;
             }
             let Some(mut frame) = conn.decoder.poll_frame() else {
-                return;
+                return taken;
             };
             if frame.is_empty() {
                 continue; // a keepalive
             }
+            taken += 1;
             let alias = conn.alias().clone();
             let source = Source::Connection(connection);
             let origin = Origin::Transport { connection };
@@ -129,7 +132,9 @@ impl NodeCore {
                             self.stats.messages_routed += 1;
                             let mut work = VecDeque::new();
                             let record = frame.get_mut(view.payload).unwrap_or_default();
-                            self.receive_record(id, view.return_route, record, now, &mut work);
+                            if self.receive_record(id, view.return_route, record, now, &mut work) {
+                                self.connections.proven(connection);
+                            }
                             self.route_all(work, source, now)
                         }
                         None => self.route_all(
@@ -146,7 +151,7 @@ impl NodeCore {
                     tracing::debug!(connection = connection.0, %error, "undecodable message; closing");
                     self.stats.connections_refused += 1;
                     self.drop_connection(connection, Some(error.to_string()), true, now);
-                    return;
+                    return taken;
                 }
             }
         }
@@ -184,7 +189,7 @@ impl NodeCore {
                 .ok_or_else(|| NodeError::UnsupportedTransport(next.clone()))?
                 .to_owned();
             let frame = self.frame(&message)?;
-            self.send_to_peer(peer, frame, sender)?;
+            self.send_to_peer(peer, frame, sender, now)?;
             return Ok(Routed::Done);
         }
         if !next.is_local() {
@@ -194,7 +199,7 @@ impl NodeCore {
             None => Err(NodeError::UnknownAddress(next)),
             Some(Target::Mailbox(access)) => {
                 if !access.admits(&origin) {
-                    let rule = access.to_string();
+                    let rule = format!("{next} takes messages only from {access}");
                     return Err(self.refuse(next, origin, rule, now));
                 }
                 self.deliver(next, message, origin, source)
@@ -222,7 +227,11 @@ impl NodeCore {
             }
             Some(Target::Decryptor(id)) => {
                 let id = *id;
-                self.receive_record(id, message.return_route, &mut message.payload, now, work);
+                let authentic =
+                    self.receive_record(id, message.return_route, &mut message.payload, now, work);
+                if let (true, Source::Connection(connection)) = (authentic, source) {
+                    self.connections.proven(connection);
+                }
                 Ok(Routed::Done)
             }
             Some(Target::Listener) => {
@@ -291,7 +300,7 @@ impl NodeCore {
             self.stats.messages_routed += 1;
             let frame = self.finish_frame(frame)?;
             match via {
-                Via::Peer(peer) => self.send_to_peer(peer, frame, sender),
+                Via::Peer(peer) => self.send_to_peer(peer, frame, sender, now),
                 Via::Connection(connection) => self.send_frame(connection, frame, sender),
             }
         }))
@@ -371,21 +380,22 @@ impl NodeCore {
         peer: String,
         frame: Vec<u8>,
         sender: Option<&Address>,
+        now: Instant,
     ) -> Result<(), NodeError> {
         let id = match self.connections.outgoing(&peer) {
             Some(id) => id,
             None => {
-                if self.connections.is_full() {
+                if self.connections.outgoing_full() {
                     return Err(NodeError::ConnectFailed {
                         peer,
                         reason: format!(
-                            "too many connections (limit {})",
-                            self.config.max_connections
+                            "too many outgoing connections (limit {})",
+                            self.config.max_outgoing_connections
                         ),
                     });
                 }
                 let alias = self.generate_address()?;
-                let id = self.connections.open(peer.clone(), alias.clone());
+                let id = self.connections.open(peer.clone(), alias.clone(), now);
                 tracing::debug!(%peer, connection = id.0, "connecting");
                 self.targets.insert(alias, Target::Connection(id));
                 self.outputs.push_back(Output::Connect {

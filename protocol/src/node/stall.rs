@@ -37,6 +37,8 @@ impl NodeCore {
                     deadline,
                 });
                 self.stalled.push_back(id);
+                // The wait is the node's: the peer's deadlines stop meanwhile.
+                self.connections.rearm(id);
             }
             // The connection is gone: what waited is lost with it.
             None => self.stats.delivery_failures += 1 + rest.len() as u64,
@@ -75,6 +77,8 @@ impl NodeCore {
                 self.resume(id, false, now);
             } else {
                 self.stalled.push_back(id);
+                // The wait is the node's: the peer's deadlines stop meanwhile.
+                self.connections.rearm(id);
             }
         }
     }
@@ -113,6 +117,7 @@ impl NodeCore {
         let Some(stall) = self.connections.get_mut(id).and_then(|c| c.stall.take()) else {
             return;
         };
+        self.connections.resumed(id, now);
         tracing::trace!(connection = id.0, give_up, "stall over");
         let Stall {
             address,

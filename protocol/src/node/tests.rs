@@ -526,7 +526,7 @@ fn a_local_sender_refused_by_a_rule_is_told_with_the_address_and_rule() {
         Err(NodeError::Refused {
             address: closed,
             origin: Origin::Local,
-            rule: "no one".into(),
+            rule: "0#closed takes messages only from no one".into(),
         })
     );
     assert!(drain(&mut core).is_empty());
@@ -649,7 +649,7 @@ fn a_channel_delivers_only_where_its_listener_allows() {
         }) => {
             assert_eq!(address, app());
             assert_eq!(peer, identity(1).identifier());
-            assert!(rule.contains("delivers to only 0#public"), "{rule}");
+            assert!(rule.contains("delivers only to 0#public"), "{rule}");
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
@@ -746,4 +746,63 @@ fn a_stalled_message_keeps_its_origin() {
         })
         .collect();
     assert_eq!(origins, [Origin::Transport { connection: conn }]);
+}
+
+// ---- incoming connection budgets -------------------------------------------------------
+
+/// At most `max_incoming_per_source` incoming connections from one address, whatever
+/// their ports; other addresses are not affected, and a slot frees when one goes.
+#[test]
+fn incoming_connections_are_limited_per_source_address() {
+    let now = Instant::now();
+    let mut core = core(NodeConfig {
+        max_incoming_per_source: 2,
+        ..NodeConfig::default()
+    });
+    let closed = |core: &mut NodeCore, id: ConnectionId| {
+        drain(core)
+            .iter()
+            .any(|o| matches!(o, Output::Close { connection } if *connection == id))
+    };
+    let first = core.handle_incoming_connection("10.0.0.1:1000".into(), now);
+    let second = core.handle_incoming_connection("10.0.0.1:1001".into(), now);
+    assert!(!closed(&mut core, first) && !closed(&mut core, second));
+    let third = core.handle_incoming_connection("10.0.0.1:1002".into(), now);
+    assert!(closed(&mut core, third), "a third from the same address");
+    let v6 =
+        ["[::1]:7", "[::1]:8", "[::1]:9"].map(|p| core.handle_incoming_connection(p.into(), now));
+    assert!(closed(&mut core, v6[2]), "a third from ::1");
+    let other = core.handle_incoming_connection("10.0.0.2:1000".into(), now);
+    assert!(!closed(&mut core, other));
+    assert_eq!(core.stats().connections_refused, 2);
+    core.handle_connection_closed(first, None, now);
+    let again = core.handle_incoming_connection("10.0.0.1:1003".into(), now);
+    assert!(!closed(&mut core, again), "a slot freed");
+    assert_eq!(core.connection_count(), 5);
+}
+
+/// Outgoing connections have their own budget: a node whose incoming connections are
+/// full still dials out.
+#[test]
+fn a_full_incoming_budget_does_not_stop_dialling_out() {
+    let now = Instant::now();
+    let mut core = core(NodeConfig {
+        max_incoming_connections: 2,
+        ..NodeConfig::default()
+    });
+    core.register(app(), Access::anyone(), now).unwrap();
+    for port in 0..5 {
+        let _ = core.handle_incoming_connection(format!("10.0.0.{port}:1"), now);
+    }
+    let _ = drain(&mut core);
+    core.handle_send(
+        &app(),
+        TransportMessage::new(route![tcp("b:4000"), "x"], route!["app"], vec![1]),
+        now,
+    )
+    .unwrap();
+    assert!(drain(&mut core)
+        .iter()
+        .any(|o| matches!(o, Output::Connect { peer, .. } if peer == "b:4000")));
+    assert_eq!(core.stats().connections_evicted, 3);
 }
