@@ -1569,3 +1569,34 @@ fn a_full_house_of_proven_connections_refuses_newcomers() {
     assert_eq!(p.sim.core(p.b).stats().connections_refused, 1);
     assert_eq!(p.sim.core(p.b).stats().connections_evicted, 0);
 }
+
+/// A message through a channel over a connection counts two local hops at the sender
+/// (the encryptor, the record framed for the connection) and two at the receiver (the
+/// record opened in its frame, the delivery).
+#[test]
+fn messages_routed_counts_the_fast_paths_too() {
+    let mut p = path(143);
+    p.sim.run_until_idle();
+    let (a0, b0) = (
+        p.sim.core(p.a).stats().messages_routed,
+        p.sim.core(p.b).stats().messages_routed,
+    );
+    // The echoer only takes it: no reply to count.
+    p.sim
+        .node_mut(p.b)
+        .mailboxes
+        .get_mut(&Address::local("echoer"))
+        .unwrap()
+        .behaviour = Behaviour::Sink;
+    p.sim
+        .send(
+            p.a,
+            "app",
+            route![p.channel.clone(), "echoer"],
+            b"x".to_vec(),
+        )
+        .unwrap();
+    p.sim.run_until_idle();
+    assert_eq!(p.sim.core(p.a).stats().messages_routed - a0, 2);
+    assert_eq!(p.sim.core(p.b).stats().messages_routed - b0, 2);
+}

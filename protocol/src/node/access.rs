@@ -35,8 +35,9 @@ pub enum Origin {
     Channel {
         /// The channel end.
         channel: ChannelId,
-        /// The peer's identifier, verified in the channel's handshake.
-        peer: Identifier,
+        /// The peer's identifier, verified in the channel's handshake. (Shared with the
+        /// channel end, so that an origin stays small and costs no allocation.)
+        peer: Arc<Identifier>,
     },
     /// Read from a transport connection, outside any secure channel: anyone who can
     /// reach the node's listener, or any node that forwards to it, could have sent it.
@@ -51,7 +52,7 @@ impl Origin {
     /// through one.
     pub fn channel_peer(&self) -> Option<&Identifier> {
         match self {
-            Origin::Channel { peer, .. } => Some(peer),
+            Origin::Channel { peer, .. } => Some(peer.as_ref()),
             _ => None,
         }
     }
@@ -379,7 +380,7 @@ mod tests {
     fn channel(byte: u8) -> Origin {
         Origin::Channel {
             channel: ChannelId(u64::from(byte)),
-            peer: peer(byte),
+            peer: Arc::new(peer(byte)),
         }
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::channel::{ChannelConfig, ChannelEnd, ChannelError, ChannelEvent, ChannelRole};
-use crate::identity::Identity;
+use crate::identity::{Identifier, Identity};
 use crate::message::TransportMessage;
 use crate::routing::{Address, Route};
 use crate::trust::TrustPolicy;
@@ -20,8 +20,8 @@ pub(super) struct Listener {
     identity: Arc<Identity>,
     trust: Arc<dyn TrustPolicy>,
     config: ChannelConfig,
-    /// Who may send hellos, and the rules each of its channel ends keeps.
-    rules: ChannelRules,
+    /// Who may send hellos, and the rules each of its channel ends keeps (shared).
+    rules: Arc<ChannelRules>,
     /// Its responders still in their handshake, oldest first.
     half_open: VecDeque<ChannelId>,
 }
@@ -37,7 +37,7 @@ impl Listener {
             identity,
             trust,
             config,
-            rules,
+            rules: Arc::new(rules),
             half_open: VecDeque::new(),
         }
     }
@@ -55,8 +55,12 @@ pub(super) struct ChannelSlot {
     prefix: Option<Route>,
     /// For a responder: the listener that created it.
     listener: Option<Address>,
-    /// Who may send into it, and where what it decrypts may go.
-    rules: ChannelRules,
+    /// Who may send into it, and where what it decrypts may go (shared with its
+    /// listener's other ends).
+    rules: Arc<ChannelRules>,
+    /// The verified peer, once known, shared with the origin of every message it
+    /// decrypts.
+    peer: Option<Arc<Identifier>>,
 }
 
 impl NodeCore {
@@ -66,7 +70,7 @@ impl NodeCore {
         remote: Route,
         prefix: Option<Route>,
         listener: Option<Address>,
-        rules: ChannelRules,
+        rules: Arc<ChannelRules>,
     ) -> Result<(ChannelId, Address), NodeError> {
         let encryptor = self.generate_address()?;
         let mut decryptor = self.generate_address()?;
@@ -89,6 +93,7 @@ impl NodeCore {
                 prefix,
                 listener,
                 rules,
+                peer: None,
             },
         );
         Ok((id, encryptor))
@@ -159,7 +164,10 @@ impl NodeCore {
         let initiator = end.channel.role() == ChannelRole::Initiator;
         let ended = end.channel.is_ended();
         let listener = end.listener.clone();
-        let peer = end.channel.peer().copied();
+        if end.peer.is_none() {
+            end.peer = end.channel.peer().map(|p| Arc::new(*p));
+        }
+        let peer = end.peer.clone();
         for event in events {
             let event = match event {
                 ChannelEvent::Established { peer } => {
@@ -173,9 +181,13 @@ impl NodeCore {
                 }
                 ChannelEvent::Received(mut inner) => {
                     // Messages are delivered only once the peer is verified.
-                    if let Some(peer) = peer {
+                    if let Some(peer) = &peer {
                         inner.return_route.prepend(encryptor.clone());
-                        work.push_back((inner, Origin::Channel { channel: id, peer }));
+                        let origin = Origin::Channel {
+                            channel: id,
+                            peer: peer.clone(),
+                        };
+                        work.push_back((inner, origin));
                     }
                     continue;
                 }

@@ -738,6 +738,26 @@ mod tests {
     }
 
     #[test]
+    fn the_byte_limit_holds_exactly_while_connecting() {
+        let mut t = table(100, 10);
+        let id = t.open("p:1".into(), a("alias"), Instant::now());
+        assert!(matches!(t.send(id, vec![0; 60], None), Ok(Sent::Queued)));
+        assert!(
+            matches!(t.send(id, vec![0; 40], None), Ok(Sent::Queued)),
+            "exactly the limit"
+        );
+        assert!(matches!(
+            t.send(id, vec![0; 1], None),
+            Err(NodeError::ConnectionBacklogFull {
+                queued: 100,
+                limit: 100,
+                ..
+            })
+        ));
+        check(&t);
+    }
+
+    #[test]
     fn deadlines_follow_each_unauthenticated_stage() {
         let mut t = table(1000, 10);
         let start = Instant::now();

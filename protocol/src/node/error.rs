@@ -94,7 +94,7 @@ pub enum NodeError {
         /// Where the message came from.
         origin: Origin,
         /// The rule that refused it, as a sentence: whose it is and what it admits.
-        rule: String,
+        rule: std::sync::Arc<str>,
     },
     /// The random source failed.
     #[error(transparent)]

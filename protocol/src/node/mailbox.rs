@@ -177,6 +177,19 @@ mod tests {
     }
 
     #[test]
+    fn congestion_clears_only_below_half() {
+        let (mut m, a) = full(8);
+        assert!(m.is_congested(&a));
+        for unread in (4..8).rev() {
+            assert!(!m.consumed(&a), "still congested at {unread} unread");
+            assert!(m.is_congested(&a));
+        }
+        assert!(m.consumed(&a), "relieved at 3 unread");
+        assert!(!m.is_congested(&a));
+        assert!(!m.consumed(&a), "relieved once");
+    }
+
+    #[test]
     fn an_overflowing_mailbox_refuses_connections_until_half_empty() {
         let (mut m, a) = full(8);
         m.overflow(&a);

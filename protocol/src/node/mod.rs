@@ -158,8 +158,9 @@ pub struct ChannelId(pub u64);
 
 /// What a local address leads to.
 enum Target {
-    /// A worker's or context's mailbox, with who may deliver to it.
-    Mailbox(Access),
+    /// A worker's or context's mailbox, with who may deliver to it. (Shared, so that
+    /// the table's entries stay small: every channel end has two.)
+    Mailbox(Arc<Access>),
     Encryptor(ChannelId),
     Decryptor(ChannelId),
     Listener,
@@ -347,7 +348,7 @@ impl NodeCore {
         let _ = now;
         self.claim(&address)?;
         self.targets
-            .insert(address.clone(), Target::Mailbox(access));
+            .insert(address.clone(), Target::Mailbox(Arc::new(access)));
         self.mailboxes.insert(address);
         Ok(())
     }
@@ -450,7 +451,8 @@ impl NodeCore {
         )?;
         let mut prefix = route.clone();
         let _listener = prefix.pop_back();
-        let (id, encryptor) = self.add_channel(channel, route, Some(prefix), None, rules)?;
+        let (id, encryptor) =
+            self.add_channel(channel, route, Some(prefix), None, Arc::new(rules))?;
         if let Err(e) = self.drain_channel_and_route(id, now) {
             self.remove_channel(id);
             return Err(e);
@@ -771,7 +773,7 @@ impl NodeCore {
         NodeError::Refused {
             address,
             origin,
-            rule,
+            rule: rule.into(),
         }
     }
 

@@ -648,7 +648,7 @@ fn a_channel_delivers_only_where_its_listener_allows() {
             rule,
         }) => {
             assert_eq!(address, app());
-            assert_eq!(peer, identity(1).identifier());
+            assert_eq!(*peer, identity(1).identifier());
             assert!(rule.contains("delivers only to 0#public"), "{rule}");
         }
         other => panic!("expected a refusal, got {other:?}"),
@@ -1053,4 +1053,58 @@ fn a_stalled_connection_dropped_counts_its_messages_and_spares_the_others() {
         drain(&mut core).iter().any(|o| matches!(o, Output::Deliver { origin: Origin::Transport { connection }, .. } if *connection == two)),
         "the other stalled connection goes on"
     );
+}
+
+/// Two connections stalled on two full mailboxes: resuming one leaves the other
+/// stalled, to resume in its turn.
+#[test]
+fn resuming_one_stalled_connection_leaves_the_other_waiting() {
+    let now = Instant::now();
+    let mut core = core(NodeConfig {
+        mailbox_capacity: 1,
+        ..NodeConfig::default()
+    });
+    let other = Address::local("other");
+    core.register(app(), Access::anyone(), now).unwrap();
+    core.register(other.clone(), Access::anyone(), now).unwrap();
+    let one = core.handle_incoming_connection("10.0.0.1:1".into(), now);
+    let two = core.handle_incoming_connection("10.0.0.2:1".into(), now);
+    let to = |r: Route| local_to(r);
+    core.handle_received(one, &frames(&[to(route!["app"]), to(route!["app"])]), now);
+    core.handle_received(
+        two,
+        &frames(&[to(route!["other"]), to(route!["other"])]),
+        now,
+    );
+    assert!(core.is_reading_paused(one) && core.is_reading_paused(two));
+    let _ = drain(&mut core);
+    core.handle_consumed(&app(), now);
+    let _ = drain(&mut core);
+    assert!(!core.is_reading_paused(one));
+    assert!(
+        core.is_reading_paused(two),
+        "still waiting for its own mailbox"
+    );
+    core.handle_consumed(&other, now);
+    assert!(drain(&mut core)
+        .iter()
+        .any(|o| matches!(o, Output::Deliver { address, .. } if *address == other)));
+    assert!(!core.is_reading_paused(two));
+}
+
+/// Every local hop of a message counts once in `messages_routed`: a delivery is one.
+#[test]
+fn messages_routed_counts_each_hop() {
+    let now = Instant::now();
+    let (mut core, encryptor) = local_channel(NodeConfig::default());
+    let before = core.stats().messages_routed;
+    core.handle_send(&app(), local_to(route!["app"]), now)
+        .unwrap();
+    assert_eq!(core.stats().messages_routed - before, 1);
+    // Through a channel in this node: the encryptor, the record at the decryptor, the
+    // delivery.
+    let before = core.stats().messages_routed;
+    core.handle_send(&app(), local_to(route![encryptor, "app"]), now)
+        .unwrap();
+    assert_eq!(core.stats().messages_routed - before, 3);
 }
