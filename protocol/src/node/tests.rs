@@ -1108,3 +1108,63 @@ fn messages_routed_counts_each_hop() {
         .unwrap();
     assert_eq!(core.stats().messages_routed - before, 3);
 }
+
+/// A listener whose random source fails at any point of answering a hello rejects
+/// that hello, counted once, and leaves no channel end behind; with enough
+/// randomness it answers.
+#[test]
+fn a_hello_the_listener_cannot_answer_for_want_of_randomness_is_counted_once() {
+    let now = Instant::now();
+    let mut rng = SeededRandom::new(5);
+    let hello = ChannelEnd::initiator(
+        &ChannelConfig::default(),
+        identity(1),
+        everyone(),
+        &mut rng,
+        now,
+    )
+    .unwrap()
+    .poll_transmit()
+    .unwrap();
+    let mut rejected = 0;
+    let mut answered = false;
+    for left in 1..24 {
+        let mut core = failing_after(left);
+        let listening = core.create_channel_listener(
+            Address::local("secure"),
+            identity(2),
+            everyone(),
+            ChannelConfig::default(),
+            ChannelRules::new(),
+            now,
+        );
+        assert!(listening.is_ok());
+        let conn = core.handle_incoming_connection("peer:1".into(), now);
+        if core.connection_count() == 0 {
+            continue; // no alias: the randomness ran out before the hello
+        }
+        let _ = drain(&mut core);
+        core.handle_received(
+            conn,
+            &frames(&[TransportMessage::new(
+                route!["secure"],
+                route!["x"],
+                hello.clone(),
+            )]),
+            now,
+        );
+        let stats = core.stats();
+        if core.channel_count() == 1 {
+            answered = true;
+            assert_eq!(stats.hellos_rejected, 0, "after {left} fills");
+        } else {
+            rejected += 1;
+            assert_eq!(stats.hellos_rejected, 1, "after {left} fills");
+            assert_eq!(core.channel_count(), 0);
+        }
+    }
+    assert!(
+        rejected >= 2 && answered,
+        "{rejected} rejected, answered: {answered}"
+    );
+}
