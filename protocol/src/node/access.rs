@@ -477,6 +477,38 @@ mod tests {
         );
     }
 
+    /// Forgetting old origins never forgets one logged within the interval: 64
+    /// origins over two windows, then, in a third, one logged 21 s before is still
+    /// not logged again while a new one is.
+    #[test]
+    fn pruning_keeps_the_origins_logged_within_the_interval() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let origin = |c: u64| Origin::Transport {
+            connection: ConnectionId(c),
+        };
+        let mut log = RefusalLog::default();
+        for c in 0..32 {
+            assert!(log.should_log(&origin(c), at(c)).is_some());
+        }
+        // The second window opens at 61 s; its last origin is logged at 100 s.
+        for c in 32..63 {
+            assert!(log.should_log(&origin(c), at(61_000 + c)).is_some());
+        }
+        assert!(log.should_log(&origin(63), at(100_000)).is_some());
+        assert_eq!(log.len(), 64);
+        // A third window: a new origin is logged (and the table pruned)...
+        let third = 121_100;
+        assert!(log.should_log(&origin(100), at(third)).is_some());
+        // ...and the origins of the second window, logged under 60 s ago, are not.
+        assert_eq!(log.should_log(&origin(63), at(third + 1)), None);
+        assert!(
+            log.len() <= 33,
+            "the first window's origins are forgotten: {}",
+            log.len()
+        );
+    }
+
     #[test]
     fn refusal_lines_and_origins_are_bounded() {
         let start = Instant::now();

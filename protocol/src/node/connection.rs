@@ -738,6 +738,54 @@ mod tests {
     }
 
     #[test]
+    fn a_source_is_the_host_of_host_and_port() {
+        assert_eq!(source_of("10.0.0.1:5000"), "10.0.0.1");
+        assert_eq!(source_of("[::1]:7"), "[::1]");
+        assert_eq!(source_of("example.org:80"), "example.org");
+        // Without a numeric port, the whole string is the source.
+        assert_eq!(source_of("raw"), "raw");
+        assert_eq!(source_of("a:b"), "a:b");
+        assert_eq!(source_of("host:"), "host:");
+        assert_eq!(source_of("host:8x"), "host:8x");
+    }
+
+    #[test]
+    fn each_expiry_says_what_was_missed() {
+        let t = table(100, 10);
+        let timeouts = t.timeouts();
+        assert!(Expired::FirstFrame
+            .reason(timeouts)
+            .contains("first frame within 10s"));
+        assert!(Expired::PartialFrame
+            .reason(timeouts)
+            .contains("frame left unfinished for 30s"));
+        assert!(Expired::Idle
+            .reason(timeouts)
+            .contains("nothing received for 60s"));
+    }
+
+    #[test]
+    fn outgoing_connections_do_not_count_as_incoming() {
+        let mut t = ConnectionTable::new(&NodeConfig {
+            max_incoming_connections: 2,
+            ..NodeConfig::default()
+        });
+        let now = Instant::now();
+        for peer in ["a:1", "b:1", "c:1"] {
+            let _ = t.open(peer.into(), a(peer), now);
+        }
+        assert_eq!(t.incoming_len(), 0);
+        assert!(!t.incoming_full());
+        for n in 0..2u8 {
+            let id = t.next_id();
+            let _ = t.accept(id, format!("10.0.0.{n}:1"), a(&format!("in{n}")), b"p", now);
+        }
+        assert_eq!(t.incoming_len(), 2);
+        assert!(t.incoming_full());
+        check(&t);
+    }
+
+    #[test]
     fn the_byte_limit_holds_exactly_while_connecting() {
         let mut t = table(100, 10);
         let id = t.open("p:1".into(), a("alias"), Instant::now());

@@ -3,7 +3,7 @@
 //! core left as it was.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::*;
 use crate::channel::ChannelConfig;
@@ -1166,5 +1166,44 @@ fn a_hello_the_listener_cannot_answer_for_want_of_randomness_is_counted_once() {
     assert!(
         rejected >= 2 && answered,
         "{rejected} rejected, answered: {answered}"
+    );
+}
+
+/// A stall is the node's wait, not the peer's silence: once it ends, the connection's
+/// idle deadline runs from then, not from before the stall.
+#[test]
+fn a_stall_does_not_count_against_the_peers_idle_deadline() {
+    let start = Instant::now();
+    let config = NodeConfig {
+        mailbox_capacity: 1,
+        ..NodeConfig::default()
+    };
+    let (idle, max_stall) = (config.unproven_idle_timeout, config.max_stall);
+    let mut core = core(config);
+    core.register(app(), Access::anyone(), start).unwrap();
+    let conn = core.handle_incoming_connection("peer:1".into(), start);
+    core.handle_received(
+        conn,
+        &frames(&[local_to(route!["app"]), local_to(route!["app"])]),
+        start,
+    );
+    assert!(core.is_reading_paused(conn));
+    assert!(!core.is_connection_proven(conn));
+    // The stall gives up after max_stall, well past which the idle deadline would
+    // have come had it run from the last bytes.
+    let later = start + idle + max_stall;
+    core.handle_timeout(later);
+    assert!(!core.is_reading_paused(conn));
+    core.handle_timeout(later + Duration::from_secs(1));
+    assert_eq!(
+        core.connection_count(),
+        1,
+        "the idle clock restarted at the resume"
+    );
+    core.handle_timeout(later + idle);
+    assert_eq!(
+        core.connection_count(),
+        0,
+        "and runs out a full timeout after it"
     );
 }
