@@ -292,6 +292,20 @@ impl ChannelRules {
         self
     }
 
+    /// Whether these are the defaults (so a channel end need not keep a copy).
+    pub(super) fn is_default(&self) -> bool {
+        let local_only =
+            |a: &Access| a.local && !a.transport && matches!(a.channels, Channels::None);
+        let anyone = |a: &Access| a.local && a.transport && matches!(a.channels, Channels::Any);
+        self.deliver_to.is_none() && local_only(&self.ingress) && anyone(&self.hellos)
+    }
+
+    /// The defaults, shared by every channel end that keeps them.
+    pub(super) fn shared_default() -> &'static ChannelRules {
+        static DEFAULT: std::sync::OnceLock<ChannelRules> = std::sync::OnceLock::new();
+        DEFAULT.get_or_init(ChannelRules::default)
+    }
+
     /// Whether a decrypted message may go to `first` hop.
     pub(super) fn may_deliver_to(&self, first: &Address) -> bool {
         self.deliver_to
@@ -446,6 +460,18 @@ mod tests {
     #[test]
     fn channel_rules_default_to_local_ingress() {
         let rules = ChannelRules::new();
+        assert!(rules.is_default() && ChannelRules::shared_default().is_default());
+        for changed in [
+            ChannelRules::new().ingress(Access::anyone()),
+            ChannelRules::new().ingress(Access::secure_channels()),
+            ChannelRules::new().ingress(Access::no_one()),
+            ChannelRules::new().hellos(Access::local_only()),
+            ChannelRules::new().hellos(Access::secure_channels()),
+            ChannelRules::new().hellos(Access::anyone().without_local()),
+            ChannelRules::new().deliver_only_to(["x"]),
+        ] {
+            assert!(!changed.is_default(), "{changed:?}");
+        }
         assert!(rules.ingress.admits(&Origin::Local));
         assert!(!rules.ingress.admits(&PLAIN));
         assert!(!rules.ingress.admits(&channel(1)));

@@ -20,8 +20,9 @@ pub(super) struct Listener {
     identity: Arc<Identity>,
     trust: Arc<dyn TrustPolicy>,
     config: ChannelConfig,
-    /// Who may send hellos, and the rules each of its channel ends keeps (shared).
-    rules: Arc<ChannelRules>,
+    /// Who may send hellos, and the rules each of its channel ends keeps (shared;
+    /// `None` for the defaults).
+    rules: Option<Arc<ChannelRules>>,
     /// Its responders still in their handshake, oldest first.
     half_open: VecDeque<ChannelId>,
 }
@@ -37,7 +38,7 @@ impl Listener {
             identity,
             trust,
             config,
-            rules: Arc::new(rules),
+            rules: shared(rules),
             half_open: VecDeque::new(),
         }
     }
@@ -56,11 +57,29 @@ pub(super) struct ChannelSlot {
     /// For a responder: the listener that created it.
     listener: Option<Address>,
     /// Who may send into it, and where what it decrypts may go (shared with its
-    /// listener's other ends).
-    rules: Arc<ChannelRules>,
+    /// listener's other ends; `None` for the defaults, which most ends keep).
+    rules: Option<Arc<ChannelRules>>,
     /// The verified peer, once known, shared with the origin of every message it
     /// decrypts.
     peer: Option<Arc<Identifier>>,
+}
+
+/// `rules` to keep: `None` for the defaults.
+pub(super) fn shared(rules: ChannelRules) -> Option<Arc<ChannelRules>> {
+    (!rules.is_default()).then(|| Arc::new(rules))
+}
+
+/// The rules kept as `rules`.
+fn rules_of(rules: &Option<Arc<ChannelRules>>) -> &ChannelRules {
+    rules
+        .as_deref()
+        .unwrap_or_else(|| ChannelRules::shared_default())
+}
+
+impl ChannelSlot {
+    fn rules(&self) -> &ChannelRules {
+        rules_of(&self.rules)
+    }
 }
 
 impl NodeCore {
@@ -70,7 +89,7 @@ impl NodeCore {
         remote: Route,
         prefix: Option<Route>,
         listener: Option<Address>,
-        rules: Arc<ChannelRules>,
+        rules: Option<Arc<ChannelRules>>,
     ) -> Result<(ChannelId, Address), NodeError> {
         let encryptor = self.generate_address()?;
         let mut decryptor = self.generate_address()?;
@@ -164,7 +183,13 @@ impl NodeCore {
         let initiator = end.channel.role() == ChannelRole::Initiator;
         let ended = end.channel.is_ended();
         let listener = end.listener.clone();
-        if end.peer.is_none() {
+        // The peer is shared with the origins of the messages this end decrypts: made
+        // once, when the first one comes (an idle end keeps none).
+        if end.peer.is_none()
+            && events
+                .iter()
+                .any(|e| matches!(e, ChannelEvent::Received(_)))
+        {
             end.peer = end.channel.peer().map(|p| Arc::new(*p));
         }
         let peer = end.peer.clone();
@@ -361,11 +386,11 @@ impl NodeCore {
         first: &Address,
     ) -> Option<String> {
         match self.channels.get(&id) {
-            Some(end) if end.rules.may_deliver_to(first) => None,
+            Some(end) if end.rules().may_deliver_to(first) => None,
             Some(end) => Some(format!(
                 "secure channel {} delivers only to {}",
                 end.encryptor,
-                end.rules.describe_deliver_to()
+                end.rules().describe_deliver_to()
             )),
             // Its rules cannot be read: fail closed.
             None => Some(format!("secure channel {} has ended", id.0)),
@@ -376,10 +401,11 @@ impl NodeCore {
     /// rule refuses it.
     pub(super) fn channel_ingress_refusal(&self, id: ChannelId, origin: &Origin) -> Option<String> {
         match self.channels.get(&id) {
-            Some(end) if end.rules.ingress.admits(origin) => None,
+            Some(end) if end.rules().ingress.admits(origin) => None,
             Some(end) => Some(format!(
                 "secure channel {} takes messages only from {}",
-                end.encryptor, end.rules.ingress
+                end.encryptor,
+                end.rules().ingress
             )),
             None => Some(format!("secure channel {} has ended", id.0)),
         }
@@ -389,10 +415,10 @@ impl NodeCore {
     /// refuses it.
     pub(super) fn listener_refusal(&self, address: &Address, origin: &Origin) -> Option<String> {
         match self.listeners.get(address) {
-            Some(listener) if listener.rules.hellos.admits(origin) => None,
+            Some(listener) if rules_of(&listener.rules).hellos.admits(origin) => None,
             Some(listener) => Some(format!(
                 "listener {address} takes hellos only from {}",
-                listener.rules.hellos
+                rules_of(&listener.rules).hellos
             )),
             None => Some(format!("listener {address} is gone")),
         }

@@ -452,7 +452,7 @@ impl NodeCore {
         let mut prefix = route.clone();
         let _listener = prefix.pop_back();
         let (id, encryptor) =
-            self.add_channel(channel, route, Some(prefix), None, Arc::new(rules))?;
+            self.add_channel(channel, route, Some(prefix), None, channels::shared(rules))?;
         if let Err(e) = self.drain_channel_and_route(id, now) {
             self.remove_channel(id);
             return Err(e);
