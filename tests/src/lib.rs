@@ -66,6 +66,7 @@ macro_rules! conformance_suite {
             a_listener_restricts_where_its_channels_deliver,
             a_panicking_worker_fails_only_that_message,
             a_panicking_trust_policy_fails_only_that_handshake,
+            a_silent_connection_is_closed_at_its_first_frame_deadline,
         );
     };
     (@tests $module:ident, $harness:ty; $($test:ident),* $(,)?) => {

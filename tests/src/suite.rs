@@ -1820,6 +1820,36 @@ pub async fn a_panicking_trust_policy_fails_only_that_handshake<H: Harness>() {
     b.stop().await.expect("stop");
 }
 
+// ---- deadlines of unauthenticated stages --------------------------------------------
+
+/// A peer that connects and sends nothing, and one that sends only the preamble, are
+/// closed at the first-frame deadline, counted, while the node serves others.
+pub async fn a_silent_connection_is_closed_at_its_first_frame_deadline<H: Harness>() {
+    let mut b_options = options();
+    b_options.core.first_frame_timeout = Duration::from_millis(300);
+    let b = start::<H>(b_options).await;
+    let b_addr = listen::<H>(&b).await;
+    let peer: SocketAddr = b_addr.parse().expect("socket address");
+    for send in [&b""[..], &PREAMBLE[..]] {
+        let send = send.to_vec();
+        let answer = blocking(move || -> std::io::Result<Vec<u8>> {
+            let mut stream = std::net::TcpStream::connect(peer)?;
+            stream.set_read_timeout(Some(STEP))?;
+            stream.write_all(&send)?;
+            // Until the node closes its side: the deadline, not this client, ends it.
+            let mut answer = Vec::new();
+            stream.read_to_end(&mut answer)?;
+            Ok(answer)
+        })
+        .await
+        .expect("the node closes the connection");
+        assert_eq!(answer, PREAMBLE, "only the node's preamble, then the close");
+    }
+    assert_eq!(b.stats().connections_timed_out, 2);
+    assert_eq!(b.stats().connections_refused, 0);
+    b.stop().await.expect("stop");
+}
+
 /// What a context on `node` learns about `address` as a channel end.
 async fn ctx_peer(node: &api::Node, address: &Address) -> Option<Identifier> {
     let ctx = node.context("peek").await.expect("context");
