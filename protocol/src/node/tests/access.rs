@@ -170,11 +170,8 @@ fn a_channel_delivers_only_where_its_listener_allows() {
 fn a_listener_refuses_hellos_its_rule_does_not_admit() {
     let now = Instant::now();
     let mut core = core(NodeConfig::default());
-    core.create_channel_listener(
-        Address::local("secure"),
-        identity(2),
-        everyone(),
-        ChannelConfig::default(),
+    listen(
+        &mut core,
         ChannelRules::new().hellos(Access::local_only()),
         now,
     )
@@ -207,15 +204,7 @@ fn a_listener_refuses_hellos_its_rule_does_not_admit() {
     );
     // From this node, the same listener answers.
     core.register(app(), Access::anyone(), now).unwrap();
-    core.create_channel(
-        route!["secure"],
-        identity(1),
-        everyone(),
-        &ChannelConfig::default(),
-        ChannelRules::new(),
-        now,
-    )
-    .unwrap();
+    open_channel(&mut core, route!["secure"], ChannelRules::new(), now).unwrap();
     assert_eq!(core.channel_count(), 2);
 }
 

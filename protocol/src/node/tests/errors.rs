@@ -12,14 +12,7 @@ fn a_channel_past_max_channels_is_refused_until_one_goes() {
         ..NodeConfig::default()
     };
     let (mut core, encryptor) = local_channel(config);
-    let refused = core.create_channel(
-        route!["secure"],
-        identity(1),
-        everyone(),
-        &ChannelConfig::default(),
-        ChannelRules::new(),
-        now,
-    );
+    let refused = open_channel(&mut core, route!["secure"], ChannelRules::new(), now);
     assert_eq!(
         refused.map(|_| ()),
         Err(NodeError::TooManyChannels { limit: 2 })
@@ -31,15 +24,7 @@ fn a_channel_past_max_channels_is_refused_until_one_goes() {
     core.close_channel(&encryptor, now);
     let _ = drain(&mut core);
     assert_eq!(core.channel_count(), 0);
-    core.create_channel(
-        route!["secure"],
-        identity(1),
-        everyone(),
-        &ChannelConfig::default(),
-        ChannelRules::new(),
-        now,
-    )
-    .unwrap();
+    open_channel(&mut core, route!["secure"], ChannelRules::new(), now).unwrap();
 }
 
 // ---- RoutingLoop ----------------------------------------------------------------------
@@ -297,14 +282,7 @@ fn a_failing_random_source_is_reported_and_leaves_nothing_behind() {
     core.register(app(), Access::anyone(), now).unwrap();
 
     // A channel needs an ephemeral key and two fresh addresses.
-    let channel = core.create_channel(
-        route!["secure"],
-        identity(1),
-        everyone(),
-        &ChannelConfig::default(),
-        ChannelRules::new(),
-        now,
-    );
+    let channel = open_channel(&mut core, route!["secure"], ChannelRules::new(), now);
     assert_eq!(channel.map(|_| ()), Err(NodeError::Random(RandomError)));
     // A new connection needs a fresh alias.
     let message = TransportMessage::new(route![tcp("b:4000"), "x"], route!["app"], b"x".to_vec());
@@ -330,14 +308,7 @@ fn a_failing_random_source_is_reported_and_leaves_nothing_behind() {
         let mut core = failing_after(left);
         core.register(Address::local("sink"), Access::anyone(), now)
             .unwrap();
-        let created = core.create_channel(
-            route!["sink"],
-            identity(1),
-            everyone(),
-            &ChannelConfig::default(),
-            ChannelRules::new(),
-            now,
-        );
+        let created = open_channel(&mut core, route!["sink"], ChannelRules::new(), now);
         match created {
             Err(error) => {
                 assert_eq!(error, NodeError::Random(RandomError), "after {left} fills");

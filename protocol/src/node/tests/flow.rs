@@ -100,15 +100,7 @@ fn mailbox_congestion_is_named_and_cleared_by_unregistering() {
     core.unregister(&app(), now);
     assert!(drain(&mut core).is_empty());
     // Unregistering a channel listener's address through `unregister` does nothing.
-    core.create_channel_listener(
-        Address::local("secure"),
-        identity(2),
-        everyone(),
-        ChannelConfig::default(),
-        ChannelRules::new(),
-        now,
-    )
-    .unwrap();
+    listen(&mut core, ChannelRules::new(), now).unwrap();
     core.unregister(&Address::local("secure"), now);
     assert!(core.has_address(&Address::local("secure")));
 }
@@ -187,16 +179,13 @@ fn a_channel_is_congested_when_its_first_hop_is() {
         ..NodeConfig::default()
     });
     core.register(app(), Access::anyone(), now).unwrap();
-    let (_, encryptor) = core
-        .create_channel(
-            route![tcp("b:4000"), "secure"],
-            identity(1),
-            everyone(),
-            &ChannelConfig::default(),
-            ChannelRules::new(),
-            now,
-        )
-        .unwrap();
+    let (_, encryptor) = open_channel(
+        &mut core,
+        route![tcp("b:4000"), "secure"],
+        ChannelRules::new(),
+        now,
+    )
+    .unwrap();
     let Some(Output::Connect { connection, .. }) = core.poll_output() else {
         panic!("a connect")
     };
@@ -230,14 +219,7 @@ fn a_removed_listener_takes_no_hellos() {
     .unwrap();
     core.remove_channel_listener(&secure, now);
     assert!(!core.has_address(&secure));
-    let refused = core.create_channel(
-        route!["secure"],
-        identity(1),
-        everyone(),
-        &ChannelConfig::default(),
-        ChannelRules::new(),
-        now,
-    );
+    let refused = open_channel(&mut core, route!["secure"], ChannelRules::new(), now);
     assert_eq!(
         refused.map(|_| ()),
         Err(NodeError::UnknownAddress(secure.clone()))
@@ -379,14 +361,7 @@ fn a_hello_the_listener_cannot_answer_for_want_of_randomness_is_counted_once() {
     let mut answered = false;
     for left in 1..24 {
         let mut core = failing_after(left);
-        let listening = core.create_channel_listener(
-            Address::local("secure"),
-            identity(2),
-            everyone(),
-            ChannelConfig::default(),
-            ChannelRules::new(),
-            now,
-        );
+        let listening = listen(&mut core, ChannelRules::new(), now);
         assert!(listening.is_ok());
         let conn = core.handle_incoming_connection("peer:1".into(), now);
         if core.connection_count() == 0 {

@@ -57,25 +57,8 @@ fn local_channel_with(
     let now = Instant::now();
     let mut core = core(config);
     core.register(app(), Access::anyone(), now).unwrap();
-    core.create_channel_listener(
-        Address::local("secure"),
-        identity(2),
-        everyone(),
-        ChannelConfig::default(),
-        listener,
-        now,
-    )
-    .unwrap();
-    let (_, encryptor) = core
-        .create_channel(
-            route!["secure"],
-            identity(1),
-            everyone(),
-            &ChannelConfig::default(),
-            initiator,
-            now,
-        )
-        .unwrap();
+    listen(&mut core, listener, now).unwrap();
+    let (_, encryptor) = open_channel(&mut core, route!["secure"], initiator, now).unwrap();
     let established = drain(&mut core).into_iter().any(|o| {
         matches!(o, Output::Event(NodeEvent::ChannelEstablished { address, initiator: true, .. })
             if address == encryptor)
@@ -83,6 +66,35 @@ fn local_channel_with(
     assert!(established, "the local handshake completes at once");
     assert_eq!(core.channel_count(), 2, "both ends live in this node");
     (core, encryptor)
+}
+
+/// Creates the listener "secure" as identity 2, trusting everyone, with `rules`.
+fn listen(core: &mut NodeCore, rules: ChannelRules, now: Instant) -> Result<(), NodeError> {
+    core.create_channel_listener(
+        Address::local("secure"),
+        identity(2),
+        everyone(),
+        ChannelConfig::default(),
+        rules,
+        now,
+    )
+}
+
+/// Starts a channel along `route` as identity 1, trusting everyone, with `rules`.
+fn open_channel(
+    core: &mut NodeCore,
+    route: Route,
+    rules: ChannelRules,
+    now: Instant,
+) -> Result<(ChannelId, Address), NodeError> {
+    core.create_channel(
+        route,
+        identity(1),
+        everyone(),
+        &ChannelConfig::default(),
+        rules,
+        now,
+    )
 }
 
 /// A random source that gives `left` fills, then fails for ever.
