@@ -15,6 +15,19 @@ pub struct NodeConfig {
     /// Bytes handed to a connection and not yet written. Beyond it a message is dropped
     /// and its sender told ([`NodeError::ConnectionBacklogFull`](super::NodeError::ConnectionBacklogFull)). Default 16 MiB.
     pub max_connection_backlog: usize,
+    /// Bytes the node core may hold: unread mailbox messages, connection backlogs and
+    /// queues, partial frames, and messages waiting for room (see
+    /// [`memory_in_use`](super::NodeCore::memory_in_use)). Incoming connections that
+    /// have not carried an authenticated channel record share a quarter of it. At the
+    /// budget, a local send that needs more is refused
+    /// ([`NodeError::MemoryBudget`](super::NodeError::MemoryBudget)), a message read
+    /// from a connection waits as at a full mailbox, and a connection whose partial
+    /// frame grows past it is closed. Default 256 MiB.
+    pub memory_budget: usize,
+    /// Bytes of unread messages one mailbox may hold (each message's encoded length).
+    /// Past it the mailbox is full, as at [`mailbox_capacity`](Self::mailbox_capacity);
+    /// an empty mailbox takes a message of any size. Default 32 MiB.
+    pub max_mailbox_bytes: usize,
     /// Messages that may wait for a connection to open. Beyond it a message is dropped
     /// and its sender told. Default 1024.
     pub max_queued_while_connecting: usize,
@@ -69,6 +82,8 @@ impl Default for NodeConfig {
         Self {
             mailbox_capacity: 16_384,
             max_connection_backlog: 16 << 20,
+            memory_budget: 256 << 20,
+            max_mailbox_bytes: 32 << 20,
             max_queued_while_connecting: 1024,
             max_outgoing_connections: 1024,
             max_incoming_connections: 1024,

@@ -11,7 +11,11 @@
 //!   backlog (once open) is at half its limit or more;
 //! - `timers` holds exactly one entry per connection with a deadline, and it is that
 //!   connection's deadline; `per_source` counts the incoming connections of each
-//!   source address.
+//!   source address;
+//! - `charged` is the sum of the connections' charges, `charged_unproven` that of the
+//!   unproven incoming ones, and each connection's charge is what it holds: its
+//!   backlog, the frames it queued while opening, its decoder's bytes and its stalled
+//!   messages (see [`super::budget`]).
 //!
 //! Deadlines guard the stages a peer has not authenticated: an incoming connection
 //! must send its preamble and a first frame within `first_frame_timeout`; part of a
@@ -67,6 +71,8 @@ pub(crate) struct Stall {
     /// When the waiting message is given up as undeliverable (`None`: never, for a
     /// `max_stall` beyond what an `Instant` can hold).
     pub(crate) deadline: Option<Instant>,
+    /// Encoded bytes of the message and the rest, held while they wait.
+    pub(crate) bytes: usize,
 }
 
 enum State {
@@ -109,6 +115,11 @@ pub(crate) struct Connection {
     last_received: Instant,
     /// The deadline in `ConnectionTable::timers`, if any.
     deadline: Option<Instant>,
+    /// Bytes of the frames queued while connecting.
+    queued_bytes: usize,
+    /// What it is charged against the memory budget, and whether that was charged to
+    /// the unproven share too.
+    charge: (usize, bool),
 }
 
 impl Connection {
@@ -135,6 +146,19 @@ impl Connection {
     /// Whether a channel record that arrived on it authenticated.
     pub(crate) fn is_proven(&self) -> bool {
         self.proven
+    }
+
+    /// Whether it is an incoming connection that has authenticated nothing.
+    pub(crate) fn is_unproven_incoming(&self) -> bool {
+        self.direction == Direction::Incoming && !self.proven
+    }
+
+    /// The bytes it holds, as the memory budget counts them.
+    fn holds(&self) -> usize {
+        self.backlog
+            .saturating_add(self.queued_bytes)
+            .saturating_add(self.decoder.buffered_len())
+            .saturating_add(self.stall.as_ref().map_or(0, |s| s.bytes))
     }
 
     /// Accounts for a transmit of `len` bytes.
@@ -248,6 +272,10 @@ pub(crate) struct ConnectionTable {
     max_backlog: usize,
     max_queued: usize,
     max_frame_len: u32,
+    /// The sum of the connections' charges against the memory budget.
+    charged: usize,
+    /// The part of `charged` for unproven incoming connections.
+    charged_unproven: usize,
 }
 
 impl ConnectionTable {
@@ -269,6 +297,34 @@ impl ConnectionTable {
             max_backlog: config.max_connection_backlog,
             max_queued: config.max_queued_while_connecting,
             max_frame_len: config.max_frame_len,
+            charged: 0,
+            charged_unproven: 0,
+        }
+    }
+
+    /// Bytes all connections hold, as the memory budget counts them.
+    pub(crate) fn charged(&self) -> usize {
+        self.charged
+    }
+
+    /// The part of [`charged`](Self::charged) held by unproven incoming connections.
+    pub(crate) fn charged_unproven(&self) -> usize {
+        self.charged_unproven
+    }
+
+    /// Brings connection `id`'s charge against the memory budget up to date.
+    pub(crate) fn recharge(&mut self, id: ConnectionId) {
+        let Some(conn) = self.connections.get_mut(&id) else {
+            return;
+        };
+        let charge = (conn.holds(), conn.is_unproven_incoming());
+        let (old, old_unproven) = std::mem::replace(&mut conn.charge, charge);
+        self.charged = self.charged.saturating_sub(old).saturating_add(charge.0);
+        if old_unproven {
+            self.charged_unproven = self.charged_unproven.saturating_sub(old);
+        }
+        if charge.1 {
+            self.charged_unproven = self.charged_unproven.saturating_add(charge.0);
         }
     }
 
@@ -371,8 +427,10 @@ impl ConnectionTable {
         self.rearm(id);
     }
 
-    /// Puts connection `id`'s deadline, as its state says now, in `timers`.
+    /// Puts connection `id`'s deadline, as its state says now, in `timers`, and its
+    /// charge against the memory budget up to date.
     pub(crate) fn rearm(&mut self, id: ConnectionId) {
+        self.recharge(id);
         let Some(conn) = self.connections.get_mut(&id) else {
             return;
         };
@@ -467,6 +525,8 @@ impl ConnectionTable {
             partial_since: None,
             last_received: now,
             deadline: None,
+            queued_bytes: 0,
+            charge: (0, false),
         }
     }
 
@@ -490,7 +550,9 @@ impl ConnectionTable {
             conn.account(queued.frame.len(), Some(queued.sender));
             transmits.push(queued.frame);
         }
+        conn.queued_bytes = 0;
         let relieved = refresh(conn, limits);
+        self.recharge(id);
         Some((transmits, relieved))
     }
 
@@ -517,7 +579,7 @@ impl ConnectionTable {
             })?;
         let sent = match &mut conn.state {
             State::Connecting(queue) => {
-                let queued: usize = queue.iter().map(|q| q.frame.len()).sum();
+                let queued = conn.queued_bytes;
                 if queue.len() >= limits.max_queued {
                     return Err(NodeError::ConnectionBacklogFull {
                         peer: conn.peer.clone(),
@@ -534,6 +596,7 @@ impl ConnectionTable {
                         limit: limits.max_backlog,
                     });
                 }
+                conn.queued_bytes += frame.len();
                 queue.push_back(Queued {
                     frame,
                     sender: sender.cloned(),
@@ -553,6 +616,7 @@ impl ConnectionTable {
             }
         };
         let _ = refresh(conn, limits);
+        self.recharge(id);
         Ok(sent)
     }
 
@@ -563,7 +627,9 @@ impl ConnectionTable {
         match self.connections.get_mut(&id) {
             Some(conn) => {
                 conn.written(n);
-                refresh(conn, limits)
+                let relieved = refresh(conn, limits);
+                self.recharge(id);
+                relieved
             }
             None => false,
         }
@@ -572,6 +638,11 @@ impl ConnectionTable {
     /// Forgets connection `id`, returning what went with it.
     pub(crate) fn remove(&mut self, id: ConnectionId) -> Option<Dropped> {
         let conn = self.connections.remove(&id)?;
+        let (charge, unproven) = conn.charge;
+        self.charged = self.charged.saturating_sub(charge);
+        if unproven {
+            self.charged_unproven = self.charged_unproven.saturating_sub(charge);
+        }
         if self.outgoing.get(&conn.peer) == Some(&id) {
             self.outgoing.remove(&conn.peer);
         }
@@ -735,6 +806,25 @@ mod tests {
             }
         }
         assert_eq!(sources, table.per_source);
+        // Charges are what each connection holds, and the sums are theirs.
+        for (id, conn) in &table.connections {
+            assert_eq!(
+                conn.charge,
+                (conn.holds(), conn.is_unproven_incoming()),
+                "{id}: charge"
+            );
+            let queued: usize = match &conn.state {
+                State::Connecting(q) => q.iter().map(|f| f.frame.len()).sum(),
+                State::Open => 0,
+            };
+            assert_eq!(conn.queued_bytes, queued, "{id}: queued bytes");
+        }
+        let charges = table.connections.values().map(|c| c.charge);
+        assert_eq!(table.charged, charges.clone().map(|c| c.0).sum::<usize>());
+        assert_eq!(
+            table.charged_unproven,
+            charges.filter(|c| c.1).map(|c| c.0).sum::<usize>()
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use crate::message::MessageError;
 use crate::random::RandomError;
 use crate::routing::Address;
 
-use super::Origin;
+use super::{BudgetShare, Origin};
 
 /// Why the node could not take or deliver a message, or carry out a command.
 ///
@@ -95,6 +95,20 @@ pub enum NodeError {
         origin: Origin,
         /// The rule that refused it, as a sentence: whose it is and what it admits.
         rule: std::sync::Arc<str>,
+    },
+    /// Memory for the message is not in the budget: holding it would take a share of
+    /// the node's memory budget past its limit. The message was dropped (one read from
+    /// a connection waits instead, as at a full mailbox).
+    #[error("memory budget: {share} holds {in_use} of its {limit} bytes; {needed} more refused")]
+    MemoryBudget {
+        /// Whose share it is.
+        share: BudgetShare,
+        /// Bytes the message needed.
+        needed: usize,
+        /// Bytes of the share in use.
+        in_use: usize,
+        /// The share's limit.
+        limit: usize,
     },
     /// The random source failed.
     #[error(transparent)]

@@ -8,17 +8,34 @@
 //! a worker that stopped taking messages holds up its connections for one wait at most.
 //! A mailbox at half its capacity or more is *congested*: senders that can wait do so
 //! until it is below half again.
+//!
+//! Capacity is counted twice: in messages, and in bytes (each message's encoded
+//! length). A mailbox whose unread bytes would pass its byte share is full like one at
+//! its message count, except that an empty mailbox always takes one message. The
+//! bytes of every mailbox count against the node's memory budget, and a message the
+//! budget has no room for is treated the same way (refused, or waits).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::routing::Address;
 
-use super::NodeError;
+use super::budget::Budget;
+use super::{BudgetShare, NodeError};
 
 struct Mailbox {
     unread: usize,
+    /// Encoded bytes of the unread messages.
+    bytes: usize,
+    /// Each unread message's bytes, in the order delivered (and so consumed).
+    sizes: VecDeque<usize>,
     overflowing: bool,
     congested: bool,
+}
+
+impl Mailbox {
+    fn full_for(&self, size: usize, capacity: usize, max_bytes: usize) -> bool {
+        self.unread >= capacity || (self.unread > 0 && self.bytes.saturating_add(size) > max_bytes)
+    }
 }
 
 /// What [`Mailboxes::admit`] decided.
@@ -34,13 +51,18 @@ pub(crate) enum Admission {
 pub(crate) struct Mailboxes {
     boxes: BTreeMap<Address, Mailbox>,
     capacity: usize,
+    max_bytes: usize,
+    /// Unread bytes of all mailboxes.
+    bytes: usize,
 }
 
 impl Mailboxes {
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize, max_bytes: usize) -> Self {
         Self {
             boxes: BTreeMap::new(),
             capacity,
+            max_bytes,
+            bytes: 0,
         }
     }
 
@@ -49,15 +71,25 @@ impl Mailboxes {
             address,
             Mailbox {
                 unread: 0,
+                bytes: 0,
+                sizes: VecDeque::new(),
                 overflowing: false,
                 congested: false,
             },
         );
     }
 
-    /// Removes a mailbox; returns whether it was there and congested.
+    /// Removes a mailbox (its unread bytes no longer count); returns whether it was
+    /// there and congested.
     pub(crate) fn remove(&mut self, address: &Address) -> Option<bool> {
-        self.boxes.remove(address).map(|m| m.congested)
+        let removed = self.boxes.remove(address)?;
+        self.bytes = self.bytes.saturating_sub(removed.bytes);
+        Some(removed.congested)
+    }
+
+    /// Unread bytes of all mailboxes.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -73,42 +105,62 @@ impl Mailboxes {
         self.boxes.get(address).is_some_and(|m| m.congested)
     }
 
-    /// Whether a message may go into the mailbox at `address` now (or it is gone, so
-    /// that trying again reports the error).
+    /// Whether a message of `size` bytes may go into the mailbox at `address` now,
+    /// with the node's memory `budget` as it stands (or the mailbox is gone, so that
+    /// trying again reports the error).
     #[inline]
-    pub(crate) fn has_room(&self, address: &Address) -> bool {
+    pub(crate) fn has_room(&self, address: &Address, size: usize, budget: Budget) -> bool {
         self.boxes
             .get(address)
-            .is_none_or(|m| m.unread < self.capacity)
+            .is_none_or(|m| !m.full_for(size, self.capacity, self.max_bytes) && budget.fits(size))
     }
 
-    /// Decides on a message for `address`; `may_wait` if it came from a connection.
+    /// Decides on a message of `size` bytes for `address`, with the node's memory
+    /// `budget` as it stands; `may_wait` if it came from a connection.
     ///
     /// # Errors
     ///
-    /// [`NodeError::UnknownAddress`], or [`NodeError::MailboxFull`] if it is full and
-    /// the message may not wait.
+    /// [`NodeError::UnknownAddress`]; if the message may not wait,
+    /// [`NodeError::MailboxFull`] at the message count, or
+    /// [`NodeError::MemoryBudget`] at the mailbox's byte share or the node's budget.
     #[inline]
     pub(crate) fn admit(
         &mut self,
         address: &Address,
         may_wait: bool,
+        size: usize,
+        budget: Budget,
     ) -> Result<Admission, NodeError> {
-        let capacity = self.capacity;
+        let (capacity, max_bytes) = (self.capacity, self.max_bytes);
         let mailbox = self
             .boxes
             .get_mut(address)
             .ok_or_else(|| NodeError::UnknownAddress(address.clone()))?;
-        if mailbox.unread >= capacity {
+        let full = mailbox.full_for(size, capacity, max_bytes);
+        if full || !budget.fits(size) {
             if may_wait && !mailbox.overflowing && capacity > 0 {
                 return Ok(Admission::Wait);
             }
-            return Err(NodeError::MailboxFull {
-                address: address.clone(),
-                limit: capacity,
+            return Err(if mailbox.unread >= capacity {
+                NodeError::MailboxFull {
+                    address: address.clone(),
+                    limit: capacity,
+                }
+            } else if full {
+                NodeError::MemoryBudget {
+                    share: BudgetShare::Mailbox(address.clone()),
+                    needed: size,
+                    in_use: mailbox.bytes,
+                    limit: max_bytes,
+                }
+            } else {
+                budget.refusal(BudgetShare::Node, size)
             });
         }
         mailbox.unread += 1;
+        mailbox.bytes += size;
+        mailbox.sizes.push_back(size);
+        self.bytes += size;
         mailbox.congested = mailbox.unread >= capacity / 2;
         Ok(Admission::Taken)
     }
@@ -122,6 +174,13 @@ impl Mailboxes {
             return false;
         };
         m.unread = m.unread.saturating_sub(1);
+        let size = m.sizes.pop_front().unwrap_or(0);
+        m.bytes = m.bytes.saturating_sub(size);
+        self.bytes = self.bytes.saturating_sub(size);
+        if m.sizes.is_empty() {
+            // An emptied mailbox gives back what a burst made it hold.
+            m.sizes.shrink_to(8);
+        }
         if m.unread <= capacity / 2 {
             m.overflowing = false;
         }
@@ -144,12 +203,18 @@ impl Mailboxes {
 mod tests {
     use super::*;
 
+    /// A budget with room for anything.
+    const ROOM: Budget = Budget {
+        in_use: 0,
+        limit: usize::MAX,
+    };
+
     fn full(capacity: usize) -> (Mailboxes, Address) {
-        let mut m = Mailboxes::new(capacity);
+        let mut m = Mailboxes::new(capacity, usize::MAX);
         let a = Address::local("w");
         m.insert(a.clone());
         for _ in 0..capacity {
-            assert_eq!(m.admit(&a, false), Ok(Admission::Taken));
+            assert_eq!(m.admit(&a, false, 1, ROOM), Ok(Admission::Taken));
         }
         (m, a)
     }
@@ -158,20 +223,20 @@ mod tests {
     fn a_full_mailbox_refuses_local_senders_and_makes_connections_wait() {
         let (mut m, a) = full(4);
         assert_eq!(m.unread(&a), Some(4));
-        assert!(!m.has_room(&a));
+        assert!(!m.has_room(&a, 1, ROOM));
         assert!(matches!(
-            m.admit(&a, false),
+            m.admit(&a, false, 1, ROOM),
             Err(NodeError::MailboxFull { limit: 4, .. })
         ));
-        assert_eq!(m.admit(&a, true), Ok(Admission::Wait));
+        assert_eq!(m.admit(&a, true, 1, ROOM), Ok(Admission::Wait));
         assert_eq!(m.unread(&a), Some(4), "neither counted");
         let unknown = Address::local("nobody");
         assert_eq!(
-            m.admit(&unknown, true),
+            m.admit(&unknown, true, 1, ROOM),
             Err(NodeError::UnknownAddress(unknown.clone()))
         );
         assert!(
-            m.has_room(&unknown),
+            m.has_room(&unknown, 1, ROOM),
             "a gone mailbox is retried to report it"
         );
     }
@@ -194,7 +259,7 @@ mod tests {
         let (mut m, a) = full(8);
         m.overflow(&a);
         assert!(matches!(
-            m.admit(&a, true),
+            m.admit(&a, true, 1, ROOM),
             Err(NodeError::MailboxFull { .. })
         ));
         // Down to 5: still overflowing, so a connection's message is refused while it
@@ -203,10 +268,10 @@ mod tests {
             let _ = m.consumed(&a);
         }
         for _ in 0..3 {
-            assert_eq!(m.admit(&a, true), Ok(Admission::Taken));
+            assert_eq!(m.admit(&a, true, 1, ROOM), Ok(Admission::Taken));
         }
         assert!(matches!(
-            m.admit(&a, true),
+            m.admit(&a, true, 1, ROOM),
             Err(NodeError::MailboxFull { .. })
         ));
         // ...until it has been down to half (4): then waiting is allowed again.
@@ -214,25 +279,25 @@ mod tests {
             let _ = m.consumed(&a);
         }
         for _ in 0..4 {
-            assert_eq!(m.admit(&a, true), Ok(Admission::Taken));
+            assert_eq!(m.admit(&a, true, 1, ROOM), Ok(Admission::Taken));
         }
-        assert_eq!(m.admit(&a, true), Ok(Admission::Wait));
+        assert_eq!(m.admit(&a, true, 1, ROOM), Ok(Admission::Wait));
     }
 
     #[test]
     fn congestion_starts_at_half_and_its_end_is_reported_once() {
-        let mut m = Mailboxes::new(4);
+        let mut m = Mailboxes::new(4, usize::MAX);
         let a = Address::local("w");
         m.insert(a.clone());
-        assert_eq!(m.admit(&a, false), Ok(Admission::Taken));
+        assert_eq!(m.admit(&a, false, 1, ROOM), Ok(Admission::Taken));
         assert!(!m.is_congested(&a));
-        assert_eq!(m.admit(&a, false), Ok(Admission::Taken));
+        assert_eq!(m.admit(&a, false, 1, ROOM), Ok(Admission::Taken));
         assert!(m.is_congested(&a));
         assert!(m.consumed(&a));
         assert!(!m.consumed(&a));
         assert!(!m.is_congested(&a));
-        assert_eq!(m.admit(&a, false), Ok(Admission::Taken));
-        assert_eq!(m.admit(&a, false), Ok(Admission::Taken));
+        assert_eq!(m.admit(&a, false, 1, ROOM), Ok(Admission::Taken));
+        assert_eq!(m.admit(&a, false, 1, ROOM), Ok(Admission::Taken));
         assert_eq!(m.remove(&a), Some(true), "removed while congested");
         assert_eq!(m.remove(&a), None);
         assert!(!m.consumed(&a));
@@ -242,8 +307,65 @@ mod tests {
     fn a_mailbox_of_no_capacity_refuses_everything() {
         let (mut m, a) = full(0);
         assert!(matches!(
-            m.admit(&a, true),
+            m.admit(&a, true, 1, ROOM),
             Err(NodeError::MailboxFull { limit: 0, .. })
         ));
+    }
+
+    #[test]
+    fn bytes_fill_a_mailbox_too_and_come_back_in_order() {
+        let mut m = Mailboxes::new(100, 250);
+        let a = Address::local("w");
+        m.insert(a.clone());
+        assert_eq!(m.admit(&a, false, 100, ROOM), Ok(Admission::Taken));
+        assert_eq!(m.admit(&a, false, 150, ROOM), Ok(Admission::Taken));
+        assert_eq!(m.bytes(), 250);
+        assert!(!m.has_room(&a, 1, ROOM));
+        assert!(matches!(
+            m.admit(&a, false, 1, ROOM),
+            Err(NodeError::MemoryBudget {
+                share: BudgetShare::Mailbox(_),
+                needed: 1,
+                in_use: 250,
+                limit: 250
+            })
+        ));
+        assert_eq!(m.admit(&a, true, 1, ROOM), Ok(Admission::Wait));
+        // The first delivered is the first consumed: 100 bytes come back.
+        let _ = m.consumed(&a);
+        assert_eq!(m.bytes(), 150);
+        assert!(m.has_room(&a, 100, ROOM));
+        assert!(!m.has_room(&a, 101, ROOM));
+        let _ = m.consumed(&a);
+        assert_eq!(m.bytes(), 0);
+        // An empty mailbox takes a message larger than its share.
+        assert_eq!(m.admit(&a, false, 1000, ROOM), Ok(Admission::Taken));
+        assert_eq!(m.remove(&a), Some(false));
+        assert_eq!(m.bytes(), 0, "a removed mailbox's bytes no longer count");
+    }
+
+    #[test]
+    fn the_node_budget_refuses_local_senders_and_makes_connections_wait() {
+        let mut m = Mailboxes::new(100, usize::MAX);
+        let a = Address::local("w");
+        m.insert(a.clone());
+        let tight = Budget {
+            in_use: 90,
+            limit: 100,
+        };
+        assert_eq!(m.admit(&a, false, 10, tight), Ok(Admission::Taken));
+        assert!(!m.has_room(&a, 11, tight));
+        assert!(matches!(
+            m.admit(&a, false, 11, tight),
+            Err(NodeError::MemoryBudget {
+                share: BudgetShare::Node,
+                needed: 11,
+                in_use: 90,
+                limit: 100
+            })
+        ));
+        assert_eq!(m.admit(&a, true, 11, tight), Ok(Admission::Wait));
+        assert_eq!(m.unread(&a), Some(1));
+        assert_eq!(m.bytes(), 10);
     }
 }

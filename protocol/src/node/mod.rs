@@ -106,6 +106,7 @@
 //! ```
 
 mod access;
+mod budget;
 mod channels;
 mod config;
 mod connection;
@@ -133,6 +134,8 @@ use crate::trust::TrustPolicy;
 
 use access::RefusalLog;
 pub use access::{Access, ChannelRules, Origin};
+use budget::Budget;
+pub use budget::BudgetShare;
 use channels::{ChannelSlot, Listener};
 pub use config::NodeConfig;
 use connection::ConnectionTable;
@@ -202,7 +205,7 @@ impl NodeCore {
     /// channel keys) from `rng`.
     pub fn new(config: NodeConfig, rng: Box<dyn RandomSource + Send>) -> Self {
         Self {
-            mailboxes: Mailboxes::new(config.mailbox_capacity),
+            mailboxes: Mailboxes::new(config.mailbox_capacity, config.max_mailbox_bytes),
             connections: ConnectionTable::new(&config),
             config,
             rng,
@@ -237,6 +240,22 @@ impl NodeCore {
     /// Unread messages in a mailbox, if it exists.
     pub fn mailbox_unread(&self, address: &Address) -> Option<usize> {
         self.mailboxes.unread(address)
+    }
+
+    /// Bytes the core holds against its memory budget
+    /// ([`NodeConfig::memory_budget`]): unread mailbox messages (encoded length),
+    /// connection backlogs and queues, partial frames, and messages waiting for room.
+    pub fn memory_in_use(&self) -> usize {
+        self.connections
+            .charged()
+            .saturating_add(self.mailboxes.bytes())
+    }
+
+    /// Bytes of [`memory_in_use`](Self::memory_in_use) held by incoming connections
+    /// that have not carried an authenticated channel record (limited to a quarter of
+    /// the budget).
+    pub fn memory_unauthenticated(&self) -> usize {
+        self.connections.charged_unproven()
     }
 
     /// Number of open or opening connections.
@@ -587,10 +606,13 @@ impl NodeCore {
 
     /// `n` bytes of earlier transmits on the connection were written.
     pub fn handle_written(&mut self, connection: ConnectionId, n: usize, now: Instant) {
-        let _ = now;
         if self.connections.written(connection, n) {
             self.outputs
                 .push_back(Output::Decongested(Hop::Connection(connection)));
+        }
+        // Memory came back: a message waiting for room in the budget may go on.
+        if !self.stalled.is_empty() {
+            self.retry_stalled(now);
         }
     }
 
@@ -624,7 +646,85 @@ impl NodeCore {
             return;
         }
         self.connections.received(connection, now, frames > 0);
+        self.shed_if_over_budget(connection, now);
         self.sync_reading(connection);
+    }
+
+    /// Closes `connection` if the bytes it holds unread (a partial frame, or frames a
+    /// stall keeps) took the memory budget past its limit, or, for a connection that
+    /// authenticated nothing, that share past its quarter.
+    fn shed_if_over_budget(&mut self, connection: ConnectionId, now: Instant) {
+        let Some(conn) = self.connections.get(connection) else {
+            return;
+        };
+        if conn.decoder.buffered_len() == 0 {
+            return; // it holds nothing it read: what it is owed is not its doing
+        }
+        let (share, budget) = if conn.is_unproven_incoming()
+            && self.connections.charged_unproven() > self.config.memory_budget / 4
+        {
+            (BudgetShare::Unauthenticated, self.unproven_budget())
+        } else if self.memory_in_use() > self.config.memory_budget {
+            (BudgetShare::Node, self.budget())
+        } else {
+            return;
+        };
+        let reason = format!(
+            "memory budget: {share} holds {} of its {} bytes",
+            budget.in_use, budget.limit
+        );
+        tracing::debug!(connection = connection.0, %reason, "connection shed");
+        self.stats.connections_shed += 1;
+        self.drop_connection(connection, Some(reason), true, now);
+    }
+
+    /// The node's memory budget as it stands.
+    pub(crate) fn budget(&self) -> Budget {
+        Budget {
+            in_use: self.memory_in_use(),
+            limit: self.config.memory_budget,
+        }
+    }
+
+    /// The share of unproven incoming connections as it stands.
+    fn unproven_budget(&self) -> Budget {
+        Budget {
+            in_use: self.connections.charged_unproven(),
+            limit: self.config.memory_budget / 4,
+        }
+    }
+
+    /// Checks that `len` more bytes for `connection` fit in the memory budget (and,
+    /// for a connection that authenticated nothing, in that share).
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::MemoryBudget`] if not (counted in the stats).
+    pub(crate) fn check_budget(
+        &mut self,
+        connection: Option<ConnectionId>,
+        len: usize,
+    ) -> Result<(), NodeError> {
+        let unproven = connection
+            .and_then(|id| self.connections.get(id))
+            .is_some_and(|c| c.is_unproven_incoming());
+        let refusal = if unproven && !self.unproven_budget().fits(len) {
+            Some(
+                self.unproven_budget()
+                    .refusal(BudgetShare::Unauthenticated, len),
+            )
+        } else if !self.budget().fits(len) {
+            Some(self.budget().refusal(BudgetShare::Node, len))
+        } else {
+            None
+        };
+        match refusal {
+            Some(error) => {
+                self.stats.memory_refusals += 1;
+                Err(error)
+            }
+            None => Ok(()),
+        }
     }
 
     /// Time has passed: handshakes past their deadline fail, messages from

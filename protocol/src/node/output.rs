@@ -140,6 +140,13 @@ pub struct NodeStats {
     /// Incoming connections that authenticated nothing, closed to make room for a
     /// new one when incoming connections were full.
     pub connections_evicted: u64,
+    /// Messages and transmits refused, or dropped, for want of room in the memory
+    /// budget (a mailbox's byte share, the node's budget, or the share of connections
+    /// that authenticated nothing).
+    pub memory_refusals: u64,
+    /// Connections closed because what they sent would have taken the memory budget,
+    /// or the share of connections that authenticated nothing, past its limit.
+    pub connections_shed: u64,
 }
 
 /// A first hop that can be congested: where a message from a local sender goes first.

@@ -335,7 +335,13 @@ impl NodeCore {
         source: Source<'_>,
     ) -> Result<Routed, NodeError> {
         let may_wait = matches!(source, Source::Connection(_));
-        match self.mailboxes.admit(&address, may_wait)? {
+        let size = message.encoded_len();
+        let budget = self.budget();
+        let admission = self.mailboxes.admit(&address, may_wait, size, budget);
+        if let Err(NodeError::MemoryBudget { .. }) = admission {
+            self.stats.memory_refusals += 1;
+        }
+        match admission? {
             Admission::Wait => Ok(Routed::Blocked(Box::new((address, message, origin)))),
             Admission::Taken => {
                 tracing::trace!(%address, "deliver");
@@ -414,6 +420,7 @@ impl NodeCore {
         frame: Vec<u8>,
         sender: Option<&Address>,
     ) -> Result<(), NodeError> {
+        self.check_budget(Some(id), frame.len())?;
         if let Sent::Transmit(bytes) = self.connections.send(id, frame, sender)? {
             self.outputs.push_back(Output::Transmit {
                 connection: id,

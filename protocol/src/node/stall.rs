@@ -26,6 +26,10 @@ impl NodeCore {
     ) {
         // A `max_stall` too large to add to `now` means the wait never expires.
         let deadline = now.checked_add(self.config.max_stall);
+        let bytes = rest
+            .iter()
+            .map(|(m, _)| m.encoded_len())
+            .fold(message.encoded_len(), usize::saturating_add);
         match self.connections.get_mut(id) {
             Some(conn) => {
                 tracing::trace!(connection = id.0, "stalled");
@@ -35,6 +39,7 @@ impl NodeCore {
                     origin,
                     rest,
                     deadline,
+                    bytes,
                 });
                 self.stalled.push_back(id);
                 // The wait is the node's: the peer's deadlines stop meanwhile.
@@ -71,7 +76,13 @@ impl NodeCore {
             };
             let ready = match self.connections.get(id).and_then(|c| c.stall.as_ref()) {
                 None => continue,
-                Some(stall) => self.mailboxes.has_room(&stall.address),
+                Some(stall) => {
+                    // The stalled message's own bytes are in use already: it moves.
+                    let mut budget = self.budget();
+                    budget.in_use = budget.in_use.saturating_sub(stall.bytes);
+                    let size = stall.message.encoded_len();
+                    self.mailboxes.has_room(&stall.address, size, budget)
+                }
             };
             if ready {
                 self.resume(id, false, now);
@@ -134,16 +145,20 @@ impl NodeCore {
             })
         } else {
             // The mailbox had room when this was called: the message cannot wait again.
-            self.mailboxes.admit(&address, false).map(|admission| {
-                if admission == Admission::Taken {
-                    tracing::trace!(%address, "deliver");
-                    self.outputs.push_back(Output::Deliver {
-                        address,
-                        message,
-                        origin,
-                    });
-                }
-            })
+            let size = message.encoded_len();
+            let budget = self.budget();
+            self.mailboxes
+                .admit(&address, false, size, budget)
+                .map(|admission| {
+                    if admission == Admission::Taken {
+                        tracing::trace!(%address, "deliver");
+                        self.outputs.push_back(Output::Deliver {
+                            address,
+                            message,
+                            origin,
+                        });
+                    }
+                })
         };
         if let Err(error) = result {
             self.report(None, error);

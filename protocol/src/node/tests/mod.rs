@@ -140,5 +140,6 @@ fn local_to(to: Route) -> TransportMessage {
 }
 
 mod access;
+mod budget;
 mod errors;
 mod flow;

@@ -1,0 +1,209 @@
+//! The memory budget: what it counts, what is refused or shed at it, and that the
+//! bytes come back.
+
+use super::*;
+
+/// A frame header claiming `len` bytes, after the preamble, and `sent` of them.
+fn half_frame(len: u32, sent: usize) -> Vec<u8> {
+    let mut bytes = crate::framing::PREAMBLE.to_vec();
+    bytes.extend_from_slice(&len.to_be_bytes());
+    bytes.extend(std::iter::repeat_n(0u8, sent));
+    bytes
+}
+
+fn closed(outputs: &[Output], id: ConnectionId) -> bool {
+    outputs
+        .iter()
+        .any(|o| matches!(o, Output::Close { connection } if *connection == id))
+}
+
+/// Peers that authenticated nothing and leave frames half sent hold at most a quarter
+/// of the budget: the connection whose bytes would pass it is closed, the others
+/// keep theirs, and every byte comes back when they go.
+#[test]
+fn half_sent_frames_hold_at_most_the_unauthenticated_share() {
+    let now = Instant::now();
+    let budget = 1 << 20;
+    let mut core = core(NodeConfig {
+        memory_budget: budget,
+        ..NodeConfig::default()
+    });
+    let mut open = Vec::new();
+    for i in 0..10 {
+        let id = core.handle_incoming_connection(format!("10.0.0.{i}:1"), now);
+        let _ = drain(&mut core);
+        // 100,000 bytes of a 200,000-byte frame each: the third would pass 256 KiB.
+        core.handle_received(id, &half_frame(200_000, 100_000), now);
+        let outputs = drain(&mut core);
+        assert!(
+            core.memory_unauthenticated() <= budget / 4,
+            "after connection {i}: {} bytes",
+            core.memory_unauthenticated()
+        );
+        if closed(&outputs, id) {
+            assert!(outputs.iter().any(|o| matches!(o,
+                Output::Event(NodeEvent::ConnectionClosed { error: Some(e), .. })
+                    if e.contains("memory budget") && e.contains("authenticated nothing"))));
+        } else {
+            open.push(id);
+        }
+    }
+    assert_eq!(
+        open.len(),
+        2,
+        "two half frames fit in 256 KiB, a third does not"
+    );
+    assert_eq!(core.stats().connections_shed, 8);
+    assert_eq!(core.memory_in_use(), core.memory_unauthenticated());
+    assert!(core.memory_in_use() >= 200_000);
+    for id in open {
+        core.handle_connection_closed(id, None, now);
+    }
+    assert_eq!(core.memory_in_use(), 0, "all of it came back");
+    assert_eq!(core.memory_unauthenticated(), 0);
+}
+
+/// Past the frame's deadline a half-sent frame goes with its connection, and its
+/// bytes with it.
+#[test]
+fn a_half_sent_frame_is_returned_at_its_deadline() {
+    let now = Instant::now();
+    let mut core = core(NodeConfig::default());
+    let id = core.handle_incoming_connection("10.0.0.1:1".into(), now);
+    core.handle_received(id, &half_frame(100_000, 60_000), now);
+    // The half frame, and the preamble this node sent and the peer has not taken.
+    assert_eq!(core.memory_in_use(), 60_000 + PREAMBLE.len());
+    let deadline = core.poll_timeout().expect("a deadline");
+    core.handle_timeout(deadline);
+    assert_eq!(core.connection_count(), 0);
+    assert_eq!(core.memory_in_use(), 0);
+}
+
+/// A peer that never reads: its backlog grows up to the budget, then sends to it are
+/// refused with the budget named, and written bytes come back.
+#[test]
+fn unsent_bytes_are_refused_at_the_budget_and_come_back_when_written() {
+    let now = Instant::now();
+    let mut core = core(NodeConfig {
+        memory_budget: 100_000,
+        ..NodeConfig::default()
+    });
+    core.register(app(), Access::anyone(), now).unwrap();
+    let send = |core: &mut NodeCore| {
+        let message =
+            TransportMessage::new(route![tcp("b:4000"), "x"], route!["app"], vec![0; 9_000]);
+        core.handle_send(&app(), message, now)
+    };
+    send(&mut core).unwrap();
+    let Some(Output::Connect { connection, .. }) = drain(&mut core).into_iter().next() else {
+        panic!("a connect");
+    };
+    core.handle_connected(connection, now);
+    let mut sent = 1;
+    let error = loop {
+        match send(&mut core) {
+            Ok(()) => sent += 1,
+            Err(error) => break error,
+        }
+    };
+    assert_eq!(sent, 11, "eleven 9,000-byte messages fit in 100,000 bytes");
+    assert!(
+        matches!(
+            error,
+            NodeError::MemoryBudget {
+                share: BudgetShare::Node,
+                limit: 100_000,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().contains("the node holds"));
+    assert_eq!(core.stats().memory_refusals, 1);
+    let held = core.memory_in_use();
+    assert!(held <= 100_000 && held > 90_000, "{held}");
+    let _ = drain(&mut core);
+    core.handle_written(connection, held, now);
+    assert_eq!(core.memory_in_use(), 0);
+    send(&mut core).unwrap();
+}
+
+/// A mailbox's unread bytes count: a local sender is refused at its byte share, a
+/// message from a connection waits for room, and consuming gives the bytes back.
+#[test]
+fn mailbox_bytes_are_a_share_of_the_budget() {
+    let now = Instant::now();
+    let mut core = core(NodeConfig {
+        max_mailbox_bytes: 50_000,
+        ..NodeConfig::default()
+    });
+    core.register(app(), Access::anyone(), now).unwrap();
+    let big = || TransportMessage::new(route!["app"], route!["app"], vec![0; 20_000]);
+    core.handle_send(&app(), big(), now).unwrap();
+    core.handle_send(&app(), big(), now).unwrap();
+    let error = core.handle_send(&app(), big(), now).unwrap_err();
+    assert!(
+        matches!(&error, NodeError::MemoryBudget { share: BudgetShare::Mailbox(a), .. } if *a == app()),
+        "{error}"
+    );
+    let held = core.memory_in_use();
+    assert_eq!(held, 2 * big().encoded_len());
+    // The same message from a connection waits, and its connection is paused.
+    let id = core.handle_incoming_connection("10.0.0.1:1".into(), now);
+    core.handle_written(id, PREAMBLE.len(), now);
+    core.handle_received(id, &frames(&[big()]), now);
+    assert!(core.is_reading_paused(id));
+    assert!(core.memory_in_use() > held, "a stalled message is held too");
+    let _ = drain(&mut core);
+    core.handle_consumed(&app(), now);
+    assert!(!core.is_reading_paused(id), "room for it now");
+    let delivered = drain(&mut core)
+        .into_iter()
+        .filter(|o| matches!(o, Output::Deliver { .. }))
+        .count();
+    assert_eq!(delivered, 1);
+    core.handle_consumed(&app(), now);
+    core.handle_consumed(&app(), now);
+    assert_eq!(core.memory_in_use(), 0);
+}
+
+/// A message from a connection that finds the node's budget spent waits, as at a full
+/// mailbox, and goes on when bytes are written.
+#[test]
+fn a_message_from_a_connection_waits_for_the_budget() {
+    let now = Instant::now();
+    let mut core = core(NodeConfig {
+        memory_budget: 50_000,
+        ..NodeConfig::default()
+    });
+    core.register(app(), Access::anyone(), now).unwrap();
+    // Fill most of the budget with a backlog to a peer that does not read.
+    core.handle_send(
+        &app(),
+        TransportMessage::new(route![tcp("b:4000"), "x"], route!["app"], vec![0; 40_000]),
+        now,
+    )
+    .unwrap();
+    let Some(Output::Connect {
+        connection: out, ..
+    }) = drain(&mut core).into_iter().next()
+    else {
+        panic!("a connect");
+    };
+    core.handle_connected(out, now);
+    let id = core.handle_incoming_connection("10.0.0.1:1".into(), now);
+    let message = TransportMessage::new(route!["app"], route![], vec![0; 15_000]);
+    core.handle_received(id, &frames(&[message]), now);
+    assert!(
+        core.is_reading_paused(id),
+        "no room in the budget: it waits"
+    );
+    assert!(!drain(&mut core)
+        .iter()
+        .any(|o| matches!(o, Output::Deliver { .. })));
+    core.handle_written(out, 40_000, now);
+    assert!(!core.is_reading_paused(id));
+    assert!(drain(&mut core)
+        .iter()
+        .any(|o| matches!(o, Output::Deliver { .. })));
+}
