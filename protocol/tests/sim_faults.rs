@@ -444,9 +444,11 @@ fn check_bounds(sim: &Sim, b: NodeId) {
 #[test]
 fn floods_of_garbage_and_hellos_do_not_disturb_a_channel() {
     let max_half_open = 32;
+    // Without cookies: the half-open ends alone keep real handshakes going.
     let config = NodeConfig {
         max_half_open_per_listener: max_half_open,
         max_connection_backlog: 64 * 1024,
+        cookie_threshold: None,
         ..NodeConfig::default()
     };
     let mut p = path_with(108, config);
@@ -592,6 +594,7 @@ fn hello_counters_tell_valid_hellos_from_junk() {
     let config = NodeConfig {
         max_half_open_per_listener: max_half_open,
         max_channels,
+        cookie_threshold: None,
         ..NodeConfig::default()
     };
     let mut sim = Sim::new(119);

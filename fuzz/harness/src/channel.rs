@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use onward_protocol::channel::cookie::HELLO_WITH_COOKIE_LEN;
 use onward_protocol::channel::{
     ChannelConfig, ChannelEnd, ChannelError, ChannelEvent, CloseReason, MAX_DATA_COUNTER,
 };
@@ -483,6 +484,22 @@ pub fn channel_handshake(data: &[u8]) {
     let transmits: Vec<_> = std::iter::from_fn(|| receiver.poll_transmit()).collect();
     let is_genuine = &record == original;
     match (stage, result) {
+        // A cookie reply where the response is due: dropped, or (if it echoes the
+        // hello) answered with the hello again; the handshake goes on either way.
+        (1, result) if ChannelEnd::is_cookie_reply(&record) => {
+            assert!(!receiver.is_ended(), "a cookie reply ended the handshake");
+            assert!(events.is_empty());
+            match result {
+                Ok(()) => assert!(
+                    transmits.len() == 1 && transmits[0].len() == HELLO_WITH_COOKIE_LEN,
+                    "a cookie reply is answered with the hello and the cookie"
+                ),
+                Err(e) => {
+                    assert!(!e.is_fatal(), "{e}");
+                    assert!(transmits.is_empty());
+                }
+            }
+        }
         (1 | 2, Ok(())) => {
             assert!(is_genuine, "an altered handshake record was accepted");
             let next = if stage == 1 {

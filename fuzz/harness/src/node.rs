@@ -30,11 +30,16 @@ fn config() -> NodeConfig {
         first_frame_timeout: std::time::Duration::from_millis(200),
         frame_timeout: std::time::Duration::from_millis(300),
         unproven_idle_timeout: std::time::Duration::from_millis(500),
+        keepalive_interval: std::time::Duration::from_millis(150),
         max_frame_len: 2048,
         max_channels: 6,
         max_half_open_per_listener: 2,
         max_local_hops: 16,
         max_stall: std::time::Duration::from_millis(50),
+        memory_budget: 16 * 1024,
+        max_mailbox_bytes: 4096,
+        cookie_threshold: Some(4),
+        cookie_hellos_per_source: 2,
     }
 }
 

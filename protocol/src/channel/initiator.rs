@@ -7,6 +7,7 @@ use crate::noise::{HandshakeState, StaticKeypair};
 use crate::random::RandomSource;
 use crate::trust::TrustPolicy;
 
+use super::cookie::{parse_reply, ECHO_LEN, HELLO_WITH_COOKIE_LEN};
 use super::decryptor::Decryptor;
 use super::encryptor::Encryptor;
 use super::wire::{
@@ -24,7 +25,15 @@ pub(crate) struct Initiator {
     /// proofs.
     signer: Arc<Identity>,
     trust: Arc<dyn TrustPolicy>,
+    /// The hello as first sent, to send again with a cookie.
+    hello: Vec<u8>,
+    /// Cookie replies taken so far.
+    cookie_rounds: u8,
 }
+
+/// Cookie replies an initiator answers in one handshake; later ones are dropped, so
+/// that replies cannot keep it sending hellos.
+pub(crate) const MAX_COOKIE_ROUNDS: u8 = 3;
 
 /// What the initiator has once the responder's answer checks out.
 pub(crate) struct Finished {
@@ -60,6 +69,8 @@ impl Initiator {
                 identity,
                 signer,
                 trust,
+                hello: hello.clone(),
+                cookie_rounds: 0,
             },
             hello,
         ))
@@ -69,6 +80,29 @@ impl Initiator {
     #[cfg(test)]
     pub(crate) fn forge_proof_with(&mut self, signer: Arc<Identity>) {
         self.signer = signer;
+    }
+
+    /// Reads a listener's cookie reply: if it answers this initiator's hello, returns
+    /// the hello again with the cookie appended, to send along the same route.
+    ///
+    /// # Errors
+    ///
+    /// [`ChannelError::Malformed`] (the handshake goes on) if it is not a cookie reply,
+    /// echoes another hello, or is one too many.
+    pub(crate) fn handle_cookie(&mut self, record: &[u8]) -> Result<Vec<u8>, ChannelError> {
+        let (echo, cookie) =
+            parse_reply(record).ok_or(ChannelError::Malformed("malformed cookie reply"))?;
+        if self.hello.get(2..2 + ECHO_LEN) != Some(echo) {
+            return Err(ChannelError::Malformed("cookie reply for another hello"));
+        }
+        if self.cookie_rounds >= MAX_COOKIE_ROUNDS {
+            return Err(ChannelError::Malformed("too many cookie replies"));
+        }
+        self.cookie_rounds += 1;
+        let mut hello = Vec::with_capacity(HELLO_WITH_COOKIE_LEN);
+        hello.extend_from_slice(&self.hello);
+        hello.extend_from_slice(cookie);
+        Ok(hello)
     }
 
     /// Reads the responder's answer: checks its identity proof and trust, and returns

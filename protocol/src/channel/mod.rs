@@ -51,6 +51,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod cookie;
 mod decryptor;
 mod encryptor;
 mod error;
@@ -221,6 +222,8 @@ impl ChannelEnd {
         hello: &[u8],
         now: Instant,
     ) -> Result<Self, ChannelError> {
+        // A cookie, if the hello carries one, is the listener's to check.
+        let hello = cookie::split_hello(hello).map_or(hello, |(hello, _)| hello);
         let (responder, response) = Responder::start(config, identity, trust, rng, hello)?;
         tracing::debug!("secure channel responder started");
         Ok(Self {
@@ -264,6 +267,13 @@ impl ChannelEnd {
         wire::kind(record) == Some(wire::KIND_HELLO)
     }
 
+    /// Whether a record is a listener's cookie reply. It authenticates nothing: an
+    /// initiator that takes one sends its hello again with the cookie, and learns
+    /// nothing else from it (in particular, not where the responder's end is).
+    pub fn is_cookie_reply(record: &[u8]) -> bool {
+        wire::kind(record) == Some(wire::KIND_COOKIE)
+    }
+
     // ---- inputs ---------------------------------------------------------------------
 
     /// Takes a record the peer sent.
@@ -292,6 +302,14 @@ impl ChannelEnd {
     ) -> Result<(), ChannelError> {
         let _ = now;
         match std::mem::replace(&mut self.state, State::Taken) {
+            State::Initiating(mut initiator) if Self::is_cookie_reply(record) => {
+                let result = initiator.handle_cookie(record);
+                self.state = State::Initiating(initiator);
+                let hello = result?;
+                tracing::debug!("cookie reply taken: hello sent again with the cookie");
+                self.transmits.push_back(hello);
+                Ok(())
+            }
             State::Initiating(initiator) => self.handle_response(initiator, record),
             State::Responding(responder) => self.handle_finish(responder, record),
             State::Confirming {
@@ -1100,5 +1118,56 @@ mod tests {
             Err(ChannelError::PlaintextTooLarge { .. })
         ));
         assert_eq!(out, before);
+    }
+
+    /// An initiator answers a cookie reply to its own hello by sending the hello again
+    /// with the cookie, at most `MAX_COOKIE_ROUNDS` times; a reply to another hello or
+    /// a malformed one is dropped and the handshake goes on; a responder takes the
+    /// hello with its cookie and the handshake completes.
+    #[test]
+    fn an_initiator_sends_its_hello_again_with_a_cookie() {
+        let now = Instant::now();
+        let mut rng = SeededRandom::new(12);
+        let mut i = start_initiator(&mut rng);
+        let hello = i.poll_transmit().unwrap();
+        let mut jar = cookie::CookieJar::new();
+        let listener = crate::Address::local("secure");
+        let back = crate::route!["alias", "decryptor"];
+        let reply = jar.reply(&listener, &back, &hello, &mut rng, now).unwrap();
+        assert!(ChannelEnd::is_cookie_reply(&reply));
+        assert!(!ChannelEnd::is_cookie_reply(&hello));
+
+        // A reply echoing another hello, and a cut one: dropped, nothing sent.
+        let mut other = reply.clone();
+        other[1] ^= 1;
+        for bad in [other, reply[..reply.len() - 1].to_vec()] {
+            let error = i.handle_record(&bad, now).unwrap_err();
+            assert!(matches!(error, ChannelError::Malformed(_)), "{error}");
+            assert!(!error.is_fatal());
+            assert!(i.poll_transmit().is_none());
+        }
+        for _ in 0..initiator::MAX_COOKIE_ROUNDS {
+            i.handle_record(&reply, now).unwrap();
+            let again = i.poll_transmit().unwrap();
+            assert_eq!(again.len(), cookie::HELLO_WITH_COOKIE_LEN);
+            assert_eq!(again[..hello.len()], hello[..]);
+            let (_, cookie) = cookie::split_hello(&again).unwrap();
+            assert!(jar.check(&listener, &back, &hello, cookie.unwrap(), now));
+        }
+        assert!(i.handle_record(&reply, now).is_err(), "one cookie too many");
+        assert!(i.poll_transmit().is_none());
+
+        // The hello with its cookie starts a responder; the handshake completes.
+        let mut with_cookie = hello.clone();
+        with_cookie.extend_from_slice(&reply[1 + cookie::ECHO_LEN..]);
+        let mut r = start_responder(&mut rng, &with_cookie).unwrap();
+        i.handle_record(&r.poll_transmit().unwrap(), now).unwrap();
+        r.handle_record(&i.poll_transmit().unwrap(), now).unwrap();
+        i.handle_record(&r.poll_transmit().unwrap(), now).unwrap();
+        assert!(i.is_established() && r.is_established());
+        // Once past its hello, an initiator takes a cookie reply as the malformed
+        // record it then is.
+        assert!(i.handle_record(&reply, now).is_err());
+        assert!(i.is_established());
     }
 }

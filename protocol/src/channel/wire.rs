@@ -14,6 +14,8 @@ pub(crate) const KIND_RESPONSE: u8 = 0x02;
 pub(crate) const KIND_FINISH: u8 = 0x03;
 /// Record kind: an encrypted transport record.
 pub(crate) const KIND_TRANSPORT: u8 = 0x04;
+/// Record kind: a listener's cookie reply to a hello, under load.
+pub(crate) const KIND_COOKIE: u8 = 0x05;
 
 /// Plaintext type: an inner transport message.
 pub(crate) const PLAIN_MESSAGE: u8 = 0x00;

@@ -3,8 +3,9 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use crate::channel::cookie::split_hello;
 use crate::channel::{ChannelConfig, ChannelEnd, ChannelError, ChannelEvent, ChannelRole};
 use crate::identity::{Identifier, Identity};
 use crate::message::TransportMessage;
@@ -23,8 +24,36 @@ pub(super) struct Listener {
     /// Who may send hellos, and the rules each of its channel ends keeps (shared;
     /// `None` for the defaults).
     rules: Option<Arc<ChannelRules>>,
-    /// Its responders still in their handshake, oldest first.
-    half_open: VecDeque<ChannelId>,
+    /// Its responders still in their handshake, oldest first, each with whether its
+    /// hello carried a valid cookie.
+    half_open: VecDeque<(ChannelId, bool)>,
+    /// Hellos counted in the current one-second window, when it began, and the count
+    /// of the window before (if it was the one just before).
+    hellos: (Instant, u32, u32),
+}
+
+/// How many cookie sources the node tracks at once; past it, under load, hellos from
+/// new sources are dropped until a second has passed.
+const MAX_COOKIE_SOURCES: usize = 4096;
+
+impl Listener {
+    /// Counts a hello at `now`; returns the hellos per second it sees: the more of
+    /// the current window's count and the previous window's.
+    fn count_hello(&mut self, now: Instant) -> u32 {
+        let (start, this, last) = &mut self.hellos;
+        let elapsed = now.saturating_duration_since(*start);
+        if elapsed >= Duration::from_secs(1) {
+            *last = if elapsed < Duration::from_secs(2) {
+                *this
+            } else {
+                0
+            };
+            *this = 0;
+            *start = now;
+        }
+        *this = this.saturating_add(1);
+        (*this).max(*last)
+    }
 }
 
 impl Listener {
@@ -33,6 +62,7 @@ impl Listener {
         trust: Arc<dyn TrustPolicy>,
         config: ChannelConfig,
         rules: ChannelRules,
+        now: Instant,
     ) -> Self {
         Self {
             identity,
@@ -40,6 +70,7 @@ impl Listener {
             config,
             rules: shared(rules),
             half_open: VecDeque::new(),
+            hellos: (now, 0, 0),
         }
     }
 }
@@ -128,7 +159,7 @@ impl NodeCore {
 
     fn forget_half_open(&mut self, listener: Option<&Address>, id: ChannelId) {
         if let Some(listener) = listener.and_then(|l| self.listeners.get_mut(l)) {
-            listener.half_open.retain(|h| *h != id);
+            listener.half_open.retain(|(h, _)| *h != id);
         }
     }
 
@@ -272,6 +303,16 @@ impl NodeCore {
         let Some(end) = self.channels.get_mut(&id) else {
             return false;
         };
+        if ChannelEnd::is_cookie_reply(record) {
+            // A cookie reply authenticates nothing and says nothing of the way to the
+            // responder: the initiator sends its hello again, along the same route.
+            if let Err(error) = end.channel.handle_record_in_place(record, now) {
+                self.stats.records_rejected += 1;
+                tracing::trace!(channel = id.0, %error, "cookie reply dropped");
+            }
+            self.drain_channel(id, now, work);
+            return false;
+        }
         let authentic = match end.channel.handle_record_in_place(record, now) {
             Ok(()) => {
                 // The record authenticated (or completed a handshake step): learn the
@@ -309,21 +350,65 @@ impl NodeCore {
     }
 
     /// A message arrived at the listener at `listener_address`: if it is a hello that
-    /// checks out, a new responder end answers it.
+    /// checks out, a new responder end answers it; under load, unless it carries a
+    /// valid cookie, a cookie reply answers it instead.
     pub(super) fn accept_hello(
         &mut self,
         listener_address: &Address,
         message: TransportMessage,
+        origin: &Origin,
         now: Instant,
         work: &mut Work,
     ) {
+        let Some(listener) = self.listeners.get_mut(listener_address) else {
+            return;
+        };
+        let Some((hello, cookie)) =
+            split_hello(&message.payload).filter(|_| !message.return_route.is_empty())
+        else {
+            self.stats.hellos_rejected += 1;
+            return;
+        };
+        let rate = listener.count_hello(now);
+        let half_full =
+            listener.half_open.len() >= self.config.max_half_open_per_listener.div_ceil(2);
+        let loaded = self
+            .config
+            .cookie_threshold
+            .is_some_and(|threshold| rate >= threshold || half_full);
+        let cookied = cookie.is_some_and(|cookie| {
+            self.cookies
+                .check(listener_address, &message.return_route, hello, cookie, now)
+        });
+        if loaded && !cookied {
+            match self.cookies.reply(
+                listener_address,
+                &message.return_route,
+                hello,
+                &mut *self.rng,
+                now,
+            ) {
+                Ok(reply) => {
+                    self.stats.cookies_sent += 1;
+                    tracing::trace!(listener = %listener_address, "under load: cookie reply");
+                    let back = Route::from(listener_address.clone());
+                    let reply = TransportMessage::new(message.return_route, back, reply);
+                    work.push_back((reply, Origin::Local));
+                }
+                Err(error) => {
+                    self.stats.hellos_rejected += 1;
+                    tracing::debug!(%error, "no cookie for a hello");
+                }
+            }
+            return;
+        }
+        if loaded && !self.cookie_hello_allowed(origin, now) {
+            self.stats.hellos_rate_limited += 1;
+            return;
+        }
         let Some(listener) = self.listeners.get(listener_address) else {
             return;
         };
-        if !ChannelEnd::is_hello(&message.payload) || message.return_route.is_empty() {
-            self.stats.hellos_rejected += 1;
-            return;
-        }
         let rules = listener.rules.clone();
         let channel = match ChannelEnd::responder(
             &listener.config,
@@ -341,13 +426,17 @@ impl NodeCore {
             }
         };
         // Only a hello that checks out makes room: the oldest half-open end of this
-        // listener goes first. (A malformed hello must not evict a real handshake.)
+        // listener goes first (a malformed hello must not evict a real handshake), and
+        // for a hello with a valid cookie, the oldest whose hello had none.
         let limit = self.config.max_half_open_per_listener;
-        if let Some(oldest) = self
+        if let Some((oldest, _)) = self
             .listeners
             .get_mut(listener_address)
             .filter(|l| l.half_open.len() >= limit)
-            .and_then(|l| l.half_open.pop_front())
+            .and_then(|l| {
+                let uncookied = l.half_open.iter().position(|(_, c)| !c).filter(|_| cookied);
+                l.half_open.remove(uncookied.unwrap_or(0))
+            })
         {
             self.stats.half_open_evicted += 1;
             self.remove_channel(oldest);
@@ -364,8 +453,9 @@ impl NodeCore {
             rules,
         ) {
             Ok((id, _)) => {
+                self.stats.handshakes_answered += 1;
                 if let Some(listener) = self.listeners.get_mut(listener_address) {
-                    listener.half_open.push_back(id);
+                    listener.half_open.push_back((id, cookied));
                 }
                 self.drain_channel(id, now, work);
             }
@@ -378,6 +468,40 @@ impl NodeCore {
 }
 
 impl NodeCore {
+    /// Whether a hello with a valid cookie from `origin` may be answered now, under
+    /// load: at most [`NodeConfig::cookie_hellos_per_source`](super::NodeConfig::cookie_hellos_per_source)
+    /// per second from one source. A hello from this node is not limited.
+    fn cookie_hello_allowed(&mut self, origin: &Origin, now: Instant) -> bool {
+        let source = match origin {
+            Origin::Local => return true,
+            Origin::Transport { connection } => match self.connections.get(*connection) {
+                Some(conn) => conn.source().to_owned(),
+                None => return false,
+            },
+            Origin::Channel { channel, .. } => format!("channel {}", channel.0),
+        };
+        let second = Duration::from_secs(1);
+        if !self.cookie_hellos.contains_key(&source)
+            && self.cookie_hellos.len() >= MAX_COOKIE_SOURCES
+        {
+            self.cookie_hellos
+                .retain(|_, (start, _)| now.saturating_duration_since(*start) < second);
+            if self.cookie_hellos.len() >= MAX_COOKIE_SOURCES {
+                return false;
+            }
+        }
+        let (start, count) = self.cookie_hellos.entry(source).or_insert((now, 0));
+        if now.saturating_duration_since(*start) >= second {
+            *start = now;
+            *count = 0;
+        }
+        if *count >= self.config.cookie_hellos_per_source {
+            return false;
+        }
+        *count += 1;
+        true
+    }
+
     /// Why a message that came through channel end `id` may not go to `first`, if
     /// its rules forbid it (or the end is gone, so its rules cannot be read).
     pub(super) fn channel_delivery_refusal(

@@ -54,6 +54,13 @@ pub struct NodeConfig {
     /// record may stay without receiving anything (a keepalive, an empty frame, counts).
     /// Past it the connection is closed. Default 60 s.
     pub unproven_idle_timeout: Duration,
+    /// How often an open connection on which nothing was sent gets a keepalive (an
+    /// empty frame): at each interval, if nothing was handed to the connection since
+    /// the last, one is sent, so the peer hears from this node at least once every
+    /// two intervals. Keeps a quiet connection open at a peer that closes idle
+    /// connections (onward's does after [`unproven_idle_timeout`](Self::unproven_idle_timeout)).
+    /// `Duration::MAX`: never. Default 20 s.
+    pub keepalive_interval: Duration,
     /// Largest frame accepted on a connection; a larger one closes the connection.
     /// Default [`DEFAULT_MAX_FRAME_LEN`].
     pub max_frame_len: u32,
@@ -61,10 +68,22 @@ pub struct NodeConfig {
     /// ([`NodeError::TooManyChannels`](super::NodeError::TooManyChannels)), and a hello is dropped. Default 4096.
     pub max_channels: usize,
     /// Channel ends a listener may have in their handshake. When a new hello arrives at
-    /// a full listener, its oldest half-open end is dropped, so a flood of hellos holds
-    /// at most this many and a real handshake still completes unless more than this many
-    /// hellos arrive during its round trip. Default 256.
+    /// a full listener, its oldest half-open end is dropped (for a hello with a valid
+    /// cookie, the oldest whose hello had none), so a flood of hellos holds at most this
+    /// many. With half of them in use the listener is under load and answers hellos
+    /// with cookies (see [`cookie_threshold`](Self::cookie_threshold)). Default 256.
     pub max_half_open_per_listener: usize,
+    /// Hellos per second at which a listener is under load (as it is while half its
+    /// [`max_half_open_per_listener`](Self::max_half_open_per_listener) ends are in
+    /// their handshake). Under load a listener answers a hello that carries no valid
+    /// cookie with a cookie reply, which costs one HMAC, instead of with Diffie-Hellman
+    /// and a signature; the initiator sends its hello again with the cookie. `None`:
+    /// never (every hello is answered with a handshake). Default 1000.
+    pub cookie_threshold: Option<u32>,
+    /// Under load, hellos with a valid cookie taken per second from one source (the
+    /// source address of the connection they came over, or the channel they came
+    /// through); more are dropped. Default 16.
+    pub cookie_hellos_per_source: u32,
     /// Local hops one message may take inside the node before it is treated as a
     /// routing loop and dropped. Default 256.
     pub max_local_hops: usize,
@@ -91,9 +110,12 @@ impl Default for NodeConfig {
             first_frame_timeout: Duration::from_secs(10),
             frame_timeout: Duration::from_secs(30),
             unproven_idle_timeout: Duration::from_secs(60),
+            keepalive_interval: Duration::from_secs(20),
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             max_channels: 4096,
             max_half_open_per_listener: 256,
+            cookie_threshold: Some(1000),
+            cookie_hellos_per_source: 16,
             max_local_hops: 256,
             max_stall: Duration::from_secs(5),
         }

@@ -115,6 +115,10 @@ pub(crate) struct Connection {
     last_received: Instant,
     /// The deadline in `ConnectionTable::timers`, if any.
     deadline: Option<Instant>,
+    /// While open: when to check whether a keepalive is due.
+    keepalive_at: Option<Instant>,
+    /// Whether anything was handed to the transport since the last keepalive check.
+    sent_recently: bool,
     /// Bytes of the frames queued while connecting.
     queued_bytes: usize,
     /// What it is charged against the memory budget, and whether that was charged to
@@ -148,6 +152,12 @@ impl Connection {
         self.proven
     }
 
+    /// Who sent what arrives on it, for limits per source: the source address of an
+    /// incoming connection, the peer of an outgoing one.
+    pub(crate) fn source(&self) -> &str {
+        self.source.as_deref().unwrap_or(&self.peer)
+    }
+
     /// Whether it is an incoming connection that has authenticated nothing.
     pub(crate) fn is_unproven_incoming(&self) -> bool {
         self.direction == Direction::Incoming && !self.proven
@@ -163,6 +173,7 @@ impl Connection {
 
     /// Accounts for a transmit of `len` bytes.
     fn account(&mut self, len: usize, message: Option<Option<Address>>) {
+        self.sent_recently = true;
         self.backlog = self.backlog.saturating_add(len);
         self.in_flight.push_back(InFlight {
             remaining: len,
@@ -210,6 +221,9 @@ pub(crate) enum Expired {
     PartialFrame,
     /// An unproven incoming connection received nothing for `unproven_idle_timeout`.
     Idle,
+    /// Not a close: nothing was sent on the open connection for a keepalive interval,
+    /// so a keepalive is due.
+    Keepalive,
 }
 
 impl Expired {
@@ -226,16 +240,19 @@ impl Expired {
                 "nothing received for {:?} on a connection that authenticated nothing",
                 timeouts.idle
             ),
+            Expired::Keepalive => format!("nothing sent for {:?}", timeouts.keepalive),
         }
     }
 }
 
-/// The deadlines of unauthenticated stages.
+/// The deadlines of unauthenticated stages, and how often an open connection that
+/// carries nothing gets a keepalive.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Timeouts {
     pub(crate) first_frame: Duration,
     pub(crate) frame: Duration,
     pub(crate) idle: Duration,
+    pub(crate) keepalive: Duration,
 }
 
 /// The source address of a peer string `host:port` (IPv6 hosts in brackets): the host.
@@ -293,6 +310,7 @@ impl ConnectionTable {
                 first_frame: config.first_frame_timeout,
                 frame: config.frame_timeout,
                 idle: config.unproven_idle_timeout,
+                keepalive: config.keepalive_interval,
             },
             max_backlog: config.max_connection_backlog,
             max_queued: config.max_queued_while_connecting,
@@ -480,6 +498,7 @@ impl ConnectionTable {
         let mut conn = self.connection(peer, Direction::Incoming, alias, now);
         conn.account(preamble.len(), None);
         conn.first_frame_due = now.checked_add(self.timeouts.first_frame);
+        conn.keepalive_at = now.checked_add(self.timeouts.keepalive);
         *self.per_source.entry(source.clone()).or_insert(0) += 1;
         conn.source = Some(source);
         self.connections.insert(id, conn);
@@ -525,6 +544,8 @@ impl ConnectionTable {
             partial_since: None,
             last_received: now,
             deadline: None,
+            keepalive_at: None,
+            sent_recently: false,
             queued_bytes: 0,
             charge: (0, false),
         }
@@ -537,12 +558,14 @@ impl ConnectionTable {
         &mut self,
         id: ConnectionId,
         preamble: &[u8],
+        now: Instant,
     ) -> Option<(Vec<Vec<u8>>, bool)> {
         let limits = self.limits();
         let conn = self.connections.get_mut(&id)?;
         let State::Connecting(queue) = std::mem::replace(&mut conn.state, State::Open) else {
             return None;
         };
+        conn.keepalive_at = now.checked_add(self.timeouts.keepalive);
         let mut transmits = Vec::with_capacity(1 + queue.len());
         conn.account(preamble.len(), None);
         transmits.push(preamble.to_vec());
@@ -552,7 +575,7 @@ impl ConnectionTable {
         }
         conn.queued_bytes = 0;
         let relieved = refresh(conn, limits);
-        self.recharge(id);
+        self.rearm(id);
         Some((transmits, relieved))
     }
 
@@ -635,6 +658,24 @@ impl ConnectionTable {
         }
     }
 
+    /// Connection `id`'s keepalive check came at `now`: if nothing was handed to the
+    /// transport since the last one, returns a keepalive (an empty frame), accounted
+    /// for, to transmit. The next check is a keepalive interval on.
+    pub(crate) fn keepalive(&mut self, id: ConnectionId, now: Instant) -> Option<Vec<u8>> {
+        let interval = self.timeouts.keepalive;
+        let conn = self.connections.get_mut(&id)?;
+        conn.keepalive_at = now.checked_add(interval);
+        let due = !conn.sent_recently;
+        let keepalive = due.then(|| {
+            let frame = vec![0; crate::framing::FRAME_HEADER_LEN];
+            conn.account(frame.len(), None);
+            frame
+        });
+        conn.sent_recently = false;
+        self.rearm(id);
+        keepalive
+    }
+
     /// Forgets connection `id`, returning what went with it.
     pub(crate) fn remove(&mut self, id: ConnectionId) -> Option<Dropped> {
         let conn = self.connections.remove(&id)?;
@@ -690,9 +731,15 @@ struct Limits {
 }
 
 /// The deadline of `conn` as its state says: the soonest of its first-frame, partial
-/// frame and (unproven incoming) idle deadlines; none while the node paused it. A
-/// deadline too far to represent is none.
+/// frame and (unproven incoming) idle deadlines, none of them while the node paused
+/// it, and its keepalive check. A deadline too far to represent is none.
 fn deadline(conn: &Connection, timeouts: &Timeouts) -> Option<Instant> {
+    let peer = peer_deadline(conn, timeouts);
+    [peer, conn.keepalive_at].into_iter().flatten().min()
+}
+
+/// The soonest deadline of what the peer must do, none while the node paused it.
+fn peer_deadline(conn: &Connection, timeouts: &Timeouts) -> Option<Instant> {
     if conn.stall.is_some() {
         return None;
     }
@@ -708,12 +755,12 @@ fn deadline(conn: &Connection, timeouts: &Timeouts) -> Option<Instant> {
         .min()
 }
 
-/// Which of `conn`'s deadlines has come at `now`, if one has.
+/// Which of `conn`'s deadlines has come at `now`, if one has: the peer's first.
 fn expiry(conn: &Connection, timeouts: &Timeouts, now: Instant) -> Option<Expired> {
-    if conn.stall.is_some() {
-        return None;
-    }
     let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
+    if conn.stall.is_some() {
+        return due(conn.keepalive_at).then_some(Expired::Keepalive);
+    }
     if due(conn.first_frame_due) {
         Some(Expired::FirstFrame)
     } else if due(conn
@@ -726,6 +773,8 @@ fn expiry(conn: &Connection, timeouts: &Timeouts, now: Instant) -> Option<Expire
         && due(conn.last_received.checked_add(timeouts.idle))
     {
         Some(Expired::Idle)
+    } else if due(conn.keepalive_at) {
+        Some(Expired::Keepalive)
     } else {
         None
     }
@@ -752,8 +801,42 @@ mod tests {
             max_queued_while_connecting: max_queued,
             max_outgoing_connections: 4,
             max_incoming_connections: 4,
+            // Keepalives have a test of their own.
+            keepalive_interval: Duration::MAX,
             ..NodeConfig::default()
         })
+    }
+
+    /// A keepalive check comes every interval on an open connection, and sends an
+    /// empty frame only if nothing else was sent since the one before; a connection
+    /// still opening has none.
+    #[test]
+    fn keepalives_go_out_only_on_quiet_open_connections() {
+        let mut t = ConnectionTable::new(&NodeConfig {
+            keepalive_interval: Duration::from_secs(20),
+            ..NodeConfig::default()
+        });
+        let start = Instant::now();
+        let s = |n: u64| start + Duration::from_secs(n);
+        let out = t.open("b:1".into(), a("out"), start);
+        assert_eq!(t.next_deadline(), None, "nothing while connecting");
+        let _ = t.connected(out, b"pre", s(1)).unwrap();
+        check(&t);
+        assert_eq!(t.next_deadline(), Some(s(21)));
+        // The preamble went out since the connection opened: no keepalive at 21 s.
+        assert_eq!(t.expired(s(21)), [(out, Expired::Keepalive)]);
+        assert_eq!(t.keepalive(out, s(21)), None);
+        check(&t);
+        // Nothing sent since: one at 41 s, accounted for like any transmit.
+        assert_eq!(t.next_deadline(), Some(s(41)));
+        assert_eq!(t.keepalive(out, s(41)), Some(vec![0; 4]));
+        assert_eq!(t.get(out).unwrap().backlog(), 3 + 4);
+        check(&t);
+        // A frame sent in the next interval makes the next check quiet.
+        let _ = t.send(out, vec![1; 10], None).unwrap();
+        assert_eq!(t.keepalive(out, s(61)), None);
+        assert_eq!(t.keepalive(out, s(81)), Some(vec![0; 4]));
+        check(&t);
     }
 
     fn check(table: &ConnectionTable) {
@@ -973,11 +1056,14 @@ mod tests {
             Some(0),
             "nothing handed over yet"
         );
-        let (transmits, _) = t.connected(id, b"pre").unwrap();
+        let (transmits, _) = t.connected(id, b"pre", Instant::now()).unwrap();
         assert_eq!(transmits, vec![b"pre".to_vec(), vec![1; 10], vec![2; 20]]);
         assert_eq!(t.get(id).map(Connection::backlog), Some(33));
         check(&t);
-        assert!(t.connected(id, b"pre").is_none(), "opens once");
+        assert!(
+            t.connected(id, b"pre", Instant::now()).is_none(),
+            "opens once"
+        );
         // Written across transmit boundaries, oldest first.
         assert!(!t.written(id, 5));
         check(&t);
@@ -1051,7 +1137,7 @@ mod tests {
             "{error}"
         );
         check(&t);
-        let (transmits, _) = t.connected(id, b"x").unwrap();
+        let (transmits, _) = t.connected(id, b"x", Instant::now()).unwrap();
         assert_eq!(transmits.len(), 3);
         let error = t.send(id, vec![0; 10], None).unwrap_err();
         assert!(
@@ -1096,7 +1182,7 @@ mod tests {
         assert!(t.send(out, vec![0; 1], None).is_ok());
         assert!(t.send(out, vec![0; 1], None).is_ok());
         assert!(t.get(out).unwrap().is_congested());
-        let (_, relieved) = t.connected(out, b"p").unwrap();
+        let (_, relieved) = t.connected(out, b"p", Instant::now()).unwrap();
         assert!(relieved);
         check(&t);
         assert!(t.send(out, vec![0; 60], None).is_ok());

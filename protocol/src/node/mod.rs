@@ -123,6 +123,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::channel::cookie::CookieJar;
 use crate::channel::{ChannelConfig, ChannelEnd, ChannelError};
 use crate::framing::PREAMBLE;
 use crate::identity::{Identifier, Identity};
@@ -186,6 +187,10 @@ pub struct NodeCore {
     stalled: VecDeque<ConnectionId>,
     /// Which refusals by access rules get a log line.
     refusals: RefusalLog,
+    /// The secrets of the cookies listeners under load answer hellos with.
+    cookies: CookieJar,
+    /// Hellos with a valid cookie taken under load, per source, in the current second.
+    cookie_hellos: BTreeMap<String, (Instant, u32)>,
 }
 
 impl fmt::Debug for NodeCore {
@@ -214,6 +219,8 @@ impl NodeCore {
             channels: BTreeMap::new(),
             stalled: VecDeque::new(),
             refusals: RefusalLog::default(),
+            cookies: CookieJar::new(),
+            cookie_hellos: BTreeMap::new(),
             next_channel: 0,
             outputs: VecDeque::new(),
             stats: NodeStats::default(),
@@ -415,11 +422,10 @@ impl NodeCore {
         rules: ChannelRules,
         now: Instant,
     ) -> Result<(), NodeError> {
-        let _ = now;
         self.claim(&address)?;
         self.targets.insert(address.clone(), Target::Listener);
         self.listeners
-            .insert(address, Listener::new(identity, trust, config, rules));
+            .insert(address, Listener::new(identity, trust, config, rules, now));
         Ok(())
     }
 
@@ -572,8 +578,8 @@ impl NodeCore {
 
     /// An outgoing connection opened: the preamble and waiting frames are sent.
     pub fn handle_connected(&mut self, connection: ConnectionId, now: Instant) {
-        let _ = now;
-        let Some((transmits, relieved)) = self.connections.connected(connection, &PREAMBLE) else {
+        let Some((transmits, relieved)) = self.connections.connected(connection, &PREAMBLE, now)
+        else {
             return;
         };
         tracing::debug!(connection = connection.0, "connected");
@@ -734,6 +740,16 @@ impl NodeCore {
     /// [`NodeConfig::unproven_idle_timeout`]) are closed.
     pub fn handle_timeout(&mut self, now: Instant) {
         for (id, expired) in self.connections.expired(now) {
+            if expired == connection::Expired::Keepalive {
+                if let Some(bytes) = self.connections.keepalive(id, now) {
+                    tracing::trace!(connection = id.0, "keepalive");
+                    self.outputs.push_back(Output::Transmit {
+                        connection: id,
+                        bytes,
+                    });
+                }
+                continue;
+            }
             let reason = expired.reason(self.connections.timeouts());
             tracing::debug!(connection = id.0, %reason, "connection timed out");
             self.stats.connections_timed_out += 1;

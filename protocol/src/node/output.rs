@@ -147,6 +147,14 @@ pub struct NodeStats {
     /// Connections closed because what they sent would have taken the memory budget,
     /// or the share of connections that authenticated nothing, past its limit.
     pub connections_shed: u64,
+    /// Hellos a listener answered with a handshake response (each costs two
+    /// Diffie-Hellman operations and a signature).
+    pub handshakes_answered: u64,
+    /// Cookie replies sent by listeners under load, in place of a handshake response.
+    pub cookies_sent: u64,
+    /// Hellos with a valid cookie dropped under load because their source sent more
+    /// than [`NodeConfig::cookie_hellos_per_source`](super::NodeConfig::cookie_hellos_per_source) in a second.
+    pub hellos_rate_limited: u64,
 }
 
 /// A first hop that can be congested: where a message from a local sender goes first.

@@ -239,7 +239,7 @@ impl NodeCore {
                     return Err(self.refuse(next, origin, rule, now));
                 }
                 let _ = message.onward_route.step();
-                self.accept_hello(&next, message, now, work);
+                self.accept_hello(&next, message, &origin, now, work);
                 Ok(Routed::Done)
             }
         }

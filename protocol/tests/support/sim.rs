@@ -292,6 +292,10 @@ pub(crate) struct Sim {
     /// Steps one `run_*` call may take before it panics.
     pub step_budget: u64,
     steps: u64,
+    /// Whether nodes added from now on send keepalives at their config's interval.
+    /// Off unless a test turns it on: keepalives recur for ever, and
+    /// [`run_until_idle`](Self::run_until_idle) waits for a quiet world.
+    pub keepalives: bool,
 }
 
 impl Sim {
@@ -315,6 +319,7 @@ impl Sim {
             tampers: BTreeMap::new(),
             step_budget: DEFAULT_STEP_BUDGET,
             steps: 0,
+            keepalives: false,
         }
     }
 
@@ -341,6 +346,14 @@ impl Sim {
                 "sim: two nodes listen on {listen}"
             );
         }
+        let config = if self.keepalives {
+            config
+        } else {
+            NodeConfig {
+                keepalive_interval: Duration::MAX,
+                ..config
+            }
+        };
         let core = NodeCore::new(config.clone(), Box::new(self.core_rng(id, 0)));
         self.nodes.push(SimNode {
             name: name.to_owned(),

@@ -331,6 +331,7 @@ fn an_unbounded_max_stall_waits_without_a_deadline() {
     let mut core = core(NodeConfig {
         mailbox_capacity: 1,
         max_stall: std::time::Duration::MAX,
+        keepalive_interval: std::time::Duration::MAX,
         ..NodeConfig::default()
     });
     core.register(app(), Access::anyone(), now).unwrap();
