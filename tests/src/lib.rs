@@ -13,6 +13,7 @@
 // This crate exists only to test: a failed expectation is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod adversarial;
 pub mod harness;
 pub mod suite;
 pub mod workers;
@@ -25,61 +26,69 @@ pub use harness::{AsyncStd, Harness, Smol, Tokio};
 #[macro_export]
 macro_rules! conformance_suite {
     ($module:ident, $harness:ty) => {
-        $crate::conformance_suite!(@tests $module, $harness;
-            step_01_node,
-            step_02_worker,
-            step_03_routing,
-            step_04_many_hops,
-            step_05_secure_channel,
-            step_06_secure_channel_many_hops,
-            step_07_transport,
-            step_08_many_transport_hops,
-            step_09_secure_channel_many_transport_hops,
-            step_10_identities,
-            error_unknown_address,
-            error_connection_refused,
-            error_timeouts,
-            error_middle_node_stopped,
-            error_responder_stopped,
-            pipelined_three_hops,
-            pipelined_secure_channel_two_tcp_hops,
-            slow_receiver_over_tcp_loses_nothing,
-            bad_peers_disconnected,
-            stop_during_a_handshake,
-            stop_finishes_what_is_queued,
-            stop_cuts_off_what_does_not_finish,
-            concurrent_handshakes_at_one_listener,
-            parallel_channels_from_one_node,
-            close_secure_channel_ends_both_sides,
-            limit_payload_over_tcp,
-            limit_return_route_over_tcp,
-            limit_channel_message,
-            limit_frame_over_tcp,
-            max_connections_refuses_the_next_dial,
-            connect_timeout,
-            a_listener_that_never_accepts,
-            send_timeout_on_a_congested_mailbox,
-            a_remote_peer_cannot_put_a_channel_end_first,
-            plain_frames_do_not_reach_a_worker_that_takes_channels_only,
-            no_one_outside_a_node_can_speak_into_its_channel,
-            a_worker_restricted_to_an_identity_refuses_other_channels,
-            a_listener_restricts_where_its_channels_deliver,
-            a_panicking_worker_fails_only_that_message,
-            a_panicking_trust_policy_fails_only_that_handshake,
-            a_silent_connection_is_closed_at_its_first_frame_deadline,
-        );
-    };
-    (@tests $module:ident, $harness:ty; $($test:ident),* $(,)?) => {
         mod $module {
-            $(
-                #[test]
-                fn $test() {
-                    $crate::harness::run::<$harness>(
-                        ::std::time::Duration::from_secs(60),
-                        $crate::suite::$test::<$harness>(),
-                    );
-                }
-            )*
+            $crate::conformance_suite!(@tests suite, $harness;
+                step_01_node,
+                step_02_worker,
+                step_03_routing,
+                step_04_many_hops,
+                step_05_secure_channel,
+                step_06_secure_channel_many_hops,
+                step_07_transport,
+                step_08_many_transport_hops,
+                step_09_secure_channel_many_transport_hops,
+                step_10_identities,
+                error_unknown_address,
+                error_connection_refused,
+                error_timeouts,
+                error_middle_node_stopped,
+                error_responder_stopped,
+                pipelined_three_hops,
+                pipelined_secure_channel_two_tcp_hops,
+                slow_receiver_over_tcp_loses_nothing,
+                bad_peers_disconnected,
+                stop_during_a_handshake,
+                stop_finishes_what_is_queued,
+                stop_cuts_off_what_does_not_finish,
+                concurrent_handshakes_at_one_listener,
+                parallel_channels_from_one_node,
+                close_secure_channel_ends_both_sides,
+                limit_payload_over_tcp,
+                limit_return_route_over_tcp,
+                limit_channel_message,
+                limit_frame_over_tcp,
+                max_connections_refuses_the_next_dial,
+                connect_timeout,
+                a_listener_that_never_accepts,
+                send_timeout_on_a_congested_mailbox,
+                a_remote_peer_cannot_put_a_channel_end_first,
+                plain_frames_do_not_reach_a_worker_that_takes_channels_only,
+                no_one_outside_a_node_can_speak_into_its_channel,
+                a_worker_restricted_to_an_identity_refuses_other_channels,
+                a_listener_restricts_where_its_channels_deliver,
+                a_panicking_worker_fails_only_that_message,
+                a_panicking_trust_policy_fails_only_that_handshake,
+                a_silent_connection_is_closed_at_its_first_frame_deadline,
+            );
+            /// The adversarial section (`onward_tests::adversarial`).
+            mod adversarial {
+                $crate::conformance_suite!(@tests adversarial, $harness;
+                    attack_connection_slots,
+                    attack_half_sent_frames,
+                    attack_hello_flood,
+                );
+            }
         }
+    };
+    (@tests $source:ident, $harness:ty; $($test:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                $crate::harness::run::<$harness>(
+                    ::std::time::Duration::from_secs(60),
+                    $crate::$source::$test::<$harness>(),
+                );
+            }
+        )*
     };
 }

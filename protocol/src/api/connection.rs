@@ -140,6 +140,10 @@ impl Shared {
                 Ok(n) => {
                     let bytes = buf.get(..n).unwrap_or_default();
                     self.with_core(|core, now| core.handle_received(connection, bytes, now));
+                    // A peer that keeps the socket full would otherwise keep this task
+                    // running without a pause, and on a one-thread executor nothing
+                    // else (other connections, timers, workers) would run meanwhile.
+                    yield_now().await;
                 }
                 Err(error) => {
                     let reason = error.to_string();
@@ -251,6 +255,21 @@ impl Batch {
         }
         Ok(())
     }
+}
+
+/// Lets the executor run other tasks once before this one goes on.
+async fn yield_now() {
+    let mut yielded = false;
+    future::poll_fn(|cx| {
+        if yielded {
+            std::task::Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await;
 }
 
 #[cfg(test)]

@@ -362,6 +362,18 @@ impl Node {
         self.shared.driver().core.stats()
     }
 
+    /// Bytes the node holds against its memory budget
+    /// ([`NodeConfig::memory_budget`](crate::node::NodeConfig::memory_budget)), and the
+    /// part of them held by incoming connections that have authenticated nothing:
+    /// see [`NodeCore::memory_in_use`](crate::node::NodeCore::memory_in_use).
+    pub fn memory_in_use(&self) -> (usize, usize) {
+        let driver = self.shared.driver();
+        (
+            driver.core.memory_in_use(),
+            driver.core.memory_unauthenticated(),
+        )
+    }
+
     /// Stops the node: channels are closed (their peers told), workers finish the
     /// messages in their mailboxes, connections flush what is queued, and every task
     /// ends. Waits at most the stop grace period, then cuts off what is left.
