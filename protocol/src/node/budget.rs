@@ -1,14 +1,33 @@
 //! The node's memory budget: the bytes the core holds, or has handed out and not yet
 //! seen back, checked before anything grows.
 //!
-//! Counted: the unread messages of every mailbox (each message's encoded length), and
-//! for every connection its unsent backlog, the frames queued while it opens, the
-//! partial frame its decoder holds and the messages waiting for room on its behalf.
+//! Counted: the unread messages of every mailbox (each message's encoded length and
+//! [`MESSAGE_OVERHEAD`]), and for every connection its unsent backlog and the frames
+//! queued while it opens (each with [`TRANSMIT_OVERHEAD`]), the partial frame its
+//! decoder holds and the messages waiting for room on its behalf.
 //! The budget is [`NodeConfig::memory_budget`](super::NodeConfig::memory_budget);
 //! incoming connections that have not carried an authenticated record share a quarter
 //! of it, so peers that authenticated nothing cannot crowd out the rest.
 
 use std::fmt;
+
+use crate::message::TransportMessage;
+
+/// Bytes charged for each transmit held for a connection beyond its own length: the
+/// allocation's and the transport's queue's overhead. Without it a flood of small
+/// answers (cookie replies are 49 bytes) would hold several times what the budget
+/// says.
+pub const TRANSMIT_OVERHEAD: usize = 64;
+
+/// Bytes charged for each message held (in a mailbox, or waiting for room) beyond its
+/// encoded length: its routes' and buffers' overhead.
+pub const MESSAGE_OVERHEAD: usize = 128;
+
+/// What holding `message` costs the budget.
+#[inline]
+pub(crate) fn message_cost(message: &TransportMessage) -> usize {
+    message.encoded_len().saturating_add(MESSAGE_OVERHEAD)
+}
 
 use crate::routing::Address;
 

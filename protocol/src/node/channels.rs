@@ -36,6 +36,22 @@ pub(super) struct Listener {
 /// new sources are dropped until a second has passed.
 const MAX_COOKIE_SOURCES: usize = 4096;
 
+/// Hellos with a valid cookie that may wait, node-wide, for their source's next
+/// second under load; past it they are dropped.
+pub(super) const MAX_DEFERRED_HELLOS: usize = 256;
+
+/// A hello with a valid cookie past its source's share for this second, waiting for
+/// the next.
+pub(super) struct DeferredHello {
+    listener: Address,
+    message: TransportMessage,
+    origin: Origin,
+    /// The connection it came over, if it did.
+    connection: Option<super::ConnectionId>,
+    /// When its source has a slot again.
+    due: Instant,
+}
+
 impl Listener {
     /// Counts a hello at `now`; returns the hellos per second it sees: the more of
     /// the current window's count and the previous window's.
@@ -402,9 +418,31 @@ impl NodeCore {
             }
             return;
         }
-        if loaded && !self.cookie_hello_allowed(origin, now) {
-            self.stats.hellos_rate_limited += 1;
-            return;
+        if loaded {
+            match self.cookie_hello_slot(origin, now) {
+                Ok(()) => {}
+                // Past its source's share for this second: it waits for the next one
+                // (so a busy initiator is slowed, not failed), if there is room.
+                Err(Some(due)) if self.deferred_hellos.len() < MAX_DEFERRED_HELLOS => {
+                    self.stats.hellos_deferred += 1;
+                    let connection = match origin {
+                        Origin::Transport { connection } => Some(*connection),
+                        _ => None,
+                    };
+                    self.deferred_hellos.push_back(DeferredHello {
+                        listener: listener_address.clone(),
+                        message,
+                        origin: origin.clone(),
+                        connection,
+                        due,
+                    });
+                    return;
+                }
+                Err(_) => {
+                    self.stats.hellos_rate_limited += 1;
+                    return;
+                }
+            }
         }
         let Some(listener) = self.listeners.get(listener_address) else {
             return;
@@ -468,15 +506,20 @@ impl NodeCore {
 }
 
 impl NodeCore {
-    /// Whether a hello with a valid cookie from `origin` may be answered now, under
-    /// load: at most [`NodeConfig::cookie_hellos_per_source`](super::NodeConfig::cookie_hellos_per_source)
+    /// Takes one of this second's slots for a hello with a valid cookie from
+    /// `origin`, under load: at most [`NodeConfig::cookie_hellos_per_source`](super::NodeConfig::cookie_hellos_per_source)
     /// per second from one source. A hello from this node is not limited.
-    fn cookie_hello_allowed(&mut self, origin: &Origin, now: Instant) -> bool {
+    ///
+    /// # Errors
+    ///
+    /// `Some(when)` the source has a slot again, or `None` if it cannot be told (the
+    /// connection is gone, or too many sources are tracked).
+    fn cookie_hello_slot(&mut self, origin: &Origin, now: Instant) -> Result<(), Option<Instant>> {
         let source = match origin {
-            Origin::Local => return true,
+            Origin::Local => return Ok(()),
             Origin::Transport { connection } => match self.connections.get(*connection) {
                 Some(conn) => conn.source().to_owned(),
-                None => return false,
+                None => return Err(None),
             },
             Origin::Channel { channel, .. } => format!("channel {}", channel.0),
         };
@@ -487,7 +530,7 @@ impl NodeCore {
             self.cookie_hellos
                 .retain(|_, (start, _)| now.saturating_duration_since(*start) < second);
             if self.cookie_hellos.len() >= MAX_COOKIE_SOURCES {
-                return false;
+                return Err(None);
             }
         }
         let (start, count) = self.cookie_hellos.entry(source).or_insert((now, 0));
@@ -496,10 +539,46 @@ impl NodeCore {
             *count = 0;
         }
         if *count >= self.config.cookie_hellos_per_source {
-            return false;
+            return Err(start.checked_add(second));
         }
         *count += 1;
-        true
+        Ok(())
+    }
+
+    /// When the first deferred hello may be tried again.
+    pub(super) fn deferred_hello_deadline(&self) -> Option<Instant> {
+        self.deferred_hellos.iter().map(|d| d.due).min()
+    }
+
+    /// Tries again, in arrival order, the deferred hellos whose source has a slot again
+    /// by `now`.
+    pub(super) fn retry_deferred_hellos(&mut self, now: Instant) {
+        if self.deferred_hello_deadline().is_none_or(|due| due > now) {
+            return;
+        }
+        let (due, waiting): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.deferred_hellos)
+            .into_iter()
+            .partition(|d| d.due <= now);
+        self.deferred_hellos = waiting;
+        for deferred in due {
+            let mut work = VecDeque::new();
+            self.accept_hello(
+                &deferred.listener,
+                deferred.message,
+                &deferred.origin,
+                now,
+                &mut work,
+            );
+            let result = match deferred.connection {
+                // Its connection is gone: so is the way back.
+                Some(id) if self.connections.get(id).is_none() => Ok(()),
+                Some(id) => self.route_all(work, Source::Connection(id), now),
+                None => self.route_all(work, Source::Local(&deferred.listener), now),
+            };
+            if let Err(error) = result {
+                tracing::debug!(%error, "answering a deferred hello");
+            }
+        }
     }
 
     /// Why a message that came through channel end `id` may not go to `first`, if

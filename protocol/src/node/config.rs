@@ -80,9 +80,12 @@ pub struct NodeConfig {
     /// and a signature; the initiator sends its hello again with the cookie. `None`:
     /// never (every hello is answered with a handshake). Default 1000.
     pub cookie_threshold: Option<u32>,
-    /// Under load, hellos with a valid cookie taken per second from one source (the
+    /// Under load, hellos with a valid cookie answered per second from one source (the
     /// source address of the connection they came over, or the channel they came
-    /// through); more are dropped. Default 16.
+    /// through). More wait for a later second, up to 256 in the node; past that they
+    /// are dropped without an answer, and their initiators' handshakes time out
+    /// ([`ChannelError::HandshakeTimeout`](crate::channel::ChannelError::HandshakeTimeout)).
+    /// Default 64.
     pub cookie_hellos_per_source: u32,
     /// Local hops one message may take inside the node before it is treated as a
     /// routing loop and dropped. Default 256.
@@ -115,7 +118,7 @@ impl Default for NodeConfig {
             max_channels: 4096,
             max_half_open_per_listener: 256,
             cookie_threshold: Some(1000),
-            cookie_hellos_per_source: 16,
+            cookie_hellos_per_source: 64,
             max_local_hops: 256,
             max_stall: Duration::from_secs(5),
         }

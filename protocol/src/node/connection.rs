@@ -165,7 +165,13 @@ impl Connection {
 
     /// The bytes it holds, as the memory budget counts them.
     fn holds(&self) -> usize {
+        let queued = match &self.state {
+            State::Connecting(queue) => queue.len(),
+            State::Open => 0,
+        };
+        let transmits = self.in_flight.len().saturating_add(queued);
         self.backlog
+            .saturating_add(transmits.saturating_mul(super::budget::TRANSMIT_OVERHEAD))
             .saturating_add(self.queued_bytes)
             .saturating_add(self.decoder.buffered_len())
             .saturating_add(self.stall.as_ref().map_or(0, |s| s.bytes))

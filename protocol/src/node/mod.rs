@@ -136,7 +136,7 @@ use crate::trust::TrustPolicy;
 use access::RefusalLog;
 pub use access::{Access, ChannelRules, Origin};
 use budget::Budget;
-pub use budget::BudgetShare;
+pub use budget::{BudgetShare, MESSAGE_OVERHEAD, TRANSMIT_OVERHEAD};
 use channels::{ChannelSlot, Listener};
 pub use config::NodeConfig;
 use connection::ConnectionTable;
@@ -191,6 +191,8 @@ pub struct NodeCore {
     cookies: CookieJar,
     /// Hellos with a valid cookie taken under load, per source, in the current second.
     cookie_hellos: BTreeMap<String, (Instant, u32)>,
+    /// Hellos with a valid cookie waiting for their source's next second.
+    deferred_hellos: VecDeque<channels::DeferredHello>,
 }
 
 impl fmt::Debug for NodeCore {
@@ -221,6 +223,7 @@ impl NodeCore {
             refusals: RefusalLog::default(),
             cookies: CookieJar::new(),
             cookie_hellos: BTreeMap::new(),
+            deferred_hellos: VecDeque::new(),
             next_channel: 0,
             outputs: VecDeque::new(),
             stats: NodeStats::default(),
@@ -770,6 +773,7 @@ impl NodeCore {
             }
         }
         self.expire_stalls(now);
+        self.retry_deferred_hellos(now);
     }
 
     // ---- outputs --------------------------------------------------------------------
@@ -788,6 +792,7 @@ impl NodeCore {
             .filter_map(|end| end.channel.poll_timeout())
             .chain(self.stall_deadlines())
             .chain(self.connections.next_deadline())
+            .chain(self.deferred_hello_deadline())
             .min()
     }
 

@@ -152,8 +152,12 @@ pub struct NodeStats {
     pub handshakes_answered: u64,
     /// Cookie replies sent by listeners under load, in place of a handshake response.
     pub cookies_sent: u64,
-    /// Hellos with a valid cookie dropped under load because their source sent more
-    /// than [`NodeConfig::cookie_hellos_per_source`](super::NodeConfig::cookie_hellos_per_source) in a second.
+    /// Hellos with a valid cookie that waited under load because their source sent
+    /// more than [`NodeConfig::cookie_hellos_per_source`](super::NodeConfig::cookie_hellos_per_source)
+    /// in a second: each is answered in a later second.
+    pub hellos_deferred: u64,
+    /// Hellos with a valid cookie dropped under load: past their source's share when
+    /// no more may wait.
     pub hellos_rate_limited: u64,
 }
 

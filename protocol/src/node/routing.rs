@@ -335,7 +335,7 @@ impl NodeCore {
         source: Source<'_>,
     ) -> Result<Routed, NodeError> {
         let may_wait = matches!(source, Source::Connection(_));
-        let size = message.encoded_len();
+        let size = super::budget::message_cost(&message);
         let budget = self.budget();
         let admission = self.mailboxes.admit(&address, may_wait, size, budget);
         if let Err(NodeError::MemoryBudget { .. }) = admission {
@@ -420,7 +420,7 @@ impl NodeCore {
         frame: Vec<u8>,
         sender: Option<&Address>,
     ) -> Result<(), NodeError> {
-        self.check_budget(Some(id), frame.len())?;
+        self.check_budget(Some(id), frame.len() + super::budget::TRANSMIT_OVERHEAD)?;
         if let Sent::Transmit(bytes) = self.connections.send(id, frame, sender)? {
             self.outputs.push_back(Output::Transmit {
                 connection: id,

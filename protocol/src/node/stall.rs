@@ -7,6 +7,7 @@ use std::time::Instant;
 use crate::message::TransportMessage;
 use crate::routing::Address;
 
+use super::budget::message_cost;
 use super::connection::Stall;
 use super::mailbox::Admission;
 use super::routing::{Source, Work};
@@ -28,8 +29,8 @@ impl NodeCore {
         let deadline = now.checked_add(self.config.max_stall);
         let bytes = rest
             .iter()
-            .map(|(m, _)| m.encoded_len())
-            .fold(message.encoded_len(), usize::saturating_add);
+            .map(|(m, _)| message_cost(m))
+            .fold(message_cost(&message), usize::saturating_add);
         match self.connections.get_mut(id) {
             Some(conn) => {
                 tracing::trace!(connection = id.0, "stalled");
@@ -80,7 +81,7 @@ impl NodeCore {
                     // The stalled message's own bytes are in use already: it moves.
                     let mut budget = self.budget();
                     budget.in_use = budget.in_use.saturating_sub(stall.bytes);
-                    let size = stall.message.encoded_len();
+                    let size = message_cost(&stall.message);
                     self.mailboxes.has_room(&stall.address, size, budget)
                 }
             };
@@ -145,7 +146,7 @@ impl NodeCore {
             })
         } else {
             // The mailbox had room when this was called: the message cannot wait again.
-            let size = message.encoded_len();
+            let size = message_cost(&message);
             let budget = self.budget();
             self.mailboxes
                 .admit(&address, false, size, budget)

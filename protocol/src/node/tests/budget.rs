@@ -72,7 +72,10 @@ fn a_half_sent_frame_is_returned_at_its_deadline() {
     let id = core.handle_incoming_connection("10.0.0.1:1".into(), now);
     core.handle_received(id, &half_frame(100_000, 60_000), now);
     // The half frame, and the preamble this node sent and the peer has not taken.
-    assert_eq!(core.memory_in_use(), 60_000 + PREAMBLE.len());
+    assert_eq!(
+        core.memory_in_use(),
+        60_000 + PREAMBLE.len() + crate::node::budget::TRANSMIT_OVERHEAD
+    );
     let deadline = core.poll_timeout().expect("a deadline");
     core.handle_timeout(deadline);
     assert_eq!(core.connection_count(), 0);
@@ -106,7 +109,10 @@ fn unsent_bytes_are_refused_at_the_budget_and_come_back_when_written() {
             Err(error) => break error,
         }
     };
-    assert_eq!(sent, 11, "eleven 9,000-byte messages fit in 100,000 bytes");
+    assert_eq!(
+        sent, 10,
+        "ten 9,000-byte messages and their overhead fit in 100,000 bytes"
+    );
     assert!(
         matches!(
             error,
@@ -147,7 +153,7 @@ fn mailbox_bytes_are_a_share_of_the_budget() {
         "{error}"
     );
     let held = core.memory_in_use();
-    assert_eq!(held, 2 * big().encoded_len());
+    assert_eq!(held, 2 * crate::node::budget::message_cost(&big()));
     // The same message from a connection waits, and its connection is paused.
     let id = core.handle_incoming_connection("10.0.0.1:1".into(), now);
     core.handle_written(id, PREAMBLE.len(), now);
