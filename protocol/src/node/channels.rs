@@ -561,6 +561,13 @@ impl NodeCore {
             .partition(|d| d.due <= now);
         self.deferred_hellos = waiting;
         for deferred in due {
+            // Its connection is gone, and with it the way back: no work for it.
+            if deferred
+                .connection
+                .is_some_and(|id| self.connections.get(id).is_none())
+            {
+                continue;
+            }
             let mut work = VecDeque::new();
             self.accept_hello(
                 &deferred.listener,
@@ -570,8 +577,6 @@ impl NodeCore {
                 &mut work,
             );
             let result = match deferred.connection {
-                // Its connection is gone: so is the way back.
-                Some(id) if self.connections.get(id).is_none() => Ok(()),
                 Some(id) => self.route_all(work, Source::Connection(id), now),
                 None => self.route_all(work, Source::Local(&deferred.listener), now),
             };

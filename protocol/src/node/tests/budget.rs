@@ -213,3 +213,49 @@ fn a_message_from_a_connection_waits_for_the_budget() {
         .iter()
         .any(|o| matches!(o, Output::Deliver { .. })));
 }
+
+/// Replies to a peer that authenticated nothing and does not read are refused at the
+/// quarter of the budget those peers share, with that share named, though the node's
+/// budget has room; the connection is not closed for it.
+#[test]
+fn sends_to_unauthenticated_peers_stop_at_their_share() {
+    let now = Instant::now();
+    let mut core = core(NodeConfig {
+        memory_budget: 400_000,
+        ..NodeConfig::default()
+    });
+    core.register(app(), Access::anyone(), now).unwrap();
+    let id = core.handle_incoming_connection("10.0.0.1:1".into(), now);
+    let ask = TransportMessage::new(route!["app"], route!["x"], vec![1]);
+    core.handle_received(id, &frames(&[ask]), now);
+    let back = drain(&mut core)
+        .into_iter()
+        .find_map(|o| match o {
+            Output::Deliver { message, .. } => Some(message.return_route),
+            _ => None,
+        })
+        .expect("delivered");
+    let reply = || TransportMessage::new(back.clone(), route!["app"], vec![0; 10_000]);
+    let mut sent = 0;
+    let error = loop {
+        match core.handle_send(&app(), reply(), now) {
+            Ok(()) => sent += 1,
+            Err(error) => break error,
+        }
+    };
+    assert!(
+        matches!(
+            error,
+            NodeError::MemoryBudget {
+                share: BudgetShare::Unauthenticated,
+                limit: 100_000,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert_eq!(sent, 9, "nine 10 KB replies fit in the 100,000-byte share");
+    assert!(core.memory_unauthenticated() <= 100_000);
+    assert_eq!(core.connection_count(), 1);
+    assert_eq!(core.stats().memory_refusals, 1);
+}

@@ -141,5 +141,6 @@ fn local_to(to: Route) -> TransportMessage {
 
 mod access;
 mod budget;
+mod cookies;
 mod errors;
 mod flow;
