@@ -259,3 +259,37 @@ fn sends_to_unauthenticated_peers_stop_at_their_share() {
     assert_eq!(core.connection_count(), 1);
     assert_eq!(core.stats().memory_refusals, 1);
 }
+
+/// A partial frame on a connection this node dialled is not in the unauthenticated
+/// share, but the node's budget holds for it too: past it, the connection is closed
+/// with the node's budget named.
+#[test]
+fn a_partial_frame_past_the_node_budget_is_shed() {
+    let now = Instant::now();
+    let mut core = core(NodeConfig {
+        memory_budget: 100_000,
+        ..NodeConfig::default()
+    });
+    core.register(app(), Access::anyone(), now).unwrap();
+    core.handle_send(
+        &app(),
+        TransportMessage::new(route![tcp("b:4000"), "x"], route!["app"], vec![1]),
+        now,
+    )
+    .unwrap();
+    let Some(Output::Connect { connection, .. }) = drain(&mut core).into_iter().next() else {
+        panic!("a connect");
+    };
+    core.handle_connected(connection, now);
+    let _ = drain(&mut core);
+    core.handle_received(connection, &half_frame(200_000, 90_000), now);
+    assert_eq!(core.connection_count(), 1, "within the budget");
+    core.handle_received(connection, &[0; 20_000], now);
+    let outputs = drain(&mut core);
+    assert!(closed(&outputs, connection));
+    assert!(outputs.iter().any(|o| matches!(o,
+        Output::Event(NodeEvent::ConnectionClosed { error: Some(e), .. })
+            if e.contains("the node holds"))));
+    assert_eq!(core.stats().connections_shed, 1);
+    assert_eq!(core.memory_in_use(), 0);
+}

@@ -140,6 +140,11 @@ fn past_its_share_a_source_waits_then_is_dropped() {
     core.handle_timeout(next + Duration::from_secs(1));
     assert_eq!(core.stats().handshakes_answered, 5);
     assert_eq!(
+        core.stats().hellos_rate_limited,
+        1,
+        "not tried, so not dropped either"
+    );
+    assert_eq!(
         core.poll_timeout()
             .filter(|t| *t <= next + Duration::from_secs(1)),
         None
@@ -167,4 +172,29 @@ fn at_most_4096_sources_are_tracked_at_once() {
     let conn = core.handle_incoming_connection("10.99.0.1:1".into(), later);
     cookied_hello(&mut core, conn, 99_999, true, later);
     assert_eq!(core.stats().handshakes_answered, 4097, "room again");
+}
+
+/// A listener that cannot draw a cookie secret (its random source failed) drops the
+/// hello and counts it, and sends nothing.
+#[test]
+fn no_cookie_without_randomness() {
+    let now = Instant::now();
+    // One fill for the connection's alias, then none.
+    let mut core = NodeCore::new(
+        NodeConfig {
+            cookie_threshold: Some(0),
+            ..NodeConfig::default()
+        },
+        Box::new(FailAfter {
+            left: 1,
+            inner: SeededRandom::new(5),
+        }),
+    );
+    listen(&mut core, ChannelRules::new(), now).unwrap();
+    let conn = core.handle_incoming_connection("10.0.0.1:1".into(), now);
+    let _ = drain(&mut core);
+    core.handle_received(conn, &hello_bytes(hello(1, None), true), now);
+    assert!(cookies(&drain(&mut core)).is_empty());
+    let stats = core.stats();
+    assert_eq!((stats.hellos_rejected, stats.cookies_sent), (1, 0));
 }
