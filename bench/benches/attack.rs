@@ -198,6 +198,21 @@ async fn settle(b: &Node, baseline: usize) -> Duration {
     start.elapsed()
 }
 
+/// The handshakes a legitimate node completed per second during an attack, beside
+/// the rate without one.
+fn handshake_figure(report: &mut Report, name: String, during: f64, calm: f64) {
+    report.add(Figure {
+        bench: "attack",
+        name,
+        value: during,
+        unit: "hs/s",
+        peer: "no attack".into(),
+        peer_value: calm,
+        target: None,
+        lower_is_better: false,
+    });
+}
+
 fn memory_figures(
     report: &mut Report,
     attack: &str,
@@ -373,16 +388,7 @@ fn main() {
         let back = settle(&w.b, baseline).await;
         let peak = sampler.finish();
         memory_figures(&mut report, "half-sent frames", before, peak, resident());
-        report.add(Figure {
-            bench: "attack",
-            name: format!("half-sent frames: handshakes/s ({held} connections)"),
-            value: during,
-            unit: "hs/s",
-            peer: "no attack".into(),
-            peer_value: calm,
-            target: None,
-            lower_is_better: false,
-        });
+        handshake_figure(&mut report, format!("half-sent frames: handshakes/s ({held} connections)"), during, calm);
         println!("# half-sent frames: accounting back in {back:?}; {:?}", w.b.stats());
 
         // 3. Hello floods over four connections that never read: at the issue's
@@ -417,16 +423,7 @@ fn main() {
             let back = settle(&w.b, baseline).await;
             let peak = sampler.finish();
             let stats = w.b.stats();
-            report.add(Figure {
-                bench: "attack",
-                name: format!("{label}: handshakes/s ({flood_rate:.0} hellos/s)"),
-                value: during,
-                unit: "hs/s",
-                peer: "no attack".into(),
-                peer_value: calm,
-                target: None,
-                lower_is_better: false,
-            });
+            handshake_figure(&mut report, format!("{label}: handshakes/s ({flood_rate:.0} hellos/s)"), during, calm);
             memory_figures(&mut report, &label, before, peak, resident());
             println!(
                 "# {label}: {} hellos sent, {} cookies, {} handshakes answered, {} rate-limited, {} memory refusals, {} connections shed; accounting back in {back:?}",
@@ -469,16 +466,7 @@ fn main() {
         let back = settle(&w.b, baseline).await;
         let peak = sampler.finish();
         memory_figures(&mut report, "peers that never read", before, peak, resident());
-        report.add(Figure {
-            bench: "attack",
-            name: format!("peers that never read: handshakes/s ({held} peers)"),
-            value: during,
-            unit: "hs/s",
-            peer: "no attack".into(),
-            peer_value: calm,
-            target: None,
-            lower_is_better: false,
-        });
+        handshake_figure(&mut report, format!("peers that never read: handshakes/s ({held} peers)"), during, calm);
         let stats = w.b.stats();
         println!(
             "# peers that never read: {} memory refusals; accounting back in {back:?}",

@@ -61,19 +61,25 @@ async fn pair<H: Harness>(options: NodeOptions) -> (H::Node, H::Node, SocketAddr
     b.create_secure_channel_listener("secure", &identity(), TrustEveryone)
         .await
         .expect("listener");
-    let a = H::start(crate::harness::options()).await.expect("A starts");
+    let (a, channel) = newcomer::<H>(b_addr, "the first channel").await;
+    (a, b, b_addr, channel)
+}
+
+/// A new node with a channel to B's listener at `b_addr`, opened within [`STEP`].
+async fn newcomer<H: Harness>(b_addr: SocketAddr, what: &str) -> (H::Node, SecureChannel) {
+    let node = H::start(options()).await.expect("a new node starts");
     let channel = within::<H, _>(
         STEP,
-        "the first channel",
-        a.create_secure_channel(
+        what,
+        node.create_secure_channel(
             route![tcp(b_addr.to_string()), "secure"],
             &identity(),
             TrustEveryone,
         ),
     )
     .await
-    .expect("channel");
-    (a, b, b_addr, channel)
+    .unwrap_or_else(|e| panic!("{what}: {e}"));
+    (node, channel)
 }
 
 fn identity() -> Identity {
@@ -170,21 +176,7 @@ pub async fn attack_connection_slots<H: Harness>() {
         H::sleep(Duration::from_millis(10)).await;
     }
     // A new node still gets in, and the established channel still carries messages.
-    let (c, second) = {
-        let c = H::start(options()).await.expect("C starts");
-        let second = within::<H, _>(
-            STEP,
-            "a channel while the slots are taken",
-            c.create_secure_channel(
-                route![tcp(b_addr.to_string()), "secure"],
-                &identity(),
-                TrustEveryone,
-            ),
-        )
-        .await
-        .expect("a channel while the slots are taken");
-        (c, second)
-    };
+    let (c, second) = newcomer::<H>(b_addr, "a channel while the slots are taken").await;
     echo_through::<H>(&a, &channel, 20, "slots").await;
     echo_through::<H>(&c, &second, 5, "newcomer").await;
     assert_within_budget(&b, 3 * max_incoming, "slots");
@@ -249,18 +241,7 @@ pub async fn attack_hello_flood<H: Harness>() {
     let before = b.stats().handshakes_answered;
     let mut channels = Vec::new();
     for i in 0..3 {
-        let c = H::start(options()).await.expect("C starts");
-        let new = within::<H, _>(
-            STEP,
-            "a channel during the flood",
-            c.create_secure_channel(
-                route![tcp(b_addr.to_string()), "secure"],
-                &identity(),
-                TrustEveryone,
-            ),
-        )
-        .await
-        .expect("a channel during the flood");
+        let (c, new) = newcomer::<H>(b_addr, "a channel during the flood").await;
         echo_through::<H>(&c, &new, 3, &format!("new {i}")).await;
         channels.push(c);
         assert_within_budget(&b, 3, "during the flood");
