@@ -7,6 +7,11 @@
 
 use onward_tokio::{route, Access, Context, Node, Result, Routed, Worker};
 
+mod common;
+
+const PROGRAM: &str = "02-worker";
+const USAGE: &str = "";
+
 /// Sends every message back to where it came from.
 struct Echoer;
 
@@ -24,7 +29,14 @@ impl Worker for Echoer {
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> std::process::ExitCode {
+    common::logging();
+    let args = common::Args::parse(PROGRAM, USAGE);
+    common::finish(PROGRAM, run(args).await)
+}
+
+async fn run(args: common::Args) -> common::Outcome {
+    args.done()?;
     let node = Node::start().await?;
     // Only senders on this node may reach the echoer.
     node.start_worker_with("echoer", Echoer, Access::local_only())
@@ -42,5 +54,6 @@ async fn main() -> Result<()> {
         reply.return_route()
     );
 
-    node.stop().await
+    node.stop().await?;
+    Ok(())
 }

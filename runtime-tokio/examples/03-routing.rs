@@ -10,6 +10,11 @@
 
 use onward_tokio::{route, Access, Context, Node, Opaque, Result, Routed, Worker};
 
+mod common;
+
+const PROGRAM: &str = "03-routing";
+const USAGE: &str = "";
+
 /// Forwards every message one step along its onward route.
 struct Hop;
 
@@ -48,7 +53,14 @@ impl Worker for Echoer {
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> std::process::ExitCode {
+    common::logging();
+    let args = common::Args::parse(PROGRAM, USAGE);
+    common::finish(PROGRAM, run(args).await)
+}
+
+async fn run(args: common::Args) -> common::Outcome {
+    args.done()?;
     let node = Node::start().await?;
     // Both workers take messages only from senders on this node.
     node.start_worker_with("h1", Hop, Access::local_only())
@@ -68,5 +80,6 @@ async fn main() -> Result<()> {
         reply.return_route()
     );
 
-    node.stop().await
+    node.stop().await?;
+    Ok(())
 }

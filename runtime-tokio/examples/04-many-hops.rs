@@ -9,6 +9,11 @@
 
 use onward_tokio::{route, Access, Context, Node, Opaque, Result, Routed, Worker};
 
+mod common;
+
+const PROGRAM: &str = "04-many-hops";
+const USAGE: &str = "";
+
 /// Forwards every message one step along its onward route.
 struct Hop;
 
@@ -46,7 +51,14 @@ impl Worker for Echoer {
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> std::process::ExitCode {
+    common::logging();
+    let args = common::Args::parse(PROGRAM, USAGE);
+    common::finish(PROGRAM, run(args).await)
+}
+
+async fn run(args: common::Args) -> common::Outcome {
+    args.done()?;
     let node = Node::start().await?;
     for hop in ["h1", "h2", "h3"] {
         node.start_worker_with(hop, Hop, Access::local_only())
@@ -68,5 +80,6 @@ async fn main() -> Result<()> {
         reply.return_route()
     );
 
-    node.stop().await
+    node.stop().await?;
+    Ok(())
 }

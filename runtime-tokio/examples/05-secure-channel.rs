@@ -9,6 +9,11 @@ use onward_tokio::{
     route, Access, Context, Identity, Node, Result, Routed, TrustEveryone, TrustIdentifier, Worker,
 };
 
+mod common;
+
+const PROGRAM: &str = "05-secure-channel";
+const USAGE: &str = "";
+
 /// Sends every message back to where it came from, saying who sent it.
 struct Echoer;
 
@@ -34,7 +39,14 @@ impl Worker for Echoer {
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> std::process::ExitCode {
+    common::logging();
+    let args = common::Args::parse(PROGRAM, USAGE);
+    common::finish(PROGRAM, run(args).await)
+}
+
+async fn run(args: common::Args) -> common::Outcome {
+    args.done()?;
     let node = Node::start().await?;
 
     // The responder's side: an identity, and a listener that accepts any initiator.
@@ -73,5 +85,6 @@ async fn main() -> Result<()> {
         reply.return_route()
     );
 
-    node.stop().await
+    node.stop().await?;
+    Ok(())
 }

@@ -10,6 +10,11 @@ use onward_tokio::{
     Worker,
 };
 
+mod common;
+
+const PROGRAM: &str = "06-secure-channel-many-hops";
+const USAGE: &str = "";
+
 /// Forwards every message one step along its onward route, without reading it.
 struct Hop;
 
@@ -53,7 +58,14 @@ impl Worker for Echoer {
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> std::process::ExitCode {
+    common::logging();
+    let args = common::Args::parse(PROGRAM, USAGE);
+    common::finish(PROGRAM, run(args).await)
+}
+
+async fn run(args: common::Args) -> common::Outcome {
+    args.done()?;
     let node = Node::start().await?;
     for hop in ["h1", "h2", "h3"] {
         // The hops pass on what this node sends them; nothing reaches them from outside.
@@ -95,5 +107,6 @@ async fn main() -> Result<()> {
         reply.return_route()
     );
 
-    node.stop().await
+    node.stop().await?;
+    Ok(())
 }

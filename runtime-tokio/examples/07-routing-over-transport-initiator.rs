@@ -10,11 +10,21 @@
 
 use onward_tokio::{route, tcp, Access, Node, Routed};
 
+mod common;
+
+const PROGRAM: &str = "07-routing-over-transport-initiator";
+const USAGE: &str = "[RESPONDER]";
+
 #[tokio::main]
-async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
-    let responder = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:4000".to_string());
+async fn main() -> std::process::ExitCode {
+    common::logging();
+    let args = common::Args::parse(PROGRAM, USAGE);
+    common::finish(PROGRAM, run(args).await)
+}
+
+async fn run(mut args: common::Args) -> common::Outcome {
+    let responder = args.next().unwrap_or_else(|| "127.0.0.1:4000".to_string());
+    args.done()?;
 
     let node = Node::start().await?;
     // The reply comes back over plain TCP, which a context refuses unless told.

@@ -11,6 +11,11 @@
 use onward_tokio::{Access, Context, Node, Result, Routed, Worker};
 use tokio::sync::mpsc;
 
+mod common;
+
+const PROGRAM: &str = "08-many-transport-hops-responder";
+const USAGE: &str = "[ADDRESS] [MESSAGES]";
+
 /// Sends every message back to where it came from, and counts it.
 struct Echoer {
     echoed: mpsc::UnboundedSender<()>,
@@ -32,10 +37,16 @@ impl Worker for Echoer {
 }
 
 #[tokio::main]
-async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
+async fn main() -> std::process::ExitCode {
+    common::logging();
+    let args = common::Args::parse(PROGRAM, USAGE);
+    common::finish(PROGRAM, run(args).await)
+}
+
+async fn run(mut args: common::Args) -> common::Outcome {
     let address = args.next().unwrap_or_else(|| "127.0.0.1:4000".to_string());
-    let limit: Option<usize> = args.next().map(|n| n.parse()).transpose()?;
+    let limit: Option<usize> = args.next_parsed("MESSAGES")?;
+    args.done()?;
 
     let node = Node::start().await?;
     let (echoed, mut echoes) = mpsc::unbounded_channel();

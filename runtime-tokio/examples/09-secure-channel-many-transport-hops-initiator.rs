@@ -11,11 +11,22 @@
 
 use onward_tokio::{route, tcp, Identity, Node, Routed, TrustEveryone};
 
+mod common;
+
+const PROGRAM: &str = "09-secure-channel-many-transport-hops-initiator";
+const USAGE: &str = "[MIDDLE] [RESPONDER]";
+
 #[tokio::main]
-async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
+async fn main() -> std::process::ExitCode {
+    common::logging();
+    let args = common::Args::parse(PROGRAM, USAGE);
+    common::finish(PROGRAM, run(args).await)
+}
+
+async fn run(mut args: common::Args) -> common::Outcome {
     let middle = args.next().unwrap_or_else(|| "127.0.0.1:3000".to_string());
     let responder = args.next().unwrap_or_else(|| "127.0.0.1:4000".to_string());
+    args.done()?;
 
     let node = Node::start().await?;
     let identity = Identity::generate()?;

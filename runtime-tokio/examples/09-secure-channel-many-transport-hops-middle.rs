@@ -12,11 +12,21 @@
 
 use onward_tokio::Node;
 
+mod common;
+
+const PROGRAM: &str = "09-secure-channel-many-transport-hops-middle";
+const USAGE: &str = "[ADDRESS]";
+
 #[tokio::main]
-async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
-    let address = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:3000".to_string());
+async fn main() -> std::process::ExitCode {
+    common::logging();
+    let args = common::Args::parse(PROGRAM, USAGE);
+    common::finish(PROGRAM, run(args).await)
+}
+
+async fn run(mut args: common::Args) -> common::Outcome {
+    let address = args.next().unwrap_or_else(|| "127.0.0.1:3000".to_string());
+    args.done()?;
 
     let node = Node::start().await?;
     let bound = node.listen(&address).await?;

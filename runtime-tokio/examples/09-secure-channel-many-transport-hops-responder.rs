@@ -12,6 +12,11 @@
 use onward_tokio::{Access, Context, Identity, Node, Result, Routed, TrustEveryone, Worker};
 use tokio::sync::mpsc;
 
+mod common;
+
+const PROGRAM: &str = "09-secure-channel-many-transport-hops-responder";
+const USAGE: &str = "[ADDRESS] [MESSAGES]";
+
 /// Sends every message back to where it came from, saying who sent it, and counts it.
 struct Echoer {
     echoed: mpsc::UnboundedSender<()>,
@@ -39,10 +44,16 @@ impl Worker for Echoer {
 }
 
 #[tokio::main]
-async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
+async fn main() -> std::process::ExitCode {
+    common::logging();
+    let args = common::Args::parse(PROGRAM, USAGE);
+    common::finish(PROGRAM, run(args).await)
+}
+
+async fn run(mut args: common::Args) -> common::Outcome {
     let address = args.next().unwrap_or_else(|| "127.0.0.1:4000".to_string());
-    let limit: Option<usize> = args.next().map(|n| n.parse()).transpose()?;
+    let limit: Option<usize> = args.next_parsed("MESSAGES")?;
+    args.done()?;
 
     let node = Node::start().await?;
     let identity = Identity::generate()?;

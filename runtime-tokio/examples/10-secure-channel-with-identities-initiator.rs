@@ -15,6 +15,11 @@ use std::path::{Path, PathBuf};
 
 use onward_tokio::{route, tcp, Identifier, Identity, Node, Result, Routed, TrustIdentifier};
 
+mod common;
+
+const PROGRAM: &str = "10-secure-channel-with-identities-initiator";
+const USAGE: &str = "RESPONDER_IDENTIFIER [RESPONDER] [KEY_FILE]";
+
 /// Loads the identity in `path`, or generates one and saves it there (mode 0600).
 fn load_or_generate(path: &Path) -> Result<Identity> {
     if path.exists() {
@@ -38,17 +43,22 @@ fn load_or_generate(path: &Path) -> Result<Identity> {
 }
 
 #[tokio::main]
-async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
-    let trusted: Identifier = args
-        .next()
-        .ok_or("usage: 10-secure-channel-with-identities-initiator RESPONDER_IDENTIFIER [RESPONDER] [KEY_FILE]")?
-        .parse()?;
+async fn main() -> std::process::ExitCode {
+    common::logging();
+    let args = common::Args::parse(PROGRAM, USAGE);
+    common::finish(PROGRAM, run(args).await)
+}
+
+async fn run(mut args: common::Args) -> common::Outcome {
+    let trusted: Identifier = args.next_parsed("RESPONDER_IDENTIFIER")?.ok_or(format!(
+        "RESPONDER_IDENTIFIER is missing; usage: {PROGRAM} {USAGE}"
+    ))?;
     let responder = args.next().unwrap_or_else(|| "127.0.0.1:4000".to_string());
     let key_file = args.next().map_or_else(
         || std::env::temp_dir().join("onward-initiator.key"),
         PathBuf::from,
     );
+    args.done()?;
 
     let node = Node::start().await?;
     let identity = load_or_generate(&key_file)?;

@@ -20,6 +20,11 @@ use onward_tokio::{
 };
 use tokio::sync::mpsc;
 
+mod common;
+
+const PROGRAM: &str = "10-secure-channel-with-identities-responder";
+const USAGE: &str = "[ADDRESS] [KEY_FILE] [MESSAGES] [INITIATOR_IDENTIFIER]";
+
 /// Sends every message back to where it came from, saying who sent it, and counts it.
 struct Echoer {
     echoed: mpsc::UnboundedSender<()>,
@@ -68,19 +73,21 @@ fn load_or_generate(path: &Path) -> Result<Identity> {
 }
 
 #[tokio::main]
-async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
+async fn main() -> std::process::ExitCode {
+    common::logging();
+    let args = common::Args::parse(PROGRAM, USAGE);
+    common::finish(PROGRAM, run(args).await)
+}
+
+async fn run(mut args: common::Args) -> common::Outcome {
     let address = args.next().unwrap_or_else(|| "127.0.0.1:4000".to_string());
     let key_file = args.next().map_or_else(
         || std::env::temp_dir().join("onward-responder.key"),
         PathBuf::from,
     );
-    let limit: Option<usize> = args
-        .next()
-        .filter(|n| n != "-")
-        .map(|n| n.parse())
-        .transpose()?;
-    let initiator: Option<Identifier> = args.next().map(|id| id.parse()).transpose()?;
+    let limit: Option<usize> = args.next_parsed("MESSAGES")?;
+    let initiator: Option<Identifier> = args.next_parsed("INITIATOR_IDENTIFIER")?;
+    args.done()?;
 
     let node = Node::start().await?;
     let identity = load_or_generate(&key_file)?;

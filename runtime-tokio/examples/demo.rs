@@ -27,6 +27,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+mod common;
+
+const PROGRAM: &str = "demo";
+const USAGE: &str = "";
+
 /// What A sends; the demo checks that M never sees these bytes.
 const SECRET: &str = "Hello B, this is A: the vault code is 4711";
 
@@ -51,7 +56,14 @@ impl Worker for Echoer {
 }
 
 #[tokio::main]
-async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    common::logging();
+    let args = common::Args::parse(PROGRAM, USAGE);
+    common::finish(PROGRAM, run(args).await)
+}
+
+async fn run(args: common::Args) -> common::Outcome {
+    args.done()?;
     let alice = Identity::generate()?; // B's identity
     let bob = Identity::generate()?; // A's identity
 

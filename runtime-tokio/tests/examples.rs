@@ -103,8 +103,14 @@ impl Finished {
 
 impl Program {
     fn start(name: &str, args: &[&str]) -> Program {
+        Self::start_with_env(name, args, &[])
+    }
+
+    /// As [`start`](Self::start), with environment variables set.
+    fn start_with_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> Program {
         let mut child = Command::new(example_path(name))
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -669,9 +675,11 @@ fn step_10_identities_persist_and_trust_is_enforced() {
         stranger_key.to_str().unwrap(),
     );
 
-    let mut responder = Program::start(
+    // With `RUST_LOG=debug`, it says on stderr what its node does, refusals included.
+    let mut responder = Program::start_with_env(
         "10-secure-channel-with-identities-responder",
         &["127.0.0.1:0", responder_key, "2", &initiator_id],
+        &[("RUST_LOG", "debug")],
     );
     let responder_id = responder.wait_for("responder: identifier ");
     let b = responder.listening_address("responder");
@@ -701,8 +709,13 @@ fn step_10_identities_persist_and_trust_is_enforced() {
     .finish();
     assert!(!refused.status.success(), "{}", refused.output.join("\n"));
     assert!(
-        refused.stderr.to_lowercase().contains("trusted") && refused.stderr.contains(&responder_id),
-        "the error should name the untrusted responder: {}",
+        refused
+            .stderr
+            .contains("10-secure-channel-with-identities-initiator: error: secure channel")
+            && refused.stderr.contains(&format!(
+                "peer identity {responder_id} is not trusted by the policy"
+            )),
+        "the error should name the untrusted responder, as a sentence: {}",
         refused.stderr
     );
     assert_eq!(refused.count("initiator: secure channel established"), 0);
@@ -740,6 +753,13 @@ fn step_10_identities_persist_and_trust_is_enforced() {
         2
     );
     finished.assert_line(&format!("responder: trust policy refuses {outsider_id}"));
+    assert!(
+        finished.stderr.lines().any(|l| l.contains("DEBUG")
+            && l.contains("secure channel failed")
+            && l.contains(&format!("peer identity {outsider_id} is not trusted"))),
+        "RUST_LOG=debug shows why the handshake was refused:\n{}",
+        finished.stderr
+    );
     assert_eq!(
         finished.count(&format!(
             "echoer: received \"Hello\" through a secure channel from {initiator_id}"
@@ -860,4 +880,56 @@ fn demo_middle_node_sees_only_ciphertext() {
         "the demo searched {counted} bytes, the frames before the reply alone are {printed}"
     );
     run.assert_line("demo: done");
+}
+
+/// Every example answers `--help` with its usage; a bad or missing argument, or one
+/// too many, is named in a one-line error, and the program fails.
+#[test]
+fn examples_answer_help_and_name_bad_arguments() {
+    for (name, usage) in [
+        ("01-node", ""),
+        (
+            "07-routing-over-transport-responder",
+            "[ADDRESS] [MESSAGES]",
+        ),
+        (
+            "10-secure-channel-with-identities-initiator",
+            "RESPONDER_IDENTIFIER [RESPONDER] [KEY_FILE]",
+        ),
+    ] {
+        let help = run(name, &["--help"]);
+        help.assert_line(format!("usage: {name} {usage}").trim_end());
+    }
+    let cases: [(&str, &[&str], &str); 4] = [
+        (
+            "07-routing-over-transport-responder",
+            &["127.0.0.1:0", "lots"],
+            "MESSAGES \"lots\" is not valid",
+        ),
+        (
+            "10-secure-channel-with-identities-initiator",
+            &[],
+            "RESPONDER_IDENTIFIER is missing",
+        ),
+        (
+            "10-secure-channel-with-identities-initiator",
+            &["not-an-identifier"],
+            "RESPONDER_IDENTIFIER \"not-an-identifier\" is not valid",
+        ),
+        ("02-worker", &["extra"], "unexpected argument \"extra\""),
+    ];
+    for (name, args, says) in cases {
+        let failed = Program::start(name, args).finish();
+        assert!(!failed.status.success(), "{name} {args:?} succeeded");
+        let first = failed.stderr.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with(&format!("{name}: error: ")) && first.contains(says),
+            "{name} {args:?}: expected an error saying {says:?}, got:\n{}",
+            failed.stderr
+        );
+        assert!(
+            first.contains("usage: "),
+            "the error shows the usage: {first}"
+        );
+    }
 }
