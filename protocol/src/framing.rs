@@ -127,6 +127,8 @@ pub struct FrameDecoder {
     max_frame_len: u32,
     state: State,
     frames: VecDeque<Vec<u8>>,
+    /// The bytes of `frames`, kept as they change so that asking costs nothing.
+    queued: usize,
 }
 
 impl Default for FrameDecoder {
@@ -142,6 +144,7 @@ impl FrameDecoder {
             max_frame_len,
             state: State::Preamble { seen: 0 },
             frames: VecDeque::new(),
+            queued: 0,
         }
     }
 
@@ -158,6 +161,7 @@ impl FrameDecoder {
                 seen: 0,
             },
             frames: VecDeque::new(),
+            queued: 0,
         }
     }
 
@@ -255,6 +259,7 @@ impl FrameDecoder {
                     input = rest;
                     if buf.len() == *len {
                         let frame = std::mem::take(buf);
+                        self.queued += frame.len();
                         self.frames.push_back(frame);
                         self.state = State::Header {
                             bytes: [0; FRAME_HEADER_LEN],
@@ -273,7 +278,9 @@ impl FrameDecoder {
     /// The next whole frame, in the order received.
     #[must_use]
     pub fn poll_frame(&mut self) -> Option<Vec<u8>> {
-        self.frames.pop_front()
+        let frame = self.frames.pop_front()?;
+        self.queued -= frame.len();
+        Some(frame)
     }
 
     /// Whether the decoder is part way through the preamble or a frame: some of its
@@ -293,7 +300,7 @@ impl FrameDecoder {
             State::Body { buf, .. } => buf.len(),
             _ => 0,
         };
-        self.frames.iter().map(Vec::len).sum::<usize>() + partial
+        self.queued + partial
     }
 
     fn fail(&mut self, error: FramingError) -> FramingError {

@@ -220,8 +220,10 @@ pub async fn attack_half_sent_frames<H: Harness>() {
 
 /// A hello flood: two connections send random hellos as fast as they can for two
 /// seconds and never read what comes back. The listener answers them with cookies
-/// (not handshakes), three new legitimate channels open during the flood, the
-/// existing one carries messages, memory stays within budget, and it comes back.
+/// (not handshakes) until the unread cookies fill the unauthenticated share and the
+/// flooding connections are shed; three new legitimate channels open during the
+/// flood, the existing one carries messages, memory stays within budget, and it comes
+/// back.
 pub async fn attack_hello_flood<H: Harness>() {
     let (a, b, b_addr, channel) = pair::<H>(attacked(BUDGET, 1024)).await;
     let sent = Arc::new(AtomicU64::new(0));
@@ -267,7 +269,14 @@ pub async fn attack_hello_flood<H: Harness>() {
         answered <= 3 + 64,
         "{answered} handshakes answered during a flood of {flood} hellos: {stats:?}"
     );
-    assert!(stats.cookies_sent > flood / 2, "{flood} hellos: {stats:?}");
+    // The flood got cookies, until its connections, which never read them, held the
+    // share of unauthenticated connections and were shed (the rest of their hellos
+    // then went unread with them).
+    assert!(
+        stats.cookies_sent >= 1000
+            && (stats.cookies_sent > flood / 2 || stats.connections_shed > 0),
+        "{flood} hellos: {stats:?}"
+    );
     assert_memory_comes_back::<H>(&b).await;
     for node in channels.into_iter().chain([a, b]) {
         node.stop().await.expect("stop");

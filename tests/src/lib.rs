@@ -57,7 +57,7 @@ macro_rules! conformance_suite {
                 limit_return_route_over_tcp,
                 limit_channel_message,
                 limit_frame_over_tcp,
-                max_connections_refuses_the_next_dial,
+                max_connections_makes_room_by_closing_the_idlest,
                 connect_timeout,
                 a_listener_that_never_accepts,
                 send_timeout_on_a_congested_mailbox,

@@ -52,6 +52,13 @@ pub(super) struct DeferredHello {
     due: Instant,
 }
 
+impl DeferredHello {
+    /// The listener it is for.
+    pub(super) fn listener(&self) -> &Address {
+        &self.listener
+    }
+}
+
 impl Listener {
     /// Counts a hello at `now`; returns the hellos per second it sees: the more of
     /// the current window's count and the previous window's.
@@ -325,6 +332,8 @@ impl NodeCore {
             if let Err(error) = end.channel.handle_record_in_place(record, now) {
                 self.stats.records_rejected += 1;
                 tracing::trace!(channel = id.0, %error, "cookie reply dropped");
+                // Where no cookie reply belongs (a responder), it ends the handshake.
+                self.fail_if_ended(id, &error);
             }
             self.drain_channel(id, now, work);
             return false;
@@ -566,6 +575,14 @@ impl NodeCore {
                 .connection
                 .is_some_and(|id| self.connections.get(id).is_none())
             {
+                continue;
+            }
+            // The listener's rule is asked again: it may have changed meanwhile.
+            if self
+                .listener_refusal(&deferred.listener, &deferred.origin)
+                .is_some()
+            {
+                self.stats.hellos_rate_limited += 1;
                 continue;
             }
             let mut work = VecDeque::new();

@@ -31,10 +31,11 @@ pub struct NodeConfig {
     /// Messages that may wait for a connection to open. Beyond it a message is dropped
     /// and its sender told. Default 1024.
     pub max_queued_while_connecting: usize,
-    /// Connections this node dialled, open or opening. Beyond it a send that needs a
-    /// new connection is refused ([`NodeError::ConnectFailed`](super::NodeError::ConnectFailed)).
-    /// Incoming connections do not count: a peer cannot stop the node dialling out.
-    /// Default 1024.
+    /// Connections this node dialled, open or opening. At it, a send that needs a new
+    /// connection closes the open outgoing connection unused for longest that holds
+    /// nothing unsent; if there is none, the send is refused
+    /// ([`NodeError::ConnectFailed`](super::NodeError::ConnectFailed)). Incoming
+    /// connections do not count: a peer cannot stop the node dialling out. Default 1024.
     pub max_outgoing_connections: usize,
     /// Connections peers opened to this node. When a new one arrives at the limit, the
     /// oldest incoming connection that has not yet carried an authenticated channel
@@ -59,7 +60,7 @@ pub struct NodeConfig {
     /// the last, one is sent, so the peer hears from this node at least once every
     /// two intervals. Keeps a quiet connection open at a peer that closes idle
     /// connections (onward's does after [`unproven_idle_timeout`](Self::unproven_idle_timeout)).
-    /// `Duration::MAX`: never. Default 20 s.
+    /// Zero or `Duration::MAX`: never. Default 20 s.
     pub keepalive_interval: Duration,
     /// Largest frame accepted on a connection; a larger one closes the connection.
     /// Default [`DEFAULT_MAX_FRAME_LEN`].

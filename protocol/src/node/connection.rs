@@ -121,6 +121,9 @@ pub(crate) struct Connection {
     sent_recently: bool,
     /// Bytes of the frames queued while connecting.
     queued_bytes: usize,
+    /// When it last carried a message, either way, in the table's sequence of such
+    /// events (not a time: it only orders connections by recent use).
+    activity: u64,
     /// What it is charged against the memory budget, and whether that was charged to
     /// the unproven share too.
     charge: (usize, bool),
@@ -299,6 +302,8 @@ pub(crate) struct ConnectionTable {
     charged: usize,
     /// The part of `charged` for unproven incoming connections.
     charged_unproven: usize,
+    /// The last activity number given to a connection.
+    activity: u64,
 }
 
 impl ConnectionTable {
@@ -323,6 +328,7 @@ impl ConnectionTable {
             max_frame_len: config.max_frame_len,
             charged: 0,
             charged_unproven: 0,
+            activity: 0,
         }
     }
 
@@ -334,6 +340,36 @@ impl ConnectionTable {
     /// The part of [`charged`](Self::charged) held by unproven incoming connections.
     pub(crate) fn charged_unproven(&self) -> usize {
         self.charged_unproven
+    }
+
+    /// The open outgoing connection unused for longest that holds nothing (no unsent
+    /// bytes, nothing waiting for room): the one to close when a new one is needed
+    /// and outgoing connections are full.
+    pub(crate) fn idlest_outgoing(&self) -> Option<ConnectionId> {
+        self.outgoing
+            .values()
+            .filter_map(|id| Some((*id, self.connections.get(id)?)))
+            .filter(|(_, c)| matches!(c.state, State::Open) && c.backlog == 0 && c.stall.is_none())
+            .min_by_key(|(_, c)| c.activity)
+            .map(|(id, _)| id)
+    }
+
+    /// Marks connection `id` as just used to carry a message.
+    fn touch(&mut self, id: ConnectionId) {
+        self.activity += 1;
+        if let Some(conn) = self.connections.get_mut(&id) {
+            conn.activity = self.activity;
+        }
+    }
+
+    /// The incoming connection that has authenticated nothing and holds the most bytes,
+    /// if one holds any.
+    pub(crate) fn largest_unproven(&self) -> Option<ConnectionId> {
+        self.connections
+            .iter()
+            .filter(|(_, c)| c.charge.1 && c.charge.0 > 0)
+            .max_by_key(|(_, c)| c.charge.0)
+            .map(|(id, _)| *id)
     }
 
     /// Brings connection `id`'s charge against the memory budget up to date.
@@ -414,6 +450,9 @@ impl ConnectionTable {
     /// Bytes arrived on `id` at `now`, and `frames` whole non-empty frames were
     /// decoded from them: its deadlines move on.
     pub(crate) fn received(&mut self, id: ConnectionId, now: Instant, frames: bool) {
+        if frames {
+            self.touch(id);
+        }
         if let Some(conn) = self.connections.get_mut(&id) {
             conn.last_received = now;
             if frames {
@@ -504,7 +543,7 @@ impl ConnectionTable {
         let mut conn = self.connection(peer, Direction::Incoming, alias, now);
         conn.account(preamble.len(), None);
         conn.first_frame_due = now.checked_add(self.timeouts.first_frame);
-        conn.keepalive_at = now.checked_add(self.timeouts.keepalive);
+        conn.keepalive_at = keepalive_after(now, self.timeouts.keepalive);
         *self.per_source.entry(source.clone()).or_insert(0) += 1;
         conn.source = Some(source);
         self.connections.insert(id, conn);
@@ -553,6 +592,7 @@ impl ConnectionTable {
             keepalive_at: None,
             sent_recently: false,
             queued_bytes: 0,
+            activity: 0,
             charge: (0, false),
         }
     }
@@ -571,7 +611,7 @@ impl ConnectionTable {
         let State::Connecting(queue) = std::mem::replace(&mut conn.state, State::Open) else {
             return None;
         };
-        conn.keepalive_at = now.checked_add(self.timeouts.keepalive);
+        conn.keepalive_at = keepalive_after(now, self.timeouts.keepalive);
         let mut transmits = Vec::with_capacity(1 + queue.len());
         conn.account(preamble.len(), None);
         transmits.push(preamble.to_vec());
@@ -645,6 +685,7 @@ impl ConnectionTable {
             }
         };
         let _ = refresh(conn, limits);
+        self.touch(id);
         self.recharge(id);
         Ok(sent)
     }
@@ -670,8 +711,9 @@ impl ConnectionTable {
     pub(crate) fn keepalive(&mut self, id: ConnectionId, now: Instant) -> Option<Vec<u8>> {
         let interval = self.timeouts.keepalive;
         let conn = self.connections.get_mut(&id)?;
-        conn.keepalive_at = now.checked_add(interval);
-        let due = !conn.sent_recently;
+        conn.keepalive_at = keepalive_after(now, interval);
+        // Bytes still waiting to be written will be heard first.
+        let due = !conn.sent_recently && conn.backlog == 0;
         let keepalive = due.then(|| {
             let frame = vec![0; crate::framing::FRAME_HEADER_LEN];
             conn.account(frame.len(), None);
@@ -734,6 +776,16 @@ impl ConnectionTable {
 struct Limits {
     max_backlog: usize,
     max_queued: usize,
+}
+
+/// When the keepalive check after one at `now` comes: none for a zero interval (or
+/// one too long to represent), which turns keepalives off.
+fn keepalive_after(now: Instant, interval: Duration) -> Option<Instant> {
+    if interval.is_zero() {
+        None
+    } else {
+        now.checked_add(interval)
+    }
 }
 
 /// The deadline of `conn` as its state says: the soonest of its first-frame, partial

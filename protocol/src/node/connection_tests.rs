@@ -35,15 +35,34 @@ fn keepalives_go_out_only_on_quiet_open_connections() {
     assert_eq!(t.expired(s(21)), [(out, Expired::Keepalive)]);
     assert_eq!(t.keepalive(out, s(21)), None);
     check(&t);
-    // Nothing sent since: one at 41 s, accounted for like any transmit.
+    // Nothing sent since, but the preamble is still unwritten: it will be heard first.
     assert_eq!(t.next_deadline(), Some(s(41)));
-    assert_eq!(t.keepalive(out, s(41)), Some(vec![0; 4]));
-    assert_eq!(t.get(out).unwrap().backlog(), 3 + 4);
+    assert_eq!(t.keepalive(out, s(41)), None);
+    // Written: the next quiet interval gets one, accounted for like any transmit.
+    let _ = t.written(out, 3);
+    assert_eq!(t.keepalive(out, s(61)), Some(vec![0; 4]));
+    assert_eq!(t.get(out).unwrap().backlog(), 4);
     check(&t);
     // A frame sent in the next interval makes the next check quiet.
+    let _ = t.written(out, 4);
     let _ = t.send(out, vec![1; 10], None).unwrap();
-    assert_eq!(t.keepalive(out, s(61)), None);
-    assert_eq!(t.keepalive(out, s(81)), Some(vec![0; 4]));
+    let _ = t.written(out, 10);
+    assert_eq!(t.keepalive(out, s(81)), None);
+    assert_eq!(t.keepalive(out, s(101)), Some(vec![0; 4]));
+    check(&t);
+}
+
+/// A zero keepalive interval turns keepalives off rather than checking at every call.
+#[test]
+fn a_zero_keepalive_interval_means_none() {
+    let mut t = ConnectionTable::new(&NodeConfig {
+        keepalive_interval: Duration::ZERO,
+        ..NodeConfig::default()
+    });
+    let start = Instant::now();
+    let out = t.open("b:1".into(), a("out"), start);
+    let _ = t.connected(out, b"pre", start).unwrap();
+    assert_eq!(t.next_deadline(), None);
     check(&t);
 }
 

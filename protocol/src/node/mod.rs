@@ -437,6 +437,9 @@ impl NodeCore {
         let _ = now;
         if self.listeners.remove(address).is_some() {
             self.targets.remove(address);
+            // Hellos that waited for it are not for a listener made later at the
+            // same address.
+            self.deferred_hellos.retain(|d| d.listener() != address);
         }
     }
 
@@ -659,21 +662,25 @@ impl NodeCore {
         self.sync_reading(connection);
     }
 
-    /// Closes `connection` if the bytes it holds unread (a partial frame, or frames a
-    /// stall keeps) took the memory budget past its limit, or, for a connection that
-    /// authenticated nothing, that share past its quarter.
+    /// After bytes arrived on `connection`: if what connections that authenticated
+    /// nothing hold is past their quarter, the largest holders among them are closed
+    /// until it is not (whichever they are: a newcomer is not shed for an attacker's
+    /// bytes). Otherwise `connection` is closed if the bytes it holds unread (a partial
+    /// frame) took the node's budget past its limit.
     fn shed_if_over_budget(&mut self, connection: ConnectionId, now: Instant) {
         let Some(conn) = self.connections.get(connection) else {
             return;
         };
-        if conn.decoder.buffered_len() == 0 {
-            return; // it holds nothing it read: what it is owed is not its doing
+        if conn.decoder.buffered_len() == 0 || conn.stall.is_some() {
+            // It holds nothing it read (what it is owed is not its doing), or it waits
+            // for room and is not read meanwhile: what it holds is bounded by then.
+            return;
         }
-        let (share, budget) = if conn.is_unproven_incoming()
-            && self.connections.charged_unproven() > self.config.memory_budget / 4
-        {
-            (BudgetShare::Unauthenticated, self.unproven_budget())
-        } else if self.memory_in_use() > self.config.memory_budget {
+        if conn.is_unproven_incoming() {
+            while !self.unproven_budget().fits(0) && self.shed_largest_unproven(now).is_some() {}
+            return;
+        }
+        let (share, budget) = if self.memory_in_use() > self.config.memory_budget {
             (BudgetShare::Node, self.budget())
         } else {
             return;
@@ -685,6 +692,23 @@ impl NodeCore {
         tracing::debug!(connection = connection.0, %reason, "connection shed");
         self.stats.connections_shed += 1;
         self.drop_connection(connection, Some(reason), true, now);
+    }
+
+    /// Closes the incoming connection that authenticated nothing and holds the most
+    /// bytes, if one holds any; returns it.
+    fn shed_largest_unproven(&mut self, now: Instant) -> Option<ConnectionId> {
+        let id = self.connections.largest_unproven()?;
+        let share = self.unproven_budget();
+        let reason = format!(
+            "memory budget: {} hold {} of their {} bytes, the most of them on this connection",
+            BudgetShare::Unauthenticated,
+            share.in_use,
+            share.limit
+        );
+        tracing::debug!(connection = id.0, %reason, "connection shed");
+        self.stats.connections_shed += 1;
+        self.drop_connection(id, Some(reason), true, now);
+        Some(id)
     }
 
     /// The node's memory budget as it stands.
@@ -704,20 +728,38 @@ impl NodeCore {
     }
 
     /// Checks that `len` more bytes for `connection` fit in the memory budget (and,
-    /// for a connection that authenticated nothing, in that share).
+    /// for a connection that authenticated nothing, in that share). When that share is
+    /// full, its largest holders are closed first to make room: peers that do not
+    /// read what they are sent cannot lock newcomers out.
     ///
     /// # Errors
     ///
-    /// [`NodeError::MemoryBudget`] if not (counted in the stats).
+    /// [`NodeError::MemoryBudget`] if not (counted in the stats), also when
+    /// `connection` itself was the largest holder and was closed.
     pub(crate) fn check_budget(
         &mut self,
-        connection: Option<ConnectionId>,
+        connection: ConnectionId,
         len: usize,
+        now: Instant,
     ) -> Result<(), NodeError> {
-        let unproven = connection
-            .and_then(|id| self.connections.get(id))
-            .is_some_and(|c| c.is_unproven_incoming());
-        let refusal = if unproven && !self.unproven_budget().fits(len) {
+        let unproven = |core: &Self| {
+            core.connections
+                .get(connection)
+                .is_some_and(|c| c.is_unproven_incoming())
+        };
+        if unproven(self) {
+            while !self.unproven_budget().fits(len) {
+                let before = self.unproven_budget();
+                match self.shed_largest_unproven(now) {
+                    Some(shed) if shed != connection => {}
+                    _ => {
+                        self.stats.memory_refusals += 1;
+                        return Err(before.refusal(BudgetShare::Unauthenticated, len));
+                    }
+                }
+            }
+        }
+        let refusal = if unproven(self) && !self.unproven_budget().fits(len) {
             Some(
                 self.unproven_budget()
                     .refusal(BudgetShare::Unauthenticated, len),

@@ -208,7 +208,7 @@ impl NodeCore {
                 let id = *id;
                 let _ = message.onward_route.step();
                 let frame = self.frame(&message)?;
-                self.send_frame(id, frame, sender)?;
+                self.send_frame(id, frame, sender, now)?;
                 Ok(Routed::Done)
             }
             Some(Target::Encryptor(id)) => {
@@ -301,7 +301,7 @@ impl NodeCore {
             let frame = self.finish_frame(frame)?;
             match via {
                 Via::Peer(peer) => self.send_to_peer(peer, frame, sender, now),
-                Via::Connection(connection) => self.send_frame(connection, frame, sender),
+                Via::Connection(connection) => self.send_frame(connection, frame, sender, now),
             }
         }))
     }
@@ -392,6 +392,20 @@ impl NodeCore {
             Some(id) => id,
             None => {
                 if self.connections.outgoing_full() {
+                    // The connection unused for longest, if it holds nothing, makes
+                    // room: peers dialled once do not hold slots for ever.
+                    if let Some(idle) = self.connections.idlest_outgoing() {
+                        tracing::debug!(connection = idle.0, %peer, "outgoing connections full: the idlest one goes");
+                        self.stats.connections_evicted += 1;
+                        self.drop_connection(
+                            idle,
+                            Some("closed to make room: outgoing connections full".into()),
+                            true,
+                            now,
+                        );
+                    }
+                }
+                if self.connections.outgoing_full() {
                     return Err(NodeError::ConnectFailed {
                         peer,
                         reason: format!(
@@ -411,7 +425,7 @@ impl NodeCore {
                 id
             }
         };
-        self.send_frame(id, frame, sender)
+        self.send_frame(id, frame, sender, now)
     }
 
     fn send_frame(
@@ -419,8 +433,9 @@ impl NodeCore {
         id: ConnectionId,
         frame: Vec<u8>,
         sender: Option<&Address>,
+        now: Instant,
     ) -> Result<(), NodeError> {
-        self.check_budget(Some(id), frame.len() + super::budget::TRANSMIT_OVERHEAD)?;
+        self.check_budget(id, frame.len() + super::budget::TRANSMIT_OVERHEAD, now)?;
         if let Sent::Transmit(bytes) = self.connections.send(id, frame, sender)? {
             self.outputs.push_back(Output::Transmit {
                 connection: id,

@@ -168,6 +168,8 @@ impl NodeCore {
             self.report(None, error);
         }
         self.route_frames(id, now);
+        // The frames just routed left the decoder: its charge goes down with them.
+        self.connections.recharge(id);
         self.sync_reading(id);
     }
 }

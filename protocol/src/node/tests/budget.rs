@@ -214,33 +214,58 @@ fn a_message_from_a_connection_waits_for_the_budget() {
         .any(|o| matches!(o, Output::Deliver { .. })));
 }
 
-/// Replies to a peer that authenticated nothing and does not read are refused at the
-/// quarter of the budget those peers share, with that share named, though the node's
-/// budget has room; the connection is not closed for it.
+/// Replies to peers that authenticated nothing and do not read fill the quarter of the
+/// budget those peers share; a reply to a newcomer then sheds the largest holder,
+/// with that share named, and goes out. A reply that finds its own connection the
+/// largest holder sheds it, and is refused.
 #[test]
-fn sends_to_unauthenticated_peers_stop_at_their_share() {
+fn a_full_unauthenticated_share_sheds_its_largest_holder() {
     let now = Instant::now();
     let mut core = core(NodeConfig {
         memory_budget: 400_000,
         ..NodeConfig::default()
     });
     core.register(app(), Access::anyone(), now).unwrap();
-    let id = core.handle_incoming_connection("10.0.0.1:1".into(), now);
-    let ask = TransportMessage::new(route!["app"], route!["x"], vec![1]);
-    core.handle_received(id, &frames(&[ask]), now);
-    let back = drain(&mut core)
-        .into_iter()
-        .find_map(|o| match o {
-            Output::Deliver { message, .. } => Some(message.return_route),
-            _ => None,
-        })
-        .expect("delivered");
-    let reply = || TransportMessage::new(back.clone(), route!["app"], vec![0; 10_000]);
+    // Each peer asks "app" once; the way back to it is the reply's route.
+    let ask = |core: &mut NodeCore, peer: &str| {
+        let id = core.handle_incoming_connection(peer.into(), now);
+        let ask = TransportMessage::new(route!["app"], route!["x"], vec![1]);
+        core.handle_received(id, &frames(&[ask]), now);
+        let back = drain(core)
+            .into_iter()
+            .find_map(|o| match o {
+                Output::Deliver { message, .. } => Some(message.return_route),
+                _ => None,
+            })
+            .expect("delivered");
+        (id, back)
+    };
+    let (hog, to_hog) = ask(&mut core, "10.0.0.1:1");
+    let reply = |back: &Route| TransportMessage::new(back.clone(), route!["app"], vec![0; 10_000]);
+    // The hog never reads: its replies pile up to the share.
     let mut sent = 0;
+    while core.memory_unauthenticated() + 10_200 <= 100_000 {
+        core.handle_send(&app(), reply(&to_hog), now).unwrap();
+        sent += 1;
+    }
+    assert_eq!(sent, 9);
+    // A newcomer's reply needs room: the hog goes, the reply goes out.
+    let (newcomer, to_newcomer) = ask(&mut core, "10.0.0.2:1");
+    core.handle_send(&app(), reply(&to_newcomer), now).unwrap();
+    let outputs = drain(&mut core);
+    assert!(outputs
+        .iter()
+        .any(|o| matches!(o, Output::Close { connection } if *connection == hog)));
+    assert!(outputs.iter().any(|o| matches!(o,
+        Output::Event(NodeEvent::ConnectionClosed { error: Some(e), .. })
+            if e.contains("authenticated nothing") && e.contains("the most"))));
+    assert_eq!(core.connection_count(), 1);
+    assert_eq!(core.stats().connections_shed, 1);
+    assert!(core.memory_unauthenticated() <= 100_000);
+    // The newcomer does not read either: at the share, it is the largest holder.
     let error = loop {
-        match core.handle_send(&app(), reply(), now) {
-            Ok(()) => sent += 1,
-            Err(error) => break error,
+        if let Err(error) = core.handle_send(&app(), reply(&to_newcomer), now) {
+            break error;
         }
     };
     assert!(
@@ -254,10 +279,12 @@ fn sends_to_unauthenticated_peers_stop_at_their_share() {
         ),
         "{error}"
     );
-    assert_eq!(sent, 9, "nine 10 KB replies fit in the 100,000-byte share");
-    assert!(core.memory_unauthenticated() <= 100_000);
-    assert_eq!(core.connection_count(), 1);
+    assert!(core.connection_peer(newcomer).is_none(), "shed");
     assert_eq!(core.stats().memory_refusals, 1);
+    // What is left is the two asks, until "app" takes them.
+    core.handle_consumed(&app(), now);
+    core.handle_consumed(&app(), now);
+    assert_eq!(core.memory_in_use(), 0);
 }
 
 /// A partial frame on a connection this node dialled is not in the unauthenticated

@@ -431,3 +431,56 @@ fn a_stall_does_not_count_against_the_peers_idle_deadline() {
         "and runs out a full timeout after it"
     );
 }
+
+/// At the outgoing limit a new peer's dial closes the outgoing connection unused for
+/// longest that holds nothing; when every one holds unsent bytes (or is still
+/// opening), the send is refused with the limit named.
+#[test]
+fn the_idlest_outgoing_connection_makes_room_and_a_busy_one_does_not() {
+    let now = Instant::now();
+    let mut core = core(NodeConfig {
+        max_outgoing_connections: 2,
+        ..NodeConfig::default()
+    });
+    core.register(app(), Access::anyone(), now).unwrap();
+    let dial = |core: &mut NodeCore, peer: &str| {
+        let message = TransportMessage::new(route![tcp(peer), "x"], route!["app"], vec![1]);
+        let result = core.handle_send(&app(), message, now);
+        let outputs = drain(core);
+        let connect = outputs.iter().find_map(|o| match o {
+            Output::Connect { connection, .. } => Some(*connection),
+            _ => None,
+        });
+        (result, connect, outputs)
+    };
+    let (_, a, _) = dial(&mut core, "a:1");
+    let a = a.unwrap();
+    let (_, b, _) = dial(&mut core, "b:1");
+    let b = b.unwrap();
+    // Both still opening: neither may go.
+    let (refused, _, _) = dial(&mut core, "c:1");
+    assert!(
+        matches!(&refused, Err(NodeError::ConnectFailed { reason, .. }) if reason.contains("too many outgoing")),
+        "{refused:?}"
+    );
+    // Both open and written out; B used since A: A goes for C.
+    for id in [a, b] {
+        core.handle_connected(id, now);
+        let written: usize = drain(&mut core)
+            .iter()
+            .map(|o| match o {
+                Output::Transmit { bytes, .. } => bytes.len(),
+                _ => 0,
+            })
+            .sum();
+        core.handle_written(id, written, now);
+    }
+    let (result, c, outputs) = dial(&mut core, "c:1");
+    result.unwrap();
+    assert!(c.is_some());
+    assert!(outputs
+        .iter()
+        .any(|o| matches!(o, Output::Close { connection } if *connection == a)));
+    assert_eq!(core.stats().connections_evicted, 1);
+    assert!(core.connection_peer(b).is_some());
+}
