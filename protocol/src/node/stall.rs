@@ -7,11 +7,11 @@ use std::time::Instant;
 use crate::message::TransportMessage;
 use crate::routing::Address;
 
-use super::budget::message_cost;
+use super::budget::{message_cost, Budget};
 use super::connection::Stall;
 use super::mailbox::Admission;
 use super::routing::{Source, Work};
-use super::{ConnectionId, NodeCore, NodeError, Origin, Output};
+use super::{BudgetShare, ConnectionId, NodeCore, NodeError, Origin, Output};
 
 impl NodeCore {
     /// Connection `id` delivered `message` to the full mailbox at `address`: it and
@@ -139,11 +139,23 @@ impl NodeCore {
             ..
         } = stall;
         let result = if give_up {
-            self.mailboxes.overflow(&address);
-            Err(NodeError::MailboxFull {
-                address,
-                limit: self.config.mailbox_capacity,
-            })
+            let size = message_cost(&message);
+            let unlimited = Budget {
+                in_use: 0,
+                limit: usize::MAX,
+            };
+            if self.mailboxes.has_room(&address, size, unlimited) {
+                // The mailbox has room: it was the node's budget that had none. The
+                // mailbox is not to blame, so it is not marked overflowing.
+                self.stats.memory_refusals += 1;
+                Err(self.budget().refusal(BudgetShare::Node, size))
+            } else {
+                self.mailboxes.overflow(&address);
+                Err(NodeError::MailboxFull {
+                    address,
+                    limit: self.config.mailbox_capacity,
+                })
+            }
         } else {
             // The mailbox had room when this was called: the message cannot wait again.
             let size = message_cost(&message);

@@ -320,3 +320,54 @@ fn a_partial_frame_past_the_node_budget_is_shed() {
     assert_eq!(core.stats().connections_shed, 1);
     assert_eq!(core.memory_in_use(), 0);
 }
+
+/// A message that waited for the node's budget past `max_stall` is dropped and
+/// reported as a budget refusal, not as a full mailbox (which it was not).
+#[test]
+fn a_wait_for_the_budget_that_times_out_names_the_budget() {
+    let now = Instant::now();
+    let mut core = core(NodeConfig {
+        memory_budget: 50_000,
+        keepalive_interval: Duration::MAX,
+        ..NodeConfig::default()
+    });
+    core.register(app(), Access::anyone(), now).unwrap();
+    core.handle_send(
+        &app(),
+        TransportMessage::new(route![tcp("b:4000"), "x"], route!["app"], vec![0; 40_000]),
+        now,
+    )
+    .unwrap();
+    let Some(Output::Connect {
+        connection: out, ..
+    }) = drain(&mut core).into_iter().next()
+    else {
+        panic!("a connect");
+    };
+    core.handle_connected(out, now);
+    let id = core.handle_incoming_connection("10.0.0.1:1".into(), now);
+    let message = TransportMessage::new(route!["app"], route![], vec![0; 15_000]);
+    core.handle_received(id, &frames(&[message]), now);
+    assert!(core.is_reading_paused(id));
+    let _ = drain(&mut core);
+    let deadline = now + core.config().max_stall;
+    core.handle_timeout(deadline);
+    let failed = drain(&mut core).into_iter().find_map(|o| match o {
+        Output::Event(NodeEvent::DeliveryFailed { error, .. }) => Some(error),
+        _ => None,
+    });
+    assert!(
+        matches!(
+            failed,
+            Some(NodeError::MemoryBudget {
+                share: BudgetShare::Node,
+                ..
+            })
+        ),
+        "{failed:?}"
+    );
+    assert!(!core.is_reading_paused(id));
+    // Nothing was delivered, and the refusal was counted as the budget's.
+    assert_eq!(core.mailbox_unread(&app()), Some(0));
+    assert_eq!(core.stats().memory_refusals, 1);
+}
