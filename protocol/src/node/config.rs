@@ -57,8 +57,8 @@ pub struct NodeConfig {
     pub unproven_idle_timeout: Duration,
     /// How often an open connection on which nothing was sent gets a keepalive (an
     /// empty frame): at each interval, if nothing was handed to the connection since
-    /// the last, one is sent, so the peer hears from this node at least once every
-    /// two intervals. Keeps a quiet connection open at a peer that closes idle
+    /// the last and nothing is left unwritten, one is sent, so the peer hears from this
+    /// node at least once every two intervals. Keeps a quiet connection open at a peer that closes idle
     /// connections (onward's does after [`unproven_idle_timeout`](Self::unproven_idle_timeout)).
     /// Zero or `Duration::MAX`: never. Default 20 s.
     pub keepalive_interval: Duration,

@@ -135,7 +135,6 @@ use crate::trust::TrustPolicy;
 
 use access::RefusalLog;
 pub use access::{Access, ChannelRules, Origin};
-use budget::Budget;
 pub use budget::{BudgetShare, MESSAGE_OVERHEAD, TRANSMIT_OVERHEAD};
 use channels::{ChannelSlot, Listener};
 pub use config::NodeConfig;
@@ -660,122 +659,6 @@ impl NodeCore {
         self.connections.received(connection, now, frames > 0);
         self.shed_if_over_budget(connection, now);
         self.sync_reading(connection);
-    }
-
-    /// After bytes arrived on `connection`: if what connections that authenticated
-    /// nothing hold is past their quarter, the largest holders among them are closed
-    /// until it is not (whichever they are: a newcomer is not shed for an attacker's
-    /// bytes). Otherwise `connection` is closed if the bytes it holds unread (a partial
-    /// frame) took the node's budget past its limit.
-    fn shed_if_over_budget(&mut self, connection: ConnectionId, now: Instant) {
-        let Some(conn) = self.connections.get(connection) else {
-            return;
-        };
-        if conn.decoder.buffered_len() == 0 || conn.stall.is_some() {
-            // It holds nothing it read (what it is owed is not its doing), or it waits
-            // for room and is not read meanwhile: what it holds is bounded by then.
-            return;
-        }
-        if conn.is_unproven_incoming() {
-            while !self.unproven_budget().fits(0) && self.shed_largest_unproven(now).is_some() {}
-            return;
-        }
-        let (share, budget) = if self.memory_in_use() > self.config.memory_budget {
-            (BudgetShare::Node, self.budget())
-        } else {
-            return;
-        };
-        let reason = format!(
-            "memory budget: {share} holds {} of its {} bytes",
-            budget.in_use, budget.limit
-        );
-        tracing::debug!(connection = connection.0, %reason, "connection shed");
-        self.stats.connections_shed += 1;
-        self.drop_connection(connection, Some(reason), true, now);
-    }
-
-    /// Closes the incoming connection that authenticated nothing and holds the most
-    /// bytes, if one holds any; returns it.
-    fn shed_largest_unproven(&mut self, now: Instant) -> Option<ConnectionId> {
-        let id = self.connections.largest_unproven()?;
-        let share = self.unproven_budget();
-        let reason = format!(
-            "memory budget: {} hold {} of their {} bytes, the most of them on this connection",
-            BudgetShare::Unauthenticated,
-            share.in_use,
-            share.limit
-        );
-        tracing::debug!(connection = id.0, %reason, "connection shed");
-        self.stats.connections_shed += 1;
-        self.drop_connection(id, Some(reason), true, now);
-        Some(id)
-    }
-
-    /// The node's memory budget as it stands.
-    pub(crate) fn budget(&self) -> Budget {
-        Budget {
-            in_use: self.memory_in_use(),
-            limit: self.config.memory_budget,
-        }
-    }
-
-    /// The share of unproven incoming connections as it stands.
-    fn unproven_budget(&self) -> Budget {
-        Budget {
-            in_use: self.connections.charged_unproven(),
-            limit: self.config.memory_budget / 4,
-        }
-    }
-
-    /// Checks that `len` more bytes for `connection` fit in the memory budget (and,
-    /// for a connection that authenticated nothing, in that share). When that share is
-    /// full, its largest holders are closed first to make room: peers that do not
-    /// read what they are sent cannot lock newcomers out.
-    ///
-    /// # Errors
-    ///
-    /// [`NodeError::MemoryBudget`] if not (counted in the stats), also when
-    /// `connection` itself was the largest holder and was closed.
-    pub(crate) fn check_budget(
-        &mut self,
-        connection: ConnectionId,
-        len: usize,
-        now: Instant,
-    ) -> Result<(), NodeError> {
-        let unproven = |core: &Self| {
-            core.connections
-                .get(connection)
-                .is_some_and(|c| c.is_unproven_incoming())
-        };
-        if unproven(self) {
-            while !self.unproven_budget().fits(len) {
-                let before = self.unproven_budget();
-                match self.shed_largest_unproven(now) {
-                    Some(shed) if shed != connection => {}
-                    _ => {
-                        self.stats.memory_refusals += 1;
-                        return Err(before.refusal(BudgetShare::Unauthenticated, len));
-                    }
-                }
-            }
-        }
-        let refusal = if unproven(self) && !self.unproven_budget().fits(len) {
-            Some(
-                self.unproven_budget()
-                    .refusal(BudgetShare::Unauthenticated, len),
-            )
-        } else if !self.budget().fits(len) {
-            Some(self.budget().refusal(BudgetShare::Node, len))
-        } else {
-            None
-        };
-        match refusal {
-            Some(error) => {
-                self.stats.memory_refusals += 1;
-                Err(error)
-            }
-            None => Ok(()),
-        }
     }
 
     /// Time has passed: handshakes past their deadline fail, messages from

@@ -17,6 +17,30 @@ fn closed(outputs: &[Output], id: ConnectionId) -> bool {
         .any(|o| matches!(o, Output::Close { connection } if *connection == id))
 }
 
+/// A core with `memory_budget` (keepalives off), a mailbox "app" that takes anything,
+/// and an open connection it dialled to "b:4000", which is handed a message of
+/// `payload` bytes and reports nothing written. Returns the core and the connection.
+fn dialled(memory_budget: usize, payload: usize, now: Instant) -> (NodeCore, ConnectionId) {
+    let mut core = core(NodeConfig {
+        memory_budget,
+        keepalive_interval: Duration::MAX,
+        ..NodeConfig::default()
+    });
+    core.register(app(), Access::anyone(), now).unwrap();
+    core.handle_send(&app(), to_b(payload), now).unwrap();
+    let Some(Output::Connect { connection, .. }) = drain(&mut core).into_iter().next() else {
+        panic!("a connect");
+    };
+    core.handle_connected(connection, now);
+    let _ = drain(&mut core);
+    (core, connection)
+}
+
+/// A message from "app" to "x" on the node at "b:4000", of `payload` bytes.
+fn to_b(payload: usize) -> TransportMessage {
+    TransportMessage::new(route![tcp("b:4000"), "x"], route!["app"], vec![0; payload])
+}
+
 /// Peers that authenticated nothing and leave frames half sent hold at most a quarter
 /// of the budget: the connection whose bytes would pass it is closed, the others
 /// keep theirs, and every byte comes back when they go.
@@ -87,24 +111,10 @@ fn a_half_sent_frame_is_returned_at_its_deadline() {
 #[test]
 fn unsent_bytes_are_refused_at_the_budget_and_come_back_when_written() {
     let now = Instant::now();
-    let mut core = core(NodeConfig {
-        memory_budget: 100_000,
-        ..NodeConfig::default()
-    });
-    core.register(app(), Access::anyone(), now).unwrap();
-    let send = |core: &mut NodeCore| {
-        let message =
-            TransportMessage::new(route![tcp("b:4000"), "x"], route!["app"], vec![0; 9_000]);
-        core.handle_send(&app(), message, now)
-    };
-    send(&mut core).unwrap();
-    let Some(Output::Connect { connection, .. }) = drain(&mut core).into_iter().next() else {
-        panic!("a connect");
-    };
-    core.handle_connected(connection, now);
+    let (mut core, connection) = dialled(100_000, 9_000, now);
     let mut sent = 1;
     let error = loop {
-        match send(&mut core) {
+        match core.handle_send(&app(), to_b(9_000), now) {
             Ok(()) => sent += 1,
             Err(error) => break error,
         }
@@ -131,7 +141,7 @@ fn unsent_bytes_are_refused_at_the_budget_and_come_back_when_written() {
     let _ = drain(&mut core);
     core.handle_written(connection, held, now);
     assert_eq!(core.memory_in_use(), 0);
-    send(&mut core).unwrap();
+    core.handle_send(&app(), to_b(9_000), now).unwrap();
 }
 
 /// A mailbox's unread bytes count: a local sender is refused at its byte share, a
@@ -178,25 +188,8 @@ fn mailbox_bytes_are_a_share_of_the_budget() {
 #[test]
 fn a_message_from_a_connection_waits_for_the_budget() {
     let now = Instant::now();
-    let mut core = core(NodeConfig {
-        memory_budget: 50_000,
-        ..NodeConfig::default()
-    });
-    core.register(app(), Access::anyone(), now).unwrap();
-    // Fill most of the budget with a backlog to a peer that does not read.
-    core.handle_send(
-        &app(),
-        TransportMessage::new(route![tcp("b:4000"), "x"], route!["app"], vec![0; 40_000]),
-        now,
-    )
-    .unwrap();
-    let Some(Output::Connect {
-        connection: out, ..
-    }) = drain(&mut core).into_iter().next()
-    else {
-        panic!("a connect");
-    };
-    core.handle_connected(out, now);
+    // A backlog to a peer that does not read.
+    let (mut core, out) = dialled(50_000, 40_000, now);
     let id = core.handle_incoming_connection("10.0.0.1:1".into(), now);
     let message = TransportMessage::new(route!["app"], route![], vec![0; 15_000]);
     core.handle_received(id, &frames(&[message]), now);
@@ -293,22 +286,7 @@ fn a_full_unauthenticated_share_sheds_its_largest_holder() {
 #[test]
 fn a_partial_frame_past_the_node_budget_is_shed() {
     let now = Instant::now();
-    let mut core = core(NodeConfig {
-        memory_budget: 100_000,
-        ..NodeConfig::default()
-    });
-    core.register(app(), Access::anyone(), now).unwrap();
-    core.handle_send(
-        &app(),
-        TransportMessage::new(route![tcp("b:4000"), "x"], route!["app"], vec![1]),
-        now,
-    )
-    .unwrap();
-    let Some(Output::Connect { connection, .. }) = drain(&mut core).into_iter().next() else {
-        panic!("a connect");
-    };
-    core.handle_connected(connection, now);
-    let _ = drain(&mut core);
+    let (mut core, connection) = dialled(100_000, 1, now);
     core.handle_received(connection, &half_frame(200_000, 90_000), now);
     assert_eq!(core.connection_count(), 1, "within the budget");
     core.handle_received(connection, &[0; 20_000], now);
@@ -326,25 +304,8 @@ fn a_partial_frame_past_the_node_budget_is_shed() {
 #[test]
 fn a_wait_for_the_budget_that_times_out_names_the_budget() {
     let now = Instant::now();
-    let mut core = core(NodeConfig {
-        memory_budget: 50_000,
-        keepalive_interval: Duration::MAX,
-        ..NodeConfig::default()
-    });
-    core.register(app(), Access::anyone(), now).unwrap();
-    core.handle_send(
-        &app(),
-        TransportMessage::new(route![tcp("b:4000"), "x"], route!["app"], vec![0; 40_000]),
-        now,
-    )
-    .unwrap();
-    let Some(Output::Connect {
-        connection: out, ..
-    }) = drain(&mut core).into_iter().next()
-    else {
-        panic!("a connect");
-    };
-    core.handle_connected(out, now);
+    // A backlog to a peer that does not read.
+    let (mut core, _) = dialled(50_000, 40_000, now);
     let id = core.handle_incoming_connection("10.0.0.1:1".into(), now);
     let message = TransportMessage::new(route!["app"], route![], vec![0; 15_000]);
     core.handle_received(id, &frames(&[message]), now);
