@@ -22,6 +22,9 @@ use crate::routing::Address;
 use super::budget::Budget;
 use super::{BudgetShare, NodeError};
 
+/// Entries of a mailbox's size queue kept when it empties (8 bytes each).
+const SIZES_KEPT: usize = 256;
+
 struct Mailbox {
     unread: usize,
     /// Encoded bytes of the unread messages.
@@ -177,9 +180,10 @@ impl Mailboxes {
         let size = m.sizes.pop_front().unwrap_or(0);
         m.bytes = m.bytes.saturating_sub(size);
         self.bytes = self.bytes.saturating_sub(size);
-        if m.sizes.is_empty() {
-            // An emptied mailbox gives back what a burst made it hold.
-            m.sizes.shrink_to(8);
+        if m.sizes.is_empty() && m.sizes.capacity() > SIZES_KEPT {
+            // An emptied mailbox gives back what a burst made it hold, but keeps
+            // enough that a mailbox emptied at every message does not reallocate.
+            m.sizes.shrink_to(SIZES_KEPT);
         }
         if m.unread <= capacity / 2 {
             m.overflowing = false;
