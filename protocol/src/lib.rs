@@ -68,6 +68,7 @@
 //! |---|---|
 //! | [`routing`] | addresses, routes, [`route!`] and [`tcp()`] |
 //! | [`message`] | transport messages and their strict, bounded CBOR codec |
+//! | [`report`] | error reports sent back along a return route |
 //! | [`framing`] | the stream preamble and length-prefixed frames |
 //! | [`noise`] | the Noise XX handshake, exact to the specification |
 //! | [`identity`], [`trust`] | long-term Ed25519 identities and trust policies |
@@ -100,6 +101,7 @@ pub mod message;
 pub mod node;
 pub mod noise;
 pub mod random;
+pub mod report;
 pub mod routing;
 pub mod trust;
 

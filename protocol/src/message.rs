@@ -319,9 +319,10 @@ fn write_envelope_head(
 // (docs/ARCHITECTURE.md, "The message envelope"). Tests check the output byte for byte
 // against `ciborium` encoding the same structure through serde.
 
-const MAJOR_UNSIGNED: u8 = 0;
-const MAJOR_BYTES: u8 = 2;
-const MAJOR_ARRAY: u8 = 4;
+pub(crate) const MAJOR_UNSIGNED: u8 = 0;
+pub(crate) const MAJOR_BYTES: u8 = 2;
+pub(crate) const MAJOR_TEXT: u8 = 3;
+pub(crate) const MAJOR_ARRAY: u8 = 4;
 
 /// Length of the shortest head carrying `value`.
 fn head_len(value: u64) -> usize {
@@ -335,7 +336,7 @@ fn head_len(value: u64) -> usize {
 }
 
 /// Writes the shortest head of major type `major` carrying `value`.
-fn write_head(out: &mut Vec<u8>, major: u8, value: u64) {
+pub(crate) fn write_head(out: &mut Vec<u8>, major: u8, value: u64) {
     let m = major << 5;
     // Each arm's conversion cannot truncate: the range was matched.
     match value {
@@ -376,13 +377,38 @@ pub(crate) fn read_byte_string(input: &[u8]) -> Option<&[u8]> {
     (reader.pos == input.len()).then_some(content)
 }
 
-/// Reads the envelope from a byte slice.
-struct Reader<'a> {
+/// Reads the envelope (and the other canonical CBOR the core codes by hand, such as
+/// error reports) from a byte slice.
+pub(crate) struct Reader<'a> {
     input: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
+    /// A reader at the start of `input`.
+    pub(crate) fn new(input: &'a [u8]) -> Self {
+        Self { input, pos: 0 }
+    }
+
+    /// `TrailingBytes` unless the whole input was read.
+    pub(crate) fn finish(&self) -> Result<(), MessageError> {
+        match self.input.len().saturating_sub(self.pos) {
+            0 => Ok(()),
+            extra => Err(MessageError::TrailingBytes { extra }),
+        }
+    }
+
+    /// Reads a text string of at most `max` bytes.
+    pub(crate) fn text(&mut self, max: usize) -> Result<&'a str, MessageError> {
+        let at = self.pos;
+        let len = usize::try_from(self.head(MAJOR_TEXT, "a text string")?).unwrap_or(usize::MAX);
+        if len > max {
+            return Err(self.malformed(at, "text string is too long"));
+        }
+        let bytes = self.take(len)?;
+        std::str::from_utf8(bytes).map_err(|_| self.malformed(at, "text string is not UTF-8"))
+    }
+
     fn malformed(&self, offset: usize, reason: &str) -> MessageError {
         MessageError::Malformed {
             offset: Some(offset),
@@ -428,11 +454,11 @@ impl<'a> Reader<'a> {
             .map_err(|_| MessageError::Truncated)
     }
 
-    fn unsigned(&mut self) -> Result<u64, MessageError> {
+    pub(crate) fn unsigned(&mut self) -> Result<u64, MessageError> {
         self.head(MAJOR_UNSIGNED, "an unsigned integer")
     }
 
-    fn array(&mut self) -> Result<u64, MessageError> {
+    pub(crate) fn array(&mut self) -> Result<u64, MessageError> {
         self.head(MAJOR_ARRAY, "an array")
     }
 
@@ -442,7 +468,7 @@ impl<'a> Reader<'a> {
         Ok(usize::try_from(len).unwrap_or(usize::MAX))
     }
 
-    fn route(&mut self, which: &'static str) -> Result<Route, MessageError> {
+    pub(crate) fn route(&mut self, which: &'static str) -> Result<Route, MessageError> {
         let len = self.array()?;
         let len = usize::try_from(len).unwrap_or(usize::MAX);
         if len > MAX_ROUTE_LEN {
@@ -452,21 +478,25 @@ impl<'a> Reader<'a> {
         let mut addresses =
             Vec::with_capacity(len.min(self.input.len().saturating_sub(self.pos) / 3));
         for _ in 0..len {
-            let at = self.pos;
-            if self.array()? != 2 {
-                return Err(self.malformed(at, "address array does not have 2 items"));
-            }
-            let kind = self.unsigned()?;
-            let kind =
-                u8::try_from(kind).map_err(|_| MessageError::TransportTypeOutOfRange(kind))?;
-            let len = self.bytes_len()?;
-            if len > MAX_ADDRESS_LEN {
-                return Err(MessageError::AddressTooLong { len });
-            }
-            let value = self.take(len)?.to_vec();
-            addresses.push(Address::from_checked_parts(TransportType(kind), value));
+            addresses.push(self.address()?);
         }
         Ok(Route::from_iter(addresses))
+    }
+
+    /// Reads one address: an array of its transport type and value.
+    pub(crate) fn address(&mut self) -> Result<Address, MessageError> {
+        let at = self.pos;
+        if self.array()? != 2 {
+            return Err(self.malformed(at, "address array does not have 2 items"));
+        }
+        let kind = self.unsigned()?;
+        let kind = u8::try_from(kind).map_err(|_| MessageError::TransportTypeOutOfRange(kind))?;
+        let len = self.bytes_len()?;
+        if len > MAX_ADDRESS_LEN {
+            return Err(MessageError::AddressTooLong { len });
+        }
+        let value = self.take(len)?.to_vec();
+        Ok(Address::from_checked_parts(TransportType(kind), value))
     }
 }
 

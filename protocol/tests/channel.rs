@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 
 use onward_protocol::channel::replay::WINDOW;
 use onward_protocol::channel::{
-    ChannelConfig, ChannelEnd, ChannelError, ChannelEvent, CloseReason, ReplayError,
-    MAX_DATA_COUNTER, MAX_INNER_MESSAGE_LEN, REKEY_SHIFT,
+    ChannelConfig, ChannelEnd, ChannelError, ChannelEvent, CloseReason, HandshakeStage,
+    ReplayError, MAX_DATA_COUNTER, MAX_INNER_MESSAGE_LEN, REKEY_SHIFT,
 };
 use onward_protocol::identity::{Identifier, Identity};
 use onward_protocol::noise::CipherSuite;
 use onward_protocol::random::SeededRandom;
+use onward_protocol::report::{Report, ReportCode};
 use onward_protocol::trust::{TrustEveryone, TrustIdentifier, TrustPolicy};
 use onward_protocol::{route, TransportMessage};
 use proptest::prelude::*;
@@ -62,7 +63,23 @@ fn establish_with(
     initiator_trust: Arc<dyn TrustPolicy>,
     responder_trust: Arc<dyn TrustPolicy>,
 ) -> (ChannelEnd, ChannelEnd, Handshake) {
-    let now = Instant::now();
+    establish_at(
+        config,
+        seed,
+        initiator_trust,
+        responder_trust,
+        Instant::now(),
+    )
+}
+
+/// As [`establish_with`], at `now`.
+fn establish_at(
+    config: &ChannelConfig,
+    seed: u64,
+    initiator_trust: Arc<dyn TrustPolicy>,
+    responder_trust: Arc<dyn TrustPolicy>,
+    now: Instant,
+) -> (ChannelEnd, ChannelEnd, Handshake) {
     let mut rng = SeededRandom::new(seed);
     let mut i = ChannelEnd::initiator(config, identity(1), initiator_trust, &mut rng, now).unwrap();
     let hello = i.poll_transmit().unwrap();
@@ -119,7 +136,10 @@ fn two_identities_establish_and_exchange_both_ways() {
                 peer: identity(1).identifier()
             }]
         );
-        assert_eq!(i.poll_timeout(), None);
+        assert!(
+            i.poll_timeout().is_some(),
+            "an established end has its keepalive timer"
+        );
 
         for n in 0..5u8 {
             i.handle_send(&msg(&[n; 100]), now).unwrap();
@@ -275,9 +295,10 @@ fn an_initiator_that_refuses_the_responder_sends_nothing_more() {
     r.handle_timeout(deadline);
     assert_eq!(
         drain_events(&mut r),
-        [ChannelEvent::Failed(ChannelError::HandshakeTimeout(
-            config.handshake_timeout
-        ))]
+        [ChannelEvent::Failed(ChannelError::HandshakeTimeout {
+            after: config.handshake_timeout,
+            stage: HandshakeStage::ResponseSent,
+        })]
     );
 }
 
@@ -290,13 +311,19 @@ fn a_stalled_handshake_times_out_on_each_side() {
     };
     let mut rng = SeededRandom::new(8);
     let mut i = ChannelEnd::initiator(&config, identity(1), everyone(), &mut rng, now).unwrap();
+    let hello = i.poll_transmit().unwrap();
+    // No answer: the hello goes again after 1 s, then 2 s later the deadline ends it.
+    assert_eq!(i.poll_timeout(), Some(now + Duration::from_secs(1)));
+    i.handle_timeout(now + Duration::from_secs(1));
+    assert_eq!(drain_transmits(&mut i), [hello]);
     assert_eq!(i.poll_timeout(), Some(now + Duration::from_secs(3)));
     i.handle_timeout(now + Duration::from_secs(3));
     assert_eq!(
         drain_events(&mut i),
-        [ChannelEvent::Failed(ChannelError::HandshakeTimeout(
-            Duration::from_secs(3)
-        ))]
+        [ChannelEvent::Failed(ChannelError::HandshakeTimeout {
+            after: Duration::from_secs(3),
+            stage: HandshakeStage::HelloSent,
+        })]
     );
     assert_eq!(i.poll_timeout(), None);
 
@@ -306,12 +333,32 @@ fn a_stalled_handshake_times_out_on_each_side() {
     let mut r =
         ChannelEnd::responder(&config, &identity(2), everyone(), &mut rng, &hello, now).unwrap();
     i.handle_record(&r.poll_transmit().unwrap(), now).unwrap();
-    let _lost_finish = i.poll_transmit().unwrap();
-    assert_eq!(i.poll_timeout(), Some(now + Duration::from_secs(3)));
+    let lost_finish = i.poll_transmit().unwrap();
+    assert_eq!(i.poll_timeout(), Some(now + Duration::from_secs(1)));
+    i.handle_timeout(now + Duration::from_secs(1));
+    assert_eq!(
+        drain_transmits(&mut i),
+        [lost_finish],
+        "the finish goes again"
+    );
     i.handle_timeout(now + Duration::from_secs(3));
     assert!(i.is_ended());
+    assert!(matches!(
+        drain_events(&mut i)[..],
+        [ChannelEvent::Failed(ChannelError::HandshakeTimeout {
+            stage: HandshakeStage::FinishSent,
+            ..
+        })]
+    ));
     r.handle_timeout(now + Duration::from_secs(3));
     assert!(r.is_ended());
+    assert!(matches!(
+        drain_events(&mut r)[..],
+        [ChannelEvent::Failed(ChannelError::HandshakeTimeout {
+            stage: HandshakeStage::ResponseSent,
+            ..
+        })]
+    ));
 }
 
 /// Runs the handshake with one record altered; returns whether each end established.
@@ -863,4 +910,169 @@ proptest! {
         }
         prop_assert!(i.is_established() && r.is_established());
     }
+}
+
+// ---- liveness: keepalives, the idle deadline, probes, duplicates ---------------------
+
+fn report() -> Report {
+    Report::new(
+        ReportCode::UnknownAddress,
+        onward_protocol::Address::local("gone"),
+        "",
+    )
+}
+
+/// An idle established end sends a keepalive each interval; the peer takes it
+/// silently; an end that hears nothing for the idle timeout fails, telling the peer
+/// with a close record.
+#[test]
+fn keepalives_and_the_idle_deadline() {
+    let t0 = Instant::now();
+    let s = Duration::from_secs;
+    let config = ChannelConfig::default();
+    let (mut i, mut r, _) = establish_at(&config, 31, everyone(), everyone(), t0);
+    let _ = (drain_events(&mut i), drain_events(&mut r));
+    assert_eq!(i.poll_timeout(), Some(t0 + s(10)));
+    i.handle_timeout(t0 + s(10));
+    let keepalives = drain_transmits(&mut i);
+    assert_eq!(keepalives.len(), 1);
+    // 9 bytes of header, 2 of plaintext, 16 of tag.
+    assert_eq!(keepalives[0].len(), 27);
+    r.handle_record(&keepalives[0], t0 + s(10)).unwrap();
+    assert_eq!(drain_events(&mut r), [], "a keepalive is not a message");
+    assert!(drain_transmits(&mut r).is_empty(), "nor answered");
+    // The responder, hearing the keepalive at 10 s, lives until 40 s; its own
+    // keepalive at 10 s is due since it sent nothing.
+    r.handle_timeout(t0 + s(10));
+    assert_eq!(drain_transmits(&mut r).len(), 1);
+    r.handle_timeout(t0 + s(39));
+    assert!(!r.is_ended());
+    let _ = drain_transmits(&mut r);
+    r.handle_timeout(t0 + s(40));
+    assert!(r.is_ended());
+    assert_eq!(
+        drain_events(&mut r),
+        [ChannelEvent::Failed(ChannelError::Unresponsive {
+            silent_for: s(30)
+        })]
+    );
+    let close = drain_transmits(&mut r);
+    assert_eq!(close.len(), 1, "the peer is told");
+    i.handle_record(&close[0], t0 + s(40)).unwrap();
+    assert_eq!(
+        drain_events(&mut i),
+        [ChannelEvent::Closed {
+            reason: CloseReason::Unresponsive,
+            by_peer: true
+        }]
+    );
+    // Without keepalives and idle deadline, an established end has no timer.
+    let (i, _, _) = establish_at(
+        &ChannelConfig::default().without_keepalives(),
+        32,
+        everyone(),
+        everyone(),
+        t0,
+    );
+    assert_eq!(i.poll_timeout(), None);
+}
+
+/// A report makes an established end probe its peer: an answer (and only a genuine
+/// one) keeps the channel; no answer within the probe timeout fails it. A replayed
+/// probe is not answered again.
+#[test]
+fn a_report_is_verified_by_a_probe() {
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let (mut i, mut r, _) = establish_at(&ChannelConfig::default(), 33, everyone(), everyone(), t0);
+    let _ = (drain_events(&mut i), drain_events(&mut r));
+
+    i.handle_report(report(), t0).unwrap();
+    let probe = drain_transmits(&mut i);
+    assert_eq!(probe.len(), 1);
+    assert_eq!(i.poll_timeout(), Some(t0 + ms(1000)));
+    // A second report while the probe waits sends nothing more.
+    i.handle_report(report(), t0 + ms(10)).unwrap();
+    assert!(drain_transmits(&mut i).is_empty());
+    r.handle_record(&probe[0], t0 + ms(20)).unwrap();
+    let answer = drain_transmits(&mut r);
+    assert_eq!(answer.len(), 1, "a probe is answered at once");
+    // The replayed probe is rejected, and not answered.
+    assert!(r.handle_record(&probe[0], t0 + ms(21)).is_err());
+    assert!(drain_transmits(&mut r).is_empty());
+    i.handle_record(&answer[0], t0 + ms(40)).unwrap();
+    i.handle_timeout(t0 + ms(2000));
+    assert!(i.is_established(), "the answer cleared the probe");
+    let _ = drain_transmits(&mut i);
+
+    // No answer this time: the end fails after the probe timeout.
+    i.handle_report(report(), t0 + ms(3000)).unwrap();
+    let _lost_probe = drain_transmits(&mut i);
+    i.handle_timeout(t0 + ms(3999));
+    assert!(i.is_established());
+    i.handle_timeout(t0 + ms(4000));
+    assert!(i.is_ended());
+    match &drain_events(&mut i)[..] {
+        [ChannelEvent::Failed(ChannelError::PeerLost { report: r, waited })] => {
+            assert_eq!(**r, report());
+            assert_eq!(*waited, ms(1000));
+        }
+        other => panic!("{other:?}"),
+    }
+    // During the handshake a report ends the channel at once, with its reason.
+    let mut rng = SeededRandom::new(34);
+    let config = ChannelConfig::default();
+    let mut i = ChannelEnd::initiator(&config, identity(1), everyone(), &mut rng, t0).unwrap();
+    assert_eq!(
+        i.handle_report(report(), t0),
+        Err(ChannelError::RouteFailed {
+            report: Box::new(report())
+        })
+    );
+    assert!(i.is_ended());
+    assert_eq!(
+        drain_events(&mut i),
+        [],
+        "reported once, as the returned error"
+    );
+}
+
+/// A responder answers a duplicate hello with its response again, and a duplicate
+/// finish (once established) with a new confirm, a few times at most; a finish that
+/// is not the one it took is dropped.
+#[test]
+fn duplicates_of_handshake_records_are_answered_a_few_times() {
+    let t0 = Instant::now();
+    let (mut i, mut r, h) = establish_at(&ChannelConfig::default(), 35, everyone(), everyone(), t0);
+    let _ = (drain_events(&mut i), drain_events(&mut r));
+    let mut answered = 0;
+    for _ in 0..10 {
+        if r.handle_record(&h.finish, t0).is_ok() {
+            let confirm = drain_transmits(&mut r);
+            assert_eq!(confirm.len(), 1);
+            assert_ne!(confirm[0], h.confirm, "a new record, not a replay");
+            i.handle_record(&confirm[0], t0).unwrap();
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, 4);
+    let mut other = h.finish.clone();
+    other[5] ^= 1;
+    assert!(r.handle_record(&other, t0).is_err());
+
+    let mut rng = SeededRandom::new(36);
+    let config = ChannelConfig::default();
+    let mut i = ChannelEnd::initiator(&config, identity(1), everyone(), &mut rng, t0).unwrap();
+    let hello = i.poll_transmit().unwrap();
+    let mut r =
+        ChannelEnd::responder(&config, &identity(2), everyone(), &mut rng, &hello, t0).unwrap();
+    let response = r.poll_transmit().unwrap();
+    let answers = (0..10).filter(|_| r.answer_duplicate_hello(t0)).count();
+    assert_eq!(answers, 4);
+    let again = drain_transmits(&mut r);
+    assert!(again.iter().all(|a| *a == response));
+    i.handle_record(&again[0], t0).unwrap();
+    r.handle_record(&drain_transmits(&mut i)[0], t0).unwrap();
+    assert!(r.is_established());
+    assert!(!r.answer_duplicate_hello(t0), "not once established");
 }

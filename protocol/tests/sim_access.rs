@@ -14,10 +14,11 @@ use onward_protocol::channel::{ChannelConfig, ChannelEnd};
 use onward_protocol::framing::PREAMBLE;
 use onward_protocol::node::{Access, ChannelRules, NodeEvent, Origin};
 use onward_protocol::random::SeededRandom;
+use onward_protocol::report::{is_report, Report, ReportCode};
 use onward_protocol::trust::TrustIdentifier;
 use onward_protocol::{route, tcp, Address, Route, TransportMessage};
 
-use sim::{everyone, frame, identity, Behaviour, NodeId, Sim};
+use sim::{everyone, frame, identity, messages_in, Behaviour, NodeId, Sim};
 
 fn plain(onward: Route, payload: &[u8]) -> Vec<u8> {
     frame(&TransportMessage::new(
@@ -275,11 +276,16 @@ fn a_listener_closed_to_the_outside_spends_nothing_on_hellos() {
     assert_eq!(sim.core(b).channel_count(), 0);
     assert_eq!(sim.core(b).stats().messages_refused, 50);
     assert_eq!(sim.core(b).stats().hellos_rejected, 0);
-    assert_eq!(
-        sim.raw(raw).received,
-        PREAMBLE,
-        "no handshake answer went back"
-    );
+    // No handshake answer went back: only a report of each refusal.
+    let answers = messages_in(&sim.raw(raw).received);
+    assert_eq!(answers.len(), 50);
+    for answer in answers {
+        assert!(is_report(&answer));
+        assert_eq!(answer.onward_route, route!["x"]);
+        let report = Report::decode(&answer.payload).unwrap();
+        assert_eq!(report.code, ReportCode::Refused);
+        assert_eq!(report.address, Address::local("internal"));
+    }
     sim.establish(b, route!["internal"], identity(1), everyone())
         .unwrap();
 }

@@ -12,11 +12,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use onward_protocol::channel::{ChannelConfig, ChannelEnd};
+use onward_protocol::channel::{ChannelConfig, ChannelEnd, ChannelError};
 use onward_protocol::framing::{DEFAULT_MAX_FRAME_LEN, PREAMBLE};
 use onward_protocol::identity::Identity;
 use onward_protocol::node::{NodeConfig, NodeError, NodeEvent};
 use onward_protocol::random::SeededRandom;
+use onward_protocol::report::{is_report, Report, ReportCode};
 use onward_protocol::trust::TrustEveryone;
 use onward_protocol::{route, tcp, Address, TransportMessage};
 
@@ -199,11 +200,35 @@ fn a_partition_behind_the_middle_node_reports_errors_within_bounded_time() {
             .unwrap();
     }
     let end = p.sim.run_until_idle();
+    // M reports each record it could not pass on; A's channel probes B through the
+    // partition, hears nothing, and fails, telling the sender.
+    let probe = ChannelConfig::default().probe_timeout;
     assert!(
-        end - start <= PARTITION_CONNECT_DELAY + Duration::from_millis(100),
+        end - start <= 2 * PARTITION_CONNECT_DELAY.max(probe) + Duration::from_millis(100),
         "took {:?}",
         end - start
     );
+    let lost = p
+        .sim
+        .events(p.a)
+        .find_map(|e| match e {
+            NodeEvent::ChannelFailed {
+                error:
+                    NodeError::Channel {
+                        error: ChannelError::PeerLost { report, .. },
+                        ..
+                    },
+                ..
+            } => Some(report.clone()),
+            _ => None,
+        })
+        .expect("the channel failed");
+    assert_eq!(lost.code, ReportCode::Unreachable);
+    assert_eq!(lost.address, tcp("b:4000"));
+    assert!(p.sim.events(p.a).any(|e| matches!(
+        e,
+        NodeEvent::DeliveryFailed { sender: Some(s), error: NodeError::Channel { .. } } if *s == Address::local("app")
+    )));
 
     assert!(p.sim.mailbox(p.b, "echoer").received.is_empty());
     let closed = |sim: &Sim, n: NodeId| {
@@ -223,17 +248,21 @@ fn a_partition_behind_the_middle_node_reports_errors_within_bounded_time() {
             matches!(e, NodeEvent::DeliveryFailed { sender: None, error: NodeError::ConnectFailed { peer, .. } } if peer == "b:4000")
         })
         .count();
-    assert_eq!(failed, 5);
+    assert_eq!(failed, 7, "five messages, the probe, and the close record");
 
-    // Healed, the path reconnects and the responder learns the new way back.
+    // Healed, the path reconnects and a new channel works.
     p.sim.heal(p.m, p.b);
-    p.sim
-        .send(
+    let channel = p
+        .sim
+        .establish(
             p.a,
-            "app",
-            route![p.channel.clone(), "echoer"],
-            b"healed".to_vec(),
+            route![tcp("m:3000"), tcp("b:4000"), "secure"],
+            identity(1),
+            everyone(),
         )
+        .unwrap();
+    p.sim
+        .send(p.a, "app", route![channel, "echoer"], b"healed".to_vec())
         .unwrap();
     p.sim.run_until_idle();
     assert_eq!(p.sim.mailbox(p.a, "app").payloads(), [b"healed".to_vec()]);
@@ -1414,15 +1443,30 @@ fn forwarding_into_a_full_backlog_drops_counts_and_serves_others() {
             _ => None,
         })
         .collect();
+    // Each drop is reported back to A; a report that finds M's small backlog to A full
+    // is dropped in turn (and never reported itself).
+    let (full, unreported): (Vec<&NodeError>, Vec<&NodeError>) = full.into_iter().partition(
+        |e| matches!(e, NodeError::ConnectionBacklogFull { peer, .. } if peer == "b:4000"),
+    );
     assert!(!full.is_empty(), "the backlog filled");
     for error in &full {
         assert!(
-            matches!(error, NodeError::ConnectionBacklogFull { peer, limit: LIMIT, .. } if peer == "b:4000"),
+            matches!(error, NodeError::ConnectionBacklogFull { limit: LIMIT, .. }),
             "{error}"
         );
     }
-    let dropped = full.len();
-    assert_eq!(sim.core(m).stats().delivery_failures, dropped as u64);
+    for error in &unreported {
+        assert!(
+            matches!(error, NodeError::ConnectionBacklogFull { peer, .. } if peer == "a:40000"),
+            "{error}"
+        );
+    }
+    let (dropped, unreported) = (full.len(), unreported.len());
+    assert_eq!(sim.core(m).stats().reports_sent, dropped as u64);
+    assert_eq!(
+        sim.core(m).stats().delivery_failures,
+        (dropped + unreported) as u64
+    );
     assert!(dropped < SENT, "some fitted");
     assert!(sim.node(m).paused.is_empty(), "M never stopped reading A");
 
@@ -1436,6 +1480,17 @@ fn forwarding_into_a_full_backlog_drops_counts_and_serves_others() {
 
     // What M accepted reaches B in the end, in order; nothing else does.
     sim.run_until_idle();
+    let reports: Vec<Report> = sim
+        .mailbox(a, "app")
+        .received
+        .iter()
+        .filter(|m| is_report(m))
+        .map(|m| Report::decode(&m.payload).unwrap())
+        .collect();
+    assert_eq!(reports.len(), dropped - unreported);
+    assert!(reports
+        .iter()
+        .all(|r| r.code == ReportCode::Overloaded && r.address == tcp("b:4000")));
     let at_b = sim.mailbox(b, "sink").payloads();
     assert_eq!(at_b.len(), 1 + SENT - dropped);
     let expected: Vec<Vec<u8>> = (0..SENT - dropped).map(|i| vec![i as u8; 100]).collect();

@@ -437,10 +437,14 @@ fn assert_no_channel_and_nothing_delivered(sim: &mut Sim, a: NodeId, b: NodeId) 
         .any(|e| matches!(e, NodeEvent::ChannelEstablished { .. })));
     assert_eq!(sim.core(a).channel_count(), 0);
     assert_eq!(sim.core(b).channel_count(), 0);
-    let failed_address = sim
+    let (failed_address, why) = sim
         .events(a)
         .find_map(|e| match e {
-            NodeEvent::ChannelFailed { address, .. } => Some(address.clone()),
+            NodeEvent::ChannelFailed {
+                address,
+                error: NodeError::Channel { error, .. },
+                ..
+            } => Some((address.clone(), error.clone())),
             _ => None,
         })
         .unwrap();
@@ -450,7 +454,14 @@ fn assert_no_channel_and_nothing_delivered(sim: &mut Sim, a: NodeId, b: NodeId) 
         route![failed_address.clone(), "echoer"],
         b"x".to_vec(),
     );
-    assert_eq!(sent, Err(NodeError::UnknownAddress(failed_address)));
+    // A sender to the failed channel is told why it failed.
+    assert_eq!(
+        sent,
+        Err(NodeError::Channel {
+            address: failed_address,
+            error: why
+        })
+    );
     sim.run_until_idle();
     assert!(sim.mailbox(b, "echoer").received.is_empty());
     assert!(sim.mailbox(a, "app").received.is_empty());
@@ -503,7 +514,7 @@ fn step_10_initiator_refuses_a_wrong_identifier() {
     assert!(matches!(
         b_failure.1,
         NodeError::Channel {
-            error: ChannelError::HandshakeTimeout(_),
+            error: ChannelError::HandshakeTimeout { .. },
             ..
         }
     ));
@@ -577,7 +588,10 @@ fn closing_a_channel_tells_the_peer_and_removes_both_ends() {
             route![channel.clone(), "echoer"],
             b"late".to_vec()
         ),
-        Err(NodeError::UnknownAddress(channel))
+        Err(NodeError::Channel {
+            address: channel,
+            error: ChannelError::Closed
+        })
     );
 }
 

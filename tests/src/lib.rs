@@ -15,6 +15,7 @@
 
 pub mod adversarial;
 pub mod harness;
+pub mod liveness;
 pub mod suite;
 pub mod workers;
 
@@ -70,6 +71,14 @@ macro_rules! conformance_suite {
                 a_panicking_trust_policy_fails_only_that_handshake,
                 a_silent_connection_is_closed_at_its_first_frame_deadline,
             );
+            /// The liveness section (`onward_tests::liveness`).
+            mod liveness {
+                $crate::conformance_suite!(@tests liveness, $harness;
+                    a_restarted_responder_is_found_within_two_seconds,
+                    a_far_unknown_address_is_a_remote_error,
+                    a_dead_next_hop_fails_a_handshake_at_once,
+                );
+            }
             /// The adversarial section (`onward_tests::adversarial`).
             mod adversarial {
                 $crate::conformance_suite!(@tests adversarial, $harness;

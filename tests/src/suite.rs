@@ -12,11 +12,12 @@ use std::time::{Duration, Instant};
 use futures::channel::{mpsc, oneshot};
 use futures::StreamExt;
 use onward_protocol::api::{self, Context, Error, NodeOptions, Opaque, Routed, SecureChannel};
-use onward_protocol::channel::{ChannelError, MAX_INNER_MESSAGE_LEN};
-use onward_protocol::framing::{encode_frame, PREAMBLE};
+use onward_protocol::channel::{ChannelError, HandshakeStage, MAX_INNER_MESSAGE_LEN};
+use onward_protocol::framing::{encode_frame, FrameDecoder, PREAMBLE};
 use onward_protocol::identity::{Identifier, Identity};
 use onward_protocol::message::{MessageError, MAX_PAYLOAD_LEN};
 use onward_protocol::node::{Access, ChannelRules, NodeError, Origin};
+use onward_protocol::report::{is_report, Report, ReportCode};
 use onward_protocol::routing::MAX_ROUTE_LEN;
 use onward_protocol::trust::{TrustAnyOf, TrustEveryone, TrustIdentifier, TrustPolicy};
 use onward_protocol::{route, tcp, Address, Route, TransportMessage};
@@ -27,35 +28,55 @@ use crate::workers::{
 };
 
 /// How long an operation the suite expects to succeed may take.
-const STEP: Duration = Duration::from_secs(30);
+pub(crate) const STEP: Duration = Duration::from_secs(30);
 
 /// Messages in the pipelining tests.
 const PIPELINED: u32 = 10_000;
 
-async fn start<H: Harness>(options: NodeOptions) -> H::Node {
+pub(crate) async fn start<H: Harness>(options: NodeOptions) -> H::Node {
     H::start(options).await.expect("node starts")
 }
 
-async fn listen<H: Harness>(node: &H::Node) -> String {
+pub(crate) async fn listen<H: Harness>(node: &H::Node) -> String {
     node.listen("127.0.0.1:0")
         .await
         .expect("listens on loopback")
         .to_string()
 }
 
-fn identity() -> Identity {
+pub(crate) fn identity() -> Identity {
     Identity::generate().expect("identity")
 }
 
 /// Sends `text` to `route` from `ctx` and returns the reply.
-async fn ask(ctx: &mut Context, route: Route, text: &str) -> Routed<String> {
+pub(crate) async fn ask(ctx: &mut Context, route: Route, text: &str) -> Routed<String> {
     ctx.send(route, text.to_owned()).await.expect("send");
     ctx.receive().await.expect("reply")
 }
 
 /// Starts a node with an echoer at "echoer" and a secure channel listener at "secure"
 /// with `identity`, trusting `trust`; returns it and its TCP address.
-async fn responder<H: Harness>(
+/// A responder as `alice` (see [`responder`]), and a node with a secure channel to
+/// it over TCP, as a fresh identity trusting everyone, with a context "app". Returns
+/// the responder, its TCP address, the initiator, the channel and the context.
+pub(crate) async fn responder_and_initiator<H: Harness>(
+    alice: &Identity,
+) -> (H::Node, String, H::Node, SecureChannel, Context) {
+    let (b, b_addr) = responder::<H>(options(), alice, TrustEveryone).await;
+    let a = start::<H>(options()).await;
+    let channel = a
+        .create_secure_channel(
+            route![tcp(b_addr.as_str()), "secure"],
+            &identity(),
+            TrustEveryone,
+        )
+        .await
+        .expect("channel");
+    let ctx = a.context("app").await.expect("context");
+    (b, b_addr, a, channel, ctx)
+}
+
+pub(crate) async fn responder<H: Harness>(
     options: NodeOptions,
     identity: &Identity,
     trust: impl TrustPolicy,
@@ -357,7 +378,7 @@ pub async fn error_unknown_address<H: Harness>() {
 }
 
 /// A port nobody listens on: a loopback port that was just free.
-fn closed_port() -> String {
+pub(crate) fn closed_port() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let address = listener.local_addr().expect("address");
     drop(listener);
@@ -443,7 +464,10 @@ pub async fn error_timeouts<H: Harness>() {
             matches!(
                 &error,
                 Error::Node(NodeError::Channel {
-                    error: ChannelError::HandshakeTimeout(t),
+                    error: ChannelError::HandshakeTimeout {
+                        after: t,
+                        stage: HandshakeStage::HelloSent,
+                    },
                     ..
                 }) if *t == handshake
             ),
@@ -562,20 +586,9 @@ pub async fn error_middle_node_stopped<H: Harness>() {
 }
 
 /// The responder stops: it closes its channel ends and tells the initiator, whose
-/// channel address then goes; a send through it fails at once.
+/// channel then ends; a send through it fails at once, saying it closed.
 pub async fn error_responder_stopped<H: Harness>() {
-    let alice = identity();
-    let (b, b_addr) = responder::<H>(options(), &alice, TrustEveryone).await;
-    let a = start::<H>(options()).await;
-    let channel = a
-        .create_secure_channel(
-            route![tcp(b_addr.as_str()), "secure"],
-            &identity(),
-            TrustEveryone,
-        )
-        .await
-        .expect("channel");
-    let mut ctx = a.context("app").await.expect("context");
+    let (b, _, a, channel, mut ctx) = responder_and_initiator::<H>(&identity()).await;
     let reply = ask(&mut ctx, route![channel.address(), "echoer"], "before").await;
     assert_eq!(reply.body(), "before");
 
@@ -595,7 +608,7 @@ pub async fn error_responder_stopped<H: Harness>() {
     })
     .await;
     assert!(
-        matches!(&error, Error::Node(NodeError::UnknownAddress(address)) if address == channel.address()),
+        matches!(&error, Error::Node(NodeError::Channel { address, error: ChannelError::Closed }) if address == channel.address()),
         "unexpected error: {error}"
     );
     a.stop().await.expect("stop");
@@ -1026,22 +1039,11 @@ pub async fn parallel_channels_from_one_node<H: Harness>() {
 /// with `UnknownAddress` naming the end, on the side that closed it at once, and on
 /// the peer once the close record has arrived.
 pub async fn close_secure_channel_ends_both_sides<H: Harness>() {
-    let alice = identity();
-    let (b, b_addr) = responder::<H>(options(), &alice, TrustEveryone).await;
+    let (b, b_addr, a, channel, ctx) = responder_and_initiator::<H>(&identity()).await;
     let mut b_ctx = b
         .context_with("b_app", Access::anyone())
         .await
         .expect("context");
-    let a = start::<H>(options()).await;
-    let channel = a
-        .create_secure_channel(
-            route![tcp(b_addr.as_str()), "secure"],
-            &identity(),
-            TrustEveryone,
-        )
-        .await
-        .expect("channel");
-    let ctx = a.context("app").await.expect("context");
     ctx.send(route![channel.address(), "b_app"], "hello".to_owned())
         .await
         .expect("send");
@@ -1055,7 +1057,7 @@ pub async fn close_secure_channel_ends_both_sides<H: Harness>() {
         .await
         .expect_err("A's end is gone");
     assert!(
-        matches!(&error, Error::Node(NodeError::UnknownAddress(end)) if end == channel.address()),
+        matches!(&error, Error::Node(NodeError::Channel { address, error: ChannelError::Closed }) if address == channel.address()),
         "unexpected error: {error}"
     );
     // The close record went over A's connection to B; a message sent after it on the
@@ -1071,7 +1073,7 @@ pub async fn close_secure_channel_ends_both_sides<H: Harness>() {
         .await
         .expect_err("B's end is gone");
     assert!(
-        matches!(&error, Error::Node(NodeError::UnknownAddress(end)) if *end == b_end),
+        matches!(&error, Error::Node(NodeError::Channel { address, error: ChannelError::Closed }) if *address == b_end),
         "unexpected error: {error}"
     );
     a.stop().await.expect("stop");
@@ -1405,7 +1407,10 @@ pub async fn a_listener_that_never_accepts<H: Harness>() {
         matches!(
             &error,
             Error::Node(NodeError::Channel {
-                error: ChannelError::HandshakeTimeout(t),
+                error: ChannelError::HandshakeTimeout {
+                        after: t,
+                        stage: HandshakeStage::HelloSent,
+                    },
                 ..
             }) if *t == handshake
         ),
@@ -1517,9 +1522,9 @@ pub async fn a_remote_peer_cannot_put_a_channel_end_first<H: Harness>() {
 // ---- access rules ------------------------------------------------------------------
 
 /// Sends `frames` plain messages to `onward` on the node at `peer` from a raw TCP
-/// client, and waits until the node has read them all and closed its side. Returns
-/// what the node wrote back, after its preamble.
-fn raw_messages(peer: SocketAddr, onward: Route, frames: usize) -> Vec<u8> {
+/// client, ends its stream, and reads until the node has closed its side. Returns
+/// the messages the node wrote back.
+fn raw_messages(peer: SocketAddr, onward: Route, frames: usize) -> Vec<TransportMessage> {
     let mut bytes = PREAMBLE.to_vec();
     for i in 0..frames {
         let message = TransportMessage::new(onward.clone(), route!["x"], cbor(&format!("raw {i}")));
@@ -1535,7 +1540,25 @@ fn raw_messages(peer: SocketAddr, onward: Route, frames: usize) -> Vec<u8> {
     stream
         .read_to_end(&mut answer)
         .expect("read until the node closes");
-    answer.split_off(PREAMBLE.len().min(answer.len()))
+    // The node wrote what it had for this peer before it closed: its preamble, then
+    // whole frames.
+    let mut decoder = FrameDecoder::new(u32::MAX);
+    decoder.handle_bytes(&answer).expect("a well-formed stream");
+    std::iter::from_fn(|| decoder.poll_frame())
+        .map(|frame| TransportMessage::decode(&frame).expect("a message"))
+        .collect()
+}
+
+/// Checks that `answer` holds only reports that `address` refused a message, one per
+/// message sent at most.
+fn only_refusals(answer: &[TransportMessage], address: &Address, sent: usize) {
+    assert!(answer.len() <= sent, "{} answers to {sent}", answer.len());
+    for message in answer {
+        assert!(is_report(message), "an answer that is not a report");
+        let report = Report::decode(&message.payload).expect("a report");
+        assert_eq!(report.code, ReportCode::Refused);
+        assert_eq!(report.address, *address);
+    }
 }
 
 /// A node listening on TCP with a channel listener "secure" as `alice`, its channels
@@ -1574,7 +1597,9 @@ pub async fn plain_frames_do_not_reach_a_worker_that_takes_channels_only<H: Harn
         .expect("worker");
     let peer: SocketAddr = b_addr.parse().expect("socket address");
     let answer = blocking(move || raw_messages(peer, route!["echoer"], 200)).await;
-    assert!(answer.is_empty(), "nothing comes back to the raw client");
+    // Nothing comes back to the raw client but reports of the refusals.
+    only_refusals(&answer, &Address::local("echoer"), 200);
+    assert!(!answer.is_empty());
     assert_eq!(b.stats().messages_refused, 200);
 
     let bob = identity();
@@ -1636,8 +1661,9 @@ pub async fn no_one_outside_a_node_can_speak_into_its_channel<H: Harness>() {
 
     let peer: SocketAddr = b_addr.parse().expect("socket address");
     let onward = route![b_end.clone(), "victim"];
+    let refused = b_end.clone();
     let answer = blocking(move || raw_messages(peer, onward, 3)).await;
-    assert!(answer.is_empty());
+    only_refusals(&answer, &refused, 3);
     assert_eq!(b.stats().messages_refused, 3, "B refused each injection");
 
     let b_ctx = b.context("b_app").await.expect("context");

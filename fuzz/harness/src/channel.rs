@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use onward_protocol::channel::cookie::HELLO_WITH_COOKIE_LEN;
 use onward_protocol::channel::{
-    ChannelConfig, ChannelEnd, ChannelError, ChannelEvent, CloseReason, MAX_DATA_COUNTER,
+    ChannelConfig, ChannelEnd, ChannelError, ChannelEvent, CloseReason, HandshakeStage,
+    MAX_DATA_COUNTER,
 };
 use onward_protocol::identity::Identity;
 use onward_protocol::message::TransportMessage;
@@ -460,13 +461,33 @@ pub fn channel_handshake(data: &[u8]) {
     if !wait.is_zero() {
         receiver.handle_timeout(later);
         let events: Vec<_> = std::iter::from_fn(|| receiver.poll_event()).collect();
+        // The initiator sends its latest handshake record again while it waits; the
+        // responder waits for a duplicate before it sends anything again.
+        let resent = match stage {
+            1 => Some(&genuine.hello),
+            3 => Some(&genuine.finish),
+            _ => None,
+        };
+        while let Some(again) = receiver.poll_transmit() {
+            assert_eq!(
+                Some(&again),
+                resent,
+                "only the latest handshake record goes again"
+            );
+        }
         if timed_out {
+            let stage = match stage {
+                1 => HandshakeStage::HelloSent,
+                2 => HandshakeStage::ResponseSent,
+                _ => HandshakeStage::FinishSent,
+            };
             assert!(receiver.is_ended());
             assert_eq!(
                 events,
-                [ChannelEvent::Failed(ChannelError::HandshakeTimeout(
-                    config.handshake_timeout
-                ))]
+                [ChannelEvent::Failed(ChannelError::HandshakeTimeout {
+                    after: config.handshake_timeout,
+                    stage,
+                })]
             );
             assert_eq!(receiver.poll_timeout(), None);
             assert_eq!(

@@ -40,6 +40,7 @@ fn config() -> NodeConfig {
         max_mailbox_bytes: 4096,
         cookie_threshold: Some(4),
         cookie_hellos_per_source: 2,
+        max_reports_per_second: 3,
     }
 }
 

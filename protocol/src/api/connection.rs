@@ -132,9 +132,10 @@ impl Shared {
             };
             match read {
                 Ok(0) => {
-                    self.with_core(|core, now| {
-                        core.handle_connection_closed(connection, None, now)
-                    });
+                    // The peer stopped sending; it may still read what is queued for
+                    // it, replies included. The core closes the connection once that
+                    // is written.
+                    self.with_core(|core, now| core.handle_read_closed(connection, now));
                     return;
                 }
                 Ok(n) => {

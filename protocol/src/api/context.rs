@@ -144,7 +144,10 @@ impl Context {
     /// # Errors
     ///
     /// [`Error::Timeout`] if nothing arrives in time; [`Error::Node`] for a failure of
-    /// an earlier send from this context; [`Error::Decode`] if the body is not an `M`;
+    /// an earlier send from this context (a secure channel it sent through that
+    /// failed, among others); [`Error::Remote`] when a node on the route sent back a
+    /// report that it could not pass one of this context's messages on;
+    /// [`Error::Decode`] if the body is not an `M`;
     /// [`Error::Stopped`] once the node has stopped.
     pub async fn receive<M: Message>(&mut self) -> Result<Routed<M>> {
         let timeout = self.shared.receive_timeout();

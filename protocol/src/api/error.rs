@@ -3,8 +3,10 @@
 use std::io;
 use std::time::Duration;
 
+use crate::channel::ChannelError;
 use crate::identity::IdentityError;
-use crate::node::NodeError;
+use crate::node::{NodeError, Origin};
+use crate::report::{Report, ReportCode};
 
 /// Everything the async node API can report.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +33,20 @@ pub enum Error {
         sender: String,
         /// What was wrong.
         reason: String,
+    },
+    /// A node on the route could not deliver or pass on a message this context or
+    /// worker sent, and sent back a report (docs/PROTOCOL.md §3, "Error reports").
+    /// One that came through a secure channel (`origin` is a channel) is
+    /// authenticated by it; any other could have been forged by whoever is on the
+    /// path.
+    #[error(
+        "a node on the route could not pass the message on: {report} (reported over {origin})"
+    )]
+    Remote {
+        /// What the node reported.
+        report: Report,
+        /// Where the report came from, as for a message.
+        origin: Origin,
     },
     /// Nothing arrived in time.
     #[error("timed out after {0:?}")]
@@ -60,7 +76,22 @@ impl From<Error> for io::Error {
             Error::Node(
                 NodeError::MailboxFull { .. } | NodeError::ConnectionBacklogFull { .. },
             ) => io::ErrorKind::WouldBlock,
-            Error::Node(NodeError::Channel { .. }) => io::ErrorKind::PermissionDenied,
+            Error::Node(NodeError::Channel { error, .. }) => match error {
+                ChannelError::HandshakeTimeout { .. } | ChannelError::Unresponsive { .. } => {
+                    io::ErrorKind::TimedOut
+                }
+                ChannelError::PeerLost { .. } => io::ErrorKind::ConnectionAborted,
+                ChannelError::RouteFailed { .. } => io::ErrorKind::HostUnreachable,
+                ChannelError::Closed => io::ErrorKind::NotConnected,
+                _ => io::ErrorKind::PermissionDenied,
+            },
+            Error::Remote { report, .. } => match report.code {
+                ReportCode::UnknownAddress => io::ErrorKind::NotFound,
+                ReportCode::Refused => io::ErrorKind::PermissionDenied,
+                ReportCode::Unreachable => io::ErrorKind::HostUnreachable,
+                ReportCode::Overloaded => io::ErrorKind::WouldBlock,
+                _ => io::ErrorKind::Other,
+            },
             _ => io::ErrorKind::Other,
         };
         io::Error::new(kind, error)

@@ -77,6 +77,17 @@ fn decode_body<M: Message>(
     Ok(body)
 }
 
+/// The error a report stands for.
+fn remote_error(message: TransportMessage, origin: Origin) -> Error {
+    match crate::report::Report::decode(&message.payload) {
+        Ok(report) => Error::Remote { report, origin },
+        Err(e) => Error::Decode {
+            sender: format!("a report over {origin}"),
+            reason: e.to_string(),
+        },
+    }
+}
+
 /// A message with its routes, as a worker receives it.
 pub struct Routed<M> {
     body: M,
@@ -105,6 +116,9 @@ impl<M: Message> Routed<M> {
                 message,
                 origin,
             });
+        }
+        if crate::report::is_report(&message) {
+            return Err(remote_error(message, origin));
         }
         match decode_body::<M>(&message.payload) {
             Ok(body) => Ok(Self {

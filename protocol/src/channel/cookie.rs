@@ -24,7 +24,8 @@ use zeroize::Zeroizing;
 use crate::random::{RandomError, RandomSource};
 use crate::routing::{Address, Route};
 
-use super::wire::{HELLO_LEN, KIND_COOKIE, KIND_HELLO};
+pub(crate) use super::wire::HELLO_LEN;
+use super::wire::{KIND_COOKIE, KIND_HELLO};
 
 /// Bytes of a cookie: a whole HMAC-SHA256 tag.
 pub const COOKIE_LEN: usize = 32;

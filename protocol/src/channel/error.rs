@@ -4,8 +4,11 @@ use crate::identity::Identifier;
 use crate::message::MessageError;
 use crate::noise::NoiseError;
 use crate::random::RandomError;
+use crate::report::Report;
+use std::time::Duration;
 
 use super::replay::ReplayError;
+use super::HandshakeStage;
 
 /// Everything that can go wrong in a secure channel.
 ///
@@ -42,8 +45,38 @@ pub enum ChannelError {
     #[error("the responder refused this channel")]
     RefusedByPeer,
     /// The handshake did not finish before its deadline (fatal).
-    #[error("the handshake did not finish within {0:?}")]
-    HandshakeTimeout(std::time::Duration),
+    #[error("the handshake did not finish within {after:?}: {stage}")]
+    HandshakeTimeout {
+        /// The handshake timeout.
+        after: Duration,
+        /// How far it got.
+        stage: HandshakeStage,
+    },
+    /// A node on the route reported, during the handshake, that it could not deliver
+    /// or forward a handshake record (fatal): the listener is not there, or the route
+    /// to it is broken.
+    #[error("the route to the peer failed: {report}")]
+    RouteFailed {
+        /// What the node reported.
+        report: Box<Report>,
+    },
+    /// Nothing authenticated came from the peer for the idle timeout (fatal): it
+    /// crashed, or the route to it is down.
+    #[error("the peer is unresponsive: nothing heard from it for {silent_for:?}")]
+    Unresponsive {
+        /// How long it was silent.
+        silent_for: Duration,
+    },
+    /// A node on the route reported that it could not reach the peer's end, and the
+    /// peer did not answer a probe in time (fatal): the peer's node restarted or
+    /// dropped the channel.
+    #[error("the peer's end is gone: a node on the route reported {report}, and no answer to a probe came within {waited:?}")]
+    PeerLost {
+        /// What the node reported.
+        report: Box<Report>,
+        /// How long the probe waited.
+        waited: Duration,
+    },
     /// The record's counter was already received, or is older than the replay window.
     #[error("record {counter} rejected: {source}")]
     Replay {
@@ -110,7 +143,10 @@ impl ChannelError {
                 | ChannelError::BadIdentityProof
                 | ChannelError::Untrusted { .. }
                 | ChannelError::RefusedByPeer
-                | ChannelError::HandshakeTimeout(_)
+                | ChannelError::HandshakeTimeout { .. }
+                | ChannelError::RouteFailed { .. }
+                | ChannelError::Unresponsive { .. }
+                | ChannelError::PeerLost { .. }
                 | ChannelError::CounterExhausted
                 | ChannelError::Random(_)
         )
@@ -120,7 +156,6 @@ impl ChannelError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn only_errors_that_end_a_channel_are_fatal() {
@@ -129,7 +164,13 @@ mod tests {
             ChannelError::Handshake(NoiseError::DecryptFailed),
             ChannelError::BadIdentityProof,
             ChannelError::RefusedByPeer,
-            ChannelError::HandshakeTimeout(Duration::from_secs(1)),
+            ChannelError::HandshakeTimeout {
+                after: Duration::from_secs(1),
+                stage: HandshakeStage::HelloSent,
+            },
+            ChannelError::Unresponsive {
+                silent_for: Duration::from_secs(1),
+            },
             ChannelError::CounterExhausted,
             ChannelError::Random(RandomError),
         ];

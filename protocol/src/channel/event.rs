@@ -15,6 +15,9 @@ pub enum CloseReason {
     Refused,
     /// The sender's counter was exhausted.
     CounterExhausted,
+    /// The sender heard nothing from its peer for too long, or a probe went
+    /// unanswered: it gave the peer up.
+    Unresponsive,
     /// A code this implementation does not know.
     Other(u8),
 }
@@ -25,6 +28,7 @@ impl CloseReason {
             CloseReason::Normal => 0,
             CloseReason::Refused => 1,
             CloseReason::CounterExhausted => 2,
+            CloseReason::Unresponsive => 3,
             CloseReason::Other(code) => code,
         }
     }
@@ -34,6 +38,7 @@ impl CloseReason {
             0 => CloseReason::Normal,
             1 => CloseReason::Refused,
             2 => CloseReason::CounterExhausted,
+            3 => CloseReason::Unresponsive,
             other => CloseReason::Other(other),
         }
     }
@@ -59,9 +64,32 @@ pub enum ChannelEvent {
         /// Whether the peer closed it (with an authenticated close record).
         by_peer: bool,
     },
-    /// The channel failed, and no call returned the error: its handshake timed out.
+    /// The channel failed, and no call returned the error: its handshake timed out, or
+    /// its peer fell silent or did not answer a probe.
     /// (An error that ends the channel during a call is returned by that call instead.)
     Failed(ChannelError),
+}
+
+/// How far a handshake got before it timed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HandshakeStage {
+    /// The initiator sent its hello (perhaps several times) and no response came.
+    HelloSent,
+    /// The responder sent its response and no finish came.
+    ResponseSent,
+    /// The initiator sent its finish and the responder's verdict never came.
+    FinishSent,
+}
+
+impl std::fmt::Display for HandshakeStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            HandshakeStage::HelloSent => "no response to the hello",
+            HandshakeStage::ResponseSent => "no finish after the response",
+            HandshakeStage::FinishSent => "no verdict after the finish",
+        })
+    }
 }
 
 /// Which end of the handshake a channel is.

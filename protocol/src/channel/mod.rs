@@ -57,6 +57,7 @@ mod encryptor;
 mod error;
 mod event;
 mod initiator;
+mod liveness;
 // The replay window is the channel's own business; the `test-hooks` feature makes the
 // module public so that the fuzz harness can check it against a model.
 #[cfg(feature = "test-hooks")]
@@ -76,16 +77,21 @@ use crate::identity::{Identifier, Identity};
 use crate::message::TransportMessage;
 use crate::noise::{CipherSuite, MAX_MESSAGE_LEN, TAG_LEN};
 use crate::random::RandomSource;
+use crate::report::Report;
 use crate::trust::TrustPolicy;
 
 use decryptor::Decryptor;
 use encryptor::Encryptor;
 pub use error::ChannelError;
-pub use event::{ChannelEvent, ChannelRole, CloseReason};
+pub use event::{ChannelEvent, ChannelRole, CloseReason, HandshakeStage};
 use initiator::Initiator;
+use liveness::{Due, Liveness};
 pub use replay::ReplayError;
 use responder::Responder;
-use wire::{PLAIN_CLOSE, PLAIN_CONFIRM, PLAIN_MESSAGE, TRANSPORT_HEADER_LEN};
+use wire::{
+    KIND_FINISH, PLAIN_CLOSE, PLAIN_CONFIRM, PLAIN_KEEPALIVE, PLAIN_MESSAGE, PROBE,
+    TRANSPORT_HEADER_LEN,
+};
 
 /// Records use a new key every 2^16 counters: the key for counter `c` is the initial
 /// key after `c >> REKEY_SHIFT` Noise rekeys.
@@ -110,6 +116,20 @@ pub const MAX_INNER_MESSAGE_LEN: usize = MAX_RECORD_PLAINTEXT - 1;
 /// The default time a handshake may take.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The default first delay before an initiator sends a handshake record again.
+pub const DEFAULT_HANDSHAKE_RESEND: Duration = Duration::from_secs(1);
+
+/// The default time an established end may send nothing before it sends a keepalive.
+pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The default time an established end may hear nothing authenticated from its peer
+/// before it gives the peer up: three keepalive intervals, so two lost keepalives in a
+/// row are not enough.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The default time an end waits for the answer to a probe.
+pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Settings of a channel end.
 #[derive(Debug, Clone)]
 pub struct ChannelConfig {
@@ -119,6 +139,33 @@ pub struct ChannelConfig {
     pub accepted_suites: Vec<CipherSuite>,
     /// How long the handshake may take before the channel fails.
     pub handshake_timeout: Duration,
+    /// How long an initiator waits for an answer before it sends its latest handshake
+    /// record (the hello or the finish) again; the wait doubles after each time, until
+    /// the handshake timeout. `None`: never sent again.
+    pub handshake_resend: Option<Duration>,
+    /// An established end that has sent nothing for this long sends a keepalive record.
+    /// `None`: no keepalives (and the peer may then find this end idle).
+    pub keepalive_interval: Option<Duration>,
+    /// An established end that has heard no authenticated record from its peer for this
+    /// long fails with [`ChannelError::Unresponsive`]. `None`: never.
+    pub idle_timeout: Option<Duration>,
+    /// How long an end waits for the answer to a probe, which it sends when a node on
+    /// the route reports that it cannot reach the peer's end, before it fails with
+    /// [`ChannelError::PeerLost`].
+    pub probe_timeout: Duration,
+}
+
+impl ChannelConfig {
+    /// These settings without the timers that recur for as long as a channel lives
+    /// (keepalives and the idle deadline): for tests that run until nothing is left to
+    /// do, and for channels whose liveness the application checks itself.
+    pub fn without_keepalives(self) -> Self {
+        Self {
+            keepalive_interval: None,
+            idle_timeout: None,
+            ..self
+        }
+    }
 }
 
 impl Default for ChannelConfig {
@@ -127,6 +174,10 @@ impl Default for ChannelConfig {
             suite: CipherSuite::default(),
             accepted_suites: CipherSuite::ALL.to_vec(),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            handshake_resend: Some(DEFAULT_HANDSHAKE_RESEND),
+            keepalive_interval: Some(DEFAULT_KEEPALIVE_INTERVAL),
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+            probe_timeout: DEFAULT_PROBE_TIMEOUT,
         }
     }
 }
@@ -161,6 +212,7 @@ pub struct ChannelEnd {
     state: State,
     deadline: Option<Instant>,
     handshake_timeout: Duration,
+    liveness: Liveness,
     peer: Option<Identifier>,
     transmits: VecDeque<Vec<u8>>,
     events: VecDeque<ChannelEvent>,
@@ -194,11 +246,14 @@ impl ChannelEnd {
     ) -> Result<Self, ChannelError> {
         let (initiator, hello) = Initiator::start(config, identity, trust, rng)?;
         tracing::debug!("secure channel initiator started");
+        let mut liveness = Liveness::new(config, now);
+        liveness.resend_on_timer(hello.clone(), now);
         Ok(Self {
             role: ChannelRole::Initiator,
             state: State::Initiating(initiator),
             deadline: now.checked_add(config.handshake_timeout),
             handshake_timeout: config.handshake_timeout,
+            liveness,
             peer: None,
             transmits: VecDeque::from([hello]),
             events: VecDeque::new(),
@@ -226,11 +281,14 @@ impl ChannelEnd {
         let hello = cookie::split_hello(hello).map_or(hello, |(hello, _)| hello);
         let (responder, response) = Responder::start(config, identity, trust, rng, hello)?;
         tracing::debug!("secure channel responder started");
+        let mut liveness = Liveness::new(config, now);
+        liveness.resend_on_duplicate(response.clone());
         Ok(Self {
             role: ChannelRole::Responder,
             state: State::Responding(responder),
             deadline: now.checked_add(config.handshake_timeout),
             handshake_timeout: config.handshake_timeout,
+            liveness,
             peer: None,
             transmits: VecDeque::from([response]),
             events: VecDeque::new(),
@@ -300,28 +358,31 @@ impl ChannelEnd {
         record: &mut [u8],
         now: Instant,
     ) -> Result<(), ChannelError> {
-        let _ = now;
+        if self.is_established() && wire::kind(record) == Some(KIND_FINISH) {
+            return self.answer_duplicate_finish(record, now);
+        }
         match std::mem::replace(&mut self.state, State::Taken) {
             State::Initiating(mut initiator) if Self::is_cookie_reply(record) => {
                 let result = initiator.handle_cookie(record);
                 self.state = State::Initiating(initiator);
                 let hello = result?;
                 tracing::debug!("cookie reply taken: hello sent again with the cookie");
+                self.liveness.resend_on_timer(hello.clone(), now);
                 self.transmits.push_back(hello);
                 Ok(())
             }
-            State::Initiating(initiator) => self.handle_response(initiator, record),
-            State::Responding(responder) => self.handle_finish(responder, record),
+            State::Initiating(initiator) => self.handle_response(initiator, record, now),
+            State::Responding(responder) => self.handle_finish(responder, record, now),
             State::Confirming {
                 encryptor,
                 decryptor,
                 peer,
-            } => self.handle_verdict(encryptor, decryptor, peer, record),
+            } => self.handle_verdict(encryptor, decryptor, peer, record, now),
             State::Established {
                 encryptor,
                 decryptor,
                 peer,
-            } => self.handle_transport(encryptor, decryptor, peer, record),
+            } => self.handle_transport(encryptor, decryptor, peer, record, now),
             State::Ended | State::Taken => {
                 self.state = State::Ended;
                 Err(ChannelError::Closed)
@@ -335,9 +396,11 @@ impl ChannelEnd {
         &mut self,
         initiator: Initiator,
         record: &mut [u8],
+        now: Instant,
     ) -> Result<(), ChannelError> {
         match initiator.handle_response(record) {
             Ok(finished) => {
+                self.liveness.resend_on_timer(finished.finish.clone(), now);
                 self.transmits.push_back(finished.finish);
                 self.state = State::Confirming {
                     encryptor: finished.encryptor,
@@ -356,7 +419,11 @@ impl ChannelEnd {
         &mut self,
         responder: Responder,
         record: &mut [u8],
+        now: Instant,
     ) -> Result<(), ChannelError> {
+        // Kept to recognise a duplicate (the initiator sends it again until it hears
+        // the confirm).
+        let taken: Box<[u8]> = record.into();
         let finished = match responder.handle_finish(record) {
             Ok(finished) => finished,
             Err(e) => return self.fail(e),
@@ -366,7 +433,8 @@ impl ChannelEnd {
             Ok(peer) => match encryptor.seal(&[PLAIN_CONFIRM], false) {
                 Ok(confirm) => {
                     self.transmits.push_back(confirm);
-                    self.establish(encryptor, finished.decryptor, peer);
+                    self.establish(encryptor, finished.decryptor, peer, now);
+                    self.liveness.finish = Some((taken, liveness::MAX_DUPLICATE_ANSWERS));
                     Ok(())
                 }
                 // Counter 0 cannot be exhausted, but a failure must still end the
@@ -393,6 +461,7 @@ impl ChannelEnd {
         mut decryptor: Decryptor,
         peer: Identifier,
         record: &mut [u8],
+        now: Instant,
     ) -> Result<(), ChannelError> {
         match decryptor.open_in_place(record) {
             Ok((counter, plaintext)) => {
@@ -410,8 +479,8 @@ impl ChannelEnd {
                         Ok(())
                     };
                 }
-                self.establish(encryptor, decryptor, peer);
-                self.deliver(counter, plaintext)
+                self.establish(encryptor, decryptor, peer, now);
+                self.deliver(counter, plaintext, now)
             }
             Err(e) => {
                 // A forged or replayed record changes nothing.
@@ -432,6 +501,7 @@ impl ChannelEnd {
         mut decryptor: Decryptor,
         peer: Identifier,
         record: &mut [u8],
+        now: Instant,
     ) -> Result<(), ChannelError> {
         let opened = decryptor.open_in_place(record);
         if matches!(opened, Ok((_, [PLAIN_MESSAGE, ..]))) {
@@ -445,7 +515,71 @@ impl ChannelEnd {
             peer,
         };
         let (counter, plaintext) = opened?;
-        self.deliver(counter, plaintext)
+        self.liveness.heard(now);
+        // The initiator is established: no duplicate finish is to be answered now.
+        self.liveness.finish = None;
+        self.deliver(counter, plaintext, now)
+    }
+
+    /// A finish record once established: a duplicate of the one taken (the confirm
+    /// was lost, and the initiator sent its finish again) is answered with a new
+    /// confirm, a few times at most; anything else is dropped.
+    fn answer_duplicate_finish(&mut self, record: &[u8], now: Instant) -> Result<(), ChannelError> {
+        let Some((taken, left)) = &mut self.liveness.finish else {
+            return Err(ChannelError::Malformed("unexpected record kind"));
+        };
+        if **taken != *record || *left == 0 {
+            return Err(ChannelError::Malformed("unexpected finish record"));
+        }
+        *left -= 1;
+        tracing::debug!("duplicate finish: confirm sent again");
+        self.seal_control(&[PLAIN_CONFIRM], now);
+        Ok(())
+    }
+
+    /// For a responder still in its handshake: a duplicate of the hello it answered
+    /// came (the response was lost, and the initiator sent its hello again). Queues
+    /// the response again, a few times at most; returns whether it did.
+    pub fn answer_duplicate_hello(&mut self, now: Instant) -> bool {
+        if !matches!(self.state, State::Responding(_)) || self.liveness.duplicate_answers == 0 {
+            return false;
+        }
+        let Some(resend) = &self.liveness.resend else {
+            return false;
+        };
+        self.liveness.duplicate_answers -= 1;
+        tracing::debug!("duplicate hello: response sent again");
+        self.transmits.push_back(resend.record.clone());
+        self.liveness.sent(now);
+        true
+    }
+
+    /// A node on the route reported that it could not deliver or forward a record of
+    /// this end's (an unauthenticated hint, unless it came through another channel).
+    /// During the handshake the channel fails at once, with the report as its reason:
+    /// whoever could forge it could as well drop the handshake. Once established the
+    /// end probes its peer instead, and fails only if no answer comes within
+    /// [`ChannelConfig::probe_timeout`].
+    ///
+    /// # Errors
+    ///
+    /// [`ChannelError::RouteFailed`] if the report ended the handshake.
+    pub fn handle_report(&mut self, report: Report, now: Instant) -> Result<(), ChannelError> {
+        match self.state {
+            State::Initiating(_) | State::Responding(_) | State::Confirming { .. } => {
+                self.fail(ChannelError::RouteFailed {
+                    report: Box::new(report),
+                })
+            }
+            State::Established { .. } => {
+                if self.liveness.start_probe(report, now) {
+                    tracing::debug!(role = ?self.role, "a node on the route reported a failure: probing the peer");
+                    self.seal_control(&[PLAIN_KEEPALIVE, PROBE], now);
+                }
+                Ok(())
+            }
+            State::Ended | State::Taken => Ok(()),
+        }
     }
 
     /// Encrypts a message for the peer; the record is then in
@@ -502,7 +636,6 @@ impl ChannelEnd {
         out: &mut Vec<u8>,
         now: Instant,
     ) -> Result<(), ChannelError> {
-        let _ = now;
         let State::Established { encryptor, .. } = &mut self.state else {
             return Err(if self.is_ended() {
                 ChannelError::Closed
@@ -529,7 +662,10 @@ impl ChannelEnd {
             Err(e) => Err(e.into()),
         };
         match sealed {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.liveness.sent(now);
+                Ok(())
+            }
             Err(e) => {
                 out.truncate(start);
                 if e != ChannelError::CounterExhausted {
@@ -545,15 +681,64 @@ impl ChannelEnd {
         }
     }
 
-    /// Handles the passing of time: fails the channel if the handshake deadline has
-    /// passed.
+    /// Handles the passing of time: during the handshake, sends the latest handshake
+    /// record again when it is due and fails the channel at the handshake deadline;
+    /// once established, sends a keepalive when nothing was sent for the keepalive
+    /// interval, and fails the channel when nothing was heard for the idle timeout or
+    /// a probe went unanswered. A failure is reported as [`ChannelEvent::Failed`] (no
+    /// call returns it).
     pub fn handle_timeout(&mut self, now: Instant) {
-        if let Some(deadline) = self.deadline {
-            if now >= deadline && !self.is_established() && !self.is_ended() {
-                // No call returns this error: it is reported as an event.
-                let error = ChannelError::HandshakeTimeout(self.handshake_timeout);
-                tracing::debug!(%error, role = ?self.role, "secure channel failed");
-                self.end(ChannelEvent::Failed(error));
+        let stage = match self.state {
+            State::Initiating(_) => HandshakeStage::HelloSent,
+            State::Responding(_) => HandshakeStage::ResponseSent,
+            State::Confirming { .. } => HandshakeStage::FinishSent,
+            State::Established { .. } => return self.established_timeout(now),
+            State::Ended | State::Taken => return,
+        };
+        if self.deadline.is_some_and(|deadline| now >= deadline) {
+            let error = ChannelError::HandshakeTimeout {
+                after: self.handshake_timeout,
+                stage,
+            };
+            tracing::debug!(%error, role = ?self.role, "secure channel failed");
+            self.end(ChannelEvent::Failed(error));
+            return;
+        }
+        if self.liveness.due_in_handshake(now) == Due::Resend {
+            if let Some(resend) = &self.liveness.resend {
+                tracing::debug!(?stage, "no answer yet: handshake record sent again");
+                self.transmits.push_back(resend.record.clone());
+            }
+        }
+    }
+
+    fn established_timeout(&mut self, now: Instant) {
+        let error = match self.liveness.due_established(now) {
+            Due::Nothing | Due::Resend => return,
+            Due::Keepalive => {
+                tracing::trace!(role = ?self.role, "keepalive");
+                self.seal_control(&[PLAIN_KEEPALIVE, 0], now);
+                return;
+            }
+            Due::Silent(silent_for) => ChannelError::Unresponsive { silent_for },
+            Due::ProbeUnanswered(report, waited) => ChannelError::PeerLost { report, waited },
+        };
+        // A peer that is alive after all (only its records were lost) learns it.
+        self.seal_control(&[PLAIN_CLOSE, CloseReason::Unresponsive.code()], now);
+        tracing::debug!(%error, role = ?self.role, "secure channel failed");
+        self.end(ChannelEvent::Failed(error));
+    }
+
+    /// Seals a control plaintext (a keepalive, a probe, a confirm, a close) and queues
+    /// the record; a channel whose counter is exhausted sends nothing.
+    fn seal_control(&mut self, plaintext: &[u8], now: Instant) {
+        let last = plaintext.first() == Some(&PLAIN_CLOSE);
+        if let State::Established { encryptor, .. } | State::Confirming { encryptor, .. } =
+            &mut self.state
+        {
+            if let Ok(record) = encryptor.seal(plaintext, last) {
+                self.transmits.push_back(record);
+                self.liveness.sent(now);
             }
         }
     }
@@ -561,7 +746,7 @@ impl ChannelEnd {
     /// Closes the channel. Once established (or while confirming) an authenticated
     /// close record is queued for the peer; a channel still in its handshake just ends.
     pub fn close(&mut self, now: Instant) {
-        let _ = now;
+        self.liveness.sent(now);
         match std::mem::replace(&mut self.state, State::Ended) {
             State::Established { mut encryptor, .. } | State::Confirming { mut encryptor, .. } => {
                 if let Ok(close) = encryptor.seal(&[PLAIN_CLOSE, CloseReason::Normal.code()], true)
@@ -608,8 +793,14 @@ impl ChannelEnd {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
-            State::Initiating(_) | State::Responding(_) | State::Confirming { .. } => self.deadline,
-            _ => None,
+            State::Initiating(_) | State::Responding(_) | State::Confirming { .. } => {
+                [self.deadline, self.liveness.next_resend()]
+                    .into_iter()
+                    .flatten()
+                    .min()
+            }
+            State::Established { .. } => self.liveness.next_established(),
+            State::Ended | State::Taken => None,
         }
     }
 
@@ -655,10 +846,17 @@ impl ChannelEnd {
 
     // ---- internals ------------------------------------------------------------------
 
-    fn establish(&mut self, encryptor: Encryptor, decryptor: Decryptor, peer: Identifier) {
+    fn establish(
+        &mut self,
+        encryptor: Encryptor,
+        decryptor: Decryptor,
+        peer: Identifier,
+        now: Instant,
+    ) {
         tracing::debug!(%peer, role = ?self.role, "secure channel established");
         self.peer = Some(peer);
         self.deadline = None;
+        self.liveness.established(now);
         self.events.push_back(ChannelEvent::Established { peer });
         self.state = State::Established {
             encryptor,
@@ -668,7 +866,12 @@ impl ChannelEnd {
     }
 
     /// Handles an authenticated plaintext.
-    fn deliver(&mut self, counter: u64, plaintext: &[u8]) -> Result<(), ChannelError> {
+    fn deliver(
+        &mut self,
+        counter: u64,
+        plaintext: &[u8],
+        now: Instant,
+    ) -> Result<(), ChannelError> {
         match plaintext.split_first() {
             Some((&PLAIN_MESSAGE, body)) => match TransportMessage::decode(body) {
                 Ok(message) => {
@@ -682,6 +885,16 @@ impl ChannelEnd {
                 }),
             },
             Some((&PLAIN_CONFIRM, [])) => Ok(()),
+            Some((&PLAIN_KEEPALIVE, [flag])) => {
+                if *flag == PROBE {
+                    // Answered at once: the peer is waiting to know this end is alive.
+                    tracing::debug!(counter, "probe answered");
+                    self.seal_control(&[PLAIN_KEEPALIVE, 0], now);
+                } else {
+                    tracing::trace!(counter, "keepalive");
+                }
+                Ok(())
+            }
             Some((&PLAIN_CLOSE, [code])) => {
                 let reason = CloseReason::from_code(*code);
                 tracing::debug!(?reason, "secure channel closed by peer");

@@ -23,6 +23,11 @@ pub(crate) const PLAIN_MESSAGE: u8 = 0x00;
 pub(crate) const PLAIN_CONFIRM: u8 = 0x01;
 /// Plaintext type: the sender closes the channel.
 pub(crate) const PLAIN_CLOSE: u8 = 0x02;
+/// Plaintext type: a keepalive, or with [`PROBE`] a probe the receiver answers at once
+/// with a keepalive.
+pub(crate) const PLAIN_KEEPALIVE: u8 = 0x03;
+/// The keepalive flag of a probe.
+pub(crate) const PROBE: u8 = 0x01;
 
 /// The Noise prologue of every onward channel handshake.
 pub(crate) const PROLOGUE: &[u8] = b"onward/secure-channel/v1";

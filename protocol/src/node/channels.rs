@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::channel::cookie::split_hello;
+use crate::channel::cookie::{split_hello, HELLO_LEN};
 use crate::channel::{ChannelConfig, ChannelEnd, ChannelError, ChannelEvent, ChannelRole};
 use crate::identity::{Identifier, Identity};
 use crate::message::TransportMessage;
@@ -24,12 +24,20 @@ pub(super) struct Listener {
     /// Who may send hellos, and the rules each of its channel ends keeps (shared;
     /// `None` for the defaults).
     rules: Option<Arc<ChannelRules>>,
-    /// Its responders still in their handshake, oldest first, each with whether its
-    /// hello carried a valid cookie.
-    half_open: VecDeque<(ChannelId, bool)>,
+    /// Its responders still in their handshake, oldest first.
+    half_open: VecDeque<HalfOpen>,
     /// Hellos counted in the current one-second window, when it began, and the count
     /// of the window before (if it was the one just before).
     hellos: (Instant, u32, u32),
+}
+
+/// A responder still in its handshake.
+struct HalfOpen {
+    id: ChannelId,
+    /// Whether its hello carried a valid cookie.
+    cookied: bool,
+    /// The hello it answered (without a cookie), to recognise a duplicate.
+    hello: [u8; HELLO_LEN],
 }
 
 /// How many cookie sources the node tracks at once; past it, under load, hellos from
@@ -116,7 +124,13 @@ pub(super) struct ChannelSlot {
     /// The verified peer, once known, shared with the origin of every message it
     /// decrypts.
     peer: Option<Arc<Identifier>>,
+    /// The local senders that sent into it last (at most [`MAX_NOTED_SENDERS`]): told
+    /// if it fails.
+    senders: Vec<Address>,
 }
+
+/// How many of a channel end's latest local senders are told when it fails.
+const MAX_NOTED_SENDERS: usize = 8;
 
 /// `rules` to keep: `None` for the defaults.
 pub(super) fn shared(rules: ChannelRules) -> Option<Arc<ChannelRules>> {
@@ -167,8 +181,10 @@ impl NodeCore {
                 listener,
                 rules,
                 peer: None,
+                senders: Vec::new(),
             },
         );
+        self.ended.remove(&encryptor);
         Ok((id, encryptor))
     }
 
@@ -182,7 +198,7 @@ impl NodeCore {
 
     fn forget_half_open(&mut self, listener: Option<&Address>, id: ChannelId) {
         if let Some(listener) = listener.and_then(|l| self.listeners.get_mut(l)) {
-            listener.half_open.retain(|(h, _)| *h != id);
+            listener.half_open.retain(|h| h.id != id);
         }
     }
 
@@ -251,6 +267,11 @@ impl NodeCore {
             let event = match event {
                 ChannelEvent::Established { peer } => {
                     self.forget_half_open(listener.as_ref(), id);
+                    if initiator {
+                        tracing::info!(address = %encryptor, %peer, "secure channel established");
+                    } else {
+                        tracing::debug!(address = %encryptor, %peer, "secure channel accepted");
+                    }
                     NodeEvent::ChannelEstablished {
                         channel: id,
                         address: encryptor.clone(),
@@ -270,19 +291,25 @@ impl NodeCore {
                     }
                     continue;
                 }
-                ChannelEvent::Closed { by_peer, .. } => NodeEvent::ChannelClosed {
-                    channel: id,
-                    address: encryptor.clone(),
-                    by_peer,
-                },
-                ChannelEvent::Failed(error) => NodeEvent::ChannelFailed {
-                    channel: id,
-                    address: encryptor.clone(),
-                    error: NodeError::Channel {
+                ChannelEvent::Closed { by_peer, reason } => {
+                    tracing::debug!(address = %encryptor, ?reason, by_peer, "secure channel closed");
+                    self.ended.insert(encryptor.clone(), ChannelError::Closed);
+                    NodeEvent::ChannelClosed {
+                        channel: id,
                         address: encryptor.clone(),
-                        error,
-                    },
-                },
+                        by_peer,
+                    }
+                }
+                ChannelEvent::Failed(error) => {
+                    self.channel_failed(
+                        id,
+                        NodeError::Channel {
+                            address: encryptor.clone(),
+                            error,
+                        },
+                    );
+                    continue;
+                }
             };
             self.outputs.push_back(Output::Event(event));
         }
@@ -300,15 +327,73 @@ impl NodeCore {
         };
         if end.channel.is_ended() {
             let address = end.encryptor.clone();
+            self.channel_failed(
+                id,
+                NodeError::Channel {
+                    address,
+                    error: error.clone(),
+                },
+            );
+        }
+    }
+
+    /// Reports channel end `id` failed with `error`: as an event, to each local sender
+    /// that sent into it last, and to anyone who sends to its address later.
+    pub(super) fn channel_failed(&mut self, id: ChannelId, error: NodeError) {
+        let Some(end) = self.channels.get_mut(&id) else {
+            return;
+        };
+        let address = end.encryptor.clone();
+        let senders = std::mem::take(&mut end.senders);
+        let role = end.channel.role();
+        // A peer can make responders fail as often as it likes: those are debug.
+        if role == ChannelRole::Initiator {
+            tracing::info!(%address, %error, "secure channel failed");
+        } else {
+            tracing::debug!(%address, %error, "secure channel (responder) failed");
+        }
+        if let NodeError::Channel { error, .. } = &error {
+            self.ended.insert(address.clone(), error.clone());
+        }
+        for sender in senders {
             self.outputs
-                .push_back(Output::Event(NodeEvent::ChannelFailed {
-                    channel: id,
-                    address: address.clone(),
-                    error: NodeError::Channel {
-                        address,
-                        error: error.clone(),
-                    },
+                .push_back(Output::Event(NodeEvent::DeliveryFailed {
+                    sender: Some(sender),
+                    error: error.clone(),
                 }));
+        }
+        self.outputs
+            .push_back(Output::Event(NodeEvent::ChannelFailed {
+                channel: id,
+                address,
+                error,
+            }));
+    }
+
+    /// Notes that local `sender` sends into channel end `id`, to tell it if the
+    /// channel fails.
+    pub(super) fn note_sender(&mut self, id: ChannelId, sender: Option<&Address>) {
+        let (Some(sender), Some(end)) = (sender, self.channels.get_mut(&id)) else {
+            return;
+        };
+        if end.senders.iter().any(|s| s == sender) {
+            return;
+        }
+        if end.senders.len() >= MAX_NOTED_SENDERS {
+            end.senders.remove(0);
+        }
+        end.senders.push(sender.clone());
+    }
+
+    /// The error for a message to `address`, which nothing on this node has: if it
+    /// was a channel end's, why that channel ended.
+    pub(super) fn unknown_address(&self, address: Address) -> NodeError {
+        match self.ended.get(&address) {
+            Some(error) => NodeError::Channel {
+                error: error.clone(),
+                address,
+            },
+            None => NodeError::UnknownAddress(address),
         }
     }
 
@@ -323,6 +408,11 @@ impl NodeCore {
         now: Instant,
         work: &mut Work,
     ) -> bool {
+        if crate::report::route_is_report(&return_route) {
+            // Not a record: a node on the way to the peer's end could not pass one on.
+            self.receive_report(id, record, now, work);
+            return false;
+        }
         let Some(end) = self.channels.get_mut(&id) else {
             return false;
         };
@@ -394,6 +484,25 @@ impl NodeCore {
             self.stats.hellos_rejected += 1;
             return;
         };
+        // A duplicate of a hello one of its responders answered (the initiator did
+        // not hear the response, and sent its hello again): that responder sends its
+        // response again, to where the first hello came from. No new end, no
+        // Diffie-Hellman, and a few answers at most per end, so a replay gains little.
+        if let Some(id) = listener
+            .half_open
+            .iter()
+            .find(|h| h.hello[..] == *hello)
+            .map(|h| h.id)
+        {
+            self.stats.duplicate_hellos += 1;
+            if let Some(end) = self.channels.get_mut(&id) {
+                if end.channel.answer_duplicate_hello(now) {
+                    self.drain_channel(id, now, work);
+                }
+            }
+            return;
+        }
+        let hello_bytes: [u8; HELLO_LEN] = hello.try_into().unwrap_or([0; HELLO_LEN]);
         let rate = listener.count_hello(now);
         let half_full =
             listener.half_open.len() >= self.config.max_half_open_per_listener.div_ceil(2);
@@ -476,13 +585,17 @@ impl NodeCore {
         // listener goes first (a malformed hello must not evict a real handshake), and
         // for a hello with a valid cookie, the oldest whose hello had none.
         let limit = self.config.max_half_open_per_listener;
-        if let Some((oldest, _)) = self
+        if let Some(oldest) = self
             .listeners
             .get_mut(listener_address)
             .filter(|l| l.half_open.len() >= limit)
             .and_then(|l| {
-                let uncookied = l.half_open.iter().position(|(_, c)| !c).filter(|_| cookied);
-                l.half_open.remove(uncookied.unwrap_or(0))
+                let uncookied = l
+                    .half_open
+                    .iter()
+                    .position(|h| !h.cookied)
+                    .filter(|_| cookied);
+                l.half_open.remove(uncookied.unwrap_or(0)).map(|h| h.id)
             })
         {
             self.stats.half_open_evicted += 1;
@@ -502,7 +615,11 @@ impl NodeCore {
             Ok((id, _)) => {
                 self.stats.handshakes_answered += 1;
                 if let Some(listener) = self.listeners.get_mut(listener_address) {
-                    listener.half_open.push_back((id, cookied));
+                    listener.half_open.push_back(HalfOpen {
+                        id,
+                        cookied,
+                        hello: hello_bytes,
+                    });
                 }
                 self.drain_channel(id, now, work);
             }

@@ -98,6 +98,13 @@ pub struct NodeConfig {
     /// to half full: a worker that stops taking messages holds up its connections for
     /// this long at most. Default 5 s.
     pub max_stall: Duration,
+    /// Error reports (docs/PROTOCOL.md §3) this node sends per second, in all, back
+    /// along the return routes of messages from other nodes it could not deliver or
+    /// forward; past it, failures are only counted
+    /// ([`NodeStats::reports_suppressed`](super::NodeStats::reports_suppressed)), so
+    /// that a peer cannot turn a node into a source of traffic. Zero: none. Default
+    /// 100.
+    pub max_reports_per_second: u32,
 }
 
 impl Default for NodeConfig {
@@ -122,6 +129,7 @@ impl Default for NodeConfig {
             cookie_hellos_per_source: 64,
             max_local_hops: 256,
             max_stall: Duration::from_secs(5),
+            max_reports_per_second: 100,
         }
     }
 }

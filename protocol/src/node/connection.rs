@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use crate::framing::FrameDecoder;
 use crate::message::TransportMessage;
-use crate::routing::Address;
+use crate::routing::{Address, Route};
 
 use super::{ConnectionId, NodeConfig, NodeError};
 
@@ -46,6 +46,9 @@ pub enum Direction {
 struct Queued {
     frame: Vec<u8>,
     sender: Option<Address>,
+    /// For a message from another node: its return route, to report its loss along
+    /// if the connection never opens.
+    back: Option<Route>,
 }
 
 /// A transmit handed to the transport and not yet wholly reported written.
@@ -127,6 +130,9 @@ pub(crate) struct Connection {
     /// What it is charged against the memory budget, and whether that was charged to
     /// the unproven share too.
     charge: (usize, bool),
+    /// When the peer stopped sending (end of stream), if it has: the connection stays
+    /// until what is queued for the peer is written, then closes.
+    read_closed: Option<Instant>,
 }
 
 impl Connection {
@@ -213,8 +219,9 @@ pub(crate) struct Dropped {
     pub(crate) alias: Address,
     /// Senders of frames handed to the transport and never reported written.
     pub(crate) unwritten: Vec<Option<Address>>,
-    /// Senders of frames that waited for the connection to open, if it never did.
-    pub(crate) unsent: Option<Vec<Option<Address>>>,
+    /// Senders of frames that waited for the connection to open, if it never did,
+    /// each with the return route to report it along (a message from another node).
+    pub(crate) unsent: Option<Vec<(Option<Address>, Option<Route>)>>,
     /// Messages that waited for room on its behalf.
     pub(crate) stall: Option<Stall>,
     /// Whether senders were waiting for it to drain.
@@ -233,6 +240,9 @@ pub(crate) enum Expired {
     /// Not a close: nothing was sent on the open connection for a keepalive interval,
     /// so a keepalive is due.
     Keepalive,
+    /// The peer stopped sending, and what was queued for it was not written within
+    /// `frame_timeout`.
+    Draining,
 }
 
 impl Expired {
@@ -250,6 +260,10 @@ impl Expired {
                 timeouts.idle
             ),
             Expired::Keepalive => format!("nothing sent for {:?}", timeouts.keepalive),
+            Expired::Draining => format!(
+                "the peer stopped sending, and what was queued for it was not written within {:?}",
+                timeouts.frame
+            ),
         }
     }
 }
@@ -594,6 +608,7 @@ impl ConnectionTable {
             queued_bytes: 0,
             activity: 0,
             charge: (0, false),
+            read_closed: None,
         }
     }
 
@@ -625,8 +640,9 @@ impl ConnectionTable {
         Some((transmits, relieved))
     }
 
-    /// Hands a frame from `sender` to connection `id`: queued while it opens, or
-    /// accounted for and returned to transmit.
+    /// Hands a frame from `sender` to connection `id`: queued while it opens (with
+    /// `back`, the return route of a message from another node, kept to report its
+    /// loss), or accounted for and returned to transmit.
     ///
     /// # Errors
     ///
@@ -637,6 +653,7 @@ impl ConnectionTable {
         id: ConnectionId,
         frame: Vec<u8>,
         sender: Option<&Address>,
+        back: Option<&Route>,
     ) -> Result<Sent, NodeError> {
         let limits = self.limits();
         let conn = self
@@ -669,6 +686,7 @@ impl ConnectionTable {
                 queue.push_back(Queued {
                     frame,
                     sender: sender.cloned(),
+                    back: back.cloned(),
                 });
                 Sent::Queued
             }
@@ -703,6 +721,31 @@ impl ConnectionTable {
             }
             None => false,
         }
+    }
+
+    /// The peer of connection `id` stopped sending at `now` (end of stream). Returns
+    /// whether the connection may close at once: it is open and nothing queued for
+    /// the peer or waiting for room is left. Otherwise it stays, unread, until that is
+    /// so ([`is_drained`](Self::is_drained)) or `frame_timeout` passes.
+    pub(crate) fn read_closed(&mut self, id: ConnectionId, now: Instant) -> bool {
+        let Some(conn) = self.connections.get_mut(&id) else {
+            return false;
+        };
+        conn.read_closed.get_or_insert(now);
+        conn.partial_since = None;
+        conn.first_frame_due = None;
+        self.rearm(id);
+        self.is_drained(id)
+    }
+
+    /// Whether connection `id`'s peer stopped sending and everything for it is written.
+    pub(crate) fn is_drained(&self, id: ConnectionId) -> bool {
+        self.connections.get(&id).is_some_and(|conn| {
+            conn.read_closed.is_some()
+                && matches!(conn.state, State::Open)
+                && conn.backlog == 0
+                && conn.stall.is_none()
+        })
     }
 
     /// Connection `id`'s keepalive check came at `now`: if nothing was handed to the
@@ -747,7 +790,9 @@ impl ConnectionTable {
             }
         }
         let unsent = match conn.state {
-            State::Connecting(queue) => Some(queue.into_iter().map(|q| q.sender).collect()),
+            State::Connecting(queue) => {
+                Some(queue.into_iter().map(|q| (q.sender, q.back)).collect())
+            }
             State::Open => None,
         };
         Some(Dropped {
@@ -792,6 +837,10 @@ fn keepalive_after(now: Instant, interval: Duration) -> Option<Instant> {
 /// frame and (unproven incoming) idle deadlines, none of them while the node paused
 /// it, and its keepalive check. A deadline too far to represent is none.
 fn deadline(conn: &Connection, timeouts: &Timeouts) -> Option<Instant> {
+    if let Some(since) = conn.read_closed {
+        // The peer sends nothing more: only the drain is timed.
+        return since.checked_add(timeouts.frame);
+    }
     let peer = peer_deadline(conn, timeouts);
     [peer, conn.keepalive_at].into_iter().flatten().min()
 }
@@ -816,6 +865,9 @@ fn peer_deadline(conn: &Connection, timeouts: &Timeouts) -> Option<Instant> {
 /// Which of `conn`'s deadlines has come at `now`, if one has: the peer's first.
 fn expiry(conn: &Connection, timeouts: &Timeouts, now: Instant) -> Option<Expired> {
     let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
+    if let Some(since) = conn.read_closed {
+        return due(since.checked_add(timeouts.frame)).then_some(Expired::Draining);
+    }
     if conn.stall.is_some() {
         return due(conn.keepalive_at).then_some(Expired::Keepalive);
     }

@@ -110,9 +110,11 @@ mod budget;
 mod channels;
 mod config;
 mod connection;
+mod ended;
 mod error;
 mod mailbox;
 mod output;
+mod reports;
 mod routing;
 mod stall;
 #[cfg(test)]
@@ -192,6 +194,10 @@ pub struct NodeCore {
     cookie_hellos: BTreeMap<String, (Instant, u32)>,
     /// Hellos with a valid cookie waiting for their source's next second.
     deferred_hellos: VecDeque<channels::DeferredHello>,
+    /// Error reports sent in the current second.
+    reports: reports::ReportLimiter,
+    /// Channel ends that ended, and why.
+    ended: ended::EndedChannels,
 }
 
 impl fmt::Debug for NodeCore {
@@ -223,6 +229,8 @@ impl NodeCore {
             cookies: CookieJar::new(),
             cookie_hellos: BTreeMap::new(),
             deferred_hellos: VecDeque::new(),
+            reports: reports::ReportLimiter::new(),
+            ended: ended::EndedChannels::default(),
             next_channel: 0,
             outputs: VecDeque::new(),
             stats: NodeStats::default(),
@@ -615,11 +623,30 @@ impl NodeCore {
         self.drop_connection(connection, reason.map(str::to_owned), false, now);
     }
 
+    /// The peer of the connection stopped sending (the stream ended) but may still
+    /// read: a half-close. What is queued for it, replies included, is still written;
+    /// then the core closes the connection ([`Output::Close`]), or after
+    /// [`NodeConfig::frame_timeout`] if it cannot be written. Stop reading it.
+    pub fn handle_read_closed(&mut self, connection: ConnectionId, now: Instant) {
+        if self.connections.read_closed(connection, now) {
+            self.drop_connection(connection, Some("closed by the peer".into()), true, now);
+        } else if self.connections.get(connection).is_some() {
+            tracing::debug!(
+                connection = connection.0,
+                "the peer stopped sending: writing what is queued for it, then closing"
+            );
+        }
+    }
+
     /// `n` bytes of earlier transmits on the connection were written.
     pub fn handle_written(&mut self, connection: ConnectionId, n: usize, now: Instant) {
         if self.connections.written(connection, n) {
             self.outputs
                 .push_back(Output::Decongested(Hop::Connection(connection)));
+        }
+        if self.connections.is_drained(connection) {
+            self.drop_connection(connection, Some("closed by the peer".into()), true, now);
+            return;
         }
         // Memory came back: a message waiting for room in the budget may go on.
         if !self.stalled.is_empty() {
@@ -742,7 +769,6 @@ impl NodeCore {
         close: bool,
         now: Instant,
     ) {
-        let _ = now;
         let Some(dropped) = self.connections.remove(id) else {
             return;
         };
@@ -774,7 +800,8 @@ impl NodeCore {
                 "stalled messages dropped with the connection"
             );
         }
-        for sender in dropped.unsent.unwrap_or_default() {
+        let mut reports = VecDeque::new();
+        for (sender, back) in dropped.unsent.unwrap_or_default() {
             let error = if close {
                 closed()
             } else {
@@ -783,7 +810,17 @@ impl NodeCore {
                     reason: why.clone(),
                 }
             };
+            // A message from another node that waited for the connection: its sender
+            // is told along its return route.
+            if let Some(back) = back {
+                self.report_along(&error, None, back, now, &mut reports);
+            }
             self.report(sender, error);
+        }
+        if !reports.is_empty() {
+            if let Err(error) = self.route_all(reports, Source::Node, now) {
+                tracing::debug!(%error, "a report of a lost message could not be sent");
+            }
         }
         tracing::debug!(peer = %dropped.peer, connection = id.0, reason = %why, "connection dropped");
         self.outputs
@@ -827,9 +864,8 @@ impl NodeCore {
     /// once; otherwise as an event.
     fn report(&mut self, sender: Option<Address>, error: NodeError) {
         if matches!(error, NodeError::Refused { .. }) {
-            // Counted and logged where it was refused, as a refusal only. A remote
-            // sender is not told yet: telling it, along the message's return route,
-            // is the place for an error message back to a remote node.
+            // Counted and logged where it was refused, as a refusal only (a remote
+            // sender was sent a report there).
             if let Some(sender) = sender {
                 self.outputs
                     .push_back(Output::Event(NodeEvent::DeliveryFailed {
@@ -846,13 +882,8 @@ impl NodeCore {
                 if !end.channel.is_established() {
                     let address = end.encryptor.clone();
                     tracing::debug!(%address, %error, "channel handshake could not be sent");
+                    self.channel_failed(id, error);
                     self.remove_channel(id);
-                    self.outputs
-                        .push_back(Output::Event(NodeEvent::ChannelFailed {
-                            channel: id,
-                            address,
-                            error,
-                        }));
                     return;
                 }
             }

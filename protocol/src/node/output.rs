@@ -159,6 +159,16 @@ pub struct NodeStats {
     /// Hellos with a valid cookie dropped under load: past their source's share when
     /// no more may wait.
     pub hellos_rate_limited: u64,
+    /// Duplicate hellos (an initiator sending its hello again) answered by the
+    /// responder the first one made, or dropped after it answered enough.
+    pub duplicate_hellos: u64,
+    /// Error reports sent back along the return route of a message this node could
+    /// not deliver or forward.
+    pub reports_sent: u64,
+    /// Error reports not sent: past [`NodeConfig::max_reports_per_second`](super::NodeConfig::max_reports_per_second).
+    pub reports_suppressed: u64,
+    /// Error reports that reached a secure channel end of this node.
+    pub reports_received: u64,
 }
 
 /// A first hop that can be congested: where a message from a local sender goes first.

@@ -25,6 +25,9 @@ pub(super) enum Source<'a> {
     /// Read from a connection (directly, or decrypted from a record that came over
     /// it): a message that finds its mailbox full waits, and the connection with it.
     Connection(ConnectionId),
+    /// The node itself, for an error report: a failure is counted, and told to
+    /// nobody.
+    Node,
 }
 
 impl<'a> Source<'a> {
@@ -33,7 +36,7 @@ impl<'a> Source<'a> {
     pub(super) fn sender(self) -> Option<&'a Address> {
         match self {
             Source::Local(sender) => Some(sender),
-            Source::Connection(_) => None,
+            Source::Connection(_) | Source::Node => None,
         }
     }
 }
@@ -165,9 +168,34 @@ impl NodeCore {
         }
     }
 
+    /// Routes one message; if it came from another node and cannot go on, an error
+    /// report goes back along its return route.
     fn route_one(
         &mut self,
         mut message: TransportMessage,
+        origin: Origin,
+        source: Source<'_>,
+        now: Instant,
+        work: &mut Work,
+    ) -> Result<Routed, NodeError> {
+        if origin == Origin::Local {
+            return self.route_message(&mut message, origin, source, now, work);
+        }
+        let kept = origin.clone();
+        let result = self.route_message(&mut message, origin, source, now, work);
+        if let Err(error) = &result {
+            let next = message.onward_route.next().cloned();
+            let back = std::mem::take(&mut message.return_route);
+            self.report_back(error, &kept, next.as_ref(), back, now, work);
+        }
+        result
+    }
+
+    /// Routes one message by its next hop. The message is taken out of `message` only
+    /// when it is delivered or passed on: on an error it is still there, for a report.
+    fn route_message(
+        &mut self,
+        message: &mut TransportMessage,
         origin: Origin,
         source: Source<'_>,
         now: Instant,
@@ -188,15 +216,18 @@ impl NodeCore {
                 .value_str()
                 .ok_or_else(|| NodeError::UnsupportedTransport(next.clone()))?
                 .to_owned();
-            let frame = self.frame(&message)?;
-            self.send_to_peer(peer, frame, sender, now)?;
+            let frame = self.frame(message)?;
+            // A message from another node keeps its way back while the connection
+            // opens, to report its loss if it never does.
+            let back = (origin != Origin::Local).then_some(&message.return_route);
+            self.send_to_peer(peer, frame, sender, back, now)?;
             return Ok(Routed::Done);
         }
         if !next.is_local() {
             return Err(NodeError::UnsupportedTransport(next));
         }
         match self.targets.get(&next) {
-            None => Err(NodeError::UnknownAddress(next)),
+            None => Err(self.unknown_address(next)),
             Some(Target::Mailbox(access)) => {
                 if !access.admits(&origin) {
                     let rule = format!("{next} takes messages only from {access}");
@@ -207,8 +238,8 @@ impl NodeCore {
             Some(Target::Connection(id)) => {
                 let id = *id;
                 let _ = message.onward_route.step();
-                let frame = self.frame(&message)?;
-                self.send_frame(id, frame, sender, now)?;
+                let frame = self.frame(message)?;
+                self.send_frame(id, frame, sender, None, now)?;
                 Ok(Routed::Done)
             }
             Some(Target::Encryptor(id)) => {
@@ -217,18 +248,19 @@ impl NodeCore {
                     return Err(self.refuse(next, origin, rule, now));
                 }
                 let _ = message.onward_route.step();
-                let result =
-                    match self.send_record_over_connection(id, &next, &message, sender, now) {
-                        Some(result) => result,
-                        None => self.encrypt(id, &next, &message, now),
-                    };
+                self.note_sender(id, sender);
+                let result = match self.send_record_over_connection(id, &next, message, sender, now)
+                {
+                    Some(result) => result,
+                    None => self.encrypt(id, &next, message, now),
+                };
                 self.drain_channel(id, now, work);
                 result.map(|()| Routed::Done)
             }
             Some(Target::Decryptor(id)) => {
                 let id = *id;
-                let authentic =
-                    self.receive_record(id, message.return_route, &mut message.payload, now, work);
+                let back = std::mem::take(&mut message.return_route);
+                let authentic = self.receive_record(id, back, &mut message.payload, now, work);
                 if let (true, Source::Connection(connection)) = (authentic, source) {
                     self.connections.proven(connection);
                 }
@@ -239,7 +271,7 @@ impl NodeCore {
                     return Err(self.refuse(next, origin, rule, now));
                 }
                 let _ = message.onward_route.step();
-                self.accept_hello(&next, message, &origin, now, work);
+                self.accept_hello(&next, std::mem::take(message), &origin, now, work);
                 Ok(Routed::Done)
             }
         }
@@ -300,8 +332,10 @@ impl NodeCore {
             self.stats.messages_routed += 1;
             let frame = self.finish_frame(frame)?;
             match via {
-                Via::Peer(peer) => self.send_to_peer(peer, frame, sender, now),
-                Via::Connection(connection) => self.send_frame(connection, frame, sender, now),
+                Via::Peer(peer) => self.send_to_peer(peer, frame, sender, None, now),
+                Via::Connection(connection) => {
+                    self.send_frame(connection, frame, sender, None, now)
+                }
             }
         }))
     }
@@ -327,21 +361,25 @@ impl NodeCore {
             })
     }
 
+    /// Delivers `message` (taken out of it unless refused) to the mailbox at
+    /// `address`.
     fn deliver(
         &mut self,
         address: Address,
-        message: TransportMessage,
+        message: &mut TransportMessage,
         origin: Origin,
         source: Source<'_>,
     ) -> Result<Routed, NodeError> {
         let may_wait = matches!(source, Source::Connection(_));
-        let size = super::budget::message_cost(&message);
+        let size = super::budget::message_cost(message);
         let budget = self.budget();
         let admission = self.mailboxes.admit(&address, may_wait, size, budget);
         if let Err(NodeError::MemoryBudget { .. }) = admission {
             self.stats.memory_refusals += 1;
         }
-        match admission? {
+        let admission = admission?;
+        let message = std::mem::take(message);
+        match admission {
             Admission::Wait => Ok(Routed::Blocked(Box::new((address, message, origin)))),
             Admission::Taken => {
                 tracing::trace!(%address, "deliver");
@@ -380,12 +418,14 @@ impl NodeCore {
     }
 
     /// Sends a frame to TCP peer `peer` over this node's connection to it, dialling
-    /// one if there is none.
+    /// one if there is none. `back` is the return route of a message from another
+    /// node (see [`ConnectionTable::send`](super::connection::ConnectionTable::send)).
     fn send_to_peer(
         &mut self,
         peer: String,
         frame: Vec<u8>,
         sender: Option<&Address>,
+        back: Option<&Route>,
         now: Instant,
     ) -> Result<(), NodeError> {
         let id = match self.connections.outgoing(&peer) {
@@ -425,7 +465,7 @@ impl NodeCore {
                 id
             }
         };
-        self.send_frame(id, frame, sender, now)
+        self.send_frame(id, frame, sender, back, now)
     }
 
     fn send_frame(
@@ -433,10 +473,11 @@ impl NodeCore {
         id: ConnectionId,
         frame: Vec<u8>,
         sender: Option<&Address>,
+        back: Option<&Route>,
         now: Instant,
     ) -> Result<(), NodeError> {
         self.check_budget(id, frame.len() + super::budget::TRANSMIT_OVERHEAD, now)?;
-        if let Sent::Transmit(bytes) = self.connections.send(id, frame, sender)? {
+        if let Sent::Transmit(bytes) = self.connections.send(id, frame, sender, back)? {
             self.outputs.push_back(Output::Transmit {
                 connection: id,
                 bytes,

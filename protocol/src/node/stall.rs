@@ -2,6 +2,7 @@
 //! the messages routed after it, and the connection is not read until they are
 //! through or [`NodeConfig::max_stall`](super::NodeConfig::max_stall) has passed.
 
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use crate::message::TransportMessage;
@@ -138,24 +139,35 @@ impl NodeCore {
             rest,
             ..
         } = stall;
+        let mut reports = VecDeque::new();
         let result = if give_up {
             let size = message_cost(&message);
             let unlimited = Budget {
                 in_use: 0,
                 limit: usize::MAX,
             };
-            if self.mailboxes.has_room(&address, size, unlimited) {
+            let error = if self.mailboxes.has_room(&address, size, unlimited) {
                 // The mailbox has room: it was the node's budget that had none. The
                 // mailbox is not to blame, so it is not marked overflowing.
                 self.stats.memory_refusals += 1;
-                Err(self.budget().refusal(BudgetShare::Node, size))
+                self.budget().refusal(BudgetShare::Node, size)
             } else {
                 self.mailboxes.overflow(&address);
-                Err(NodeError::MailboxFull {
-                    address,
+                NodeError::MailboxFull {
+                    address: address.clone(),
                     limit: self.config.mailbox_capacity,
-                })
-            }
+                }
+            };
+            // Its sender on another node is told.
+            self.report_back(
+                &error,
+                &origin,
+                Some(&address),
+                message.return_route,
+                now,
+                &mut reports,
+            );
+            Err(error)
         } else {
             // The mailbox had room when this was called: the message cannot wait again.
             let size = message_cost(&message);
@@ -176,6 +188,9 @@ impl NodeCore {
         if let Err(error) = result {
             self.report(None, error);
         }
+        if let Err(error) = self.route_all(reports, Source::Node, now) {
+            tracing::debug!(%error, "a report of a message given up could not be sent");
+        }
         if let Err(error) = self.route_all(rest, Source::Connection(id), now) {
             self.report(None, error);
         }
@@ -183,5 +198,9 @@ impl NodeCore {
         // The frames just routed left the decoder: its charge goes down with them.
         self.connections.recharge(id);
         self.sync_reading(id);
+        // A peer that stopped sending waited only for this.
+        if self.connections.is_drained(id) {
+            self.drop_connection(id, Some("closed by the peer".into()), true, now);
+        }
     }
 }

@@ -296,6 +296,9 @@ pub(crate) struct Sim {
     /// Off unless a test turns it on: keepalives recur for ever, and
     /// [`run_until_idle`](Self::run_until_idle) waits for a quiet world.
     pub keepalives: bool,
+    /// The settings of channel ends made from now on (see
+    /// [`channel_config`](Self::channel_config)).
+    pub channel: ChannelConfig,
 }
 
 impl Sim {
@@ -320,6 +323,7 @@ impl Sim {
             step_budget: DEFAULT_STEP_BUDGET,
             steps: 0,
             keepalives: false,
+            channel: ChannelConfig::default(),
         }
     }
 
@@ -372,6 +376,18 @@ impl Sim {
             allow_unregistered: false,
         });
         id
+    }
+
+    /// The settings of channel ends made from now on: the defaults, without keepalives
+    /// and idle deadlines unless [`keepalives`](Self::keepalives) is on (they recur for
+    /// as long as a channel lives).
+    pub(crate) fn channel_config(&self) -> ChannelConfig {
+        let config = self.channel.clone();
+        if self.keepalives {
+            config
+        } else {
+            config.without_keepalives()
+        }
     }
 
     fn core_rng(&self, node: NodeId, epoch: u64) -> SeededRandom {
@@ -434,7 +450,7 @@ impl Sim {
             address: Address::local(address),
             identity,
             trust,
-            config: ChannelConfig::default(),
+            config: self.channel_config(),
             rules,
         };
         let now = self.instant();
@@ -735,14 +751,10 @@ impl Sim {
         rules: ChannelRules,
     ) -> Result<(ChannelId, Address), NodeError> {
         let now = self.instant();
-        let result = self.nodes[node].core.create_channel(
-            route,
-            identity,
-            trust,
-            &ChannelConfig::default(),
-            rules,
-            now,
-        );
+        let config = self.channel_config();
+        let result = self.nodes[node]
+            .core
+            .create_channel(route, identity, trust, &config, rules, now);
         self.drain(node);
         result
     }
@@ -1458,4 +1470,20 @@ pub(crate) fn frame(message: &TransportMessage) -> Vec<u8> {
     )
     .unwrap();
     out
+}
+
+/// The messages of a stream a node wrote: its preamble, then frames.
+pub(crate) fn messages_in(stream: &[u8]) -> Vec<TransportMessage> {
+    let mut rest = stream
+        .strip_prefix(&PREAMBLE[..])
+        .expect("a preamble first");
+    let mut messages = Vec::new();
+    while let Some((len, body)) = rest.split_first_chunk::<FRAME_HEADER_LEN>() {
+        let len = u32::from_be_bytes(*len) as usize;
+        let (frame, tail) = body.split_at(len);
+        messages.push(TransportMessage::decode(frame).expect("a message"));
+        rest = tail;
+    }
+    assert!(rest.is_empty(), "a partial frame at the end");
+    messages
 }

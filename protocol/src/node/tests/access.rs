@@ -37,11 +37,15 @@ fn a_local_sender_refused_by_a_rule_is_told_with_the_address_and_rule() {
 /// Plain frames from a connection to mailboxes that take channels only: each refused
 /// and counted, no event per message (a hostile peer cannot fill the event queue with
 /// them), the connection stays open, and a mailbox that takes transport still gets its
-/// message with its origin.
+/// message with its origin. Each refusal is reported back along the return route,
+/// within the node's rate of reports.
 #[test]
 fn plain_frames_to_protected_mailboxes_are_refused_without_events() {
     let now = Instant::now();
-    let mut core = core(NodeConfig::default());
+    let mut core = core(NodeConfig {
+        max_reports_per_second: 10,
+        ..NodeConfig::default()
+    });
     core.register(app(), Access::secure_channels(), now)
         .unwrap();
     let open = Address::local("open");
@@ -53,7 +57,11 @@ fn plain_frames_to_protected_mailboxes_are_refused_without_events() {
     messages.push(to("open"));
     core.handle_received(conn, &frames(&messages), now);
     let outputs = drain(&mut core);
-    match outputs.as_slice() {
+    let delivered: Vec<_> = outputs
+        .iter()
+        .filter(|o| !matches!(o, Output::Transmit { .. }))
+        .collect();
+    match delivered.as_slice() {
         [Output::Deliver {
             address, origin, ..
         }] => {
@@ -62,9 +70,29 @@ fn plain_frames_to_protected_mailboxes_are_refused_without_events() {
         }
         other => panic!("expected one delivery, got {other:?}"),
     }
+    let reports = reports_in(&outputs);
+    assert_eq!(reports.len(), 10, "the rate of reports holds");
+    for (to, report) in &reports {
+        assert_eq!(*to, route!["x"], "back along the return route");
+        assert_eq!(report.code, crate::report::ReportCode::Refused);
+        assert_eq!(report.address, app());
+        assert!(!report.detail.contains("secure"), "the rule is not told");
+    }
+    assert_eq!(core.stats().reports_sent, 10);
+    assert_eq!(core.stats().reports_suppressed, 90);
     assert_eq!(core.stats().messages_refused, 100);
     assert_eq!(core.stats().delivery_failures, 0);
     assert_eq!(core.connection_count(), 1, "the connection stays open");
+    // A second later, reports go again; a report itself is never answered.
+    let later = now + std::time::Duration::from_secs(1);
+    let report = crate::report::Report::new(crate::report::ReportCode::Failed, app(), "");
+    core.handle_received(
+        conn,
+        &frames(&[to("app"), report.into_message(route!["app"])])[crate::framing::PREAMBLE.len()..],
+        later,
+    );
+    assert_eq!(reports_in(&drain(&mut core)).len(), 1);
+    assert_eq!(core.stats().messages_refused, 102);
 }
 
 /// A channel's encryptor takes messages only from its own node by default: a plain
@@ -194,7 +222,10 @@ fn a_listener_refuses_hellos_its_rule_does_not_admit() {
         &frames(&[TransportMessage::new(route!["secure"], route!["x"], hello)]),
         now,
     );
-    assert!(drain(&mut core).is_empty(), "no handshake answer");
+    let outputs = drain(&mut core);
+    let reports = reports_in(&outputs);
+    assert_eq!(outputs.len(), 1, "no handshake answer, only a report");
+    assert_eq!(reports[0].1.code, crate::report::ReportCode::Refused);
     assert_eq!(core.channel_count(), 0);
     assert_eq!(core.stats().messages_refused, 1);
     assert_eq!(

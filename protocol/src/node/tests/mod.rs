@@ -134,6 +134,24 @@ fn frames(messages: &[TransportMessage]) -> Vec<u8> {
     bytes
 }
 
+/// The error reports among `outputs` (transmits of whole frames; the preamble and
+/// other messages are skipped), each with the onward route it was sent along.
+fn reports_in(outputs: &[Output]) -> Vec<(Route, crate::report::Report)> {
+    outputs
+        .iter()
+        .filter_map(|out| match out {
+            Output::Transmit { bytes, .. } => bytes.get(crate::framing::FRAME_HEADER_LEN..),
+            _ => None,
+        })
+        .filter_map(|frame| TransportMessage::decode(frame).ok())
+        .filter(crate::report::is_report)
+        .map(|m| {
+            let report = crate::report::Report::decode(&m.payload).expect("a report payload");
+            (m.onward_route, report)
+        })
+        .collect()
+}
+
 /// A local message to `to` from "app".
 fn local_to(to: Route) -> TransportMessage {
     TransportMessage::new(to, route!["app"], vec![1])
@@ -144,3 +162,4 @@ mod budget;
 mod cookies;
 mod errors;
 mod flow;
+mod liveness;

@@ -1,0 +1,275 @@
+//! A channel end's timers: handshake records sent again, keepalives, the idle
+//! deadline, and probes (docs/PROTOCOL.md §8, "Liveness").
+//!
+//! Routes lose messages, so the initiator sends its latest handshake record again
+//! (after 1 s, then 2 s, 4 s, ... by default) until the handshake ends or times out;
+//! a responder answers a duplicate with what it sent before instead of starting over.
+//! Once established, an end that has sent nothing for the keepalive interval sends an
+//! empty authenticated record, so each end hears its peer at least that often, and an
+//! end that has heard nothing authenticated for the idle timeout gives the peer up.
+//! When a node on the route reports that it cannot reach the peer's end (which an
+//! attacker on the path could forge), the end probes: a record the peer must answer at
+//! once. No answer within the probe timeout, and the end fails.
+
+use std::time::{Duration, Instant};
+
+use crate::report::Report;
+
+use super::ChannelConfig;
+
+/// How often a responder answers a duplicate of the record it took last (a hello or a
+/// finish) with its own again: the initiator sends its records again at most about
+/// this often within a handshake timeout, and a replay may not make it answer more.
+pub(super) const MAX_DUPLICATE_ANSWERS: u8 = 4;
+
+/// A handshake record kept to be sent again.
+pub(super) struct Resend {
+    /// The record.
+    pub(super) record: Vec<u8>,
+    /// When the initiator sends it again (`None` for a responder, which sends its
+    /// record again only in answer to a duplicate).
+    pub(super) due: Option<Instant>,
+    /// The delay after that.
+    delay: Duration,
+}
+
+/// The timers of one channel end.
+pub(super) struct Liveness {
+    resend_after: Option<Duration>,
+    keepalive: Option<Duration>,
+    idle: Option<Duration>,
+    probe_timeout: Duration,
+    /// During the handshake: the record to send again.
+    pub(super) resend: Option<Resend>,
+    /// For a responder, once established: the finish it took, whose duplicates it
+    /// answers with a confirm, and how many more it answers.
+    pub(super) finish: Option<(Box<[u8]>, u8)>,
+    /// Duplicates of the hello a responder answers still.
+    pub(super) duplicate_answers: u8,
+    last_sent: Instant,
+    last_heard: Instant,
+    /// A probe waits for its answer until then; the report that prompted it.
+    probe: Option<(Instant, Box<Report>)>,
+}
+
+/// What is due at a given time.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Due {
+    /// Nothing.
+    Nothing,
+    /// The handshake record goes again.
+    Resend,
+    /// A keepalive goes.
+    Keepalive,
+    /// The peer has been silent for the idle timeout.
+    Silent(Duration),
+    /// A probe went unanswered.
+    ProbeUnanswered(Box<Report>, Duration),
+}
+
+impl Liveness {
+    pub(super) fn new(config: &ChannelConfig, now: Instant) -> Self {
+        Self {
+            resend_after: config.handshake_resend,
+            keepalive: config.keepalive_interval,
+            idle: config.idle_timeout,
+            probe_timeout: config.probe_timeout,
+            resend: None,
+            finish: None,
+            duplicate_answers: MAX_DUPLICATE_ANSWERS,
+            last_sent: now,
+            last_heard: now,
+            probe: None,
+        }
+    }
+
+    /// Keeps an initiator's handshake record to send again on a timer.
+    pub(super) fn resend_on_timer(&mut self, record: Vec<u8>, now: Instant) {
+        self.resend = self.resend_after.map(|delay| Resend {
+            record,
+            due: now.checked_add(delay),
+            delay,
+        });
+    }
+
+    /// Keeps a responder's handshake record to send again when a duplicate comes.
+    pub(super) fn resend_on_duplicate(&mut self, record: Vec<u8>) {
+        self.resend = Some(Resend {
+            record,
+            due: None,
+            delay: Duration::ZERO,
+        });
+    }
+
+    /// The handshake is over: nothing is sent again.
+    pub(super) fn established(&mut self, now: Instant) {
+        self.resend = None;
+        self.last_heard = now;
+        self.last_sent = now;
+    }
+
+    /// A record went to the peer.
+    pub(super) fn sent(&mut self, now: Instant) {
+        self.last_sent = self.last_sent.max(now);
+    }
+
+    /// An authenticated record came from the peer: it is alive.
+    pub(super) fn heard(&mut self, now: Instant) {
+        self.last_heard = self.last_heard.max(now);
+        self.probe = None;
+    }
+
+    /// Starts a probe prompted by `report`, unless one is under way. Returns whether
+    /// one started.
+    pub(super) fn start_probe(&mut self, report: Report, now: Instant) -> bool {
+        if self.probe.is_some() {
+            return false;
+        }
+        let deadline = now.checked_add(self.probe_timeout).unwrap_or(now);
+        self.probe = Some((deadline, Box::new(report)));
+        true
+    }
+
+    /// When something is next due, once established.
+    pub(super) fn next_established(&self) -> Option<Instant> {
+        let keepalive = self.keepalive.and_then(|k| self.last_sent.checked_add(k));
+        let idle = self.idle.and_then(|i| self.last_heard.checked_add(i));
+        let probe = self.probe.as_ref().map(|(deadline, _)| *deadline);
+        [keepalive, idle, probe].into_iter().flatten().min()
+    }
+
+    /// When the handshake record is next sent again.
+    pub(super) fn next_resend(&self) -> Option<Instant> {
+        self.resend.as_ref().and_then(|r| r.due)
+    }
+
+    /// What is due at `now` during the handshake; the resend timer moves on (its delay
+    /// doubles).
+    pub(super) fn due_in_handshake(&mut self, now: Instant) -> Due {
+        match &mut self.resend {
+            Some(resend) if resend.due.is_some_and(|due| due <= now) => {
+                resend.delay = resend.delay.saturating_mul(2);
+                resend.due = now.checked_add(resend.delay);
+                Due::Resend
+            }
+            _ => Due::Nothing,
+        }
+    }
+
+    /// What is due at `now` once established, the most serious first.
+    pub(super) fn due_established(&mut self, now: Instant) -> Due {
+        if let Some((deadline, _)) = &self.probe {
+            if *deadline <= now {
+                let waited = self.probe_timeout;
+                let report = self.probe.take().map(|(_, r)| r);
+                if let Some(report) = report {
+                    return Due::ProbeUnanswered(report, waited);
+                }
+            }
+        }
+        if let Some(idle) = self.idle {
+            let silent = now.saturating_duration_since(self.last_heard);
+            if silent >= idle {
+                return Due::Silent(silent);
+            }
+        }
+        if let Some(keepalive) = self.keepalive {
+            if now.saturating_duration_since(self.last_sent) >= keepalive {
+                return Due::Keepalive;
+            }
+        }
+        Due::Nothing
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::ReportCode;
+    use crate::routing::Address;
+
+    fn config() -> ChannelConfig {
+        ChannelConfig {
+            handshake_resend: Some(Duration::from_secs(1)),
+            keepalive_interval: Some(Duration::from_secs(10)),
+            idle_timeout: Some(Duration::from_secs(30)),
+            probe_timeout: Duration::from_secs(1),
+            ..ChannelConfig::default()
+        }
+    }
+
+    #[test]
+    fn resends_back_off_by_doubling() {
+        let t0 = Instant::now();
+        let mut l = Liveness::new(&config(), t0);
+        l.resend_on_timer(vec![1], t0);
+        let mut sent_at = Vec::new();
+        let mut now = t0;
+        while now < t0 + Duration::from_secs(10) {
+            now = l.next_resend().expect("a resend timer");
+            assert_eq!(l.due_in_handshake(now), Due::Resend);
+            assert_eq!(l.due_in_handshake(now), Due::Nothing, "once per deadline");
+            sent_at.push(now.duration_since(t0).as_secs());
+        }
+        assert_eq!(sent_at, [1, 3, 7, 15]);
+        l.established(now);
+        assert_eq!(l.next_resend(), None);
+    }
+
+    #[test]
+    fn keepalive_idle_and_probe_deadlines() {
+        let t0 = Instant::now();
+        let mut l = Liveness::new(&config(), t0);
+        l.established(t0);
+        assert_eq!(l.next_established(), Some(t0 + Duration::from_secs(10)));
+        assert_eq!(l.due_established(t0 + Duration::from_secs(9)), Due::Nothing);
+        assert_eq!(
+            l.due_established(t0 + Duration::from_secs(10)),
+            Due::Keepalive
+        );
+        l.sent(t0 + Duration::from_secs(10));
+        assert_eq!(l.next_established(), Some(t0 + Duration::from_secs(20)));
+        l.sent(t0 + Duration::from_secs(20));
+        l.sent(t0 + Duration::from_secs(30));
+        assert_eq!(
+            l.due_established(t0 + Duration::from_secs(30)),
+            Due::Silent(Duration::from_secs(30))
+        );
+        l.heard(t0 + Duration::from_secs(30));
+        let report = Report::new(ReportCode::UnknownAddress, Address::local("d"), "");
+        assert!(l.start_probe(report.clone(), t0 + Duration::from_secs(31)));
+        assert!(!l.start_probe(report.clone(), t0 + Duration::from_secs(31)));
+        assert_eq!(l.next_established(), Some(t0 + Duration::from_secs(32)));
+        assert_eq!(
+            l.due_established(t0 + Duration::from_secs(32)),
+            Due::ProbeUnanswered(Box::new(report.clone()), Duration::from_secs(1))
+        );
+        // An answer ends a probe.
+        assert!(l.start_probe(report, t0 + Duration::from_secs(33)));
+        l.heard(t0 + Duration::from_secs(33));
+        assert_eq!(
+            l.due_established(t0 + Duration::from_secs(35)),
+            Due::Nothing
+        );
+    }
+
+    #[test]
+    fn none_turns_each_timer_off() {
+        let t0 = Instant::now();
+        let config = ChannelConfig {
+            handshake_resend: None,
+            keepalive_interval: None,
+            idle_timeout: None,
+            ..config()
+        };
+        let mut l = Liveness::new(&config, t0);
+        l.resend_on_timer(vec![1], t0);
+        assert_eq!(l.next_resend(), None);
+        l.established(t0);
+        assert_eq!(l.next_established(), None);
+        assert_eq!(
+            l.due_established(t0 + Duration::from_secs(86_400)),
+            Due::Nothing
+        );
+    }
+}
