@@ -450,3 +450,126 @@ fn restarts_at_every_stage_of_a_handshake() {
     }
     println!("{}", outcomes.join("\n"));
 }
+
+/// The times at which `node` reported the channel at `address` established.
+fn established_at(sim: &Sim, node: NodeId, address: &Address) -> Vec<Duration> {
+    sim.node(node)
+        .events
+        .iter()
+        .filter_map(|(t, e)| match e {
+            NodeEvent::ChannelEstablished { address: a, .. } if a == address => Some(*t),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A persistent channel outlives a restart of its responder: it fails by name, sends
+/// meanwhile fail by name, and a second later it is established again at the same
+/// address, which then carries messages as before.
+#[test]
+fn a_persistent_channel_comes_back_after_a_responder_restart() {
+    let (mut sim, a, b) = pair(1750, false);
+    let (_, channel) = sim
+        .create_persistent_channel(a, route![tcp("b:4000"), "secure"], identity(1), everyone())
+        .unwrap();
+    sim.run_until_idle();
+    assert!(sim.core(a).is_persistent_channel(&channel));
+    sim.send(a, "app", route![channel.clone(), "echoer"], b"one".to_vec())
+        .unwrap();
+    sim.run_until_idle();
+    assert_eq!(sim.mailbox(a, "app").payloads(), [b"one".to_vec()]);
+
+    sim.restart(b);
+    sim.run_for(Duration::from_secs(1));
+    sim.send(
+        a,
+        "app",
+        route![channel.clone(), "echoer"],
+        b"lost".to_vec(),
+    )
+    .unwrap();
+    assert!(
+        sim.run_until(Duration::from_secs(2), |sim| failure(sim, a, &channel)
+            .is_some())
+    );
+    let (failed_at, _) = failure(&sim, a, &channel).unwrap();
+    // Down: a send fails at once, by name.
+    let down = sim.send(a, "app", route![channel.clone(), "echoer"], b"x".to_vec());
+    assert!(
+        matches!(&down, Err(NodeError::Channel { address, error: ChannelError::PeerLost { .. } }) if *address == channel),
+        "{down:?}"
+    );
+    assert!(sim.run_until(Duration::from_secs(3), |sim| established_at(
+        sim, a, &channel
+    )
+    .len()
+        == 2));
+    let back = established_at(&sim, a, &channel)[1] - failed_at;
+    println!("persistent channel: failure to established again {back:?}");
+    assert!(back <= Duration::from_millis(1100), "{back:?}");
+    sim.send(a, "app", route![channel.clone(), "echoer"], b"two".to_vec())
+        .unwrap();
+    sim.run_until_idle();
+    assert_eq!(
+        sim.mailbox(a, "app").payloads().last(),
+        Some(&b"two".to_vec()),
+        "the same address carries messages again"
+    );
+    assert_eq!(sim.core(b).channel_count(), 1, "one end at the responder");
+}
+
+/// A persistent channel whose responder stays away is tried again with a doubling
+/// wait, up to a minute, never more often; closing it ends the attempts.
+#[test]
+fn a_persistent_channel_backs_off_and_closing_it_ends_it() {
+    let (mut sim, a, b) = pair(1751, true);
+    let (_, channel) = sim
+        .create_persistent_channel(a, route![tcp("b:4000"), "secure"], identity(1), everyone())
+        .unwrap();
+    sim.run_for(Duration::from_secs(1));
+    sim.partition(a, b);
+    sim.restart(b);
+    sim.run_for(Duration::from_secs(300));
+    let failures: Vec<Duration> = sim
+        .node(a)
+        .events
+        .iter()
+        .filter_map(|(t, e)| match e {
+            NodeEvent::ChannelFailed { address, .. } if *address == channel => Some(*t),
+            _ => None,
+        })
+        .collect();
+    println!(
+        "persistent channel, responder away for 300 s: {} failed starts",
+        failures.len()
+    );
+    // Gaps between failed starts grow, and none is over a minute plus a handshake.
+    for pair in failures.windows(2).skip(1) {
+        assert!(
+            pair[1] - pair[0] <= Duration::from_secs(60 + 11),
+            "{failures:?}"
+        );
+    }
+    assert!(failures.len() >= 5 && failures.len() <= 12, "{failures:?}");
+    // Closed while down: no more attempts, and a send says it is closed.
+    sim.close_channel(a, &channel);
+    let before = sim.node(a).events.len();
+    sim.heal(a, b);
+    sim.run_for(Duration::from_secs(300));
+    assert!(!sim.core(a).is_persistent_channel(&channel));
+    assert!(established_at(&sim, a, &channel).len() == 1);
+    assert!(sim.node(a).events[before..].iter().all(
+        |(_, e)| !matches!(e, NodeEvent::ChannelFailed { address, .. } if *address == channel)
+    ));
+    let closed = sim.send(a, "app", route![channel.clone(), "echoer"], b"x".to_vec());
+    assert!(
+        matches!(
+            &closed,
+            Err(NodeError::Channel {
+                error: ChannelError::Closed,
+                ..
+            })
+        ),
+        "{closed:?}"
+    );
+}

@@ -77,6 +77,7 @@ macro_rules! conformance_suite {
                     a_restarted_responder_is_found_within_two_seconds,
                     a_far_unknown_address_is_a_remote_error,
                     a_dead_next_hop_fails_a_handshake_at_once,
+                    a_persistent_channel_survives_a_responder_restart,
                 );
             }
             /// The adversarial section (`onward_tests::adversarial`).

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use onward_protocol::api::Error;
 use onward_protocol::channel::ChannelError;
-use onward_protocol::node::{Access, NodeError, Origin};
+use onward_protocol::node::{Access, ChannelRules, NodeError, Origin};
 use onward_protocol::report::ReportCode;
 use onward_protocol::trust::{TrustEveryone, TrustIdentifier};
 use onward_protocol::{route, tcp, Address};
@@ -67,26 +67,28 @@ pub async fn a_restarted_responder_is_found_within_two_seconds<H: Harness>() {
         .await
         .expect("listener");
 
-    // The first send may go into the connection the middle node's stop closed (its
-    // loss is then reported); the next goes over a new one.
-    let started = Instant::now();
+    // The first send may go into the connection the middle node's stop closed: its
+    // loss is reported, or (if TCP took it before the close) it is lost without a
+    // word. The next goes over a new connection, and the error follows within 2 s.
+    let mut sent_at = Instant::now();
     let error = within::<H, _>(STEP, "the old channel failing", async {
         loop {
+            sent_at = Instant::now();
             if let Err(error) = ctx
                 .send(route![channel.address(), "echoer"], "after".to_owned())
                 .await
             {
                 break error;
             }
-            match ctx.receive_timeout::<String>(Duration::from_secs(5)).await {
-                Err(Error::Node(NodeError::ConnectionClosed { .. })) => continue,
+            match ctx.receive_timeout::<String>(Duration::from_secs(3)).await {
+                Err(Error::Node(NodeError::ConnectionClosed { .. }) | Error::Timeout(_)) => {}
                 Err(error) => break error,
                 Ok(reply) => panic!("a reply through a channel the responder forgot: {reply:?}"),
             }
         }
     })
     .await;
-    let took = started.elapsed();
+    let took = sent_at.elapsed();
     assert!(
         matches!(
             &error,
@@ -97,7 +99,7 @@ pub async fn a_restarted_responder_is_found_within_two_seconds<H: Harness>() {
         ),
         "unexpected error: {error}"
     );
-    assert!(took < Duration::from_secs(3), "took {took:?}");
+    assert!(took < Duration::from_millis(2500), "took {took:?}");
 
     let channel = a
         .create_secure_channel(to_b(), &bob, TrustIdentifier::new(alice.identifier()))
@@ -192,4 +194,78 @@ pub async fn a_dead_next_hop_fails_a_handshake_at_once<H: Harness>() {
     assert!(took < Duration::from_secs(10), "took {took:?}");
     a.stop().await.expect("stop");
     m.stop().await.expect("stop");
+}
+
+/// A persistent channel outlives a restart of its responder's node: sends fail by
+/// name while it is down, and within a few seconds the same channel address carries
+/// messages again.
+pub async fn a_persistent_channel_survives_a_responder_restart<H: Harness>() {
+    let alice = identity();
+    let (b, b_addr) = responder::<H>(options(), &alice, TrustEveryone).await;
+    let a = start::<H>(options()).await;
+    let channel = a
+        .create_persistent_secure_channel(
+            route![tcp(b_addr.as_str()), "secure"],
+            &identity(),
+            TrustIdentifier::new(alice.identifier()),
+            ChannelRules::new(),
+        )
+        .await
+        .expect("channel");
+    let mut ctx = a.context("app").await.expect("context");
+    assert_eq!(
+        ask(&mut ctx, route![channel.address(), "echoer"], "before")
+            .await
+            .body(),
+        "before"
+    );
+
+    b.stop().await.expect("stop the responder");
+    let b = start::<H>(options()).await;
+    listen_again::<H>(&b, &b_addr).await;
+    b.start_worker("echoer", crate::workers::Echoer)
+        .await
+        .expect("echoer");
+    b.create_secure_channel_listener("secure", &alice, TrustEveryone)
+        .await
+        .expect("listener");
+
+    let started = Instant::now();
+    let mut errors = Vec::new();
+    let reply = within::<H, _>(STEP, "the channel back", async {
+        loop {
+            let sent = ctx
+                .send(route![channel.address(), "echoer"], "after".to_owned())
+                .await;
+            let received = match sent {
+                Ok(()) => ctx.receive_timeout::<String>(Duration::from_secs(2)).await,
+                Err(error) => Err(error),
+            };
+            match received {
+                Ok(reply) => break reply,
+                Err(error) => {
+                    errors.push(error.to_string());
+                    H::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    })
+    .await;
+    assert_eq!(reply.body(), "after");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}: {errors:?}",
+        started.elapsed()
+    );
+    // Every failure meanwhile named the channel, but for a message written into the
+    // old connection as it closed, which TCP lost without a word (a timeout).
+    assert!(
+        errors
+            .iter()
+            .all(|e| { e.contains(&channel.address().to_string()) || e.starts_with("timed out") }),
+        "{errors:?}"
+    );
+    a.close_secure_channel(&channel).await;
+    a.stop().await.expect("stop");
+    b.stop().await.expect("stop");
 }

@@ -180,7 +180,10 @@ impl Shared {
                 }
             }
             NodeEvent::ChannelFailed { address, error, .. } => {
-                d.channels.remove(&address);
+                // A persistent channel stays, to be closed at stop even while down.
+                if !d.core.is_persistent_channel(&address) {
+                    d.channels.remove(&address);
+                }
                 if let Some(waiting) = d.pending_channels.remove(&address) {
                     let _ = waiting.send(Err(error));
                 } else {
@@ -188,7 +191,9 @@ impl Shared {
                 }
             }
             NodeEvent::ChannelClosed { address, .. } => {
-                d.channels.remove(&address);
+                if !d.core.is_persistent_channel(&address) {
+                    d.channels.remove(&address);
+                }
                 // A channel closed before it was established (by the peer, or by a
                 // close during the handshake) must not leave its creator waiting.
                 if let Some(waiting) = d.pending_channels.remove(&address) {

@@ -327,9 +327,47 @@ impl Node {
         trust: impl TrustPolicy,
         rules: ChannelRules,
     ) -> Result<SecureChannel> {
+        self.start_secure_channel(route.into(), identity, Arc::new(trust), rules, false)
+            .await
+    }
+
+    /// As [`create_secure_channel_with`](Self::create_secure_channel_with), for a
+    /// **persistent** channel: once established, if it fails or its peer closes it
+    /// (the peer's node restarted, say), it is started again over the same route at
+    /// the same address, after
+    /// [`ChannelConfig::reestablish_after`](crate::channel::ChannelConfig::reestablish_after)
+    /// (doubling while it keeps failing, up to a minute). Routes through
+    /// `channel.address()` stay valid. While it is down, a send through it fails at
+    /// once, saying why it went down; while it is in its new handshake, with
+    /// [`ChannelError::NotEstablished`](crate::channel::ChannelError::NotEstablished).
+    /// Nothing is queued. [`close_secure_channel`](Self::close_secure_channel) ends it
+    /// for good.
+    ///
+    /// # Errors
+    ///
+    /// As [`create_secure_channel`](Self::create_secure_channel), for the first
+    /// handshake; the channel is then not kept.
+    pub async fn create_persistent_secure_channel(
+        &self,
+        route: impl Into<Route>,
+        identity: &Identity,
+        trust: impl TrustPolicy,
+        rules: ChannelRules,
+    ) -> Result<SecureChannel> {
+        self.start_secure_channel(route.into(), identity, Arc::new(trust), rules, true)
+            .await
+    }
+
+    async fn start_secure_channel(
+        &self,
+        route: Route,
+        identity: &Identity,
+        trust: Arc<dyn TrustPolicy>,
+        rules: ChannelRules,
+        persistent: bool,
+    ) -> Result<SecureChannel> {
         let config = self.shared.options.channel.clone();
         let identity = Arc::new(identity.clone());
-        let route = route.into();
         let (tx, rx) = oneshot::channel();
         let address = {
             let now = self.shared.runtime.now();
@@ -337,16 +375,27 @@ impl Node {
             if d.stopping {
                 return Err(Error::Stopped);
             }
-            let (_, address) =
+            let (_, address) = if persistent {
                 d.core
-                    .create_channel(route, identity, Arc::new(trust), &config, rules, now)?;
+                    .create_persistent_channel(route, identity, trust, &config, rules, now)?
+            } else {
+                d.core
+                    .create_channel(route, identity, trust, &config, rules, now)?
+            };
             d.pending_channels.insert(address.clone(), tx);
             self.shared.dispatch(&mut d);
             address
         };
         match rx.await {
             Ok(Ok(peer)) => Ok(SecureChannel { address, peer }),
-            Ok(Err(error)) => Err(Error::Node(error)),
+            Ok(Err(error)) => {
+                // A persistent channel whose first handshake failed is not kept.
+                if persistent {
+                    self.shared
+                        .with_core(|core, now| core.close_channel(&address, now));
+                }
+                Err(Error::Node(error))
+            }
             Err(_) => Err(Error::Stopped),
         }
     }

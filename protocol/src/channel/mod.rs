@@ -153,6 +153,11 @@ pub struct ChannelConfig {
     /// the route reports that it cannot reach the peer's end, before it fails with
     /// [`ChannelError::PeerLost`].
     pub probe_timeout: Duration,
+    /// For a persistent channel (see
+    /// [`NodeCore::create_persistent_channel`](crate::node::NodeCore::create_persistent_channel)):
+    /// how long after it fails it is started again; the wait doubles after each
+    /// failed start, up to a minute.
+    pub reestablish_after: Duration,
 }
 
 impl ChannelConfig {
@@ -178,6 +183,7 @@ impl Default for ChannelConfig {
             keepalive_interval: Some(DEFAULT_KEEPALIVE_INTERVAL),
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             probe_timeout: DEFAULT_PROBE_TIMEOUT,
+            reestablish_after: Duration::from_secs(1),
         }
     }
 }

@@ -127,6 +127,8 @@ pub(super) struct ChannelSlot {
     /// The local senders that sent into it last (at most [`MAX_NOTED_SENDERS`]): told
     /// if it fails.
     senders: Vec<Address>,
+    /// For a persistent channel's initiator end: how to start it again if it ends.
+    pub(super) persistent: Option<Box<super::persistent::Persistent>>,
 }
 
 /// How many of a channel end's latest local senders are told when it fails.
@@ -158,8 +160,12 @@ impl NodeCore {
         prefix: Option<Route>,
         listener: Option<Address>,
         rules: Option<Arc<ChannelRules>>,
+        encryptor: Option<Address>,
     ) -> Result<(ChannelId, Address), NodeError> {
-        let encryptor = self.generate_address()?;
+        let encryptor = match encryptor {
+            Some(encryptor) => encryptor,
+            None => self.generate_address()?,
+        };
         let mut decryptor = self.generate_address()?;
         while decryptor == encryptor {
             decryptor = self.generate_address()?;
@@ -182,17 +188,23 @@ impl NodeCore {
                 rules,
                 peer: None,
                 senders: Vec::new(),
+                persistent: None,
             },
         );
         self.ended.remove(&encryptor);
         Ok((id, encryptor))
     }
 
-    pub(super) fn remove_channel(&mut self, id: ChannelId) {
+    /// Removes channel end `id`; a persistent one is started again later (see
+    /// [`persistent`](super::persistent)).
+    pub(super) fn remove_channel(&mut self, id: ChannelId, now: Instant) {
         if let Some(end) = self.channels.remove(&id) {
             self.targets.remove(&end.encryptor);
             self.targets.remove(&end.decryptor);
             self.forget_half_open(end.listener.as_ref(), id);
+            if let Some(persistent) = end.persistent {
+                self.reestablish_later(end.encryptor, persistent, now);
+            }
         }
     }
 
@@ -222,7 +234,7 @@ impl NodeCore {
                 if first.is_none() {
                     first = Some(error);
                 } else {
-                    self.report(Some(sender.clone()), error);
+                    self.report(Some(sender.clone()), error, now);
                 }
             }
         }
@@ -267,6 +279,7 @@ impl NodeCore {
             let event = match event {
                 ChannelEvent::Established { peer } => {
                     self.forget_half_open(listener.as_ref(), id);
+                    self.reestablished(id);
                     if initiator {
                         tracing::info!(address = %encryptor, %peer, "secure channel established");
                     } else {
@@ -314,7 +327,7 @@ impl NodeCore {
             self.outputs.push_back(Output::Event(event));
         }
         if ended {
-            self.remove_channel(id);
+            self.remove_channel(id, now);
         }
     }
 
@@ -599,7 +612,7 @@ impl NodeCore {
             })
         {
             self.stats.half_open_evicted += 1;
-            self.remove_channel(oldest);
+            self.remove_channel(oldest, now);
         }
         if self.channels.len() >= self.config.max_channels {
             self.stats.hellos_rejected += 1;
@@ -611,6 +624,7 @@ impl NodeCore {
             None,
             Some(listener_address.clone()),
             rules,
+            None,
         ) {
             Ok((id, _)) => {
                 self.stats.handshakes_answered += 1;

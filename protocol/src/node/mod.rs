@@ -114,6 +114,7 @@ mod ended;
 mod error;
 mod mailbox;
 mod output;
+mod persistent;
 mod reports;
 mod routing;
 mod stall;
@@ -145,6 +146,7 @@ pub use connection::Direction;
 pub use error::NodeError;
 use mailbox::Mailboxes;
 pub use output::{Hop, NodeEvent, NodeStats, Output};
+pub use persistent::MAX_REESTABLISH_DELAY;
 use routing::Source;
 
 /// Identifies a connection within one node core.
@@ -198,6 +200,9 @@ pub struct NodeCore {
     reports: reports::ReportLimiter,
     /// Channel ends that ended, and why.
     ended: ended::EndedChannels,
+    /// Persistent channels that are down, by encryptor address, each with when it is
+    /// started again.
+    down: BTreeMap<Address, (Instant, Box<persistent::Persistent>)>,
 }
 
 impl fmt::Debug for NodeCore {
@@ -231,6 +236,7 @@ impl NodeCore {
             deferred_hellos: VecDeque::new(),
             reports: reports::ReportLimiter::new(),
             ended: ended::EndedChannels::default(),
+            down: BTreeMap::new(),
             next_channel: 0,
             outputs: VecDeque::new(),
             stats: NodeStats::default(),
@@ -468,31 +474,55 @@ impl NodeCore {
         rules: ChannelRules,
         now: Instant,
     ) -> Result<(ChannelId, Address), NodeError> {
+        let start = persistent::Persistent::new(route, identity, trust, config, rules);
+        self.start_initiator(&start, None, now)
+    }
+
+    /// Starts an initiator end as `start` says, at `encryptor` if given (a persistent
+    /// channel started again), and sends its hello.
+    fn start_initiator(
+        &mut self,
+        start: &persistent::Persistent,
+        encryptor: Option<Address>,
+        now: Instant,
+    ) -> Result<(ChannelId, Address), NodeError> {
         if self.channels.len() >= self.config.max_channels {
             return Err(NodeError::TooManyChannels {
                 limit: self.config.max_channels,
             });
         }
-        let channel = ChannelEnd::initiator(config, identity, trust, &mut *self.rng, now).map_err(
-            |error| match error {
-                // The ephemeral and static keys are drawn inside Noise, whose failure
-                // the channel passes on as a handshake error: it is the random source
-                // all the same.
-                ChannelError::Random(e) | ChannelError::Handshake(NoiseError::Random(e)) => {
-                    NodeError::Random(e)
-                }
-                error => NodeError::Channel {
-                    address: route.last().cloned().unwrap_or_else(|| Address::local("")),
-                    error,
-                },
+        let route = start.route.clone();
+        let channel = ChannelEnd::initiator(
+            &start.config,
+            start.identity.clone(),
+            start.trust.clone(),
+            &mut *self.rng,
+            now,
+        )
+        .map_err(|error| match error {
+            // The ephemeral and static keys are drawn inside Noise, whose failure the
+            // channel passes on as a handshake error: it is the random source all the
+            // same.
+            ChannelError::Random(e) | ChannelError::Handshake(NoiseError::Random(e)) => {
+                NodeError::Random(e)
+            }
+            error => NodeError::Channel {
+                address: route.last().cloned().unwrap_or_else(|| Address::local("")),
+                error,
             },
-        )?;
+        })?;
         let mut prefix = route.clone();
         let _listener = prefix.pop_back();
-        let (id, encryptor) =
-            self.add_channel(channel, route, Some(prefix), None, channels::shared(rules))?;
+        let (id, encryptor) = self.add_channel(
+            channel,
+            route,
+            Some(prefix),
+            None,
+            start.rules.clone(),
+            encryptor,
+        )?;
         if let Err(e) = self.drain_channel_and_route(id, now) {
-            self.remove_channel(id);
+            self.remove_channel(id, now);
             return Err(e);
         }
         Ok((id, encryptor))
@@ -501,9 +531,16 @@ impl NodeCore {
     /// Closes a secure channel end by its encryptor address: a close record goes to the
     /// peer if the channel is established, and the addresses are removed.
     pub fn close_channel(&mut self, address: &Address, now: Instant) {
+        // A persistent channel closed here is not started again.
+        if self.forget_down(address) {
+            self.ended
+                .insert(address.clone(), crate::channel::ChannelError::Closed);
+            return;
+        }
         if let Some(Target::Encryptor(id)) = self.targets.get(address) {
             let id = *id;
             if let Some(end) = self.channels.get_mut(&id) {
+                end.persistent = None;
                 end.channel.close(now);
             }
             if let Err(error) = self.drain_channel_and_route(id, now) {
@@ -726,6 +763,7 @@ impl NodeCore {
         }
         self.expire_stalls(now);
         self.retry_deferred_hellos(now);
+        self.reestablish_due(now);
     }
 
     // ---- outputs --------------------------------------------------------------------
@@ -745,6 +783,7 @@ impl NodeCore {
             .chain(self.stall_deadlines())
             .chain(self.connections.next_deadline())
             .chain(self.deferred_hello_deadline())
+            .chain(self.reestablish_deadline())
             .min()
     }
 
@@ -787,7 +826,7 @@ impl NodeCore {
         };
         // Messages handed to the transport and never written are lost with it.
         for sender in dropped.unwritten {
-            self.report(sender, closed());
+            self.report(sender, closed(), now);
         }
         // What waited for room on its behalf is lost with it (its frames were read).
         self.stalled.retain(|s| *s != id);
@@ -815,7 +854,7 @@ impl NodeCore {
             if let Some(back) = back {
                 self.report_along(&error, None, back, now, &mut reports);
             }
-            self.report(sender, error);
+            self.report(sender, error, now);
         }
         if !reports.is_empty() {
             if let Err(error) = self.route_all(reports, Source::Node, now) {
@@ -862,7 +901,7 @@ impl NodeCore {
 
     /// Reports a failure to deliver: to a channel in its handshake, which then fails at
     /// once; otherwise as an event.
-    fn report(&mut self, sender: Option<Address>, error: NodeError) {
+    fn report(&mut self, sender: Option<Address>, error: NodeError, now: Instant) {
         if matches!(error, NodeError::Refused { .. }) {
             // Counted and logged where it was refused, as a refusal only (a remote
             // sender was sent a report there).
@@ -883,7 +922,7 @@ impl NodeCore {
                     let address = end.encryptor.clone();
                     tracing::debug!(%address, %error, "channel handshake could not be sent");
                     self.channel_failed(id, error);
-                    self.remove_channel(id);
+                    self.remove_channel(id, now);
                     return;
                 }
             }

@@ -93,7 +93,7 @@ impl NodeCore {
                     if first_error.is_none() {
                         first_error = Some(error);
                     } else {
-                        self.report(source.sender().cloned(), error);
+                        self.report(source.sender().cloned(), error, now);
                     }
                 }
             }
@@ -147,7 +147,7 @@ impl NodeCore {
                         ),
                     };
                     if let Err(error) = result {
-                        self.report(None, error);
+                        self.report(None, error, now);
                     }
                 }
                 Err(error) => {

@@ -186,13 +186,13 @@ impl NodeCore {
                 })
         };
         if let Err(error) = result {
-            self.report(None, error);
+            self.report(None, error, now);
         }
         if let Err(error) = self.route_all(reports, Source::Node, now) {
             tracing::debug!(%error, "a report of a message given up could not be sent");
         }
         if let Err(error) = self.route_all(rest, Source::Connection(id), now) {
-            self.report(None, error);
+            self.report(None, error, now);
         }
         self.route_frames(id, now);
         // The frames just routed left the decoder: its charge goes down with them.

@@ -759,6 +759,29 @@ impl Sim {
         result
     }
 
+    /// Starts a persistent secure channel from `node` to the listener at the end of
+    /// `route` (see `NodeCore::create_persistent_channel`).
+    pub(crate) fn create_persistent_channel(
+        &mut self,
+        node: NodeId,
+        route: Route,
+        identity: Arc<Identity>,
+        trust: Arc<dyn TrustPolicy>,
+    ) -> Result<(ChannelId, Address), NodeError> {
+        let now = self.instant();
+        let config = self.channel_config();
+        let result = self.nodes[node].core.create_persistent_channel(
+            route,
+            identity,
+            trust,
+            &config,
+            ChannelRules::new(),
+            now,
+        );
+        self.drain(node);
+        result
+    }
+
     /// Starts a secure channel and runs until it is established (its encryptor address)
     /// or fails (the error), within a minute of virtual time.
     pub(crate) fn establish(
