@@ -4,8 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use onward_protocol::api::Error;
+use onward_protocol::api::{Context, Error, SecureChannel};
 use onward_protocol::channel::ChannelError;
+use onward_protocol::identity::Identity;
 use onward_protocol::node::{Access, ChannelRules, NodeError, Origin};
 use onward_protocol::report::ReportCode;
 use onward_protocol::trust::{TrustEveryone, TrustIdentifier};
@@ -27,6 +28,26 @@ async fn listen_again<H: Harness>(node: &H::Node, address: &str) {
     .await;
 }
 
+/// Starts the responder again at `address` as `alice`: a fresh node with the echoer
+/// and the channel listener "secure", as [`responder`] makes them.
+async fn restart_responder<H: Harness>(alice: &Identity, address: &str) -> H::Node {
+    let b = start::<H>(options()).await;
+    listen_again::<H>(&b, address).await;
+    b.start_worker("echoer", crate::workers::Echoer)
+        .await
+        .expect("echoer");
+    b.create_secure_channel_listener("secure", alice, TrustEveryone)
+        .await
+        .expect("listener");
+    b
+}
+
+/// Asks the echoer through `channel` and checks the answer.
+async fn echo_through(ctx: &mut Context, channel: &SecureChannel, text: &str) {
+    let reply = ask(ctx, route![channel.address(), "echoer"], text).await;
+    assert_eq!(reply.body(), text);
+}
+
 /// The responder's node restarts without a word to the initiator (the middle node
 /// that carried its close records was down): the initiator's next send through the
 /// old channel reaches the new node, which reports the channel unknown; the
@@ -45,12 +66,7 @@ pub async fn a_restarted_responder_is_found_within_two_seconds<H: Harness>() {
         .await
         .expect("channel");
     let mut ctx = a.context("app").await.expect("context");
-    assert_eq!(
-        ask(&mut ctx, route![channel.address(), "echoer"], "before")
-            .await
-            .body(),
-        "before"
-    );
+    echo_through(&mut ctx, &channel, "before").await;
 
     // The middle node goes first, so the responder's close records go nowhere; then
     // both come back on the same ports, the responder with the same identity.
@@ -58,14 +74,7 @@ pub async fn a_restarted_responder_is_found_within_two_seconds<H: Harness>() {
     b.stop().await.expect("stop the responder");
     let m = start::<H>(options()).await;
     listen_again::<H>(&m, &m_addr).await;
-    let b = start::<H>(options()).await;
-    listen_again::<H>(&b, &b_addr).await;
-    b.start_worker("echoer", crate::workers::Echoer)
-        .await
-        .expect("echoer");
-    b.create_secure_channel_listener("secure", &alice, TrustEveryone)
-        .await
-        .expect("listener");
+    let b = restart_responder::<H>(&alice, &b_addr).await;
 
     // The first send may go into the connection the middle node's stop closed: its
     // loss is reported, or (if TCP took it before the close) it is lost without a
@@ -105,12 +114,7 @@ pub async fn a_restarted_responder_is_found_within_two_seconds<H: Harness>() {
         .create_secure_channel(to_b(), &bob, TrustIdentifier::new(alice.identifier()))
         .await
         .expect("a new channel");
-    assert_eq!(
-        ask(&mut ctx, route![channel.address(), "echoer"], "again")
-            .await
-            .body(),
-        "again"
-    );
+    echo_through(&mut ctx, &channel, "again").await;
     for node in [a, m, b] {
         node.stop().await.expect("stop");
     }
@@ -152,12 +156,7 @@ pub async fn a_far_unknown_address_is_a_remote_error<H: Harness>() {
         );
     }
     // The channel is unharmed.
-    assert_eq!(
-        ask(&mut ctx, route![channel.address(), "echoer"], "still")
-            .await
-            .body(),
-        "still"
-    );
+    echo_through(&mut ctx, &channel, "still").await;
     a.stop().await.expect("stop");
     b.stop().await.expect("stop");
 }
@@ -213,22 +212,10 @@ pub async fn a_persistent_channel_survives_a_responder_restart<H: Harness>() {
         .await
         .expect("channel");
     let mut ctx = a.context("app").await.expect("context");
-    assert_eq!(
-        ask(&mut ctx, route![channel.address(), "echoer"], "before")
-            .await
-            .body(),
-        "before"
-    );
+    echo_through(&mut ctx, &channel, "before").await;
 
     b.stop().await.expect("stop the responder");
-    let b = start::<H>(options()).await;
-    listen_again::<H>(&b, &b_addr).await;
-    b.start_worker("echoer", crate::workers::Echoer)
-        .await
-        .expect("echoer");
-    b.create_secure_channel_listener("secure", &alice, TrustEveryone)
-        .await
-        .expect("listener");
+    let b = restart_responder::<H>(&alice, &b_addr).await;
 
     let started = Instant::now();
     let mut errors = Vec::new();

@@ -750,11 +750,26 @@ impl Sim {
         trust: Arc<dyn TrustPolicy>,
         rules: ChannelRules,
     ) -> Result<(ChannelId, Address), NodeError> {
+        self.start_channel(node, route, identity, trust, rules, false)
+    }
+
+    fn start_channel(
+        &mut self,
+        node: NodeId,
+        route: Route,
+        identity: Arc<Identity>,
+        trust: Arc<dyn TrustPolicy>,
+        rules: ChannelRules,
+        persistent: bool,
+    ) -> Result<(ChannelId, Address), NodeError> {
         let now = self.instant();
         let config = self.channel_config();
-        let result = self.nodes[node]
-            .core
-            .create_channel(route, identity, trust, &config, rules, now);
+        let core = &mut self.nodes[node].core;
+        let result = if persistent {
+            core.create_persistent_channel(route, identity, trust, &config, rules, now)
+        } else {
+            core.create_channel(route, identity, trust, &config, rules, now)
+        };
         self.drain(node);
         result
     }
@@ -768,18 +783,7 @@ impl Sim {
         identity: Arc<Identity>,
         trust: Arc<dyn TrustPolicy>,
     ) -> Result<(ChannelId, Address), NodeError> {
-        let now = self.instant();
-        let config = self.channel_config();
-        let result = self.nodes[node].core.create_persistent_channel(
-            route,
-            identity,
-            trust,
-            &config,
-            ChannelRules::new(),
-            now,
-        );
-        self.drain(node);
-        result
+        self.start_channel(node, route, identity, trust, ChannelRules::new(), true)
     }
 
     /// Starts a secure channel and runs until it is established (its encryptor address)
