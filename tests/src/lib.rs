@@ -78,6 +78,7 @@ macro_rules! conformance_suite {
                     a_far_unknown_address_is_a_remote_error,
                     a_dead_next_hop_fails_a_handshake_at_once,
                     a_persistent_channel_survives_a_responder_restart,
+                    dropping_the_last_handle_closes_a_channel,
                 );
             }
             /// The adversarial section (`onward_tests::adversarial`).

@@ -256,3 +256,24 @@ pub async fn a_persistent_channel_survives_a_responder_restart<H: Harness>() {
     a.stop().await.expect("stop");
     b.stop().await.expect("stop");
 }
+
+/// Dropping the last handle on a channel closes it, here and at the peer; dropping a
+/// clone does not.
+pub async fn dropping_the_last_handle_closes_a_channel<H: Harness>() {
+    let (b, _, a, channel, mut ctx) = responder_and_initiator::<H>(&identity()).await;
+    let copy = channel.clone();
+    drop(channel);
+    echo_through(&mut ctx, &copy, "a clone is left").await;
+    let address = copy.address().clone();
+    drop(copy);
+    let error = ctx
+        .send(route![address.clone(), "echoer"], "late".to_owned())
+        .await
+        .expect_err("closed");
+    assert!(
+        matches!(&error, Error::Node(NodeError::Channel { address: a, error: ChannelError::Closed }) if *a == address),
+        "unexpected error: {error}"
+    );
+    a.stop().await.expect("stop");
+    b.stop().await.expect("stop");
+}

@@ -57,10 +57,50 @@ impl Default for NodeOptions {
 }
 
 /// A handle on an established secure channel.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Cloning it gives another handle on the same channel. When the last handle is
+/// dropped, the channel is closed (its peer told), as
+/// [`Node::close_secure_channel`] does: a channel nobody holds does not keep sending
+/// keepalives and holding memory. Keep a handle for as long as routes through
+/// [`address`](Self::address) are used.
+#[derive(Debug, Clone)]
 pub struct SecureChannel {
     address: Address,
     peer: Identifier,
+    _last: Arc<CloseOnDrop>,
+}
+
+impl PartialEq for SecureChannel {
+    fn eq(&self, other: &Self) -> bool {
+        self.address == other.address && self.peer == other.peer
+    }
+}
+
+impl Eq for SecureChannel {}
+
+/// Closes a channel when the last [`SecureChannel`] handle on it goes.
+struct CloseOnDrop {
+    address: Address,
+    shared: std::sync::Weak<Shared>,
+}
+
+impl fmt::Debug for CloseOnDrop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CloseOnDrop")
+    }
+}
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        // A stopped node closed its channels already.
+        if let Some(shared) = self.shared.upgrade() {
+            if !shared.stopping.is_fired() {
+                let address = &self.address;
+                tracing::debug!(%address, "last handle dropped: closing the secure channel");
+                shared.with_core(|core, now| core.close_channel(address, now));
+            }
+        }
+    }
 }
 
 impl SecureChannel {
@@ -387,7 +427,14 @@ impl Node {
             address
         };
         match rx.await {
-            Ok(Ok(peer)) => Ok(SecureChannel { address, peer }),
+            Ok(Ok(peer)) => Ok(SecureChannel {
+                _last: Arc::new(CloseOnDrop {
+                    address: address.clone(),
+                    shared: Arc::downgrade(&self.shared),
+                }),
+                address,
+                peer,
+            }),
             Ok(Err(error)) => {
                 // A persistent channel whose first handshake failed is not kept.
                 if persistent {
