@@ -174,10 +174,17 @@ fn a_crashed_initiators_ends_are_reclaimed() {
     assert_eq!(sim.core(b).channel_count(), 2);
     let crashed_at = sim.now();
     sim.restart(a);
-    // The table is full: C's hello is dropped.
-    assert!(sim
+    // The table is full: C's hello is dropped, and C told at once.
+    let started = sim.now();
+    let refused = sim
         .establish(c, route![tcp("b:4000"), "secure"], identity(3), everyone())
-        .is_err());
+        .unwrap_err();
+    assert!(sim.now() - started < Duration::from_millis(100));
+    assert!(
+        matches!(&refused, NodeError::Channel { error: ChannelError::RouteFailed { report }, .. }
+            if report.code == ReportCode::Overloaded && report.detail.contains("too many secure channels")),
+        "{refused:?}"
+    );
     assert!(
         sim.run_until(Duration::from_secs(60), |sim| sim.core(b).channel_count()
             == 0)

@@ -616,6 +616,13 @@ impl NodeCore {
         }
         if self.channels.len() >= self.config.max_channels {
             self.stats.hellos_rejected += 1;
+            // The initiator is told at once, not left to its handshake timeout.
+            let error = NodeError::TooManyChannels {
+                limit: self.config.max_channels,
+            };
+            tracing::debug!(listener = %listener_address, %error, "hello dropped");
+            let back = message.return_route;
+            self.report_back(&error, origin, Some(listener_address), back, now, work);
             return;
         }
         match self.add_channel(

@@ -85,6 +85,11 @@ fn report_of(error: &NodeError, next: Option<&Address>) -> Option<Report> {
             next?.clone(),
             "memory budget".to_owned(),
         ),
+        NodeError::TooManyChannels { limit } => (
+            ReportCode::Overloaded,
+            next?.clone(),
+            format!("too many secure channels (limit {limit})"),
+        ),
         NodeError::RoutingLoop { .. } => {
             (ReportCode::Failed, next?.clone(), "routing loop".to_owned())
         }
