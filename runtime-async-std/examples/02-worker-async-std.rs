@@ -7,6 +7,12 @@
 
 use onward_async_std::{route, Access, Context, Node, Result, Routed, Worker};
 
+// The same conventions as the tokio examples: `RUST_LOG`, `--help`, errors as sentences.
+#[path = "../../runtime-tokio/examples/common/mod.rs"]
+mod common;
+
+const PROGRAM: &str = "02-worker-async-std";
+
 /// Sends every message back to where it came from.
 struct Echoer;
 
@@ -23,25 +29,31 @@ impl Worker for Echoer {
     }
 }
 
-fn main() -> Result<()> {
-    async_std::task::block_on(async {
-        let node = Node::start().await?;
-        // Only senders on this node may reach the echoer.
-        node.start_worker_with("echoer", Echoer, Access::local_only())
-            .await?;
+fn main() -> std::process::ExitCode {
+    common::logging();
+    let args = common::Args::parse(PROGRAM, "");
+    common::finish(PROGRAM, async_std::task::block_on(run(args)))
+}
 
-        // The application's own address, to send from and receive replies at.
-        let mut ctx = node.context("app").await?;
-        println!("app: sending \"Hello\" to echoer");
-        ctx.send(route!["echoer"], "Hello".to_string()).await?;
+async fn run(args: common::Args) -> common::Outcome {
+    args.done()?;
+    let node = Node::start().await?;
+    // Only senders on this node may reach the echoer.
+    node.start_worker_with("echoer", Echoer, Access::local_only())
+        .await?;
 
-        let reply: Routed<String> = ctx.receive().await?;
-        println!(
-            "app: received {:?}, return route {}",
-            reply.body(),
-            reply.return_route()
-        );
+    // The application's own address, to send from and receive replies at.
+    let mut ctx = node.context("app").await?;
+    println!("app: sending \"Hello\" to echoer");
+    ctx.send(route!["echoer"], "Hello".to_string()).await?;
 
-        node.stop().await
-    })
+    let reply: Routed<String> = ctx.receive().await?;
+    println!(
+        "app: received {:?}, return route {}",
+        reply.body(),
+        reply.return_route()
+    );
+
+    node.stop().await?;
+    Ok(())
 }
