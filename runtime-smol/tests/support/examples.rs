@@ -34,7 +34,7 @@ fn stdout(output: &Output) -> String {
 
 /// Step 02: the echoer answers "Hello"; with `RUST_LOG=debug` the node says on stderr
 /// that it started and stopped.
-pub fn step_02(name: &str) {
+pub(crate) fn step_02(name: &str) {
     let output = run(name, &[], &[("RUST_LOG", "debug")]);
     assert!(output.status.success(), "{output:?}");
     let out = stdout(&output);
@@ -48,7 +48,7 @@ pub fn step_02(name: &str) {
 }
 
 /// Step 09: A's message reaches B's echoer through M and comes back.
-pub fn step_09(name: &str) {
+pub(crate) fn step_09(name: &str) {
     let output = run(name, &[], &[]);
     assert!(output.status.success(), "{output:?}");
     let out = stdout(&output);
@@ -62,7 +62,7 @@ pub fn step_09(name: &str) {
 
 /// `--help` prints the usage and succeeds; an extra argument is named, as a sentence,
 /// and fails.
-pub fn help_and_bad_argument(name: &str) {
+pub(crate) fn help_and_bad_argument(name: &str) {
     let help = run(name, &["--help"], &[]);
     assert!(help.status.success());
     assert_eq!(stdout(&help).trim(), format!("usage: {name}"));
