@@ -949,3 +949,90 @@ fn examples_answer_help_and_name_bad_arguments() {
         );
     }
 }
+
+/// A real crash: the step 10 responder is killed (SIGKILL: it tells nobody) and
+/// started again on the same port with the same key file. A node in this process that
+/// holds a channel to the old one gets a named error within 2 s of its next send that
+/// reaches the new one, and a new channel works.
+#[test]
+fn a_killed_and_restarted_responder_is_an_error_within_two_seconds() {
+    use onward_tokio::protocol::channel::ChannelError;
+    use onward_tokio::{tcp, Error, NodeError, Routed, TrustIdentifier};
+
+    let dir = scratch_dir("killed");
+    let key = dir.join("responder.key");
+    let key = key.to_str().unwrap();
+    let mut responder = Program::start(
+        "10-secure-channel-with-identities-responder",
+        &["127.0.0.1:0", key, "-"],
+    );
+    let responder_id: onward_tokio::Identifier = responder
+        .wait_for("responder: identifier ")
+        .parse()
+        .unwrap();
+    let address = responder.listening_address("responder");
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let node = onward_tokio::Node::start().await.unwrap();
+        let me = Identity::generate().unwrap();
+        let to_b = || route![tcp(address.as_str()), "secure"];
+        let channel = node
+            .create_secure_channel(to_b(), &me, TrustIdentifier::new(responder_id))
+            .await
+            .unwrap();
+        let mut ctx = node.context("app").await.unwrap();
+        ctx.send(route![channel.address(), "echoer"], "one".to_owned())
+            .await
+            .unwrap();
+        let reply: Routed<String> = ctx.receive().await.unwrap();
+        assert_eq!(reply.body(), "one");
+
+        responder.child.kill().unwrap();
+        responder.child.wait().unwrap();
+        let mut restarted = Program::start(
+            "10-secure-channel-with-identities-responder",
+            &[address.as_str(), key, "-"],
+        );
+        assert_eq!(restarted.listening_address("responder"), address);
+
+        // The first send may go into the dead connection (lost without a word, or
+        // reported); the next reaches the new process.
+        let (error, took) = loop {
+            let sent_at = Instant::now();
+            ctx.send(route![channel.address(), "echoer"], "two".to_owned())
+                .await
+                .unwrap();
+            match ctx.receive_timeout::<String>(Duration::from_secs(3)).await {
+                Err(Error::Node(NodeError::ConnectionClosed { .. }) | Error::Timeout(_)) => {}
+                Err(error) => break (error, sent_at.elapsed()),
+                Ok(reply) => panic!("a reply through a channel the responder forgot: {reply:?}"),
+            }
+        };
+        println!("killed responder: error {took:?} after the send: {error}");
+        assert!(
+            matches!(
+                &error,
+                Error::Node(NodeError::Channel {
+                    error: ChannelError::PeerLost { .. },
+                    ..
+                })
+            ),
+            "{error}"
+        );
+        assert!(took < Duration::from_millis(2500), "took {took:?}");
+
+        let channel = node
+            .create_secure_channel(to_b(), &me, TrustIdentifier::new(responder_id))
+            .await
+            .unwrap();
+        ctx.send(route![channel.address(), "echoer"], "three".to_owned())
+            .await
+            .unwrap();
+        let reply: Routed<String> = ctx.receive().await.unwrap();
+        assert_eq!(reply.body(), "three");
+        node.stop().await.unwrap();
+        // Dropping the program kills the restarted responder.
+        drop(restarted);
+    });
+}
