@@ -36,6 +36,7 @@ mod message;
 mod node;
 mod noise;
 mod replay_window;
+mod report;
 mod seeds;
 
 pub use address::address;
@@ -45,6 +46,7 @@ pub use message::message;
 pub use node::node;
 pub use noise::{noise_initiator, noise_responder};
 pub use replay_window::replay_window;
+pub use report::report;
 pub use seeds::seeds;
 
 /// A fuzz target: bytes in, a panic out only when an invariant is broken.
@@ -62,4 +64,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("channel_handshake", channel_handshake),
     ("replay_window", replay_window),
     ("node", node),
+    ("report", report),
 ];

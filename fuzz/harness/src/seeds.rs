@@ -13,6 +13,7 @@ pub fn seeds(target: &str) -> Vec<(&'static str, Vec<u8>)> {
         "message" => message_seeds(),
         "address" => address_seeds(),
         "frames" => frame_seeds(),
+        "report" => report_seeds(),
         "noise_responder" => vec![
             ("genuine", vec![0x06, 0, 0]),
             ("genuine-chacha", vec![0x07, 0, 0]),
@@ -120,6 +121,41 @@ pub fn seeds(target: &str) -> Vec<(&'static str, Vec<u8>)> {
         }
         _ => Vec::new(),
     }
+}
+
+fn report_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    use onward_protocol::report::{Report, ReportCode, MAX_REPORT_DETAIL};
+    let encode = |code, address, detail: &str| Report::new(code, address, detail).encode();
+    vec![
+        (
+            "unknown-address",
+            encode(
+                ReportCode::UnknownAddress,
+                Address::local("nobody"),
+                "no such address on this node",
+            ),
+        ),
+        (
+            "unreachable",
+            encode(
+                ReportCode::Unreachable,
+                tcp("10.0.0.1:4000"),
+                "connection refused",
+            ),
+        ),
+        (
+            "longest-detail",
+            encode(
+                ReportCode::Other(200),
+                Address::local("x".repeat(MAX_ADDRESS_LEN)),
+                &"é".repeat(MAX_REPORT_DETAIL),
+            ),
+        ),
+        (
+            "empty-detail",
+            encode(ReportCode::Failed, Address::local(""), ""),
+        ),
+    ]
 }
 
 fn message_seeds() -> Vec<(&'static str, Vec<u8>)> {
