@@ -48,6 +48,12 @@ pub(super) struct Liveness {
     pub(super) duplicate_answers: u8,
     last_sent: Instant,
     last_heard: Instant,
+    /// When to check whether a keepalive is due, and whether the peer has been silent
+    /// too long. These move only when they come, not with every record sent or heard:
+    /// a busy channel's timer stays put, and its driver need not re-arm one per
+    /// message.
+    keepalive_at: Option<Instant>,
+    idle_at: Option<Instant>,
     /// A probe waits for its answer until then; the report that prompted it.
     probe: Option<(Instant, Box<Report>)>,
 }
@@ -79,6 +85,8 @@ impl Liveness {
             duplicate_answers: MAX_DUPLICATE_ANSWERS,
             last_sent: now,
             last_heard: now,
+            keepalive_at: None,
+            idle_at: None,
             probe: None,
         }
     }
@@ -106,6 +114,8 @@ impl Liveness {
         self.resend = None;
         self.last_heard = now;
         self.last_sent = now;
+        self.keepalive_at = self.keepalive.and_then(|k| now.checked_add(k));
+        self.idle_at = self.idle.and_then(|i| now.checked_add(i));
     }
 
     /// A record went to the peer.
@@ -132,10 +142,11 @@ impl Liveness {
 
     /// When something is next due, once established.
     pub(super) fn next_established(&self) -> Option<Instant> {
-        let keepalive = self.keepalive.and_then(|k| self.last_sent.checked_add(k));
-        let idle = self.idle.and_then(|i| self.last_heard.checked_add(i));
         let probe = self.probe.as_ref().map(|(deadline, _)| *deadline);
-        [keepalive, idle, probe].into_iter().flatten().min()
+        [self.keepalive_at, self.idle_at, probe]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// When the handshake record is next sent again.
@@ -167,15 +178,24 @@ impl Liveness {
                 }
             }
         }
-        if let Some(idle) = self.idle {
-            let silent = now.saturating_duration_since(self.last_heard);
-            if silent >= idle {
-                return Due::Silent(silent);
+        if let (Some(idle), Some(at)) = (self.idle, self.idle_at) {
+            if at <= now {
+                let silent = now.saturating_duration_since(self.last_heard);
+                if silent >= idle {
+                    return Due::Silent(silent);
+                }
+                // Heard since: the deadline moves on from the last record heard.
+                self.idle_at = self.last_heard.checked_add(idle);
             }
         }
-        if let Some(keepalive) = self.keepalive {
-            if now.saturating_duration_since(self.last_sent) >= keepalive {
-                return Due::Keepalive;
+        if let (Some(keepalive), Some(at)) = (self.keepalive, self.keepalive_at) {
+            if at <= now {
+                if now.saturating_duration_since(self.last_sent) >= keepalive {
+                    // The caller sends one now.
+                    self.keepalive_at = now.checked_add(keepalive);
+                    return Due::Keepalive;
+                }
+                self.keepalive_at = self.last_sent.checked_add(keepalive);
             }
         }
         Due::Nothing
@@ -229,10 +249,18 @@ mod tests {
         );
         l.sent(t0 + Duration::from_secs(10));
         assert_eq!(l.next_established(), Some(t0 + Duration::from_secs(20)));
-        l.sent(t0 + Duration::from_secs(20));
+        // Records sent and heard move no deadline until it comes.
+        l.sent(t0 + Duration::from_secs(15));
+        l.heard(t0 + Duration::from_secs(5));
+        assert_eq!(l.next_established(), Some(t0 + Duration::from_secs(20)));
+        assert_eq!(l.due_established(t0 + Duration::from_secs(20)), Due::Nothing);
+        assert_eq!(l.next_established(), Some(t0 + Duration::from_secs(25)));
         l.sent(t0 + Duration::from_secs(30));
+        // Heard at 5 s: the idle deadline at 30 s moved to 35 s, and comes then.
+        assert_eq!(l.due_established(t0 + Duration::from_secs(30)), Due::Nothing);
+        assert_eq!(l.next_established(), Some(t0 + Duration::from_secs(35)));
         assert_eq!(
-            l.due_established(t0 + Duration::from_secs(30)),
+            l.due_established(t0 + Duration::from_secs(35)),
             Due::Silent(Duration::from_secs(30))
         );
         l.heard(t0 + Duration::from_secs(30));
