@@ -15,7 +15,10 @@ use std::time::{Duration, Instant};
 
 use crate::report::Report;
 
-use super::ChannelConfig;
+use super::wire::{PLAIN_CLOSE, PLAIN_CONFIRM, PLAIN_KEEPALIVE, PROBE};
+use super::{
+    ChannelConfig, ChannelEnd, ChannelError, ChannelEvent, CloseReason, HandshakeStage, State,
+};
 
 /// How often a responder answers a duplicate of the record it took last (a hello or a
 /// finish) with its own again: the initiator sends its records again at most about
@@ -202,6 +205,138 @@ impl Liveness {
     }
 }
 
+// ---- the channel end's side ------------------------------------------------------------
+
+/// What a [`ChannelEnd`] does with its timers, duplicates and reports.
+impl ChannelEnd {
+    /// A finish record once established: a duplicate of the one taken (the confirm
+    /// was lost, and the initiator sent its finish again) is answered with a new
+    /// confirm, a few times at most; anything else is dropped.
+    pub(super) fn answer_duplicate_finish(
+        &mut self,
+        record: &[u8],
+        now: Instant,
+    ) -> Result<(), ChannelError> {
+        let Some((taken, left)) = &mut self.liveness.finish else {
+            return Err(ChannelError::Malformed("unexpected record kind"));
+        };
+        if **taken != *record || *left == 0 {
+            return Err(ChannelError::Malformed("unexpected finish record"));
+        }
+        *left -= 1;
+        tracing::debug!("duplicate finish: confirm sent again");
+        self.seal_control(&[PLAIN_CONFIRM], now);
+        Ok(())
+    }
+
+    /// For a responder still in its handshake: a duplicate of the hello it answered
+    /// came (the response was lost, and the initiator sent its hello again). Queues
+    /// the response again, a few times at most; returns whether it did.
+    pub fn answer_duplicate_hello(&mut self, now: Instant) -> bool {
+        if !matches!(self.state, State::Responding(_)) || self.liveness.duplicate_answers == 0 {
+            return false;
+        }
+        let Some(resend) = &self.liveness.resend else {
+            return false;
+        };
+        self.liveness.duplicate_answers -= 1;
+        tracing::debug!("duplicate hello: response sent again");
+        self.transmits.push_back(resend.record.clone());
+        self.liveness.sent(now);
+        true
+    }
+
+    /// A node on the route reported that it could not deliver or forward a record of
+    /// this end's (an unauthenticated hint, unless it came through another channel).
+    /// During the handshake the channel fails at once, with the report as its reason:
+    /// whoever could forge it could as well drop the handshake. Once established the
+    /// end probes its peer instead, and fails only if no answer comes within
+    /// [`ChannelConfig::probe_timeout`].
+    ///
+    /// # Errors
+    ///
+    /// [`ChannelError::RouteFailed`] if the report ended the handshake.
+    pub fn handle_report(&mut self, report: Report, now: Instant) -> Result<(), ChannelError> {
+        match self.state {
+            State::Initiating(_) | State::Responding(_) | State::Confirming { .. } => {
+                self.fail(ChannelError::RouteFailed {
+                    report: Box::new(report),
+                })
+            }
+            State::Established { .. } => {
+                if self.liveness.start_probe(report, now) {
+                    tracing::debug!(role = ?self.role, "a node on the route reported a failure: probing the peer");
+                    self.seal_control(&[PLAIN_KEEPALIVE, PROBE], now);
+                }
+                Ok(())
+            }
+            State::Ended | State::Taken => Ok(()),
+        }
+    }
+
+    /// Handles the passing of time: during the handshake, sends the latest handshake
+    /// record again when it is due and fails the channel at the handshake deadline;
+    /// once established, sends a keepalive when nothing was sent for the keepalive
+    /// interval, and fails the channel when nothing was heard for the idle timeout or
+    /// a probe went unanswered. A failure is reported as [`ChannelEvent::Failed`] (no
+    /// call returns it).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let stage = match self.state {
+            State::Initiating(_) => HandshakeStage::HelloSent,
+            State::Responding(_) => HandshakeStage::ResponseSent,
+            State::Confirming { .. } => HandshakeStage::FinishSent,
+            State::Established { .. } => return self.established_timeout(now),
+            State::Ended | State::Taken => return,
+        };
+        if self.deadline.is_some_and(|deadline| now >= deadline) {
+            let error = ChannelError::HandshakeTimeout {
+                after: self.handshake_timeout,
+                stage,
+            };
+            tracing::debug!(%error, role = ?self.role, "secure channel failed");
+            self.end(ChannelEvent::Failed(error));
+            return;
+        }
+        if self.liveness.due_in_handshake(now) == Due::Resend {
+            if let Some(resend) = &self.liveness.resend {
+                tracing::debug!(?stage, "no answer yet: handshake record sent again");
+                self.transmits.push_back(resend.record.clone());
+            }
+        }
+    }
+
+    fn established_timeout(&mut self, now: Instant) {
+        let error = match self.liveness.due_established(now) {
+            Due::Nothing | Due::Resend => return,
+            Due::Keepalive => {
+                tracing::trace!(role = ?self.role, "keepalive");
+                self.seal_control(&[PLAIN_KEEPALIVE, 0], now);
+                return;
+            }
+            Due::Silent(silent_for) => ChannelError::Unresponsive { silent_for },
+            Due::ProbeUnanswered(report, waited) => ChannelError::PeerLost { report, waited },
+        };
+        // A peer that is alive after all (only its records were lost) learns it.
+        self.seal_control(&[PLAIN_CLOSE, CloseReason::Unresponsive.code()], now);
+        tracing::debug!(%error, role = ?self.role, "secure channel failed");
+        self.end(ChannelEvent::Failed(error));
+    }
+
+    /// Seals a control plaintext (a keepalive, a probe, a confirm, a close) and queues
+    /// the record; a channel whose counter is exhausted sends nothing.
+    pub(super) fn seal_control(&mut self, plaintext: &[u8], now: Instant) {
+        let last = plaintext.first() == Some(&PLAIN_CLOSE);
+        if let State::Established { encryptor, .. } | State::Confirming { encryptor, .. } =
+            &mut self.state
+        {
+            if let Ok(record) = encryptor.seal(plaintext, last) {
+                self.transmits.push_back(record);
+                self.liveness.sent(now);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,11 +388,17 @@ mod tests {
         l.sent(t0 + Duration::from_secs(15));
         l.heard(t0 + Duration::from_secs(5));
         assert_eq!(l.next_established(), Some(t0 + Duration::from_secs(20)));
-        assert_eq!(l.due_established(t0 + Duration::from_secs(20)), Due::Nothing);
+        assert_eq!(
+            l.due_established(t0 + Duration::from_secs(20)),
+            Due::Nothing
+        );
         assert_eq!(l.next_established(), Some(t0 + Duration::from_secs(25)));
         l.sent(t0 + Duration::from_secs(30));
         // Heard at 5 s: the idle deadline at 30 s moved to 35 s, and comes then.
-        assert_eq!(l.due_established(t0 + Duration::from_secs(30)), Due::Nothing);
+        assert_eq!(
+            l.due_established(t0 + Duration::from_secs(30)),
+            Due::Nothing
+        );
         assert_eq!(l.next_established(), Some(t0 + Duration::from_secs(35)));
         assert_eq!(
             l.due_established(t0 + Duration::from_secs(35)),

@@ -56,6 +56,8 @@ mod decryptor;
 mod encryptor;
 mod error;
 mod event;
+#[cfg(any(test, feature = "test-hooks"))]
+mod hooks;
 mod initiator;
 mod liveness;
 // The replay window is the channel's own business; the `test-hooks` feature makes the
@@ -77,7 +79,6 @@ use crate::identity::{Identifier, Identity};
 use crate::message::TransportMessage;
 use crate::noise::{CipherSuite, MAX_MESSAGE_LEN, TAG_LEN};
 use crate::random::RandomSource;
-use crate::report::Report;
 use crate::trust::TrustPolicy;
 
 use decryptor::Decryptor;
@@ -85,7 +86,7 @@ use encryptor::Encryptor;
 pub use error::ChannelError;
 pub use event::{ChannelEvent, ChannelRole, CloseReason, HandshakeStage};
 use initiator::Initiator;
-use liveness::{Due, Liveness};
+use liveness::Liveness;
 pub use replay::ReplayError;
 use responder::Responder;
 use wire::{
@@ -527,67 +528,6 @@ impl ChannelEnd {
         self.deliver(counter, plaintext, now)
     }
 
-    /// A finish record once established: a duplicate of the one taken (the confirm
-    /// was lost, and the initiator sent its finish again) is answered with a new
-    /// confirm, a few times at most; anything else is dropped.
-    fn answer_duplicate_finish(&mut self, record: &[u8], now: Instant) -> Result<(), ChannelError> {
-        let Some((taken, left)) = &mut self.liveness.finish else {
-            return Err(ChannelError::Malformed("unexpected record kind"));
-        };
-        if **taken != *record || *left == 0 {
-            return Err(ChannelError::Malformed("unexpected finish record"));
-        }
-        *left -= 1;
-        tracing::debug!("duplicate finish: confirm sent again");
-        self.seal_control(&[PLAIN_CONFIRM], now);
-        Ok(())
-    }
-
-    /// For a responder still in its handshake: a duplicate of the hello it answered
-    /// came (the response was lost, and the initiator sent its hello again). Queues
-    /// the response again, a few times at most; returns whether it did.
-    pub fn answer_duplicate_hello(&mut self, now: Instant) -> bool {
-        if !matches!(self.state, State::Responding(_)) || self.liveness.duplicate_answers == 0 {
-            return false;
-        }
-        let Some(resend) = &self.liveness.resend else {
-            return false;
-        };
-        self.liveness.duplicate_answers -= 1;
-        tracing::debug!("duplicate hello: response sent again");
-        self.transmits.push_back(resend.record.clone());
-        self.liveness.sent(now);
-        true
-    }
-
-    /// A node on the route reported that it could not deliver or forward a record of
-    /// this end's (an unauthenticated hint, unless it came through another channel).
-    /// During the handshake the channel fails at once, with the report as its reason:
-    /// whoever could forge it could as well drop the handshake. Once established the
-    /// end probes its peer instead, and fails only if no answer comes within
-    /// [`ChannelConfig::probe_timeout`].
-    ///
-    /// # Errors
-    ///
-    /// [`ChannelError::RouteFailed`] if the report ended the handshake.
-    pub fn handle_report(&mut self, report: Report, now: Instant) -> Result<(), ChannelError> {
-        match self.state {
-            State::Initiating(_) | State::Responding(_) | State::Confirming { .. } => {
-                self.fail(ChannelError::RouteFailed {
-                    report: Box::new(report),
-                })
-            }
-            State::Established { .. } => {
-                if self.liveness.start_probe(report, now) {
-                    tracing::debug!(role = ?self.role, "a node on the route reported a failure: probing the peer");
-                    self.seal_control(&[PLAIN_KEEPALIVE, PROBE], now);
-                }
-                Ok(())
-            }
-            State::Ended | State::Taken => Ok(()),
-        }
-    }
-
     /// Encrypts a message for the peer; the record is then in
     /// [`poll_transmit`](Self::poll_transmit). The message's onward route is where it
     /// goes on the far node.
@@ -687,68 +627,6 @@ impl ChannelEnd {
         }
     }
 
-    /// Handles the passing of time: during the handshake, sends the latest handshake
-    /// record again when it is due and fails the channel at the handshake deadline;
-    /// once established, sends a keepalive when nothing was sent for the keepalive
-    /// interval, and fails the channel when nothing was heard for the idle timeout or
-    /// a probe went unanswered. A failure is reported as [`ChannelEvent::Failed`] (no
-    /// call returns it).
-    pub fn handle_timeout(&mut self, now: Instant) {
-        let stage = match self.state {
-            State::Initiating(_) => HandshakeStage::HelloSent,
-            State::Responding(_) => HandshakeStage::ResponseSent,
-            State::Confirming { .. } => HandshakeStage::FinishSent,
-            State::Established { .. } => return self.established_timeout(now),
-            State::Ended | State::Taken => return,
-        };
-        if self.deadline.is_some_and(|deadline| now >= deadline) {
-            let error = ChannelError::HandshakeTimeout {
-                after: self.handshake_timeout,
-                stage,
-            };
-            tracing::debug!(%error, role = ?self.role, "secure channel failed");
-            self.end(ChannelEvent::Failed(error));
-            return;
-        }
-        if self.liveness.due_in_handshake(now) == Due::Resend {
-            if let Some(resend) = &self.liveness.resend {
-                tracing::debug!(?stage, "no answer yet: handshake record sent again");
-                self.transmits.push_back(resend.record.clone());
-            }
-        }
-    }
-
-    fn established_timeout(&mut self, now: Instant) {
-        let error = match self.liveness.due_established(now) {
-            Due::Nothing | Due::Resend => return,
-            Due::Keepalive => {
-                tracing::trace!(role = ?self.role, "keepalive");
-                self.seal_control(&[PLAIN_KEEPALIVE, 0], now);
-                return;
-            }
-            Due::Silent(silent_for) => ChannelError::Unresponsive { silent_for },
-            Due::ProbeUnanswered(report, waited) => ChannelError::PeerLost { report, waited },
-        };
-        // A peer that is alive after all (only its records were lost) learns it.
-        self.seal_control(&[PLAIN_CLOSE, CloseReason::Unresponsive.code()], now);
-        tracing::debug!(%error, role = ?self.role, "secure channel failed");
-        self.end(ChannelEvent::Failed(error));
-    }
-
-    /// Seals a control plaintext (a keepalive, a probe, a confirm, a close) and queues
-    /// the record; a channel whose counter is exhausted sends nothing.
-    fn seal_control(&mut self, plaintext: &[u8], now: Instant) {
-        let last = plaintext.first() == Some(&PLAIN_CLOSE);
-        if let State::Established { encryptor, .. } | State::Confirming { encryptor, .. } =
-            &mut self.state
-        {
-            if let Ok(record) = encryptor.seal(plaintext, last) {
-                self.transmits.push_back(record);
-                self.liveness.sent(now);
-            }
-        }
-    }
-
     /// Closes the channel. Once established (or while confirming) an authenticated
     /// close record is queued for the peer; a channel still in its handshake just ends.
     pub fn close(&mut self, now: Instant) {
@@ -807,46 +685,6 @@ impl ChannelEnd {
             }
             State::Established { .. } => self.liveness.next_established(),
             State::Ended | State::Taken => None,
-        }
-    }
-
-    // ---- test hooks (feature `test-hooks`) -------------------------------------------
-
-    /// Moves this end's sending counter to `counter`, relabelling its current key as
-    /// that counter's generation instead of rekeying. The receiving end must make the
-    /// matching [`jump_receive_counter_for_tests`](Self::jump_receive_counter_for_tests)
-    /// so that both agree on keys. Only for tests that reach the end of the counter
-    /// space or a rekey boundary without sending billions of records.
-    ///
-    /// Only with the `test-hooks` feature, which production builds never enable.
-    #[cfg(any(test, feature = "test-hooks"))]
-    pub fn jump_send_counter_for_tests(&mut self, counter: u64) {
-        if let State::Established { encryptor, .. } = &mut self.state {
-            encryptor.jump_for_tests(counter);
-        }
-    }
-
-    /// The receiving side of
-    /// [`jump_send_counter_for_tests`](Self::jump_send_counter_for_tests).
-    ///
-    /// Only with the `test-hooks` feature, which production builds never enable.
-    #[cfg(any(test, feature = "test-hooks"))]
-    pub fn jump_receive_counter_for_tests(&mut self, counter: u64) {
-        if let State::Established { decryptor, .. } = &mut self.state {
-            decryptor.jump_for_tests(counter);
-        }
-    }
-
-    /// The counter the next record sent will carry, once established.
-    ///
-    /// Only with the `test-hooks` feature.
-    #[cfg(any(test, feature = "test-hooks"))]
-    pub fn next_send_counter(&self) -> Option<u64> {
-        match &self.state {
-            State::Established { encryptor, .. } | State::Confirming { encryptor, .. } => {
-                Some(encryptor.next_counter())
-            }
-            _ => None,
         }
     }
 
