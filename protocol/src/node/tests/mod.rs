@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::channel::ChannelConfig;
-use crate::framing::FramingError;
+use crate::framing::{FramingError, PREAMBLE};
 use crate::message::{MessageError, MAX_PAYLOAD_LEN};
 use crate::random::{RandomError, SeededRandom};
 use crate::routing::MAX_ROUTE_LEN;

@@ -1,0 +1,227 @@
+//! The node core's connection inputs: a stream accepted, connected, failed, closed,
+//! half-closed, written to or read from, and forgetting a connection.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use crate::framing::PREAMBLE;
+
+use super::routing::Source;
+use super::{ConnectionId, Hop, NodeCore, NodeError, NodeEvent, Output, Target};
+
+impl NodeCore {
+    /// A peer connected to one of this node's listeners. Returns the connection's id;
+    /// the preamble to send is in the outputs. If the node has no room, the connection
+    /// is closed at once (a [`Output::Close`] follows).
+    pub fn handle_incoming_connection(&mut self, peer: String, now: Instant) -> ConnectionId {
+        let id = self.connections.next_id();
+        if self.connections.source_full(&peer) {
+            tracing::debug!(%peer, "connection refused: too many from its source address");
+            self.stats.connections_refused += 1;
+            self.outputs.push_back(Output::Close { connection: id });
+            return id;
+        }
+        if self.connections.incoming_full() {
+            match self.connections.oldest_unproven_incoming() {
+                Some(oldest) => {
+                    tracing::debug!(%peer, evicted = oldest.0, "incoming connections full: the oldest unproven one goes");
+                    self.stats.connections_evicted += 1;
+                    self.drop_connection(
+                        oldest,
+                        Some("closed to make room: incoming connections full".into()),
+                        true,
+                        now,
+                    );
+                }
+                None => {
+                    tracing::debug!(%peer, "connection refused: incoming connections full");
+                    self.stats.connections_refused += 1;
+                    self.outputs.push_back(Output::Close { connection: id });
+                    return id;
+                }
+            }
+        }
+        let Ok(alias) = self.generate_address() else {
+            self.outputs.push_back(Output::Close { connection: id });
+            return id;
+        };
+        tracing::debug!(%peer, connection = id.0, "incoming connection");
+        self.targets.insert(alias.clone(), Target::Connection(id));
+        let preamble = self.connections.accept(id, peer, alias, &PREAMBLE, now);
+        self.outputs.push_back(Output::Transmit {
+            connection: id,
+            bytes: preamble,
+        });
+        id
+    }
+
+    /// An outgoing connection opened: the preamble and waiting frames are sent.
+    pub fn handle_connected(&mut self, connection: ConnectionId, now: Instant) {
+        let Some((transmits, relieved)) = self.connections.connected(connection, &PREAMBLE, now)
+        else {
+            return;
+        };
+        tracing::debug!(connection = connection.0, "connected");
+        for bytes in transmits {
+            self.outputs
+                .push_back(Output::Transmit { connection, bytes });
+        }
+        if relieved {
+            self.outputs
+                .push_back(Output::Decongested(Hop::Connection(connection)));
+        }
+    }
+
+    /// An outgoing connection could not be opened: the messages waiting for it fail.
+    pub fn handle_connect_failed(&mut self, connection: ConnectionId, reason: &str, now: Instant) {
+        self.drop_connection(connection, Some(reason.to_owned()), false, now);
+    }
+
+    /// The connection closed (the peer closed it, or the transport failed). Messages
+    /// handed to it and not yet reported [written](Self::handle_written) are lost with
+    /// it; their senders are told ([`NodeError::ConnectionClosed`]).
+    pub fn handle_connection_closed(
+        &mut self,
+        connection: ConnectionId,
+        reason: Option<&str>,
+        now: Instant,
+    ) {
+        self.drop_connection(connection, reason.map(str::to_owned), false, now);
+    }
+
+    /// The peer of the connection stopped sending (the stream ended) but may still
+    /// read: a half-close. What is queued for it, replies included, is still written;
+    /// then the core closes the connection ([`Output::Close`]), or after
+    /// [`NodeConfig::frame_timeout`](super::NodeConfig::frame_timeout) if it cannot be written. Stop reading it.
+    pub fn handle_read_closed(&mut self, connection: ConnectionId, now: Instant) {
+        if self.connections.read_closed(connection, now) {
+            self.drop_connection(connection, Some("closed by the peer".into()), true, now);
+        } else if self.connections.get(connection).is_some() {
+            tracing::debug!(
+                connection = connection.0,
+                "the peer stopped sending: writing what is queued for it, then closing"
+            );
+        }
+    }
+
+    /// `n` bytes of earlier transmits on the connection were written.
+    pub fn handle_written(&mut self, connection: ConnectionId, n: usize, now: Instant) {
+        if self.connections.written(connection, n) {
+            self.outputs
+                .push_back(Output::Decongested(Hop::Connection(connection)));
+        }
+        if self.connections.is_drained(connection) {
+            self.drop_connection(connection, Some("closed by the peer".into()), true, now);
+            return;
+        }
+        // Memory came back: a message waiting for room in the budget may go on.
+        if !self.stalled.is_empty() {
+            self.retry_stalled(now);
+        }
+    }
+
+    /// Bytes arrived on a connection. Whole frames are decoded and routed; a peer that
+    /// breaks the protocol (wrong preamble, oversized frame, undecodable message) has
+    /// its connection closed, and frames it sent before are still routed (unless they
+    /// wait behind a full mailbox: they are then lost with the connection).
+    pub fn handle_received(&mut self, connection: ConnectionId, bytes: &[u8], now: Instant) {
+        let Some(conn) = self.connections.get_mut(connection) else {
+            return;
+        };
+        let framing = conn.decoder.handle_bytes(bytes);
+        // Reading should have paused while stalled (`Output::PauseReading`); a
+        // transport that goes on anyway may not fill memory with frames nobody routes.
+        if conn.stall.is_some() && conn.decoder.buffered_len() > self.config.max_connection_backlog
+        {
+            tracing::debug!(connection = connection.0, "read on while paused; closing");
+            self.drop_connection(
+                connection,
+                Some("bytes kept arriving while reading was paused".into()),
+                true,
+                now,
+            );
+            return;
+        }
+        let frames = self.route_frames(connection, now);
+        if let Err(error) = framing {
+            tracing::debug!(connection = connection.0, %error, "stream refused; closing");
+            self.stats.connections_refused += 1;
+            self.drop_connection(connection, Some(error.to_string()), true, now);
+            return;
+        }
+        self.connections.received(connection, now, frames > 0);
+        self.shed_if_over_budget(connection, now);
+        self.sync_reading(connection);
+    }
+
+    /// Forgets a connection: its alias goes, what waited on it fails, and the caller is
+    /// told to close it if `close` (the core's own decision).
+    pub(super) fn drop_connection(
+        &mut self,
+        id: ConnectionId,
+        reason: Option<String>,
+        close: bool,
+        now: Instant,
+    ) {
+        let Some(dropped) = self.connections.remove(id) else {
+            return;
+        };
+        self.targets.remove(&dropped.alias);
+        if close {
+            self.outputs.push_back(Output::Close { connection: id });
+        }
+        if dropped.was_congested {
+            self.outputs
+                .push_back(Output::Decongested(Hop::Connection(id)));
+        }
+        let why = reason.clone().unwrap_or_else(|| "closed".into());
+        let closed = || NodeError::ConnectionClosed {
+            peer: dropped.peer.clone(),
+            reason: why.clone(),
+        };
+        // Messages handed to the transport and never written are lost with it.
+        for sender in dropped.unwritten {
+            self.report(sender, closed(), now);
+        }
+        // What waited for room on its behalf is lost with it (its frames were read).
+        self.stalled.retain(|s| *s != id);
+        if let Some(stall) = dropped.stall {
+            let lost = 1 + stall.rest.len() as u64;
+            self.stats.delivery_failures += lost;
+            tracing::debug!(
+                connection = id.0,
+                lost,
+                "stalled messages dropped with the connection"
+            );
+        }
+        let mut reports = VecDeque::new();
+        for (sender, back) in dropped.unsent.unwrap_or_default() {
+            let error = if close {
+                closed()
+            } else {
+                NodeError::ConnectFailed {
+                    peer: dropped.peer.clone(),
+                    reason: why.clone(),
+                }
+            };
+            // A message from another node that waited for the connection: its sender
+            // is told along its return route.
+            if let Some(back) = back {
+                self.report_along(&error, None, back, now, &mut reports);
+            }
+            self.report(sender, error, now);
+        }
+        if !reports.is_empty() {
+            if let Err(error) = self.route_all(reports, Source::Node, now) {
+                tracing::debug!(%error, "a report of a lost message could not be sent");
+            }
+        }
+        tracing::debug!(peer = %dropped.peer, connection = id.0, reason = %why, "connection dropped");
+        self.outputs
+            .push_back(Output::Event(NodeEvent::ConnectionClosed {
+                connection: id,
+                peer: dropped.peer,
+                error: reason,
+            }));
+    }
+}
