@@ -92,7 +92,8 @@ impl NodeCore {
     /// The peer of the connection stopped sending (the stream ended) but may still
     /// read: a half-close. What is queued for it, replies included, is still written;
     /// then the core closes the connection ([`Output::Close`]), or after
-    /// [`NodeConfig::frame_timeout`](super::NodeConfig::frame_timeout) if it cannot be written. Stop reading it.
+    /// [`NodeConfig::frame_timeout`](super::NodeConfig::frame_timeout) if it cannot
+    /// be written. Stop reading it.
     pub fn handle_read_closed(&mut self, connection: ConnectionId, now: Instant) {
         if self.connections.read_closed(connection, now) {
             self.drop_connection(connection, Some("closed by the peer".into()), true, now);
