@@ -1076,3 +1076,25 @@ fn duplicates_of_handshake_records_are_answered_a_few_times() {
     assert!(r.is_established());
     assert!(!r.answer_duplicate_hello(t0), "not once established");
 }
+
+/// Keepalives and probes are ordinary records: once every message counter is used, no
+/// keepalive goes out (the last counter is kept for a close), and when the silent
+/// peer is given up the close takes that last counter.
+#[test]
+fn keepalives_never_take_the_counter_kept_for_a_close() {
+    let t0 = Instant::now();
+    let s = Duration::from_secs;
+    let (mut i, mut r, _) = establish_at(&ChannelConfig::default(), 37, everyone(), everyone(), t0);
+    let _ = (drain_events(&mut i), drain_events(&mut r));
+    i.jump_send_counter_for_tests(MAX_DATA_COUNTER + 1);
+    i.handle_timeout(t0 + s(10));
+    assert!(
+        drain_transmits(&mut i).is_empty(),
+        "no keepalive on the close's counter"
+    );
+    i.handle_timeout(t0 + s(30));
+    assert!(i.is_ended());
+    let close = drain_transmits(&mut i);
+    assert_eq!(close.len(), 1, "the close still goes");
+    assert_eq!(&close[0][1..9], &(MAX_DATA_COUNTER + 1).to_be_bytes());
+}

@@ -481,6 +481,7 @@ fn a_persistent_channel_comes_back_after_a_responder_restart() {
         .unwrap();
     sim.run_until_idle();
     assert!(sim.core(a).is_persistent_channel(&channel));
+    assert!(!sim.core(a).is_persistent_channel(&Address::local("app")));
     sim.send(a, "app", route![channel.clone(), "echoer"], b"one".to_vec())
         .unwrap();
     sim.run_until_idle();
@@ -523,6 +524,35 @@ fn a_persistent_channel_comes_back_after_a_responder_restart() {
         "the same address carries messages again"
     );
     assert_eq!(sim.core(b).channel_count(), 1, "one end at the responder");
+    assert!(sim.core(a).stats().reports_received >= 1);
+
+    // A second restart: the wait went back to its start when the channel came back.
+    sim.restart(b);
+    sim.run_for(Duration::from_secs(1));
+    sim.send(
+        a,
+        "app",
+        route![channel.clone(), "echoer"],
+        b"lost".to_vec(),
+    )
+    .unwrap();
+    assert!(sim.run_until(Duration::from_secs(2), |sim| sim
+        .node(a)
+        .events
+        .iter()
+        .filter(
+            |(_, e)| matches!(e, NodeEvent::ChannelFailed { address, .. } if *address == channel)
+        )
+        .count()
+        == 2));
+    let failed_again = sim.now();
+    assert!(sim.run_until(Duration::from_secs(3), |sim| established_at(
+        sim, a, &channel
+    )
+    .len()
+        == 3));
+    let back = established_at(&sim, a, &channel)[2] - failed_again;
+    assert!(back <= Duration::from_millis(1100), "{back:?}");
 }
 
 /// A persistent channel whose responder stays away is tried again with a doubling

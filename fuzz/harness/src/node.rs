@@ -246,14 +246,29 @@ pub fn node(data: &[u8]) {
                 }
             }
             7 => {
-                let _ = a.core.create_channel(
-                    route![tcp("b:4000"), "secure"],
-                    identity.clone(),
-                    Arc::new(TrustEveryone),
-                    &ChannelConfig::default(),
-                    ChannelRules::new(),
-                    now,
-                );
+                // A channel, or a persistent one (started again when it fails).
+                let route = route![tcp("b:4000"), "secure"];
+                let config = ChannelConfig::default();
+                let trust = Arc::new(TrustEveryone);
+                let _ = if input.byte() % 2 == 0 {
+                    a.core.create_channel(
+                        route,
+                        identity.clone(),
+                        trust,
+                        &config,
+                        ChannelRules::new(),
+                        now,
+                    )
+                } else {
+                    a.core.create_persistent_channel(
+                        route,
+                        identity.clone(),
+                        trust,
+                        &config,
+                        ChannelRules::new(),
+                        now,
+                    )
+                };
             }
             8 => {
                 if !a.channels.is_empty() {
@@ -263,12 +278,17 @@ pub fn node(data: &[u8]) {
                 }
             }
             9 => {
-                // A connection dies.
+                // A connection dies, or A ends its side of it (B's reads end: a
+                // half-close; B writes what it has, then closes).
                 if !links.is_empty() {
                     let i = usize::from(input.byte()) % links.len();
-                    let (ours, theirs) = links.remove(i);
-                    a.core.handle_connection_closed(ours, Some("reset"), now);
-                    b.core.handle_connection_closed(theirs, None, now);
+                    if input.byte() % 2 == 0 {
+                        let (ours, theirs) = links.remove(i);
+                        a.core.handle_connection_closed(ours, Some("reset"), now);
+                        b.core.handle_connection_closed(theirs, None, now);
+                    } else {
+                        b.core.handle_read_closed(links[i].1, now);
+                    }
                 }
             }
             10 => {
