@@ -16,6 +16,7 @@
 pub mod adversarial;
 pub mod harness;
 pub mod liveness;
+pub mod service;
 pub mod suite;
 pub mod workers;
 
@@ -79,6 +80,14 @@ macro_rules! conformance_suite {
                     a_dead_next_hop_fails_a_handshake_at_once,
                     a_persistent_channel_survives_a_responder_restart,
                     dropping_the_last_handle_closes_a_channel,
+                );
+            }
+            /// The service section (`onward_tests::service`).
+            mod service {
+                $crate::conformance_suite!(@tests service, $harness;
+                    requests_from_concurrent_tasks_get_their_own_replies,
+                    a_late_reply_is_not_the_next_requests_reply,
+                    a_context_is_a_stream_of_messages,
                 );
             }
             /// The adversarial section (`onward_tests::adversarial`).

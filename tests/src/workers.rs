@@ -207,3 +207,29 @@ impl Worker for Fragile {
         ctx.send(msg.return_route(), msg.into_body()).await
     }
 }
+
+/// Holds each odd-numbered request and answers it only when the next one comes, just
+/// before answering that one: the first reply of each pair arrives late, after its
+/// requester may have given up.
+#[derive(Debug, Default)]
+pub struct Late {
+    held: Option<(Route, String)>,
+}
+
+impl Worker for Late {
+    type Message = String;
+
+    async fn handle_message(&mut self, ctx: &mut Context, msg: Routed<String>) -> Result<()> {
+        match self.held.take() {
+            None => {
+                self.held = Some((msg.return_route(), msg.into_body()));
+                Ok(())
+            }
+            Some((route, body)) => {
+                // The late reply's address may be gone: that is the point.
+                let _ = ctx.send(route, body).await;
+                ctx.send(msg.return_route(), msg.into_body()).await
+            }
+        }
+    }
+}

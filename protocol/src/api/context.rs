@@ -106,6 +106,33 @@ impl Context {
         self.sender_ref().forward(message).await
     }
 
+    /// Sends `body` along `route` as a request and waits, up to `timeout`, for its
+    /// reply, decoded as an `R`.
+    ///
+    /// The request goes from a fresh address made for this call alone (with this
+    /// context's access rule), so the reply cannot be confused with the reply to
+    /// another request, a late one included, nor with anything else this context
+    /// receives; the address goes when the call returns. A failure to deliver the
+    /// request, whether found by this node or reported by another
+    /// ([`Error::Remote`]), comes back to that address and is this call's error. The
+    /// server side is a plain [`Worker`](super::Worker) replying to the return route.
+    /// Calls may run concurrently, from this context or from its
+    /// [`sender`](Self::sender)s.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send) and [`receive`](Self::receive): [`Error::Timeout`] if
+    /// no reply came within `timeout`; [`Error::Node`] or [`Error::Remote`] if the
+    /// request could not be delivered; [`Error::Decode`] if the reply is not an `R`.
+    pub async fn request<R: Message>(
+        &self,
+        route: impl Into<Route>,
+        body: impl Message,
+        timeout: Duration,
+    ) -> Result<Routed<R>> {
+        self.sender_ref().request(route.into(), body, timeout).await
+    }
+
     /// A handle that sends as this context (replies come to this context's mailbox),
     /// to send from another task while this one receives.
     pub fn sender(&self) -> Sender {
@@ -162,6 +189,45 @@ impl Context {
     pub async fn receive_timeout<M: Message>(&mut self, timeout: Duration) -> Result<Routed<M>> {
         let (message, origin) = self.next_delivery(Some(timeout)).await?;
         Routed::decode(message, origin)
+    }
+
+    /// Waits for the next message for as long as it takes: the receive of a service
+    /// loop. Ends with [`Error::Stopped`] when the node stops.
+    ///
+    /// # Errors
+    ///
+    /// As [`receive`](Self::receive), but for the timeout.
+    pub async fn next_message<M: Message>(&mut self) -> Result<Routed<M>> {
+        let (message, origin) = self.next_delivery(None).await?;
+        Routed::decode(message, origin)
+    }
+
+    /// The messages to this context as a [`Stream`](futures::Stream) (the `futures`
+    /// trait, so the same loop runs on every runtime), each decoded as an `M` or the
+    /// error that came instead; the stream ends when the node stops.
+    ///
+    /// ```no_run
+    /// # async fn serve(mut ctx: onward_protocol::api::Context) {
+    /// use futures::StreamExt;
+    /// let mut messages = ctx.messages::<String>();
+    /// while let Some(message) = messages.next().await {
+    ///     match message {
+    ///         Ok(request) => println!("{}", request.body()),
+    ///         Err(error) => eprintln!("{error}"),
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn messages<M: Message>(
+        &mut self,
+    ) -> impl futures::Stream<Item = Result<Routed<M>>> + Unpin + Send + '_ {
+        // Boxed, so that it is `Unpin`: `next()` works on it as it is.
+        Box::pin(futures::stream::unfold(self, |ctx| async move {
+            match ctx.next_message::<M>().await {
+                Err(Error::Stopped) => None,
+                item => Some((item, ctx)),
+            }
+        }))
     }
 
     /// The next delivery, reporting it consumed to the node.
@@ -231,6 +297,20 @@ impl Sender {
         self.as_ref().forward(message).await
     }
 
+    /// As [`Context::request`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Context::request`].
+    pub async fn request<R: Message>(
+        &self,
+        route: impl Into<Route>,
+        body: impl Message,
+        timeout: Duration,
+    ) -> Result<Routed<R>> {
+        self.as_ref().request(route.into(), body, timeout).await
+    }
+
     fn as_ref(&self) -> SenderRef<'_> {
         SenderRef {
             address: &self.address,
@@ -253,6 +333,19 @@ impl SenderRef<'_> {
         let message =
             TransportMessage::new(route.into(), Route::from(self.address.clone()), payload);
         self.forward(message).await
+    }
+
+    async fn request<R: Message>(
+        &self,
+        route: Route,
+        body: impl Message,
+        timeout: Duration,
+    ) -> Result<Routed<R>> {
+        let (address, mailbox) = self.shared.open_reply_mailbox(self.address)?;
+        // Dropped when the call returns: the address goes with it.
+        let mut reply = Context::new(address, self.shared.clone(), mailbox, self.may_wait);
+        reply.send(route, body).await?;
+        reply.receive_timeout(timeout).await
     }
 
     async fn forward(&self, message: TransportMessage) -> Result<()> {

@@ -320,6 +320,25 @@ impl Shared {
         Ok(rx)
     }
 
+    /// Opens a mailbox at a fresh address that takes what the mailbox at `like`
+    /// takes: where the reply to one request comes.
+    pub(super) fn open_reply_mailbox(
+        self: &Arc<Self>,
+        like: &Address,
+    ) -> Result<(Address, UnboundedReceiver<Delivery>)> {
+        let now = self.runtime.now();
+        let mut d = self.driver();
+        if d.stopping {
+            return Err(Error::Stopped);
+        }
+        let access = d.core.mailbox_access(like).cloned().unwrap_or_default();
+        let address = d.core.generate_address()?;
+        d.core.register(address.clone(), access, now)?;
+        let (tx, rx) = unbounded();
+        d.mailboxes.insert(address.clone(), tx);
+        Ok((address, rx))
+    }
+
     /// Spawns a task counted for [`Node::stop`](super::Node::stop).
     pub(super) fn spawn(
         self: &Arc<Self>,

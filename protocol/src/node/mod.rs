@@ -260,6 +260,14 @@ impl NodeCore {
         self.targets.contains_key(address)
     }
 
+    /// Who may deliver to the mailbox at `address`, if there is one.
+    pub fn mailbox_access(&self, address: &Address) -> Option<&Access> {
+        match self.targets.get(address) {
+            Some(Target::Mailbox(access)) => Some(access),
+            _ => None,
+        }
+    }
+
     /// Unread messages in a mailbox, if it exists.
     pub fn mailbox_unread(&self, address: &Address) -> Option<usize> {
         self.mailboxes.unread(address)
