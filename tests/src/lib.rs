@@ -88,6 +88,8 @@ macro_rules! conformance_suite {
                     requests_from_concurrent_tasks_get_their_own_replies,
                     a_late_reply_is_not_the_next_requests_reply,
                     a_context_is_a_stream_of_messages,
+                    stopping_a_server_loses_no_reply,
+                    stop_worker_returns_after_shutdown,
                 );
             }
             /// The adversarial section (`onward_tests::adversarial`).

@@ -9,9 +9,11 @@ use onward_protocol::api::Error;
 use onward_protocol::report::ReportCode;
 use onward_protocol::route;
 
-use crate::harness::{options, Harness};
-use crate::suite::{identity, responder_and_initiator};
-use crate::workers::Late;
+use futures::channel::oneshot;
+
+use crate::harness::{options, within, Harness};
+use crate::suite::{ask, identity, responder_and_initiator, STEP};
+use crate::workers::{GatedEchoer, Late};
 
 /// Ten tasks send requests concurrently through one channel, each through the same
 /// context's senders: every reply answers its own request. A request to an address
@@ -106,4 +108,92 @@ pub async fn a_context_is_a_stream_of_messages<H: Harness>() {
         server.messages::<String>().next().await.is_none(),
         "the stream ends when the node stops"
     );
+}
+
+/// Stopping a server with requests waiting at a worker loses no reply: the worker
+/// handles what its mailbox holds, its replies still go out through the channel, and
+/// only then does the node close the channel.
+pub async fn stopping_a_server_loses_no_reply<H: Harness>() {
+    let (b, _, a, channel, mut ctx) = responder_and_initiator::<H>(&identity()).await;
+    let (entered_tx, entered) = oneshot::channel();
+    let (gate_tx, gate) = oneshot::channel();
+    let (shut_tx, shut) = oneshot::channel();
+    b.start_worker(
+        "slow",
+        GatedEchoer {
+            entered: Some(entered_tx),
+            gate: Some(gate),
+            shut: Some(shut_tx),
+            ..GatedEchoer::default()
+        },
+    )
+    .await
+    .expect("worker");
+    const N: usize = 5;
+    for i in 0..N {
+        ctx.send(route![channel.address(), "slow"], format!("request {i}"))
+            .await
+            .expect("send");
+    }
+    within::<H, _>(STEP, "the first request in hand", entered)
+        .await
+        .expect("entered");
+    // The requests went in order through one channel: once the echo of a later
+    // message is back, B has put every request in the worker's mailbox.
+    let marker = ask(&mut ctx, route![channel.address(), "echoer"], "marker").await;
+    assert_eq!(marker.body(), "marker");
+
+    let stop = b.stop();
+    let replies = async {
+        let _ = gate_tx.send(());
+        let mut replies = Vec::new();
+        for _ in 0..N {
+            let reply = ctx.receive::<String>().await.expect("a reply");
+            replies.push(reply.into_body());
+        }
+        replies
+    };
+    let (stopped, replies) = futures::join!(stop, replies);
+    stopped.expect("stop");
+    assert_eq!(
+        replies,
+        (0..N).map(|i| format!("request {i}")).collect::<Vec<_>>()
+    );
+    assert!(shut.await.is_ok(), "the worker's shutdown ran");
+    a.stop().await.expect("stop");
+}
+
+/// `stop_worker` returns once the worker has handled its mailbox and run its
+/// `shutdown`, not before.
+pub async fn stop_worker_returns_after_shutdown<H: Harness>() {
+    let node = H::start(options()).await.expect("node");
+    let (shut_tx, mut shut) = oneshot::channel();
+    let (open, shutdown_gate) = oneshot::channel();
+    node.start_worker(
+        "worker",
+        GatedEchoer {
+            shutdown_gate: Some(shutdown_gate),
+            shut: Some(shut_tx),
+            ..GatedEchoer::default()
+        },
+    )
+    .await
+    .expect("worker");
+    let mut ctx = node.context("app").await.expect("context");
+    assert_eq!(
+        ask(&mut ctx, route!["worker"], "hello").await.body(),
+        "hello"
+    );
+    // The shutdown waits for the gate, which opens only once `stop_worker` is under
+    // way: returning early would find it not run.
+    let (stopped, ()) = futures::join!(node.stop_worker("worker"), async {
+        let _ = open.send(());
+    });
+    stopped.expect("stop the worker");
+    assert_eq!(
+        shut.try_recv(),
+        Ok(Some(())),
+        "shutdown ran before it returned"
+    );
+    node.stop().await.expect("stop");
 }

@@ -233,3 +233,42 @@ impl Worker for Late {
         }
     }
 }
+
+/// Echoes every text body, but holds on to the first until `gate` opens, telling
+/// `entered` when it has it; its `shutdown` waits for `shutdown_gate`, then tells
+/// `shut`.
+#[derive(Debug, Default)]
+pub struct GatedEchoer {
+    /// Told when the first message is in hand.
+    pub entered: Option<oneshot::Sender<()>>,
+    /// Opened by the test.
+    pub gate: Option<oneshot::Receiver<()>>,
+    /// Opened by the test, for `shutdown` to finish.
+    pub shutdown_gate: Option<oneshot::Receiver<()>>,
+    /// Told when `shutdown` has run.
+    pub shut: Option<oneshot::Sender<()>>,
+}
+
+impl Worker for GatedEchoer {
+    type Message = String;
+
+    async fn handle_message(&mut self, ctx: &mut Context, msg: Routed<String>) -> Result<()> {
+        if let Some(entered) = self.entered.take() {
+            let _ = entered.send(());
+        }
+        if let Some(gate) = self.gate.take() {
+            let _ = gate.await;
+        }
+        ctx.send(msg.return_route(), msg.into_body()).await
+    }
+
+    async fn shutdown(&mut self, _ctx: &mut Context) -> Result<()> {
+        if let Some(gate) = self.shutdown_gate.take() {
+            let _ = gate.await;
+        }
+        if let Some(shut) = self.shut.take() {
+            let _ = shut.send(());
+        }
+        Ok(())
+    }
+}

@@ -46,7 +46,7 @@ impl Shared {
     /// Accepts connections until the node stops.
     pub(super) async fn accept_loop(self: Arc<Self>, mut listener: Box<dyn Listener>) {
         loop {
-            let accepted = match future::select(listener.accept(), self.stopping.wait()).await {
+            let accepted = match future::select(listener.accept(), self.closing.wait()).await {
                 Either::Left((accepted, _)) => accepted,
                 Either::Right(_) => return,
             };
@@ -81,8 +81,10 @@ impl Shared {
         let connection = {
             let now = self.runtime.now();
             let mut d = self.driver();
-            if d.stopping {
-                // Accepted or connected after stop: nobody would ever close it.
+            if self.stopping.is_fired() {
+                // Accepted or connected once the node has stopped: nobody would ever
+                // close it. (While workers drain, connections still open: a reply may
+                // need one.)
                 return;
             }
             let connection = start(&mut d.core, now);

@@ -43,6 +43,9 @@ pub(super) struct Driver {
     congested: BTreeMap<Hop, Vec<oneshot::Sender<()>>>,
     armed: Option<Instant>,
     pub(super) stopping: bool,
+    /// The running workers, each with the signal its task fires when it has ended
+    /// (after its `shutdown`).
+    pub(super) workers: BTreeMap<Address, Signal>,
 }
 
 /// What every task of a node shares.
@@ -52,8 +55,16 @@ pub(crate) struct Shared {
     driver: Mutex<Driver>,
     /// Capacity one: a full channel means a wake is already pending.
     timer_wake: futures::channel::mpsc::Sender<()>,
-    /// Fired by [`Node::stop`](super::Node::stop): listeners and the timer end,
-    /// readers stop reading.
+    /// Fired when [`Node::stop`](super::Node::stop) begins: listeners stop accepting,
+    /// and workers finish what their mailboxes hold, sends still working.
+    pub(super) closing: Signal,
+    /// Running workers, and the signal fired when the last one has ended once the
+    /// node is closing.
+    pub(super) workers: AtomicUsize,
+    pub(super) workers_done: Signal,
+    /// Fired once the workers are done (or the first half of the grace period is
+    /// over): channels are closed, the timer ends, readers stop reading, and sends
+    /// are refused.
     pub(super) stopping: Signal,
     /// Fired when the grace period is over: every task ends.
     pub(super) halt: Signal,
@@ -83,8 +94,12 @@ impl Shared {
                 congested: BTreeMap::new(),
                 armed: None,
                 stopping: false,
+                workers: BTreeMap::new(),
             }),
             timer_wake,
+            closing: Signal::default(),
+            workers: AtomicUsize::new(0),
+            workers_done: Signal::default(),
             stopping: Signal::default(),
             halt: Signal::default(),
             tasks: AtomicUsize::new(0),
@@ -337,6 +352,19 @@ impl Shared {
         let (tx, rx) = unbounded();
         d.mailboxes.insert(address.clone(), tx);
         Ok((address, rx))
+    }
+
+    /// A worker's task ended (its `shutdown` has run): `done` fires, and if it was
+    /// the last while the node is closing, so does `workers_done`.
+    pub(super) fn worker_ended(&self, done: Signal) {
+        done.fire();
+        {
+            let mut d = self.driver();
+            d.workers.retain(|_, signal| !signal.is_fired());
+        }
+        if self.workers.fetch_sub(1, Ordering::AcqRel) == 1 && self.closing.is_fired() {
+            self.workers_done.fire();
+        }
     }
 
     /// Spawns a task counted for [`Node::stop`](super::Node::stop).

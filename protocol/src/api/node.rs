@@ -4,6 +4,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use crate::trust::TrustPolicy;
 use super::context::Context;
 use super::driver::Shared;
 use super::runtime::Runtime;
+use super::signal::Signal;
 use super::worker::{Routed, Worker};
 use super::{Error, Result};
 
@@ -177,7 +179,7 @@ impl Node {
     ///
     /// [`Error::Io`] if the address cannot be bound; [`Error::Stopped`].
     pub async fn listen(&self, address: &str) -> Result<SocketAddr> {
-        if self.shared.stopping.is_fired() {
+        if self.shared.closing.is_fired() {
             return Err(Error::Stopped);
         }
         let listener = self
@@ -244,19 +246,37 @@ impl Node {
     ) -> Result<()> {
         let address = address.into();
         let mailbox = self.shared.open_mailbox(address.clone(), access)?;
+        let done = Signal::default();
+        self.shared
+            .driver()
+            .workers
+            .insert(address.clone(), done.clone());
+        self.shared.workers.fetch_add(1, Ordering::AcqRel);
         let ctx = Context::new(address, self.shared.clone(), mailbox, false);
-        self.shared.spawn(run_worker(worker, ctx));
+        let shared = self.shared.clone();
+        self.shared.spawn(async move {
+            run_worker(worker, ctx).await;
+            shared.worker_ended(done);
+        });
         Ok(())
     }
 
-    /// Stops the worker at `address` once it has handled the messages already in its
-    /// mailbox; later messages to the address fail as unknown.
+    /// Stops the worker at `address`: later messages to the address fail as unknown;
+    /// it handles the messages already in its mailbox (its sends still work), runs
+    /// its `shutdown`, and then this returns (or after the stop grace period, if the
+    /// worker is still busy).
     ///
     /// # Errors
     ///
     /// None today.
     pub async fn stop_worker(&self, address: impl Into<Address>) -> Result<()> {
-        self.shared.unregister(&address.into());
+        let address = address.into();
+        let done = self.shared.driver().workers.get(&address).cloned();
+        self.shared.unregister(&address);
+        if let Some(done) = done {
+            let grace = self.shared.options.stop_grace;
+            let _ = future::select(done.wait(), self.shared.runtime.sleep(grace)).await;
+        }
         Ok(())
     }
 
@@ -470,9 +490,18 @@ impl Node {
         )
     }
 
-    /// Stops the node: channels are closed (their peers told), workers finish the
-    /// messages in their mailboxes, connections flush what is queued, and every task
-    /// ends. Waits at most the stop grace period, then cuts off what is left.
+    /// Stops the node, in phases, within the stop grace period
+    /// ([`NodeOptions::stop_grace`]):
+    ///
+    /// 1. it takes no new work: TCP listeners stop accepting, channel listeners go,
+    ///    and messages to its workers fail as to unknown addresses (a sender on
+    ///    another node gets a report);
+    /// 2. workers handle the messages already in their mailboxes, with their sends
+    ///    (replies) still working, and run their `shutdown`: for at most half the
+    ///    grace period;
+    /// 3. channels are closed (their peers told), contexts' mailboxes end,
+    ///    connections flush what is queued, and every task ends; past the grace
+    ///    period what is left is cut off.
     ///
     /// # Errors
     ///
@@ -491,12 +520,35 @@ async fn stop(shared: &Arc<Shared>) -> Result<()> {
             return Ok(());
         }
         d.stopping = true;
+        // 1. No new work: no new channels, and the workers' mailboxes close (they
+        // keep what they hold).
+        for listener in d.core.channel_listeners() {
+            d.core.remove_channel_listener(&listener, now);
+        }
+        let workers: Vec<Address> = d.workers.keys().cloned().collect();
+        for worker in workers {
+            d.mailboxes.remove(&worker);
+            d.core.unregister(&worker, now);
+        }
+        shared.dispatch(&mut d);
+    }
+    shared.closing.fire();
+    // 2. Workers finish, replying as they go.
+    let grace = shared.options.stop_grace;
+    let started = shared.runtime.now();
+    if shared.workers.load(Ordering::Acquire) > 0 {
+        let drained = shared.workers_done.wait();
+        let _ = future::select(drained, shared.runtime.sleep(grace / 2)).await;
+    }
+    {
+        let now = shared.runtime.now();
+        let mut d = shared.driver();
+        // 3. Channels closed, peers told; everything else ends once flushed.
         let channels: Vec<Address> = d.channels.iter().cloned().collect();
         for channel in channels {
             d.core.close_channel(&channel, now);
         }
         shared.dispatch(&mut d);
-        // Closing the channels ends mailboxes and writers once drained.
         d.mailboxes.clear();
         for (_, handle) in std::mem::take(&mut d.connections) {
             drop(handle.writer);
@@ -506,8 +558,8 @@ async fn stop(shared: &Arc<Shared>) -> Result<()> {
     shared.stopping.fire();
     // Every task ends by itself once stopping is seen and what it holds is flushed;
     // the last one fires `all_done`. Past the grace period the rest are cut off.
-    let grace = shared.options.stop_grace;
-    let _ = future::select(shared.all_done.wait(), shared.runtime.sleep(grace)).await;
+    let left = grace.saturating_sub(shared.runtime.now().saturating_duration_since(started));
+    let _ = future::select(shared.all_done.wait(), shared.runtime.sleep(left)).await;
     shared.halt.fire();
     tracing::debug!("node stopped");
     Ok(())

@@ -260,6 +260,11 @@ impl NodeCore {
         self.targets.contains_key(address)
     }
 
+    /// The addresses of this node's secure channel listeners.
+    pub fn channel_listeners(&self) -> Vec<Address> {
+        self.listeners.keys().cloned().collect()
+    }
+
     /// Who may deliver to the mailbox at `address`, if there is one.
     pub fn mailbox_access(&self, address: &Address) -> Option<&Access> {
         match self.targets.get(address) {
