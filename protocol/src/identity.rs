@@ -62,7 +62,10 @@ const PKCS8_V2_BEFORE_SEED: [u8; 16] = [
 const PKCS8_V2_BEFORE_PUBLIC_KEY: [u8; 3] = [0x81, 0x21, 0x00];
 
 /// What went wrong with an identity, a key file, an identifier or a signature.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Clone`, so that one failure can be handed to several waiters (the operating
+/// system's error is shared).
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum IdentityError {
     /// The random source failed while generating a key.
@@ -82,7 +85,7 @@ pub enum IdentityError {
         /// The file concerned.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        source: std::sync::Arc<std::io::Error>,
     },
     /// A key file is larger than any Ed25519 key document.
     #[error("key file {} is {len} bytes, larger than the {max} bytes an Ed25519 key file may have", path.display())]
@@ -245,9 +248,9 @@ impl Identity {
     pub fn load(path: impl AsRef<Path>) -> Result<Self, IdentityError> {
         use std::io::Read as _;
         let path = path.as_ref();
-        let io_error = |source| IdentityError::Io {
+        let io_error = |source: std::io::Error| IdentityError::Io {
             path: path.to_path_buf(),
-            source,
+            source: std::sync::Arc::new(source),
         };
         let file = std::fs::File::open(path).map_err(io_error)?;
         // Sized for the largest file we accept so the buffer never reallocates,
@@ -286,9 +289,9 @@ impl Identity {
     /// synced.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), IdentityError> {
         let path = path.as_ref();
-        let io_error = |source| IdentityError::Io {
+        let io_error = |source: std::io::Error| IdentityError::Io {
             path: path.to_path_buf(),
-            source,
+            source: std::sync::Arc::new(source),
         };
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create(true).truncate(true);
@@ -500,8 +503,10 @@ impl fmt::Debug for Identifier {
 impl FromStr for Identifier {
     type Err = IdentityError;
 
-    /// Parses `I` followed by exactly 64 lowercase hex digits.
+    /// Parses `I` followed by exactly 64 lowercase hex digits; whitespace around
+    /// them (a line read from a file, its newline included) is ignored.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
         let Some(hex) = text.strip_prefix(IDENTIFIER_PREFIX) else {
             return Err(IdentityError::IdentifierPrefix {
                 found: text.chars().next(),
@@ -963,10 +968,18 @@ mod tests {
             parse(&format!("{good}0")),
             IdentityError::IdentifierTextLength { actual: 66, .. }
         ));
+        // Whitespace around it is not part of it (a line read from a file); inside
+        // it, it is an error.
         assert!(matches!(
             parse(&format!(" {}", &good[1..])),
-            IdentityError::IdentifierPrefix { found: Some(' ') }
+            IdentityError::IdentifierPrefix { found: Some('2') }
         ));
+        let id: Identifier = good.parse().unwrap();
+        assert_eq!(format!("{good}\n").parse::<Identifier>().unwrap(), id);
+        assert_eq!(format!("  {good}\r\n").parse::<Identifier>().unwrap(), id);
+        assert!(format!("{} {}", &good[..30], &good[30..])
+            .parse::<Identifier>()
+            .is_err());
         let upper = format!("I{}", good[1..].to_uppercase());
         assert!(matches!(
             parse(&upper),

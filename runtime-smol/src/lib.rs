@@ -64,10 +64,16 @@ pub use onward_protocol::api::{
     Bytes, Context, Error, Message, NodeOptions, Opaque, Result, Routed, SecureChannel, Sender,
     Worker,
 };
-pub use onward_protocol::identity::{Identifier, Identity};
+/// Why a secure channel failed or ended, and its settings.
+pub use onward_protocol::channel::{ChannelConfig, ChannelError, HandshakeStage};
+pub use onward_protocol::identity::{Identifier, Identity, IdentityError};
 pub use onward_protocol::node::NodeError;
 /// Access rules and where a message came from: who may reach a worker or a channel.
 pub use onward_protocol::node::{Access, ChannelRules, Origin};
+/// The node's limits, and its counters.
+pub use onward_protocol::node::{NodeConfig, NodeStats};
+/// What [`Error::Remote`] holds: a node on the route could not pass a message on.
+pub use onward_protocol::report::{Report, ReportCode};
 pub use onward_protocol::trust::{TrustAnyOf, TrustEveryone, TrustIdentifier, TrustPolicy};
 pub use onward_protocol::{route, tcp, Address, Route, TransportMessage};
 

@@ -156,7 +156,7 @@ impl Context {
     /// on this node.
     ///
     /// A message that came through a secure channel has that channel's local end first
-    /// on its return route, so `ctx.secure_channel_peer(msg.sender()?)` tells a worker
+    /// on its return route, so `msg.sender().and_then(|end| ctx.secure_channel_peer(end))` tells a worker
     /// who sent it. A message that arrived any other way has a connection or a worker
     /// first, and gets `None`: a remote peer cannot put a channel end there.
     /// [`Routed::channel_peer`] is the authoritative answer: the node sets it when it

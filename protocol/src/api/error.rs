@@ -9,7 +9,10 @@ use crate::node::{NodeError, Origin};
 use crate::report::{Report, ReportCode};
 
 /// Everything the async node API can report.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Clone`, so that one failure can be handed to every task that waits on it (the
+/// operating system's error is shared).
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The node core refused or could not deliver a message, or a channel failed.
@@ -21,7 +24,7 @@ pub enum Error {
         /// What was being done, with the address concerned.
         context: String,
         /// The operating system's error.
-        source: io::Error,
+        source: std::sync::Arc<io::Error>,
     },
     /// A message could not be encoded as CBOR.
     #[error("cannot encode message: {0}")]
@@ -95,5 +98,21 @@ impl From<Error> for io::Error {
             _ => io::ErrorKind::Other,
         };
         io::Error::new(kind, error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_clones_and_keeps_its_kind() {
+        let error = Error::Io {
+            context: "cannot listen on 127.0.0.1:1".into(),
+            source: std::sync::Arc::new(io::Error::from(io::ErrorKind::AddrInUse)),
+        };
+        let copy = error.clone();
+        assert_eq!(copy.to_string(), error.to_string());
+        assert_eq!(io::Error::from(copy).kind(), io::ErrorKind::AddrInUse);
     }
 }

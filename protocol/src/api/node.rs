@@ -189,7 +189,7 @@ impl Node {
             .await
             .map_err(|source| Error::Io {
                 context: format!("cannot listen on {address}"),
-                source,
+                source: Arc::new(source),
             })?;
         let bound = listener.local_addr();
         tracing::debug!(%bound, "listening");

@@ -98,6 +98,13 @@ impl IntoIterator for Route {
     }
 }
 
+impl From<&Route> for Route {
+    /// A copy of `route`: `ctx.send(&route, ..)` keeps the caller's route.
+    fn from(route: &Route) -> Self {
+        route.clone()
+    }
+}
+
 impl From<Address> for Route {
     fn from(address: Address) -> Self {
         std::iter::once(address).collect()
