@@ -71,7 +71,7 @@ pub use onward_protocol::node::NodeError;
 /// Access rules and where a message came from: who may reach a worker or a channel.
 pub use onward_protocol::node::{Access, ChannelRules, Origin};
 /// The node's limits, and its counters.
-pub use onward_protocol::node::{NodeConfig, NodeStats};
+pub use onward_protocol::node::{ChannelState, NodeConfig, NodeStats};
 /// What [`Error::Remote`] holds: a node on the route could not pass a message on.
 pub use onward_protocol::report::{Report, ReportCode};
 pub use onward_protocol::trust::{TrustAnyOf, TrustEveryone, TrustIdentifier, TrustPolicy};

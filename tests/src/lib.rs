@@ -90,6 +90,7 @@ macro_rules! conformance_suite {
                     a_context_is_a_stream_of_messages,
                     stopping_a_server_loses_no_reply,
                     stop_worker_returns_after_shutdown,
+                    a_channel_is_observable_and_its_close_fails_waiting_requests,
                 );
             }
             /// The adversarial section (`onward_tests::adversarial`).

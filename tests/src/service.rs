@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use onward_protocol::api::Error;
+use onward_protocol::channel::ChannelError;
+use onward_protocol::node::{ChannelState, NodeError};
 use onward_protocol::report::ReportCode;
 use onward_protocol::route;
 
@@ -196,4 +198,70 @@ pub async fn stop_worker_returns_after_shutdown<H: Harness>() {
         "shutdown ran before it returned"
     );
     node.stop().await.expect("stop");
+}
+
+/// A channel says what it is doing, and when it closes: its handle's state, a future
+/// that resolves with why, the node's list of channels and counters; a request
+/// waiting for a reply through it fails when it closes, saying so, instead of
+/// waiting out its timeout.
+pub async fn a_channel_is_observable_and_its_close_fails_waiting_requests<H: Harness>() {
+    let alice = identity();
+    let (b, _, a, channel, ctx) = responder_and_initiator::<H>(&alice).await;
+    let (arrived, mut arrivals) = futures::channel::mpsc::unbounded();
+    b.start_worker("sink", crate::workers::Reporter(arrived))
+        .await
+        .expect("worker");
+    assert_eq!(
+        channel.state(),
+        Some(ChannelState::Established(alice.identifier()))
+    );
+    assert_eq!(
+        a.channels(),
+        vec![(
+            channel.address().clone(),
+            ChannelState::Established(alice.identifier())
+        )]
+    );
+    assert_eq!(a.stats().channels_established, 1);
+
+    let waiting = ctx.request::<String>(
+        route![channel.address(), "sink"],
+        "never answered".to_owned(),
+        Duration::from_secs(20),
+    );
+    let started = std::time::Instant::now();
+    let (reply, closed, stopped) = futures::join!(waiting, channel.closed(), async {
+        // The request is at the worker, which never answers, when the server stops.
+        arrivals.next().await.expect("the request arrives");
+        b.stop().await
+    });
+    stopped.expect("stop");
+    let error = reply.expect_err("no reply comes");
+    assert!(
+        matches!(
+            &error,
+            Error::Node(NodeError::Channel {
+                error: ChannelError::Closed,
+                ..
+            })
+        ),
+        "{error}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "not its timeout"
+    );
+    assert!(
+        matches!(&closed, NodeError::Channel { error: ChannelError::Closed, address } if address == channel.address()),
+        "{closed}"
+    );
+    assert_eq!(
+        channel.state(),
+        Some(ChannelState::Ended(ChannelError::Closed))
+    );
+    assert!(a.channels().is_empty());
+    assert_eq!(a.stats().channels_closed, 1);
+    // Once ended, `closed` answers at once.
+    assert!(matches!(channel.closed().await, NodeError::Channel { .. }));
+    a.stop().await.expect("stop");
 }

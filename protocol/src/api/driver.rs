@@ -46,6 +46,8 @@ pub(super) struct Driver {
     /// The running workers, each with the signal its task fires when it has ended
     /// (after its `shutdown`).
     pub(super) workers: BTreeMap<Address, Signal>,
+    /// Who waits for each channel to end, and hears why.
+    pub(super) channel_watchers: BTreeMap<Address, Vec<oneshot::Sender<NodeError>>>,
 }
 
 /// What every task of a node shares.
@@ -95,6 +97,7 @@ impl Shared {
                 armed: None,
                 stopping: false,
                 workers: BTreeMap::new(),
+                channel_watchers: BTreeMap::new(),
             }),
             timer_wake,
             closing: Signal::default(),
@@ -198,6 +201,9 @@ impl Shared {
                 // A persistent channel stays, to be closed at stop even while down.
                 if !d.core.is_persistent_channel(&address) {
                     d.channels.remove(&address);
+                    for watcher in d.channel_watchers.remove(&address).unwrap_or_default() {
+                        let _ = watcher.send(error.clone());
+                    }
                 }
                 if let Some(waiting) = d.pending_channels.remove(&address) {
                     let _ = waiting.send(Err(error));
@@ -208,6 +214,12 @@ impl Shared {
             NodeEvent::ChannelClosed { address, .. } => {
                 if !d.core.is_persistent_channel(&address) {
                     d.channels.remove(&address);
+                    for watcher in d.channel_watchers.remove(&address).unwrap_or_default() {
+                        let _ = watcher.send(NodeError::Channel {
+                            address: address.clone(),
+                            error: crate::channel::ChannelError::Closed,
+                        });
+                    }
                 }
                 // A channel closed before it was established (by the peer, or by a
                 // close during the handshake) must not leave its creator waiting.

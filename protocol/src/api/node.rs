@@ -14,7 +14,7 @@ use futures::FutureExt;
 
 use crate::channel::ChannelConfig;
 use crate::identity::{Identifier, Identity};
-use crate::node::{Access, ChannelRules, NodeConfig, NodeCore};
+use crate::node::{Access, ChannelRules, ChannelState, NodeConfig, NodeCore, NodeError};
 use crate::random::SystemRandom;
 use crate::routing::{Address, Route};
 use crate::trust::TrustPolicy;
@@ -114,6 +114,51 @@ impl SecureChannel {
     /// The peer's verified identifier.
     pub fn peer(&self) -> &Identifier {
         &self.peer
+    }
+
+    /// What the channel is doing now: established, ended (closed by either side, or
+    /// failed: why), or, for a persistent channel, down or in a new handshake. `None`
+    /// once the node has stopped.
+    pub fn state(&self) -> Option<ChannelState> {
+        let shared = self._last.shared.upgrade()?;
+        let state = shared.driver().core.channel_state(&self.address);
+        state
+    }
+
+    /// Resolves when the channel has ended for good, with why: closed by this node or
+    /// its peer (`ChannelError::Closed`), or failed (the peer unresponsive, refused,
+    /// lost, ...). A persistent channel ends only when it is closed; its failures in
+    /// between are [`state`](Self::state)'s to tell. Resolves at once if the channel
+    /// has ended already, and with `Closed` when the node stops.
+    pub async fn closed(&self) -> NodeError {
+        let closed = || NodeError::Channel {
+            address: self.address.clone(),
+            error: crate::channel::ChannelError::Closed,
+        };
+        let Some(shared) = self._last.shared.upgrade() else {
+            return closed();
+        };
+        let wait = {
+            let mut d = shared.driver();
+            match d.core.channel_state(&self.address) {
+                Some(ChannelState::Ended(error)) => {
+                    return NodeError::Channel {
+                        address: self.address.clone(),
+                        error,
+                    }
+                }
+                None => return closed(),
+                Some(_) if d.stopping => return closed(),
+                Some(_) => {}
+            }
+            let (tx, rx) = oneshot::channel();
+            let watchers = d.channel_watchers.entry(self.address.clone()).or_default();
+            // Waits given up leave nothing behind.
+            watchers.retain(|w| !w.is_canceled());
+            watchers.push(tx);
+            rx
+        };
+        wait.await.unwrap_or_else(|_| closed())
     }
 }
 
@@ -473,6 +518,16 @@ impl Node {
             .with_core(|core, now| core.close_channel(&channel.address, now));
     }
 
+    /// The secure channels this node opened or accepted that are live (or, for a
+    /// persistent one, down for now), each with its state.
+    pub fn channels(&self) -> Vec<(Address, ChannelState)> {
+        let d = self.shared.driver();
+        d.channels
+            .iter()
+            .filter_map(|address| Some((address.clone(), d.core.channel_state(address)?)))
+            .collect()
+    }
+
     /// Counters of what the node refused or dropped.
     pub fn stats(&self) -> crate::node::NodeStats {
         self.shared.driver().core.stats()
@@ -554,6 +609,7 @@ async fn stop(shared: &Arc<Shared>) -> Result<()> {
             drop(handle.writer);
         }
         d.pending_channels.clear();
+        d.channel_watchers.clear();
     }
     shared.stopping.fire();
     // Every task ends by itself once stopping is seen and what it holds is flushed;

@@ -278,6 +278,7 @@ impl NodeCore {
         for event in events {
             let event = match event {
                 ChannelEvent::Established { peer } => {
+                    self.stats.channels_established += 1;
                     self.forget_half_open(listener.as_ref(), id);
                     self.reestablished(id);
                     if initiator {
@@ -306,7 +307,15 @@ impl NodeCore {
                 }
                 ChannelEvent::Closed { by_peer, reason } => {
                     tracing::debug!(address = %encryptor, ?reason, by_peer, "secure channel closed");
+                    self.stats.channels_closed += 1;
                     self.ended.insert(encryptor.clone(), ChannelError::Closed);
+                    // Whoever sent into it last (a request waiting for its reply,
+                    // say) learns that no reply will come through it.
+                    let closed = NodeError::Channel {
+                        address: encryptor.clone(),
+                        error: ChannelError::Closed,
+                    };
+                    self.tell_senders(id, &closed);
                     NodeEvent::ChannelClosed {
                         channel: id,
                         address: encryptor.clone(),
@@ -357,8 +366,8 @@ impl NodeCore {
             return;
         };
         let address = end.encryptor.clone();
-        let senders = std::mem::take(&mut end.senders);
         let role = end.channel.role();
+        self.stats.channels_failed += 1;
         // A peer can make responders fail as often as it likes: those are debug.
         if role == ChannelRole::Initiator {
             tracing::info!(%address, %error, "secure channel failed");
@@ -368,19 +377,28 @@ impl NodeCore {
         if let NodeError::Channel { error, .. } = &error {
             self.ended.insert(address.clone(), error.clone());
         }
-        for sender in senders {
-            self.outputs
-                .push_back(Output::Event(NodeEvent::DeliveryFailed {
-                    sender: Some(sender),
-                    error: error.clone(),
-                }));
-        }
+        self.tell_senders(id, &error);
         self.outputs
             .push_back(Output::Event(NodeEvent::ChannelFailed {
                 channel: id,
                 address,
                 error,
             }));
+    }
+
+    /// Tells the local senders that sent into channel end `id` last that it ended,
+    /// with `error`.
+    fn tell_senders(&mut self, id: ChannelId, error: &NodeError) {
+        let Some(end) = self.channels.get_mut(&id) else {
+            return;
+        };
+        for sender in std::mem::take(&mut end.senders) {
+            self.outputs
+                .push_back(Output::Event(NodeEvent::DeliveryFailed {
+                    sender: Some(sender),
+                    error: error.clone(),
+                }));
+        }
     }
 
     /// Notes that local `sender` sends into channel end `id`, to tell it if the

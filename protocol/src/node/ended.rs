@@ -44,6 +44,31 @@ impl EndedChannels {
     }
 }
 
+impl super::NodeCore {
+    /// What the secure channel end at encryptor `address` is doing: in its handshake,
+    /// established, down (a persistent channel, to be started again) or ended, with
+    /// why; `None` if nothing on this node is or was a channel end there (or it ended
+    /// too long ago to be remembered).
+    pub fn channel_state(&self, address: &crate::routing::Address) -> Option<super::ChannelState> {
+        use super::ChannelState;
+        let live = match self.targets.get(address) {
+            Some(super::Target::Encryptor(id)) => self.channels.get(id),
+            _ => None,
+        };
+        if let Some(end) = live {
+            return Some(match end.channel.peer() {
+                Some(peer) => ChannelState::Established(*peer),
+                None => ChannelState::Opening,
+            });
+        }
+        let why = self.ended.get(address).cloned();
+        if self.is_persistent_channel(address) {
+            return Some(ChannelState::Down(why.unwrap_or(ChannelError::Closed)));
+        }
+        why.map(ChannelState::Ended)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -145,7 +145,7 @@ use connection::ConnectionTable;
 pub use connection::Direction;
 pub use error::NodeError;
 use mailbox::Mailboxes;
-pub use output::{Hop, NodeEvent, NodeStats, Output};
+pub use output::{ChannelState, Hop, NodeEvent, NodeStats, Output};
 pub use persistent::MAX_REESTABLISH_DELAY;
 use routing::Source;
 

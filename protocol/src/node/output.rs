@@ -169,6 +169,12 @@ pub struct NodeStats {
     pub reports_suppressed: u64,
     /// Error reports that reached a secure channel end of this node.
     pub reports_received: u64,
+    /// Secure channel ends established (each time, for a persistent channel).
+    pub channels_established: u64,
+    /// Secure channel ends closed, by this node or by their peer.
+    pub channels_closed: u64,
+    /// Secure channel ends that failed (handshake or afterwards).
+    pub channels_failed: u64,
 }
 
 /// A first hop that can be congested: where a message from a local sender goes first.
@@ -179,4 +185,19 @@ pub enum Hop {
     /// A connection, congested while half its backlog (or, while it opens, half the
     /// messages that may wait for it) is unsent.
     Connection(ConnectionId),
+}
+
+/// What a secure channel end is doing, as [`NodeCore::channel_state`](super::NodeCore::channel_state) tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChannelState {
+    /// In its handshake (for a persistent channel: a new one).
+    Opening,
+    /// Messages flow, with the peer verified as this identifier.
+    Established(Identifier),
+    /// A persistent channel that went down for this reason, to be started again.
+    Down(crate::channel::ChannelError),
+    /// Ended for this reason (closed, by either side, or failed). The node remembers
+    /// the latest ended ends only; an older one is not known.
+    Ended(crate::channel::ChannelError),
 }
