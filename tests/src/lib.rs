@@ -91,6 +91,7 @@ macro_rules! conformance_suite {
                     stopping_a_server_loses_no_reply,
                     stop_worker_returns_after_shutdown,
                     a_channel_is_observable_and_its_close_fails_waiting_requests,
+                    the_node_spawns_sleeps_and_times_out,
                 );
             }
             /// The adversarial section (`onward_tests::adversarial`).

@@ -265,3 +265,27 @@ pub async fn a_channel_is_observable_and_its_close_fails_waiting_requests<H: Har
     assert!(matches!(channel.closed().await, NodeError::Channel { .. }));
     a.stop().await.expect("stop");
 }
+
+/// The node's runtime-neutral helpers: spawn, sleep and timeout, the same on every
+/// runtime.
+pub async fn the_node_spawns_sleeps_and_times_out<H: Harness>() {
+    let node = H::start(options()).await.expect("node");
+    let (tx, rx) = oneshot::channel();
+    let sleeper = node.clone();
+    node.spawn(async move {
+        sleeper.sleep(Duration::from_millis(10)).await;
+        let _ = tx.send(7);
+    });
+    let value = node
+        .timeout(STEP, rx)
+        .await
+        .expect("in time")
+        .expect("the task ran");
+    assert_eq!(value, 7);
+    let late = node
+        .timeout(Duration::from_millis(20), futures::future::pending::<()>())
+        .await
+        .expect_err("never ready");
+    assert!(matches!(late, Error::Timeout(d) if d == Duration::from_millis(20)));
+    node.stop().await.expect("stop");
+}

@@ -174,7 +174,9 @@ impl Context {
     /// an earlier send from this context (a secure channel it sent through that
     /// failed, among others); [`Error::Remote`] when a node on the route sent back a
     /// report that it could not pass one of this context's messages on;
-    /// [`Error::Decode`] if the body is not an `M`;
+    /// [`Error::Decode`] if the body is not an `M` (the message is consumed: to try
+    /// several types, receive [`Opaque`](super::Opaque) and use
+    /// [`Routed::body_as`] or [`Routed::into_typed`]);
     /// [`Error::Stopped`] once the node has stopped.
     pub async fn receive<M: Message>(&mut self) -> Result<Routed<M>> {
         let timeout = self.shared.receive_timeout();

@@ -518,6 +518,34 @@ impl Node {
             .with_core(|core, now| core.close_channel(&channel.address, now));
     }
 
+    /// Runs `task` on the node's runtime, detached: with these helpers an application
+    /// spawns, sleeps and times out the same way on every runtime.
+    pub fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.shared.runtime.spawn(Box::pin(task));
+    }
+
+    /// Waits `duration`, on the node's runtime's timer.
+    pub async fn sleep(&self, duration: Duration) {
+        self.shared.runtime.sleep(duration).await;
+    }
+
+    /// Runs `future` for at most `duration`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] if it did not finish in time (it is then dropped).
+    pub async fn timeout<T>(
+        &self,
+        duration: Duration,
+        future: impl std::future::Future<Output = T>,
+    ) -> Result<T> {
+        let future = std::pin::pin!(future);
+        match future::select(future, self.shared.runtime.sleep(duration)).await {
+            future::Either::Left((value, _)) => Ok(value),
+            future::Either::Right(_) => Err(Error::Timeout(duration)),
+        }
+    }
+
     /// The secure channels this node opened or accepted that are live (or, for a
     /// persistent one, down for now), each with its state.
     pub fn channels(&self) -> Vec<(Address, ChannelState)> {
@@ -628,6 +656,7 @@ async fn stop(shared: &Arc<Shared>) -> Result<()> {
 /// `handle_message` drops that message and goes on with the next.
 async fn run_worker<W: Worker>(mut worker: W, mut ctx: Context) {
     let mut panics = 0u64;
+    let mut failures = 0u64;
     let mut panicked = |address: &Address, during: &str| {
         panics += 1;
         if panics.is_power_of_two() {
@@ -674,7 +703,14 @@ async fn run_worker<W: Worker>(mut worker: W, mut ctx: Context) {
             Err(error) => Err(error),
         };
         if let Err(error) = result {
-            tracing::debug!(address = %ctx.address(), %error, "worker failed to handle a message");
+            // A peer can make a worker fail (an undecodable body, a refused reply):
+            // the 1st, 2nd, 4th, ... failure is a warning, the rest debug lines.
+            failures += 1;
+            if failures.is_power_of_two() {
+                tracing::warn!(address = %ctx.address(), failures, %error, "worker failed to handle a message");
+            } else {
+                tracing::debug!(address = %ctx.address(), %error, "worker failed to handle a message");
+            }
         }
     }
     match AssertUnwindSafe(worker.shutdown(&mut ctx))

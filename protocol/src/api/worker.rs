@@ -188,6 +188,48 @@ impl<M> Routed<M> {
     }
 }
 
+impl Routed<Opaque> {
+    /// The body decoded as an `M`, leaving the message as it is: a receiver that takes
+    /// [`Opaque`] messages can try one type after another.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`] if the body is not an `M`; [`Error::Remote`] if the message
+    /// is an error report.
+    pub fn body_as<M: Message>(&self) -> Result<M> {
+        if crate::report::is_report(&self.message) {
+            return Err(remote_error(self.message.clone(), self.origin.clone()));
+        }
+        decode_body::<M>(&self.message.payload).map_err(|e| Error::Decode {
+            sender: self
+                .message
+                .return_route
+                .next()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// The message with its body decoded as an `M`; if it is not one, the error and
+    /// the message back, untouched, to try another type.
+    ///
+    /// # Errors
+    ///
+    /// As [`body_as`](Self::body_as), with the message.
+    #[allow(clippy::result_large_err, reason = "the message is handed back whole")]
+    pub fn into_typed<M: Message>(self) -> std::result::Result<Routed<M>, (Error, Self)> {
+        match self.body_as::<M>() {
+            Ok(body) => Ok(Routed {
+                body,
+                message: self.message,
+                origin: self.origin,
+            }),
+            Err(error) => Err((error, self)),
+        }
+    }
+}
+
 /// Code that runs at an address and handles the messages sent there.
 ///
 /// Write the methods as plain `async fn`; their futures must be `Send`, so a worker
@@ -282,6 +324,28 @@ mod tests {
         let mut text = reference_encoding(&"hi".to_string());
         text.push(0);
         assert!(decode_body::<String>(&text).is_err());
+    }
+
+    #[test]
+    fn an_opaque_message_is_tried_as_one_type_then_another() {
+        let payload = encode_body(&42u32).unwrap();
+        let message =
+            TransportMessage::new(Route::from(Address::local("w")), Route::new(), payload);
+        let routed = Routed::<Opaque>::decode(message, Origin::Local).unwrap();
+        assert!(matches!(
+            routed.body_as::<String>(),
+            Err(Error::Decode { .. })
+        ));
+        let (error, routed) = routed.into_typed::<String>().unwrap_err();
+        assert!(matches!(error, Error::Decode { .. }));
+        let typed = routed.into_typed::<u32>().expect("it is a number");
+        assert_eq!(*typed.body(), 42);
+        // A report is the error it stands for, whatever type is asked for.
+        let report =
+            crate::report::Report::new(crate::report::ReportCode::Refused, Address::local("w"), "")
+                .into_message(Route::from(Address::local("app")));
+        let routed = Routed::<Opaque>::decode(report, Origin::Local).unwrap();
+        assert!(matches!(routed.body_as::<u32>(), Err(Error::Remote { .. })));
     }
 
     #[test]
