@@ -20,7 +20,13 @@ fn examples_answer_help_and_name_bad_arguments() {
     for name in [
         "02-worker-smol",
         "09-secure-channel-many-transport-hops-smol",
+        "kv-smol",
     ] {
         examples::help_and_bad_argument(name);
     }
+}
+
+#[test]
+fn the_kv_service_runs() {
+    examples::kv("kv-smol");
 }

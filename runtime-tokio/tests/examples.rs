@@ -1036,3 +1036,36 @@ fn a_killed_and_restarted_responder_is_an_error_within_two_seconds() {
         drop(restarted);
     });
 }
+
+/// The key-value service in three processes: a server, a middle node and a client
+/// whose ten tasks put and get keys through one secure channel, each request with its
+/// own reply address; and all three in one process.
+#[test]
+fn kv_service_in_three_processes_and_in_one() {
+    let mut server = Program::start("kv", &["server", "127.0.0.1:0"]);
+    let server_id = server.wait_for("kv server: identifier ");
+    let server_address = server.listening_address("kv server");
+    let mut middle = Program::start("kv", &["middle", "127.0.0.1:0"]);
+    let middle_address = middle.listening_address("kv middle");
+    let client = run(
+        "kv",
+        &[
+            "client",
+            &middle_address,
+            &server_address,
+            &server_id,
+            "10",
+            "20",
+        ],
+    );
+    let answered = client.after("kv client: ");
+    assert!(
+        answered.starts_with("400 requests answered in "),
+        "{answered}"
+    );
+
+    let demo = run("kv", &["demo"]);
+    assert!(demo
+        .after("kv client: ")
+        .starts_with("1000 requests answered in "));
+}

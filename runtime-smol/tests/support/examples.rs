@@ -74,3 +74,16 @@ pub(crate) fn help_and_bad_argument(name: &str) {
         format!("{name}: error: unexpected argument \"extra\"; usage: {name}")
     );
 }
+
+/// The key-value example, all three roles in one process: the client's ten tasks get
+/// every answer.
+#[allow(dead_code, reason = "only the smol crate has the key-value example")]
+pub(crate) fn kv(name: &str) {
+    let output = run(name, &[], &[]);
+    assert!(output.status.success(), "{output:?}");
+    let out = stdout(&output);
+    assert!(
+        out.contains("kv client: 1000 requests answered in "),
+        "{out}"
+    );
+}
