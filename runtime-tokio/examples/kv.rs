@@ -75,25 +75,7 @@ async fn run(mut args: common::Args) -> common::Outcome {
         }
         Some("demo") | None => {
             args.done()?;
-            let (server, server_address, id) = kv::server("127.0.0.1:0").await?;
-            let (middle, middle_address) = kv::middle("127.0.0.1:0").await?;
-            println!("kv demo: server {server_address} ({id}), middle {middle_address}");
-            let started = Instant::now();
-            let answered = kv::client(
-                &middle_address.to_string(),
-                &server_address.to_string(),
-                id,
-                10,
-                50,
-            )
-            .await?;
-            println!(
-                "kv client: {answered} requests answered in {} ms",
-                started.elapsed().as_millis()
-            );
-            middle.stop().await?;
-            server.stop().await?;
-            Ok(())
+            kv::demo().await
         }
         Some(other) => Err(format!("unknown role {other:?}; usage: {PROGRAM} {USAGE}").into()),
     }

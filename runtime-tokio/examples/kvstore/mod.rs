@@ -120,3 +120,27 @@ pub(crate) async fn client(
     node.stop().await?;
     Ok(answered)
 }
+
+/// All three roles in one process, over loopback TCP: prints where the server and
+/// middle node listen and how fast the client's requests were answered.
+pub(crate) async fn demo() -> std::result::Result<(), Box<dyn std::error::Error>> {
+    let (server, server_address, id) = server("127.0.0.1:0").await?;
+    let (middle, middle_address) = middle("127.0.0.1:0").await?;
+    println!("kv demo: server {server_address} ({id}), middle {middle_address}");
+    let started = std::time::Instant::now();
+    let answered = client(
+        &middle_address.to_string(),
+        &server_address.to_string(),
+        id,
+        10,
+        50,
+    )
+    .await?;
+    println!(
+        "kv client: {answered} requests answered in {} ms",
+        started.elapsed().as_millis()
+    );
+    middle.stop().await?;
+    server.stop().await?;
+    Ok(())
+}
