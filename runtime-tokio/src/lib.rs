@@ -468,6 +468,11 @@
 
 mod io;
 
+/// The code of the README, compiled as doc tests so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
