@@ -79,6 +79,74 @@ impl TrustAnyOf {
     pub fn identifiers(&self) -> &BTreeSet<Identifier> {
         &self.0
     }
+
+    /// A policy that accepts the identifiers listed in the text file at `path`: one
+    /// per line; blank lines and lines starting with `#` are skipped, and whitespace
+    /// around an identifier is ignored. At most 64 KiB is read.
+    ///
+    /// # Errors
+    ///
+    /// [`TrustFileError::Io`] if the file cannot be read, or
+    /// [`TrustFileError::Line`] for the first line that is not an identifier.
+    pub fn load(path: impl AsRef<std::path::Path>) -> Result<Self, TrustFileError> {
+        use std::io::Read;
+        let path = path.as_ref();
+        let io = |source: std::io::Error| TrustFileError::Io {
+            path: path.to_path_buf(),
+            source: std::sync::Arc::new(source),
+        };
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .map_err(io)?
+            .take(64 * 1024)
+            .read_to_string(&mut text)
+            .map_err(io)?;
+        Self::parse(&text)
+    }
+
+    /// As [`load`](Self::load), from the text itself.
+    ///
+    /// # Errors
+    ///
+    /// [`TrustFileError::Line`] for the first line that is not an identifier.
+    pub fn parse(text: &str) -> Result<Self, TrustFileError> {
+        let mut identifiers = BTreeSet::new();
+        for (number, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let identifier = line.parse().map_err(|error| TrustFileError::Line {
+                line: number + 1,
+                error,
+            })?;
+            identifiers.insert(identifier);
+        }
+        Ok(Self(identifiers))
+    }
+}
+
+/// Why a file of trusted identifiers could not be loaded.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrustFileError {
+    /// The file could not be read.
+    #[error("trusted identifiers file {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::sync::Arc<std::io::Error>,
+    },
+    /// A line is not an identifier.
+    #[error("line {line} is not an identifier: {error}")]
+    Line {
+        /// Its number, from 1.
+        line: usize,
+        /// Why.
+        error: crate::identity::IdentityError,
+    },
 }
 
 impl FromIterator<Identifier> for TrustAnyOf {
@@ -143,6 +211,32 @@ pub(crate) fn ask(policy: &dyn TrustPolicy, peer: &Identifier) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_file_of_trusted_identifiers_loads_with_comments_and_blank_lines() {
+        let a = Identifier::from_bytes([1; 32]);
+        let b = Identifier::from_bytes([2; 32]);
+        let text = format!("# the clients\n\n{a}\n  {b}  \r\n{a}\n");
+        let policy = TrustAnyOf::parse(&text).unwrap();
+        assert_eq!(policy.identifiers().len(), 2);
+        assert!(policy.is_trusted(&a) && policy.is_trusted(&b));
+        let bad = format!("{a}\nnot one\n");
+        assert!(matches!(
+            TrustAnyOf::parse(&bad),
+            Err(TrustFileError::Line { line: 2, .. })
+        ));
+        let path = std::env::temp_dir().join(format!("onward-trust-{}.txt", std::process::id()));
+        std::fs::write(&path, &text).unwrap();
+        assert_eq!(
+            TrustAnyOf::load(&path).unwrap().identifiers(),
+            policy.identifiers()
+        );
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(
+            TrustAnyOf::load(&path),
+            Err(TrustFileError::Io { .. })
+        ));
+    }
+
     use super::*;
 
     fn id(byte: u8) -> Identifier {

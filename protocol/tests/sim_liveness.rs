@@ -610,3 +610,45 @@ fn a_persistent_channel_backs_off_and_closing_it_ends_it() {
         "{closed:?}"
     );
 }
+
+/// A channel closed by its peer tells the latest senders into it at this end (a
+/// request waiting for its reply, say), with a channel-specific error, and counts it.
+#[test]
+fn senders_are_told_when_the_peer_closes_their_channel() {
+    let (mut sim, a, b) = pair(1760, false);
+    let channel = sim
+        .establish(a, route![tcp("b:4000"), "secure"], identity(1), everyone())
+        .unwrap();
+    sim.send(a, "app", route![channel.clone(), "echoer"], b"one".to_vec())
+        .unwrap();
+    sim.run_until_idle();
+    let b_end = sim
+        .events(b)
+        .find_map(|e| match e {
+            NodeEvent::ChannelEstablished {
+                address,
+                initiator: false,
+                ..
+            } => Some(address.clone()),
+            _ => None,
+        })
+        .unwrap();
+    sim.close_channel(b, &b_end);
+    sim.run_until_idle();
+    assert!(told(&sim, a, "app").iter().any(|(_, e)| matches!(
+        e,
+        NodeError::Channel { address, error: ChannelError::Closed } if *address == channel
+    )));
+    assert!(sim.events(a).any(|e| matches!(
+        e,
+        NodeEvent::ChannelClosed { by_peer: true, address, .. } if *address == channel
+    )));
+    assert_eq!(sim.core(a).stats().channels_closed, 1);
+    assert_eq!(sim.core(b).stats().channels_closed, 1);
+    assert_eq!(
+        sim.core(a).channel_state(&channel),
+        Some(onward_protocol::node::ChannelState::Ended(
+            ChannelError::Closed
+        ))
+    );
+}

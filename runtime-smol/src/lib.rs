@@ -74,7 +74,9 @@ pub use onward_protocol::node::{Access, ChannelRules, Origin};
 pub use onward_protocol::node::{ChannelState, NodeConfig, NodeStats};
 /// What [`Error::Remote`] holds: a node on the route could not pass a message on.
 pub use onward_protocol::report::{Report, ReportCode};
-pub use onward_protocol::trust::{TrustAnyOf, TrustEveryone, TrustIdentifier, TrustPolicy};
+pub use onward_protocol::trust::{
+    TrustAnyOf, TrustEveryone, TrustFileError, TrustIdentifier, TrustPolicy,
+};
 pub use onward_protocol::{route, tcp, Address, Route, TransportMessage};
 
 /// smol as an onward [`Runtime`]: tasks are spawned on smol's global executor.

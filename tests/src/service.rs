@@ -88,7 +88,12 @@ pub async fn a_late_reply_is_not_the_next_requests_reply<H: Harness>() {
 pub async fn a_context_is_a_stream_of_messages<H: Harness>() {
     let node = H::start(options()).await.expect("node");
     let mut server = node.context("server").await.expect("context");
-    let client = node.context("client").await.expect("context");
+    // A context needs no name of the user's.
+    let client = node.new_context().await.expect("context");
+    assert_ne!(
+        client.address(),
+        node.new_context().await.expect("another").address()
+    );
     for i in 0..5 {
         client
             .send(route!["server"], format!("message {i}"))

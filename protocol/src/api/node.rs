@@ -337,6 +337,21 @@ impl Node {
         self.context_with(address, Access::default()).await
     }
 
+    /// A context at a fresh address nobody chose (32 random hex digits), with the
+    /// access rule of [`context`](Self::context): for a task that only needs somewhere
+    /// to receive its replies.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Stopped`] once the node is stopping.
+    pub async fn new_context(&self) -> Result<Context> {
+        let address = {
+            let mut d = self.shared.driver();
+            d.core.generate_address()?
+        };
+        self.context(address).await
+    }
+
     /// A context at `address` taking only messages that `access` admits.
     ///
     /// # Errors

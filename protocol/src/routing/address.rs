@@ -143,9 +143,10 @@ impl Address {
     }
 }
 
-/// A TCP address, for use in [`route!`](crate::route): `tcp("127.0.0.1:4000")`.
-pub fn tcp(peer: impl Into<String>) -> Address {
-    Address::tcp(peer)
+/// A TCP address, for use in [`route!`](crate::route): `tcp("127.0.0.1:4000")`, or
+/// `tcp(bound)` with the `SocketAddr` a listener was bound to.
+pub fn tcp(peer: impl fmt::Display) -> Address {
+    Address::tcp(peer.to_string())
 }
 
 fn hex_digit(nibble: u8) -> char {
@@ -244,6 +245,13 @@ mod tests {
     use super::*;
     use crate::random::SeededRandom;
     use proptest::prelude::*;
+
+    #[test]
+    fn tcp_takes_text_or_a_socket_address() {
+        let bound: std::net::SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        assert_eq!(tcp(bound), tcp("127.0.0.1:4000"));
+        assert_eq!(tcp(String::from("h:1")), Address::tcp("h:1"));
+    }
 
     #[test]
     fn prints_and_parses_the_documented_forms() {
