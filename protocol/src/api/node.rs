@@ -40,8 +40,9 @@ pub struct NodeOptions {
     /// How long an application context's send may wait for a congested first hop
     /// (a mailbox or connection past half its limit) to drain. Default 30 s.
     pub send_timeout: Duration,
-    /// How long [`Node::stop`] waits for connections to flush and tasks to end before
-    /// cutting them off. Default 5 s.
+    /// How long [`Node::stop`] may take: workers get up to half of it to finish their
+    /// mailboxes, and what is left of it goes to connections flushing and tasks
+    /// ending before they are cut off. Default 5 s.
     pub stop_grace: Duration,
 }
 
