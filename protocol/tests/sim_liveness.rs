@@ -28,6 +28,27 @@ fn pair(seed: u64, keepalives: bool) -> (Sim, NodeId, NodeId) {
     (sim, a, b)
 }
 
+/// A's route to B's channel listener.
+fn to_b() -> onward_protocol::Route {
+    route![tcp("b:4000"), "secure"]
+}
+
+/// A channel from A to B, established.
+fn open(sim: &mut Sim, a: NodeId) -> Address {
+    sim.establish(a, to_b(), identity(1), everyone()).unwrap()
+}
+
+/// Sends `body` from A's app through `channel` to B's echoer, and checks the echo.
+fn echo(sim: &mut Sim, a: NodeId, channel: &Address, body: &[u8]) {
+    sim.send(a, "app", route![channel.clone(), "echoer"], body.to_vec())
+        .unwrap();
+    sim.run_until_idle();
+    assert_eq!(
+        sim.mailbox(a, "app").payloads().last(),
+        Some(&body.to_vec())
+    );
+}
+
 /// The channel failure A's core reported for `channel`, with its time.
 fn failure(sim: &Sim, node: NodeId, channel: &Address) -> Option<(Duration, ChannelError)> {
     sim.node(node).events.iter().find_map(|(t, e)| match e {
@@ -63,13 +84,8 @@ fn told(sim: &Sim, node: NodeId, sender: &str) -> Vec<(Duration, NodeError)> {
 #[test]
 fn a_restarted_responder_is_found_within_two_seconds() {
     let (mut sim, a, b) = pair(1701, false);
-    let channel = sim
-        .establish(a, route![tcp("b:4000"), "secure"], identity(1), everyone())
-        .unwrap();
-    sim.send(a, "app", route![channel.clone(), "echoer"], b"one".to_vec())
-        .unwrap();
-    sim.run_until_idle();
-    assert_eq!(sim.mailbox(a, "app").payloads(), [b"one".to_vec()]);
+    let channel = open(&mut sim, a);
+    echo(&mut sim, a, &channel, b"one");
 
     sim.restart(b);
     sim.run_for(Duration::from_secs(5));
@@ -116,9 +132,7 @@ fn a_restarted_responder_is_found_within_two_seconds() {
         "{late:?}"
     );
     assert_eq!(sim.core(a).channel_count(), 0);
-    let again = sim
-        .establish(a, route![tcp("b:4000"), "secure"], identity(1), everyone())
-        .unwrap();
+    let again = sim.establish(a, to_b(), identity(1), everyone()).unwrap();
     sim.send(a, "app", route![again, "echoer"], b"three".to_vec())
         .unwrap();
     sim.run_until_idle();
@@ -134,9 +148,7 @@ fn a_restarted_responder_is_found_within_two_seconds() {
 #[test]
 fn an_idle_initiator_finds_a_restarted_responder_by_its_keepalive() {
     let (mut sim, a, b) = pair(1702, true);
-    let channel = sim
-        .establish(a, route![tcp("b:4000"), "secure"], identity(1), everyone())
-        .unwrap();
+    let channel = open(&mut sim, a);
     let restarted_at = sim.now();
     sim.restart(b);
     assert!(
@@ -168,8 +180,7 @@ fn a_crashed_initiators_ends_are_reclaimed() {
     );
     sim.add_channel_listener(b, "secure", identity(2), everyone());
     for _ in 0..2 {
-        sim.establish(a, route![tcp("b:4000"), "secure"], identity(1), everyone())
-            .unwrap();
+        sim.establish(a, to_b(), identity(1), everyone()).unwrap();
     }
     assert_eq!(sim.core(b).channel_count(), 2);
     let crashed_at = sim.now();
@@ -177,7 +188,7 @@ fn a_crashed_initiators_ends_are_reclaimed() {
     // The table is full: C's hello is dropped, and C told at once.
     let started = sim.now();
     let refused = sim
-        .establish(c, route![tcp("b:4000"), "secure"], identity(3), everyone())
+        .establish(c, to_b(), identity(3), everyone())
         .unwrap_err();
     assert!(sim.now() - started < Duration::from_millis(100));
     assert!(
@@ -211,8 +222,7 @@ fn a_crashed_initiators_ends_are_reclaimed() {
         })
         .count();
     assert_eq!(unresponsive, 2);
-    sim.establish(c, route![tcp("b:4000"), "secure"], identity(3), everyone())
-        .unwrap();
+    sim.establish(c, to_b(), identity(3), everyone()).unwrap();
 }
 
 /// The bytes an idle channel costs: A's transmits over ten quiet minutes with one
@@ -223,8 +233,7 @@ fn keepalive_cost_of_an_idle_channel() {
     for with_channel in [false, true] {
         let (mut sim, a, _b) = pair(1704, true);
         if with_channel {
-            sim.establish(a, route![tcp("b:4000"), "secure"], identity(1), everyone())
-                .unwrap();
+            open(&mut sim, a);
         } else {
             sim.send(a, "app", route![tcp("b:4000"), "echoer"], b"x".to_vec())
                 .unwrap();
@@ -251,9 +260,7 @@ fn keepalive_cost_of_an_idle_channel() {
 #[test]
 fn a_far_unknown_address_is_reported_to_the_sender() {
     let (mut sim, a, b) = pair(1705, false);
-    let channel = sim
-        .establish(a, route![tcp("b:4000"), "secure"], identity(1), everyone())
-        .unwrap();
+    let channel = open(&mut sim, a);
     sim.send(a, "app", route![channel.clone(), "nobody"], b"?".to_vec())
         .unwrap();
     sim.send(a, "app", route![tcp("b:4000"), "nobody"], b"?".to_vec())
@@ -337,7 +344,7 @@ fn handshakes_survive_loss_and_duplication() {
     for seed in 0..20 {
         let (mut sim, a, b) = pair(1710 + seed, false);
         sim.set_all_links(LinkFaults::lossy(0.3, 0.3, 0.0, 0.0));
-        match sim.establish(a, route![tcp("b:4000"), "secure"], identity(1), everyone()) {
+        match sim.establish(a, to_b(), identity(1), everyone()) {
             Ok(_) => {
                 established += 1;
                 sim.run_until_idle();
@@ -363,10 +370,7 @@ fn handshakes_survive_loss_and_duplication() {
         let (mut sim, a, _b) = pair(1710 + seed, false);
         sim.channel.handshake_resend = None;
         sim.set_all_links(LinkFaults::lossy(0.3, 0.3, 0.0, 0.0));
-        without += usize::from(
-            sim.establish(a, route![tcp("b:4000"), "secure"], identity(1), everyone())
-                .is_ok(),
-        );
+        without += usize::from(sim.establish(a, to_b(), identity(1), everyone()).is_ok());
     }
     println!("the same without retransmission: {without} of 20");
     assert!(without < established);
@@ -382,7 +386,7 @@ fn restarts_at_every_stage_of_a_handshake() {
     for delay_ms in [0u64, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 25, 30] {
         let (mut sim, a, b) = pair(1730 + delay_ms, false);
         let (id, _) = sim
-            .create_channel(a, route![tcp("b:4000"), "secure"], identity(1), everyone())
+            .create_channel(a, to_b(), identity(1), everyone())
             .unwrap();
         sim.run_for(Duration::from_millis(delay_ms));
         sim.restart(b);
@@ -439,9 +443,7 @@ fn restarts_at_every_stage_of_a_handshake() {
             }
             other => panic!("{delay_ms} ms: {other:?}"),
         }
-        let again = sim
-            .establish(a, route![tcp("b:4000"), "secure"], identity(1), everyone())
-            .unwrap();
+        let again = sim.establish(a, to_b(), identity(1), everyone()).unwrap();
         sim.send_message(
             a,
             &Address::local("app"),
@@ -477,7 +479,7 @@ fn established_at(sim: &Sim, node: NodeId, address: &Address) -> Vec<Duration> {
 fn a_persistent_channel_comes_back_after_a_responder_restart() {
     let (mut sim, a, b) = pair(1750, false);
     let (_, channel) = sim
-        .create_persistent_channel(a, route![tcp("b:4000"), "secure"], identity(1), everyone())
+        .create_persistent_channel(a, to_b(), identity(1), everyone())
         .unwrap();
     sim.run_until_idle();
     assert!(sim.core(a).is_persistent_channel(&channel));
@@ -561,7 +563,7 @@ fn a_persistent_channel_comes_back_after_a_responder_restart() {
 fn a_persistent_channel_backs_off_and_closing_it_ends_it() {
     let (mut sim, a, b) = pair(1751, true);
     let (_, channel) = sim
-        .create_persistent_channel(a, route![tcp("b:4000"), "secure"], identity(1), everyone())
+        .create_persistent_channel(a, to_b(), identity(1), everyone())
         .unwrap();
     sim.run_for(Duration::from_secs(1));
     sim.partition(a, b);
@@ -616,12 +618,8 @@ fn a_persistent_channel_backs_off_and_closing_it_ends_it() {
 #[test]
 fn senders_are_told_when_the_peer_closes_their_channel() {
     let (mut sim, a, b) = pair(1760, false);
-    let channel = sim
-        .establish(a, route![tcp("b:4000"), "secure"], identity(1), everyone())
-        .unwrap();
-    sim.send(a, "app", route![channel.clone(), "echoer"], b"one".to_vec())
-        .unwrap();
-    sim.run_until_idle();
+    let channel = open(&mut sim, a);
+    echo(&mut sim, a, &channel, b"one");
     let b_end = sim
         .events(b)
         .find_map(|e| match e {
