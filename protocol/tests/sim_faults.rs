@@ -227,7 +227,7 @@ fn a_partition_behind_the_middle_node_reports_errors_within_bounded_time() {
     assert_eq!(lost.address, tcp("b:4000"));
     assert!(p.sim.events(p.a).any(|e| matches!(
         e,
-        NodeEvent::DeliveryFailed { sender: Some(s), error: NodeError::Channel { .. } } if *s == Address::local("app")
+        NodeEvent::DeliveryFailed { sender: Some(s), error: NodeError::Channel { .. }, .. } if *s == Address::local("app")
     )));
 
     assert!(p.sim.mailbox(p.b, "echoer").received.is_empty());
@@ -245,7 +245,7 @@ fn a_partition_behind_the_middle_node_reports_errors_within_bounded_time() {
         .sim
         .events(p.m)
         .filter(|e| {
-            matches!(e, NodeEvent::DeliveryFailed { sender: None, error: NodeError::ConnectFailed { peer, .. } } if peer == "b:4000")
+            matches!(e, NodeEvent::DeliveryFailed { sender: None, error: NodeError::ConnectFailed { peer, .. }, .. } if peer == "b:4000")
         })
         .count();
     assert_eq!(failed, 7, "five messages, the probe, and the close record");
@@ -291,7 +291,7 @@ fn a_partition_next_to_the_sender_is_reported_to_the_sender() {
         .sim
         .events(p.a)
         .filter(|e| {
-            matches!(e, NodeEvent::DeliveryFailed { sender: Some(s), error: NodeError::ConnectFailed { peer, .. } } if *s == app && peer == "m:3000")
+            matches!(e, NodeEvent::DeliveryFailed { sender: Some(s), error: NodeError::ConnectFailed { peer, .. }, .. } if *s == app && peer == "m:3000")
         })
         .count();
     assert_eq!(to_app, 3);
@@ -343,7 +343,7 @@ fn messages_in_flight_when_a_connection_dies_are_reported_to_their_sender() {
     let reported = sim
         .events(a)
         .filter(|e| {
-            matches!(e, NodeEvent::DeliveryFailed { sender: Some(s), error: NodeError::ConnectionClosed { peer, .. } } if *s == app && peer == "b:4000")
+            matches!(e, NodeEvent::DeliveryFailed { sender: Some(s), error: NodeError::ConnectionClosed { peer, .. }, .. } if *s == app && peer == "b:4000")
         })
         .count();
     assert_eq!(reported, 3, "{:?}", sim.node(a).events);
@@ -924,7 +924,7 @@ fn a_send_to_an_unknown_address_is_refused() {
     sim.run_until_idle();
     assert!(sim.events(b).any(|e| matches!(
         e,
-        NodeEvent::DeliveryFailed { sender: None, error: NodeError::UnknownAddress(addr) } if *addr == Address::local("nobody")
+        NodeEvent::DeliveryFailed { sender: None, error: NodeError::UnknownAddress(addr), .. } if *addr == Address::local("nobody")
     )));
 }
 
@@ -938,7 +938,7 @@ fn a_connect_to_nowhere_fails_the_delivery_and_a_channel_at_once() {
     sim.run_until_idle();
     assert!(sim.events(a).any(|e| matches!(
         e,
-        NodeEvent::DeliveryFailed { sender: Some(s), error: NodeError::ConnectFailed { peer, .. } }
+        NodeEvent::DeliveryFailed { sender: Some(s), error: NodeError::ConnectFailed { peer, .. }, .. }
             if *s == Address::local("app") && peer == "nowhere:1"
     )));
     assert_eq!(sim.core(a).connection_count(), 0);
@@ -1439,6 +1439,7 @@ fn forwarding_into_a_full_backlog_drops_counts_and_serves_others() {
             NodeEvent::DeliveryFailed {
                 sender: None,
                 error,
+                ..
             } => Some(error),
             _ => None,
         })

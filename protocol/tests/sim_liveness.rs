@@ -71,6 +71,7 @@ fn told(sim: &Sim, node: NodeId, sender: &str) -> Vec<(Duration, NodeError)> {
             NodeEvent::DeliveryFailed {
                 sender: Some(s),
                 error,
+                ..
             } if *s == sender => Some((*t, error.clone())),
             _ => None,
         })

@@ -482,8 +482,8 @@ use onward_protocol::api::{self, BoxFuture, Listener, Runtime, Stream};
 /// The whole sans-IO core and async layer, for what the re-exports above leave out.
 pub use onward_protocol as protocol;
 pub use onward_protocol::api::{
-    Bytes, Context, Error, Message, NodeOptions, Opaque, Result, Routed, SecureChannel, Sender,
-    Worker,
+    Bytes, Context, Error, Message, NodeOptions, Opaque, Result, Routed, SecureChannel, SendId,
+    Sender, Worker,
 };
 /// Why a secure channel failed or ended, and its settings.
 pub use onward_protocol::channel::{ChannelConfig, ChannelError, HandshakeStage};

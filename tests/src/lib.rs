@@ -92,6 +92,7 @@ macro_rules! conformance_suite {
                     stop_worker_returns_after_shutdown,
                     a_channel_is_observable_and_its_close_fails_waiting_requests,
                     the_node_spawns_sleeps_and_times_out,
+                    a_tracked_send_that_fails_later_names_itself,
                 );
             }
             /// The adversarial section (`onward_tests::adversarial`).

@@ -294,3 +294,33 @@ pub async fn the_node_spawns_sleeps_and_times_out<H: Harness>() {
     assert!(matches!(late, Error::Timeout(d) if d == Duration::from_millis(20)));
     node.stop().await.expect("stop");
 }
+
+/// A send that fails after it returned names itself: two tracked sends to two
+/// closed ports come back as two errors, each with its own send's id and peer.
+pub async fn a_tracked_send_that_fails_later_names_itself<H: Harness>() {
+    let node = H::start(options()).await.expect("node");
+    let mut ctx = node.new_context().await.expect("context");
+    let ports = [crate::suite::closed_port(), crate::suite::closed_port()];
+    let mut sent = std::collections::BTreeMap::new();
+    for port in &ports {
+        let id = ctx
+            .send_tracked(
+                route![onward_protocol::tcp(port.as_str()), "x"],
+                "hi".to_owned(),
+            )
+            .await
+            .expect("taken: the connection is yet to open");
+        sent.insert(id, port.clone());
+    }
+    for _ in 0..2 {
+        match ctx.receive::<String>().await {
+            Err(Error::Undelivered {
+                send,
+                error: NodeError::ConnectFailed { peer, .. },
+            }) => assert_eq!(sent.remove(&send), Some(peer), "{send}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(sent.is_empty());
+    node.stop().await.expect("stop");
+}

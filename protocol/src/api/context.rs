@@ -19,7 +19,18 @@ use super::{Error, Result};
 
 /// What a mailbox holds: a message with where it came from, or the failure of an
 /// earlier send.
-pub(crate) type Delivery = std::result::Result<(TransportMessage, Origin), NodeError>;
+pub(crate) type Delivery = std::result::Result<(TransportMessage, Origin), (NodeError, u64)>;
+
+/// The id of a send made with [`Context::send_tracked`]: a failure of that message
+/// found later comes back as [`Error::Undelivered`] with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SendId(pub(crate) u64);
+
+impl fmt::Display for SendId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "send {}", self.0)
+    }
+}
 
 /// An address on a node, with a mailbox. Workers get one for each message they
 /// handle; the application gets its own from [`Node::context`](super::Node::context).
@@ -104,6 +115,24 @@ impl Context {
     /// As [`send`](Self::send).
     pub async fn forward(&self, message: TransportMessage) -> Result<()> {
         self.sender_ref().forward(message).await
+    }
+
+    /// As [`send`](Self::send), and returns an id for this send: if the message is
+    /// found undeliverable later (its connection could not be opened, or closed
+    /// before the message was written), [`receive`](Self::receive) returns
+    /// [`Error::Undelivered`] with this id, so the failure can be matched to the send.
+    /// (A failure a node on the route reports comes back as [`Error::Remote`],
+    /// naming the address it could not reach; the wire carries no id.)
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
+    pub async fn send_tracked<M: Message>(
+        &self,
+        route: impl Into<Route>,
+        body: M,
+    ) -> Result<SendId> {
+        self.sender_ref().send_tracked(route.into(), body).await
     }
 
     /// Sends `body` along `route` as a request and waits, up to `timeout`, for its
@@ -252,7 +281,11 @@ impl Context {
                 self.shared.consumed(&self.address);
                 Ok(delivery)
             }
-            Some(Err(error)) => Err(Error::Node(error)),
+            Some(Err((error, 0))) => Err(Error::Node(error)),
+            Some(Err((error, send))) => Err(Error::Undelivered {
+                send: SendId(send),
+                error,
+            }),
             None => Err(Error::Stopped),
         }
     }
@@ -299,6 +332,19 @@ impl Sender {
         self.as_ref().forward(message).await
     }
 
+    /// As [`Context::send_tracked`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Context::send`].
+    pub async fn send_tracked<M: Message>(
+        &self,
+        route: impl Into<Route>,
+        body: M,
+    ) -> Result<SendId> {
+        self.as_ref().send_tracked(route.into(), body).await
+    }
+
     /// As [`Context::request`].
     ///
     /// # Errors
@@ -335,6 +381,16 @@ impl SenderRef<'_> {
         let message =
             TransportMessage::new(route.into(), Route::from(self.address.clone()), payload);
         self.forward(message).await
+    }
+
+    async fn send_tracked<M: Message>(&self, route: Route, body: M) -> Result<SendId> {
+        let payload = super::worker::encode_body(&body)?;
+        let message = TransportMessage::new(route, Route::from(self.address.clone()), payload);
+        if self.may_wait {
+            self.shared.wait_uncongested(&message.onward_route).await?;
+        }
+        let send = self.shared.send_tracked(self.address, message)?;
+        Ok(SendId(send))
     }
 
     async fn request<R: Message>(

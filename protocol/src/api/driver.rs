@@ -64,6 +64,8 @@ pub(crate) struct Shared {
     /// node is closing.
     pub(super) workers: AtomicUsize,
     pub(super) workers_done: Signal,
+    /// The next id for a tracked send (from 1: 0 means none).
+    sends: std::sync::atomic::AtomicU64,
     /// Fired once the workers are done (or the first half of the grace period is
     /// over): channels are closed, the timer ends, readers stop reading, and sends
     /// are refused.
@@ -103,6 +105,7 @@ impl Shared {
             closing: Signal::default(),
             workers: AtomicUsize::new(0),
             workers_done: Signal::default(),
+            sends: std::sync::atomic::AtomicU64::new(1),
             stopping: Signal::default(),
             halt: Signal::default(),
             tasks: AtomicUsize::new(0),
@@ -227,9 +230,13 @@ impl Shared {
                     let _ = waiting.send(Err(NodeError::UnknownAddress(address)));
                 }
             }
-            NodeEvent::DeliveryFailed { sender, error } => {
+            NodeEvent::DeliveryFailed {
+                sender,
+                error,
+                send,
+            } => {
                 if let Some(tx) = sender.as_ref().and_then(|s| d.mailboxes.get(s)) {
-                    let _ = tx.unbounded_send(Err(error));
+                    let _ = tx.unbounded_send(Err((error, send)));
                 } else {
                     tracing::debug!(%error, "delivery failed");
                 }
@@ -252,6 +259,22 @@ impl Shared {
         }
         self.with_core(|core, now| core.handle_send(sender, message, now))
             .map_err(Error::Node)
+    }
+
+    /// As [`send`](Self::send), giving the send a fresh id (returned) that a later
+    /// failure of the message is reported with.
+    pub(crate) fn send_tracked(
+        self: &Arc<Self>,
+        sender: &Address,
+        message: TransportMessage,
+    ) -> Result<u64> {
+        if self.stopping.is_fired() {
+            return Err(Error::Stopped);
+        }
+        let send = self.sends.fetch_add(1, Ordering::Relaxed);
+        self.with_core(|core, now| core.handle_send_tracked(sender, message, send, now))
+            .map_err(Error::Node)?;
+        Ok(send)
     }
 
     pub(crate) fn consumed(self: &Arc<Self>, address: &Address) {

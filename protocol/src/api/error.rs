@@ -51,6 +51,15 @@ pub enum Error {
         /// Where the report came from, as for a message.
         origin: Origin,
     },
+    /// A message sent with [`Context::send_tracked`](super::Context::send_tracked) was
+    /// found undeliverable after the send returned: `send` says which.
+    #[error("{send} failed: {error}")]
+    Undelivered {
+        /// The send it was.
+        send: super::SendId,
+        /// Why.
+        error: NodeError,
+    },
     /// Nothing arrived in time.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
@@ -72,7 +81,11 @@ impl From<Error> for io::Error {
             Error::Timeout(_) => io::ErrorKind::TimedOut,
             Error::Stopped => io::ErrorKind::NotConnected,
             Error::Encode(_) | Error::Decode { .. } => io::ErrorKind::InvalidData,
-            Error::Node(NodeError::ConnectFailed { .. }) => io::ErrorKind::ConnectionRefused,
+            Error::Node(NodeError::ConnectFailed { .. })
+            | Error::Undelivered {
+                error: NodeError::ConnectFailed { .. },
+                ..
+            } => io::ErrorKind::ConnectionRefused,
             Error::Node(NodeError::ConnectionClosed { .. }) => io::ErrorKind::ConnectionReset,
             Error::Node(NodeError::UnknownAddress(_)) => io::ErrorKind::NotFound,
             Error::Node(NodeError::AddressInUse(_)) => io::ErrorKind::AddrInUse,

@@ -30,7 +30,7 @@ mod worker;
 
 pub use crate::node::{Access, ChannelRules, Origin};
 pub use bytes::Bytes;
-pub use context::{Context, Sender};
+pub use context::{Context, SendId, Sender};
 pub use error::{Error, Result};
 pub use node::{Node, NodeOptions, SecureChannel};
 pub use runtime::{BoxFuture, Listener, Runtime, Stream};

@@ -397,6 +397,7 @@ impl NodeCore {
                 .push_back(Output::Event(NodeEvent::DeliveryFailed {
                     sender: Some(sender),
                     error: error.clone(),
+                    send: 0,
                 }));
         }
     }

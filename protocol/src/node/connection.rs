@@ -42,10 +42,14 @@ pub enum Direction {
     Incoming,
 }
 
+/// A local sender to tell of a frame's loss, with the id of the send it came from
+/// (0: none given).
+pub(crate) type Tagged = (Address, u64);
+
 /// A frame waiting for its connection to open, and who sent it.
 struct Queued {
     frame: Vec<u8>,
-    sender: Option<Address>,
+    sender: Option<Tagged>,
     /// For a message from another node: its return route, to report its loss along
     /// if the connection never opens.
     back: Option<Route>,
@@ -56,7 +60,7 @@ struct InFlight {
     /// Its bytes not yet reported written.
     remaining: usize,
     /// `Some(sender)` if it is a frame carrying a message, `None` for the preamble.
-    message: Option<Option<Address>>,
+    message: Option<Option<Tagged>>,
 }
 
 /// A message from a connection that found its mailbox full, and the messages routed
@@ -187,7 +191,7 @@ impl Connection {
     }
 
     /// Accounts for a transmit of `len` bytes.
-    fn account(&mut self, len: usize, message: Option<Option<Address>>) {
+    fn account(&mut self, len: usize, message: Option<Option<Tagged>>) {
         self.sent_recently = true;
         self.backlog = self.backlog.saturating_add(len);
         self.in_flight.push_back(InFlight {
@@ -218,10 +222,10 @@ pub(crate) struct Dropped {
     pub(crate) peer: String,
     pub(crate) alias: Address,
     /// Senders of frames handed to the transport and never reported written.
-    pub(crate) unwritten: Vec<Option<Address>>,
+    pub(crate) unwritten: Vec<Option<Tagged>>,
     /// Senders of frames that waited for the connection to open, if it never did,
     /// each with the return route to report it along (a message from another node).
-    pub(crate) unsent: Option<Vec<(Option<Address>, Option<Route>)>>,
+    pub(crate) unsent: Option<Vec<(Option<Tagged>, Option<Route>)>>,
     /// Messages that waited for room on its behalf.
     pub(crate) stall: Option<Stall>,
     /// Whether senders were waiting for it to drain.
@@ -654,6 +658,7 @@ impl ConnectionTable {
         frame: Vec<u8>,
         sender: Option<&Address>,
         back: Option<&Route>,
+        send: u64,
     ) -> Result<Sent, NodeError> {
         let limits = self.limits();
         let conn = self
@@ -685,7 +690,7 @@ impl ConnectionTable {
                 conn.queued_bytes += frame.len();
                 queue.push_back(Queued {
                     frame,
-                    sender: sender.cloned(),
+                    sender: sender.map(|a| (a.clone(), send)),
                     back: back.cloned(),
                 });
                 Sent::Queued
@@ -698,7 +703,7 @@ impl ConnectionTable {
                         limit: limits.max_backlog,
                     });
                 }
-                conn.account(frame.len(), Some(sender.cloned()));
+                conn.account(frame.len(), Some(sender.map(|a| (a.clone(), send))));
                 Sent::Transmit(frame)
             }
         };

@@ -45,7 +45,7 @@ fn keepalives_go_out_only_on_quiet_open_connections() {
     check(&t);
     // A frame sent in the next interval makes the next check quiet.
     let _ = t.written(out, 4);
-    let _ = t.send(out, vec![1; 10], None, None).unwrap();
+    let _ = t.send(out, vec![1; 10], None, None, 0).unwrap();
     let _ = t.written(out, 10);
     assert_eq!(t.keepalive(out, s(81)), None);
     assert_eq!(t.keepalive(out, s(101)), Some(vec![0; 4]));
@@ -190,15 +190,15 @@ fn the_byte_limit_holds_exactly_while_connecting() {
     let mut t = table(100, 10);
     let id = t.open("p:1".into(), a("alias"), Instant::now());
     assert!(matches!(
-        t.send(id, vec![0; 60], None, None),
+        t.send(id, vec![0; 60], None, None, 0),
         Ok(Sent::Queued)
     ));
     assert!(
-        matches!(t.send(id, vec![0; 40], None, None), Ok(Sent::Queued)),
+        matches!(t.send(id, vec![0; 40], None, None, 0), Ok(Sent::Queued)),
         "exactly the limit"
     );
     assert!(matches!(
-        t.send(id, vec![0; 1], None, None),
+        t.send(id, vec![0; 1], None, None, 0),
         Err(NodeError::ConnectionBacklogFull {
             queued: 100,
             limit: 100,
@@ -276,11 +276,11 @@ fn frames_wait_while_connecting_and_go_out_behind_the_preamble() {
     let id = t.open("p:1".into(), a("alias"), Instant::now());
     assert_eq!(t.outgoing("p:1"), Some(id));
     assert!(matches!(
-        t.send(id, vec![1; 10], Some(&a("s1")), None),
+        t.send(id, vec![1; 10], Some(&a("s1")), None, 0),
         Ok(Sent::Queued)
     ));
     assert!(matches!(
-        t.send(id, vec![2; 20], None, None),
+        t.send(id, vec![2; 20], None, None, 0),
         Ok(Sent::Queued)
     ));
     check(&t);
@@ -303,7 +303,7 @@ fn frames_wait_while_connecting_and_go_out_behind_the_preamble() {
     let dropped = t.remove(id).unwrap();
     assert_eq!(
         dropped.unwritten,
-        vec![Some(a("s1")), None],
+        vec![Some((a("s1"), 0)), None],
         "the preamble has no sender"
     );
     assert!(dropped.unsent.is_none());
@@ -320,7 +320,7 @@ fn the_backlog_is_the_sum_of_unwritten_bytes_through_any_writes() {
     for (i, len) in sizes.iter().enumerate() {
         let sender = a(&format!("s{i}"));
         assert!(
-            matches!(t.send(id, vec![0; *len], Some(&sender), None), Ok(Sent::Transmit(f)) if f.len() == *len)
+            matches!(t.send(id, vec![0; *len], Some(&sender), None, 0), Ok(Sent::Transmit(f)) if f.len() == *len)
         );
         check(&t);
     }
@@ -341,7 +341,7 @@ fn the_backlog_is_the_sum_of_unwritten_bytes_through_any_writes() {
     for (i, len) in sizes.iter().enumerate() {
         end += len;
         if end > written {
-            expected.push(Some(a(&format!("s{i}"))));
+            expected.push(Some((a(&format!("s{i}")), 0)));
         }
     }
     assert_eq!(dropped.unwritten, expected);
@@ -352,12 +352,12 @@ fn limits_refuse_without_changing_anything() {
     let mut t = table(100, 2);
     let id = t.open("p".into(), a("alias"), Instant::now());
     assert!(
-        t.send(id, vec![0; 101], None, None).is_err(),
+        t.send(id, vec![0; 101], None, None, 0).is_err(),
         "bytes limit while connecting"
     );
-    assert!(t.send(id, vec![0; 60], None, None).is_ok());
-    assert!(t.send(id, vec![0; 30], None, None).is_ok());
-    let error = t.send(id, vec![0; 1], None, None).unwrap_err();
+    assert!(t.send(id, vec![0; 60], None, None, 0).is_ok());
+    assert!(t.send(id, vec![0; 30], None, None, 0).is_ok());
+    let error = t.send(id, vec![0; 1], None, None, 0).unwrap_err();
     assert!(
         matches!(
             error,
@@ -372,7 +372,7 @@ fn limits_refuse_without_changing_anything() {
     check(&t);
     let (transmits, _) = t.connected(id, b"x", Instant::now()).unwrap();
     assert_eq!(transmits.len(), 3);
-    let error = t.send(id, vec![0; 10], None, None).unwrap_err();
+    let error = t.send(id, vec![0; 10], None, None, 0).unwrap_err();
     assert!(
         matches!(
             error,
@@ -385,13 +385,13 @@ fn limits_refuse_without_changing_anything() {
         "{error}"
     );
     assert!(
-        t.send(id, vec![0; 9], None, None).is_ok(),
+        t.send(id, vec![0; 9], None, None, 0).is_ok(),
         "exactly at the limit is taken"
     );
     check(&t);
     let gone = ConnectionId(99);
     assert!(matches!(
-        t.send(gone, vec![], None, None),
+        t.send(gone, vec![], None, None, 0),
         Err(NodeError::ConnectionClosed { .. })
     ));
 }
@@ -401,9 +401,9 @@ fn congestion_is_flagged_at_half_and_its_end_reported_once() {
     let mut t = table(100, 4);
     let id = t.next_id();
     let _ = t.accept(id, "p".into(), a("alias"), b"p", Instant::now());
-    assert!(t.send(id, vec![0; 48], None, None).is_ok());
+    assert!(t.send(id, vec![0; 48], None, None, 0).is_ok());
     assert!(!t.get(id).unwrap().is_congested());
-    assert!(t.send(id, vec![0; 1], None, None).is_ok());
+    assert!(t.send(id, vec![0; 1], None, None, 0).is_ok());
     assert!(t.get(id).unwrap().is_congested(), "at half");
     check(&t);
     assert!(t.written(id, 1), "below half: relieved");
@@ -412,13 +412,13 @@ fn congestion_is_flagged_at_half_and_its_end_reported_once() {
     // An opening connection is congested by its count of waiting frames, and may
     // be relieved by opening.
     let out = t.open("q".into(), a("alias2"), Instant::now());
-    assert!(t.send(out, vec![0; 1], None, None).is_ok());
-    assert!(t.send(out, vec![0; 1], None, None).is_ok());
+    assert!(t.send(out, vec![0; 1], None, None, 0).is_ok());
+    assert!(t.send(out, vec![0; 1], None, None, 0).is_ok());
     assert!(t.get(out).unwrap().is_congested());
     let (_, relieved) = t.connected(out, b"p", Instant::now()).unwrap();
     assert!(relieved);
     check(&t);
-    assert!(t.send(out, vec![0; 60], None, None).is_ok());
+    assert!(t.send(out, vec![0; 60], None, None, 0).is_ok());
     assert!(t.remove(out).unwrap().was_congested);
 }
 
@@ -426,12 +426,12 @@ fn congestion_is_flagged_at_half_and_its_end_reported_once() {
 fn a_dropped_opening_connection_names_its_waiting_senders() {
     let mut t = table(100, 4);
     let id = t.open("p".into(), a("alias"), Instant::now());
-    assert!(t.send(id, vec![1], Some(&a("x")), None).is_ok());
-    assert!(t.send(id, vec![2], None, None).is_ok());
+    assert!(t.send(id, vec![1], Some(&a("x")), None, 0).is_ok());
+    assert!(t.send(id, vec![2], None, None, 0).is_ok());
     let dropped = t.remove(id).unwrap();
     assert_eq!(
         dropped.unsent,
-        Some(vec![(Some(a("x")), None), (None, None)])
+        Some(vec![(Some((a("x"), 0)), None), (None, None)])
     );
     assert!(dropped.unwritten.is_empty());
     assert!(t.remove(id).is_none());

@@ -200,6 +200,9 @@ pub struct NodeCore {
     reports: reports::ReportLimiter,
     /// Channel ends that ended, and why.
     ended: ended::EndedChannels,
+    /// The id of the send being routed (0 outside [`handle_send_tracked`](Self::handle_send_tracked)):
+    /// kept with what it queues on connections, and given with what fails.
+    current_send: u64,
     /// Persistent channels that are down, by encryptor address, each with when it is
     /// started again.
     down: BTreeMap<Address, (Instant, Box<persistent::Persistent>)>,
@@ -237,6 +240,7 @@ impl NodeCore {
             reports: reports::ReportLimiter::new(),
             ended: ended::EndedChannels::default(),
             down: BTreeMap::new(),
+            current_send: 0,
             next_channel: 0,
             outputs: VecDeque::new(),
             stats: NodeStats::default(),
@@ -584,6 +588,27 @@ impl NodeCore {
         )
     }
 
+    /// As [`handle_send`](Self::handle_send), for a send the sender gave the id `send`
+    /// (not 0): a failure of this message found later, such as a connection that
+    /// could not be opened, is reported with it ([`NodeEvent::DeliveryFailed`]'s
+    /// `send`), so the sender can tell which send failed.
+    ///
+    /// # Errors
+    ///
+    /// As [`handle_send`](Self::handle_send).
+    pub fn handle_send_tracked(
+        &mut self,
+        sender: &Address,
+        message: TransportMessage,
+        send: u64,
+        now: Instant,
+    ) -> Result<(), NodeError> {
+        self.current_send = send;
+        let result = self.handle_send(sender, message, now);
+        self.current_send = 0;
+        result
+    }
+
     /// The worker at `address` took one message from its mailbox. A connection
     /// waiting for room there goes on.
     pub fn handle_consumed(&mut self, address: &Address, now: Instant) {
@@ -700,6 +725,21 @@ impl NodeCore {
     /// Reports a failure to deliver: to a channel in its handshake, which then fails at
     /// once; otherwise as an event.
     fn report(&mut self, sender: Option<Address>, error: NodeError, now: Instant) {
+        let send = self.current_send;
+        self.report_tagged(sender.map(|s| (s, send)), error, now);
+    }
+
+    /// As [`report`](Self::report), for a sender with the id of its send.
+    fn report_tagged(
+        &mut self,
+        sender: Option<connection::Tagged>,
+        error: NodeError,
+        now: Instant,
+    ) {
+        let (sender, send) = match sender {
+            Some((sender, send)) => (Some(sender), send),
+            None => (None, 0),
+        };
         if matches!(error, NodeError::Refused { .. }) {
             // Counted and logged where it was refused, as a refusal only (a remote
             // sender was sent a report there).
@@ -708,6 +748,7 @@ impl NodeCore {
                     .push_back(Output::Event(NodeEvent::DeliveryFailed {
                         sender: Some(sender),
                         error,
+                        send,
                     }));
             }
             return;
@@ -727,6 +768,10 @@ impl NodeCore {
         }
         tracing::debug!(?sender, %error, "delivery failed");
         self.outputs
-            .push_back(Output::Event(NodeEvent::DeliveryFailed { sender, error }));
+            .push_back(Output::Event(NodeEvent::DeliveryFailed {
+                sender,
+                error,
+                send,
+            }));
     }
 }

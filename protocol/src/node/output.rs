@@ -105,6 +105,11 @@ pub enum NodeEvent {
         sender: Option<Address>,
         /// Why.
         error: NodeError,
+        /// The id the sender gave the send that failed
+        /// ([`NodeCore::handle_send_tracked`](super::NodeCore::handle_send_tracked)),
+        /// or 0: none given, or the failure is not one message's (a channel that
+        /// failed or closed).
+        send: u64,
     },
     /// A connection ended.
     ConnectionClosed {

@@ -477,7 +477,8 @@ impl NodeCore {
         now: Instant,
     ) -> Result<(), NodeError> {
         self.check_budget(id, frame.len() + super::budget::TRANSMIT_OVERHEAD, now)?;
-        if let Sent::Transmit(bytes) = self.connections.send(id, frame, sender, back)? {
+        let send = self.current_send;
+        if let Sent::Transmit(bytes) = self.connections.send(id, frame, sender, back, send)? {
             self.outputs.push_back(Output::Transmit {
                 connection: id,
                 bytes,

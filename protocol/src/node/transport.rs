@@ -182,7 +182,7 @@ impl NodeCore {
         };
         // Messages handed to the transport and never written are lost with it.
         for sender in dropped.unwritten {
-            self.report(sender, closed(), now);
+            self.report_tagged(sender, closed(), now);
         }
         // What waited for room on its behalf is lost with it (its frames were read).
         self.stalled.retain(|s| *s != id);
@@ -210,7 +210,7 @@ impl NodeCore {
             if let Some(back) = back {
                 self.report_along(&error, None, back, now, &mut reports);
             }
-            self.report(sender, error, now);
+            self.report_tagged(sender, error, now);
         }
         if !reports.is_empty() {
             if let Err(error) = self.route_all(reports, Source::Node, now) {

@@ -122,3 +122,37 @@ fn a_half_closed_connection_is_closed_after_its_replies_are_written() {
     assert_eq!(core.connection_count(), 0);
     assert_eq!(core.stats().connections_timed_out, 1);
 }
+
+/// A tracked send that fails after it returned is reported with its id; an untracked
+/// one with 0.
+#[test]
+fn a_tracked_send_is_reported_with_its_id() {
+    let now = Instant::now();
+    let mut core = core(NodeConfig::default());
+    let tracked = TransportMessage::new(route![tcp("x:1"), "w"], route!["app"], vec![1]);
+    core.handle_send_tracked(&app(), tracked, 7, now).unwrap();
+    let plain = TransportMessage::new(route![tcp("y:1"), "w"], route!["app"], vec![1]);
+    core.handle_send(&app(), plain, now).unwrap();
+    let connects: Vec<ConnectionId> = drain(&mut core)
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Connect { connection, .. } => Some(connection),
+            _ => None,
+        })
+        .collect();
+    for connection in connects {
+        core.handle_connect_failed(connection, "refused", now);
+    }
+    let sends: Vec<(String, u64)> = drain(&mut core)
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Event(NodeEvent::DeliveryFailed {
+                error: NodeError::ConnectFailed { peer, .. },
+                send,
+                ..
+            }) => Some((peer, send)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sends, [("x:1".to_owned(), 7), ("y:1".to_owned(), 0)]);
+}
