@@ -93,6 +93,7 @@ macro_rules! conformance_suite {
                     a_channel_is_observable_and_its_close_fails_waiting_requests,
                     the_node_spawns_sleeps_and_times_out,
                     a_tracked_send_that_fails_later_names_itself,
+                    the_verified_peer_travels_with_the_message,
                 );
             }
             /// The adversarial section (`onward_tests::adversarial`).

@@ -324,3 +324,46 @@ pub async fn a_tracked_send_that_fails_later_names_itself<H: Harness>() {
     assert!(sent.is_empty());
     node.stop().await.expect("stop");
 }
+
+/// The verified peer travels with the message: a worker that handles a message after
+/// its channel has closed still knows who sent it (where a lookup of the channel end
+/// finds nothing any more).
+pub async fn the_verified_peer_travels_with_the_message<H: Harness>() {
+    let (b, _, a, channel, ctx) = responder_and_initiator::<H>(&identity()).await;
+    let (entered_tx, entered) = oneshot::channel();
+    let (gate_tx, gate) = oneshot::channel();
+    let (seen_tx, seen) = oneshot::channel();
+    b.start_worker(
+        "checker",
+        crate::workers::LateLookup {
+            entered: Some(entered_tx),
+            gate: Some(gate),
+            seen: Some(seen_tx),
+        },
+    )
+    .await
+    .expect("worker");
+    ctx.send(route![channel.address(), "checker"], "who am I?".to_owned())
+        .await
+        .expect("send");
+    within::<H, _>(STEP, "the message in hand", entered)
+        .await
+        .expect("entered");
+    a.close_secure_channel(&channel).await;
+    // B's end is gone once the close record has arrived: wait, bounded, for that.
+    let b_ends = || b.channels();
+    within::<H, _>(STEP, "B's end closing", async {
+        while !b_ends().is_empty() {
+            H::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    let _ = gate_tx.send(());
+    let (carried, looked_up) = within::<H, _>(STEP, "the check", seen).await.expect("seen");
+    let me = a.channels();
+    assert!(me.is_empty());
+    assert!(carried.is_some(), "the peer came with the message");
+    assert_eq!(looked_up, None, "the late lookup finds no channel");
+    a.stop().await.expect("stop");
+    b.stop().await.expect("stop");
+}

@@ -272,3 +272,35 @@ impl Worker for GatedEchoer {
         Ok(())
     }
 }
+
+/// Holds its first message until `gate` opens (telling `entered` when it has it),
+/// then tells `seen` who sent it, both ways: the peer that came with the message, and
+/// a lookup of the channel end it came through, made only now.
+#[derive(Debug)]
+pub struct LateLookup {
+    /// Told when the message is in hand.
+    pub entered: Option<oneshot::Sender<()>>,
+    /// Opened by the test.
+    pub gate: Option<oneshot::Receiver<()>>,
+    /// The peer carried with the message, and the one the late lookup finds.
+    pub seen: Option<oneshot::Sender<(Option<Identifier>, Option<Identifier>)>>,
+}
+
+impl Worker for LateLookup {
+    type Message = String;
+
+    async fn handle_message(&mut self, ctx: &mut Context, msg: Routed<String>) -> Result<()> {
+        if let Some(entered) = self.entered.take() {
+            let _ = entered.send(());
+        }
+        if let Some(gate) = self.gate.take() {
+            let _ = gate.await;
+        }
+        let carried = msg.channel_peer().copied();
+        let looked_up = msg.sender().and_then(|end| ctx.secure_channel_peer(end));
+        if let Some(seen) = self.seen.take() {
+            let _ = seen.send((carried, looked_up));
+        }
+        Ok(())
+    }
+}
