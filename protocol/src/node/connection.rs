@@ -171,6 +171,11 @@ impl Connection {
         self.source.as_deref().unwrap_or(&self.peer)
     }
 
+    /// Whether its peer has stopped sending (end of stream).
+    pub(crate) fn is_read_closed(&self) -> bool {
+        self.read_closed.is_some()
+    }
+
     /// Whether it is an incoming connection that has authenticated nothing.
     pub(crate) fn is_unproven_incoming(&self) -> bool {
         self.direction == Direction::Incoming && !self.proven

@@ -1,15 +1,16 @@
 //! Error reports from the node core: what it sends back along the return route of a
 //! message from another node that it cannot deliver or forward, and what it does with
 //! a report that reaches one of its secure channel ends (docs/PROTOCOL.md §3, "Error
-//! reports").
+//! reports"), and the failures it tells senders on this node of.
 
 use std::time::{Duration, Instant};
 
 use crate::report::{route_is_report, Report, ReportCode};
 use crate::routing::{Address, Route};
 
+use super::connection::Tagged;
 use super::routing::Work;
-use super::{ChannelId, NodeCore, NodeError, Origin};
+use super::{ChannelId, NodeCore, NodeError, NodeEvent, Origin, Output, Target};
 
 /// Counts the reports sent in the current second, node-wide.
 #[derive(Debug)]
@@ -171,5 +172,86 @@ impl NodeCore {
             self.fail_if_ended(id, &error);
         }
         self.drain_channel(id, now, work);
+    }
+}
+
+// ---- failures told to senders on this node ----------------------------------------------
+
+impl NodeCore {
+    /// Counts and (at a bounded rate) logs a message from `origin` that `rule` of
+    /// `address` refused, and returns the error for its sender.
+    pub(super) fn refuse(
+        &mut self,
+        address: Address,
+        origin: Origin,
+        rule: String,
+        now: Instant,
+    ) -> NodeError {
+        self.stats.messages_refused += 1;
+        if origin == Origin::Local {
+            // The sender is told; a local sender is the application's own code.
+            tracing::debug!(%address, %rule, "message refused by an access rule");
+        } else if let Some(unlogged) = self.refusals.should_log(&origin, now) {
+            tracing::warn!(
+                %address,
+                %origin,
+                %rule,
+                unlogged_refusals = unlogged,
+                "message refused by an access rule"
+            );
+        }
+        NodeError::Refused {
+            address,
+            origin,
+            rule: rule.into(),
+        }
+    }
+
+    /// Reports a failure to deliver: to a channel in its handshake, which then fails at
+    /// once; otherwise as an event.
+    pub(super) fn report(&mut self, sender: Option<Address>, error: NodeError, now: Instant) {
+        let send = self.current_send;
+        self.report_tagged(sender.map(|s| (s, send)), error, now);
+    }
+
+    /// As [`report`](Self::report), for a sender with the id of its send.
+    pub(super) fn report_tagged(&mut self, sender: Option<Tagged>, error: NodeError, now: Instant) {
+        let (sender, send) = match sender {
+            Some((sender, send)) => (Some(sender), send),
+            None => (None, 0),
+        };
+        if matches!(error, NodeError::Refused { .. }) {
+            // Counted and logged where it was refused, as a refusal only (a remote
+            // sender was sent a report there).
+            if let Some(sender) = sender {
+                self.outputs
+                    .push_back(Output::Event(NodeEvent::DeliveryFailed {
+                        sender: Some(sender),
+                        error,
+                        send,
+                    }));
+            }
+            return;
+        }
+        self.stats.delivery_failures += 1;
+        if let Some(Target::Encryptor(id)) = sender.as_ref().and_then(|s| self.targets.get(s)) {
+            let id = *id;
+            if let Some(end) = self.channels.get(&id) {
+                if !end.channel.is_established() {
+                    let address = end.encryptor.clone();
+                    tracing::debug!(%address, %error, "channel handshake could not be sent");
+                    self.channel_failed(id, error);
+                    self.remove_channel(id, now);
+                    return;
+                }
+            }
+        }
+        tracing::debug!(?sender, %error, "delivery failed");
+        self.outputs
+            .push_back(Output::Event(NodeEvent::DeliveryFailed {
+                sender,
+                error,
+                send,
+            }));
     }
 }

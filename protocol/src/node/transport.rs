@@ -129,6 +129,11 @@ impl NodeCore {
         let Some(conn) = self.connections.get_mut(connection) else {
             return;
         };
+        // Bytes after the end of the stream (a transport that reads on after it
+        // reported a half-close) are not the peer's: they are dropped.
+        if conn.is_read_closed() {
+            return;
+        }
         let framing = conn.decoder.handle_bytes(bytes);
         // Reading should have paused while stalled (`Output::PauseReading`); a
         // transport that goes on anyway may not fill memory with frames nobody routes.

@@ -86,6 +86,13 @@ fn a_half_closed_connection_is_closed_after_its_replies_are_written() {
     // The preamble and the report.
     let queued = core.connection_backlog(conn).unwrap();
     core.handle_read_closed(conn, now);
+    // Bytes "after" the end of the stream are not routed.
+    let late = TransportMessage::new(route!["nobody"], route!["back"], vec![2]);
+    core.handle_received(
+        conn,
+        &frames(&[late])[crate::framing::PREAMBLE.len()..],
+        now,
+    );
     assert!(
         !drain(&mut core)
             .iter()
