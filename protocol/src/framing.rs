@@ -58,6 +58,17 @@ pub enum FramingError {
         /// The maximum in force.
         max: u32,
     },
+    /// A unit of a message transport is not exactly one frame: its length prefix
+    /// declares another length than the unit carries, or it is shorter than a prefix.
+    #[error(
+        "a unit of {len} bytes is not one frame: its prefix declares {declared} bytes after it"
+    )]
+    NotOneFrame {
+        /// The unit's length.
+        len: usize,
+        /// What its prefix declares (0 when it is too short to have one).
+        declared: u64,
+    },
 }
 
 /// Appends one frame carrying `payload` to `out`.
@@ -95,6 +106,37 @@ pub(crate) fn frame_header(
             max: max_frame_len,
         }),
     }
+}
+
+/// Checks that `unit`, one unit of a message transport (a broker entry, a datagram),
+/// is exactly one frame: a length prefix, then that many bytes. Returns the length of
+/// the payload after the prefix.
+///
+/// # Errors
+///
+/// [`FramingError::NotOneFrame`] if the prefix is missing or declares another length;
+/// [`FramingError::FrameTooLarge`] if the payload is longer than `max_frame_len`.
+pub fn check_unit(unit: &[u8], max_frame_len: u32) -> Result<usize, FramingError> {
+    let Some((header, payload)) = unit.split_first_chunk::<FRAME_HEADER_LEN>() else {
+        return Err(FramingError::NotOneFrame {
+            len: unit.len(),
+            declared: 0,
+        });
+    };
+    let declared = u32::from_be_bytes(*header);
+    if declared > max_frame_len {
+        return Err(FramingError::FrameTooLarge {
+            len: u64::from(declared),
+            max: max_frame_len,
+        });
+    }
+    if u64::from(declared) != payload.len() as u64 {
+        return Err(FramingError::NotOneFrame {
+            len: unit.len(),
+            declared: u64::from(declared),
+        });
+    }
+    Ok(payload.len())
 }
 
 #[derive(Debug)]
@@ -744,6 +786,7 @@ mod tests {
         match &whole.error {
             Some(FramingError::NotOnward { .. }) => reached.not_onward += 1,
             Some(FramingError::UnsupportedVersion(_)) => reached.unsupported_version += 1,
+            Some(FramingError::NotOneFrame { .. }) => unreachable!("streams have no units"),
             Some(FramingError::FrameTooLarge { .. }) => reached.too_large += 1,
             None => reached.clean += 1,
         }

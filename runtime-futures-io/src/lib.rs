@@ -26,7 +26,7 @@ where
     Stream {
         reader: Box::new(stream.clone()),
         writer: Box::new(stream),
-        peer,
+        peer: peer.to_string(),
     }
 }
 

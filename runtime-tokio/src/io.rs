@@ -16,7 +16,7 @@ pub(crate) fn stream(stream: tokio::net::TcpStream) -> io::Result<Stream> {
     Ok(Stream {
         reader: Box::new(Reader(reader)),
         writer: Box::new(Writer(writer)),
-        peer,
+        peer: peer.to_string(),
     })
 }
 

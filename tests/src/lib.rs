@@ -18,6 +18,8 @@ pub mod harness;
 pub mod liveness;
 pub mod service;
 pub mod suite;
+pub mod transports;
+pub mod unix;
 pub mod workers;
 
 pub use harness::{AsyncStd, Harness, Smol, Tokio};
@@ -94,6 +96,13 @@ macro_rules! conformance_suite {
                     the_node_spawns_sleeps_and_times_out,
                     a_tracked_send_that_fails_later_names_itself,
                     the_verified_peer_travels_with_the_message,
+                );
+            }
+            /// The transports section (`onward_tests::transports`).
+            mod transports {
+                $crate::conformance_suite!(@tests transports, $harness;
+                    step_09_over_a_transport_of_the_application,
+                    transports_are_added_once_and_listen_needs_one,
                 );
             }
             /// The adversarial section (`onward_tests::adversarial`).

@@ -11,16 +11,24 @@ use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use crate::node::{ConnectionId, NodeCore};
 
 use super::driver::{ConnectionHandle, Shared};
-use super::runtime::{Listener, Stream};
+use super::runtime::Stream;
 use super::signal::{Gate, Signal};
+use super::transport::{StreamListener, StreamTransport};
+use crate::routing::TransportType;
 
 impl Shared {
-    /// Dials `peer` for the core's connection `connection`, within the connect timeout.
-    pub(super) fn spawn_connect(self: &Arc<Self>, connection: ConnectionId, peer: String) {
+    /// Dials `peer` over `transport` for the core's connection `connection`, within
+    /// the connect timeout.
+    pub(super) fn spawn_connect(
+        self: &Arc<Self>,
+        connection: ConnectionId,
+        peer: String,
+        transport: Arc<dyn StreamTransport>,
+    ) {
         let shared = self.clone();
         self.spawn(async move {
             let timeout = shared.options.connect_timeout;
-            let connect = shared.runtime.connect(peer.clone());
+            let connect = transport.connect(&peer);
             let result = match future::select(connect, shared.runtime.sleep(timeout)).await {
                 Either::Left((result, _)) => result,
                 Either::Right(_) => Err(std::io::Error::new(
@@ -43,8 +51,12 @@ impl Shared {
         });
     }
 
-    /// Accepts connections until the node stops.
-    pub(super) async fn accept_loop(self: Arc<Self>, mut listener: Box<dyn Listener>) {
+    /// Accepts connections of stream transport `transport` until the node stops.
+    pub(super) async fn accept_loop(
+        self: Arc<Self>,
+        transport: TransportType,
+        mut listener: Box<dyn StreamListener>,
+    ) {
         loop {
             let accepted = match future::select(listener.accept(), self.closing.wait()).await {
                 Either::Left((accepted, _)) => accepted,
@@ -52,9 +64,9 @@ impl Shared {
             };
             match accepted {
                 Ok(stream) => {
-                    let peer = stream.peer.to_string();
+                    let peer = stream.peer.clone();
                     self.attach(stream, |core, now| {
-                        core.handle_incoming_connection(peer, now)
+                        core.handle_incoming_stream(transport, peer, now)
                     });
                 }
                 Err(error) => {

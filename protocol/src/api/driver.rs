@@ -14,12 +14,13 @@ use futures::StreamExt;
 use crate::identity::Identifier;
 use crate::message::TransportMessage;
 use crate::node::{Access, ConnectionId, Hop, NodeCore, NodeError, NodeEvent, Output};
-use crate::routing::{Address, Route};
+use crate::routing::{Address, Route, TransportType};
 
 use super::context::Delivery;
 use super::node::NodeOptions;
 use super::runtime::{BoxFuture, Runtime};
 use super::signal::{Gate, Signal};
+use super::transport::{Plugged, Tcp};
 use super::{Error, Result};
 
 /// A connection's write side, its close signal and its read gate, as the driver keeps
@@ -48,6 +49,8 @@ pub(super) struct Driver {
     pub(super) workers: BTreeMap<Address, Signal>,
     /// Who waits for each channel to end, and hears why.
     pub(super) channel_watchers: BTreeMap<Address, Vec<oneshot::Sender<NodeError>>>,
+    /// The transports the node carries, by type (TCP from the start).
+    pub(super) transports: BTreeMap<TransportType, Plugged>,
 }
 
 /// What every task of a node shares.
@@ -86,6 +89,7 @@ impl Shared {
         core: NodeCore,
     ) -> Arc<Self> {
         let (timer_wake, wake) = futures::channel::mpsc::channel(0);
+        let tcp = Plugged::Stream(Arc::new(Tcp(runtime.clone())));
         let shared = Arc::new(Shared {
             runtime,
             options,
@@ -100,6 +104,7 @@ impl Shared {
                 stopping: false,
                 workers: BTreeMap::new(),
                 channel_watchers: BTreeMap::new(),
+                transports: BTreeMap::from([(TransportType::TCP, tcp)]),
             }),
             timer_wake,
             closing: Signal::default(),
@@ -151,7 +156,22 @@ impl Shared {
                         d.core.handle_consumed(&address, now);
                     }
                 }
-                Output::Connect { connection, peer } => self.spawn_connect(connection, peer),
+                Output::Connect { connection, peer } => {
+                    let value = peer.value_str().unwrap_or_default().to_owned();
+                    match d.transports.get(&peer.transport()).cloned() {
+                        Some(Plugged::Stream(transport)) => {
+                            self.spawn_connect(connection, value, transport);
+                        }
+                        Some(Plugged::Message(transport)) => {
+                            self.open_message_peer(d, connection, value, transport);
+                        }
+                        None => d.core.handle_connect_failed(
+                            connection,
+                            "no transport of its type was added to this node",
+                            now,
+                        ),
+                    }
+                }
                 Output::Transmit { connection, bytes } => {
                     let len = bytes.len();
                     let sent = d

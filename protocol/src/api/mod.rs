@@ -26,6 +26,7 @@ mod error;
 mod node;
 mod runtime;
 mod signal;
+mod transport;
 mod worker;
 
 pub use crate::node::{Access, ChannelRules, Origin};
@@ -34,4 +35,5 @@ pub use context::{Context, SendId, Sender};
 pub use error::{Error, Result};
 pub use node::{Node, NodeOptions, SecureChannel};
 pub use runtime::{BoxFuture, Listener, Runtime, Stream};
+pub use transport::{MessageTransport, StreamListener, StreamTransport, Unit};
 pub use worker::{Message, Opaque, Routed, Worker};

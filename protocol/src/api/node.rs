@@ -16,7 +16,7 @@ use crate::channel::ChannelConfig;
 use crate::identity::{Identifier, Identity};
 use crate::node::{Access, ChannelRules, ChannelState, NodeConfig, NodeCore, NodeError};
 use crate::random::SystemRandom;
-use crate::routing::{Address, Route};
+use crate::routing::{Address, Route, TransportType};
 use crate::trust::TrustPolicy;
 
 use super::context::Context;
@@ -175,7 +175,7 @@ impl From<&SecureChannel> for Address {
 /// dropped without [`stop`](Node::stop), the node stops by itself in the background.
 #[derive(Clone)]
 pub struct Node {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     _handle: Arc<LastHandle>,
 }
 
@@ -240,8 +240,9 @@ impl Node {
         let bound = listener.local_addr();
         tracing::debug!(%bound, "listening");
         let shared = self.shared.clone();
+        let listener = Box::new(super::transport::TcpListener(listener));
         self.shared
-            .spawn(async move { shared.accept_loop(listener).await });
+            .spawn(async move { shared.accept_loop(TransportType::TCP, listener).await });
         Ok(bound)
     }
 

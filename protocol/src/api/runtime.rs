@@ -12,14 +12,16 @@ use futures::io::{AsyncRead, AsyncWrite};
 /// object-safe and one node can hold `Arc<dyn Runtime>`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// The two halves of a connected TCP stream, as `futures-io` traits.
+/// The two halves of a connected stream (TCP, or a [stream transport](super::StreamTransport)
+/// of the application's), as `futures-io` traits.
 pub struct Stream {
     /// Reads what the peer sent.
     pub reader: Box<dyn AsyncRead + Send + Unpin>,
     /// Writes to the peer; closing it shuts down the sending direction.
     pub writer: Box<dyn AsyncWrite + Send + Unpin>,
-    /// The peer's socket address.
-    pub peer: SocketAddr,
+    /// Who the peer is, for errors and logs: for TCP its socket address
+    /// (`host:port`, whose host the node's limit of connections per source counts).
+    pub peer: String,
 }
 
 impl std::fmt::Debug for Stream {

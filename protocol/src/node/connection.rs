@@ -1,12 +1,14 @@
-//! The node core's stream connections: one table that opens, accepts, queues bytes
-//! on, accounts for and drops them, and keeps their invariants itself.
+//! The node core's connections: one table that opens, accepts, queues bytes on,
+//! accounts for and drops them, and keeps their invariants itself. A connection is a
+//! stream of a stream transport, the way to one peer of a message transport, or the
+//! inbox of a message transport (see [`TransportKind`]).
 //!
 //! Invariants, checked by the unit tests (`connection_tests.rs`) after every step:
 //!
 //! - a connection's `backlog` is the sum of the unwritten bytes of its in-flight
 //!   transmits;
-//! - an outgoing connection is in `outgoing` under its peer exactly while it is in the
-//!   table, and no other is;
+//! - an outgoing connection is in `outgoing` under the address it was opened for
+//!   exactly while it is in the table, and no other is;
 //! - a connection is marked congested exactly when its queue (while connecting) or
 //!   backlog (once open) is at half its limit or more;
 //! - `timers` holds exactly one entry per connection with a deadline, and it is that
@@ -31,7 +33,7 @@ use crate::framing::FrameDecoder;
 use crate::message::TransportMessage;
 use crate::routing::{Address, Route};
 
-use super::{ConnectionId, NodeConfig, NodeError};
+use super::{ConnectionId, NodeConfig, NodeError, TransportKind};
 
 /// Whether the node opened the connection or accepted it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,9 +91,16 @@ enum State {
     Open,
 }
 
-/// One stream connection as the node core sees it.
+/// One connection as the node core sees it.
 pub(crate) struct Connection {
+    /// Its peer, for errors and logs: `host:port` for TCP, the address's text for
+    /// other transports, the inbox's description for an inbox.
     peer: String,
+    /// For an outgoing connection, the address it was opened for.
+    remote: Option<Address>,
+    kind: TransportKind,
+    /// Whether it is a message transport's inbox: units from many peers arrive on it.
+    inbox: bool,
     direction: Direction,
     /// The local address that leads back over this connection.
     alias: Address,
@@ -146,6 +155,11 @@ impl Connection {
 
     pub(crate) fn direction(&self) -> Direction {
         self.direction
+    }
+
+    /// Whether it is a message transport's inbox.
+    pub(crate) fn is_inbox(&self) -> bool {
+        self.inbox
     }
 
     pub(crate) fn alias(&self) -> &Address {
@@ -287,6 +301,15 @@ pub(crate) struct Timeouts {
     pub(crate) keepalive: Duration,
 }
 
+/// How an outgoing connection's peer is named in errors and logs: `host:port` for TCP
+/// (as it always was), the address's text otherwise.
+pub(crate) fn describe(remote: &Address) -> String {
+    match remote.value_str() {
+        Some(peer) if remote.transport() == crate::routing::TransportType::TCP => peer.to_owned(),
+        _ => remote.to_string(),
+    }
+}
+
 /// The source address of a peer string `host:port` (IPv6 hosts in brackets): the host.
 fn source_of(peer: &str) -> &str {
     match peer.rsplit_once(':') {
@@ -308,7 +331,7 @@ pub(crate) enum Sent {
 pub(crate) struct ConnectionTable {
     connections: BTreeMap<ConnectionId, Connection>,
     /// Outgoing connections by peer, so that messages to one peer share one.
-    outgoing: BTreeMap<String, ConnectionId>,
+    outgoing: BTreeMap<Address, ConnectionId>,
     next_id: u64,
     max_outgoing: usize,
     max_incoming: usize,
@@ -327,6 +350,8 @@ pub(crate) struct ConnectionTable {
     charged_unproven: usize,
     /// The last activity number given to a connection.
     activity: u64,
+    /// How many of the connections are inboxes.
+    inboxes: usize,
 }
 
 impl ConnectionTable {
@@ -352,6 +377,7 @@ impl ConnectionTable {
             charged: 0,
             charged_unproven: 0,
             activity: 0,
+            inboxes: 0,
         }
     }
 
@@ -420,9 +446,9 @@ impl ConnectionTable {
         self.outgoing.len() >= self.max_outgoing
     }
 
-    /// The incoming connections.
+    /// The incoming connections (inboxes, a node's own, are not counted).
     pub(crate) fn incoming_len(&self) -> usize {
-        self.connections.len() - self.outgoing.len()
+        self.connections.len() - self.outgoing.len() - self.inboxes
     }
 
     /// Whether an incoming connection from `peer` must be refused for the limit per
@@ -541,7 +567,7 @@ impl ConnectionTable {
     }
 
     /// The open or opening connection to `peer` that this node dialled, if any.
-    pub(crate) fn outgoing(&self, peer: &str) -> Option<ConnectionId> {
+    pub(crate) fn outgoing(&self, peer: &Address) -> Option<ConnectionId> {
         self.outgoing.get(peer).copied()
     }
 
@@ -563,7 +589,8 @@ impl ConnectionTable {
         now: Instant,
     ) -> Vec<u8> {
         let source = source_of(&peer).to_owned();
-        let mut conn = self.connection(peer, Direction::Incoming, alias, now);
+        let mut conn =
+            self.connection(peer, TransportKind::Stream, Direction::Incoming, alias, now);
         conn.account(preamble.len(), None);
         conn.first_frame_due = now.checked_add(self.timeouts.first_frame);
         conn.keepalive_at = keepalive_after(now, self.timeouts.keepalive);
@@ -574,12 +601,42 @@ impl ConnectionTable {
         preamble.to_vec()
     }
 
-    /// Starts an outgoing connection to `peer`; frames sent to it wait until
-    /// [`connected`](Self::connected).
-    pub(crate) fn open(&mut self, peer: String, alias: Address, now: Instant) -> ConnectionId {
+    /// Takes the inbox of a message transport under `id`: open at once, always
+    /// trusted as the node's own (no deadlines, no keepalives, never evicted), and not
+    /// counted among incoming connections.
+    pub(crate) fn open_inbox(
+        &mut self,
+        id: ConnectionId,
+        description: String,
+        alias: Address,
+        now: Instant,
+    ) {
+        let mut conn = self.connection(
+            description,
+            TransportKind::Message,
+            Direction::Incoming,
+            alias,
+            now,
+        );
+        conn.inbox = true;
+        conn.proven = true;
+        self.connections.insert(id, conn);
+        self.inboxes += 1;
+    }
+
+    /// Starts an outgoing connection to `remote`, of a transport of `kind`; frames
+    /// sent to it wait until [`connected`](Self::connected).
+    pub(crate) fn open(
+        &mut self,
+        remote: Address,
+        kind: TransportKind,
+        alias: Address,
+        now: Instant,
+    ) -> ConnectionId {
         let id = self.next_id();
-        self.outgoing.insert(peer.clone(), id);
-        let conn = self.connection(peer, Direction::Outgoing, alias, now);
+        self.outgoing.insert(remote.clone(), id);
+        let mut conn = self.connection(describe(&remote), kind, Direction::Outgoing, alias, now);
+        conn.remote = Some(remote);
         self.connections.insert(id, conn);
         id
     }
@@ -587,6 +644,7 @@ impl ConnectionTable {
     fn connection(
         &self,
         peer: String,
+        kind: TransportKind,
         direction: Direction,
         alias: Address,
         now: Instant,
@@ -597,6 +655,9 @@ impl ConnectionTable {
         };
         Connection {
             peer,
+            remote: None,
+            kind,
+            inbox: false,
             direction,
             alias,
             state,
@@ -622,8 +683,9 @@ impl ConnectionTable {
     }
 
     /// An outgoing connection opened: returns what to transmit, in order (the
-    /// preamble, then the frames that waited), all accounted for, and whether the
-    /// connection stopped being congested. `None` if it is unknown or already open.
+    /// preamble of a stream, then the frames that waited), all accounted for, and
+    /// whether the connection stopped being congested. `None` if it is unknown or
+    /// already open.
     pub(crate) fn connected(
         &mut self,
         id: ConnectionId,
@@ -635,10 +697,13 @@ impl ConnectionTable {
         let State::Connecting(queue) = std::mem::replace(&mut conn.state, State::Open) else {
             return None;
         };
-        conn.keepalive_at = keepalive_after(now, self.timeouts.keepalive);
         let mut transmits = Vec::with_capacity(1 + queue.len());
-        conn.account(preamble.len(), None);
-        transmits.push(preamble.to_vec());
+        // A message transport has no stream to keep alive and no preamble.
+        if conn.kind == TransportKind::Stream {
+            conn.keepalive_at = keepalive_after(now, self.timeouts.keepalive);
+            conn.account(preamble.len(), None);
+            transmits.push(preamble.to_vec());
+        }
         for queued in queue {
             conn.account(queued.frame.len(), Some(queued.sender));
             transmits.push(queued.frame);
@@ -785,8 +850,13 @@ impl ConnectionTable {
         if unproven {
             self.charged_unproven = self.charged_unproven.saturating_sub(charge);
         }
-        if self.outgoing.get(&conn.peer) == Some(&id) {
-            self.outgoing.remove(&conn.peer);
+        if let Some(remote) = &conn.remote {
+            if self.outgoing.get(remote) == Some(&id) {
+                self.outgoing.remove(remote);
+            }
+        }
+        if conn.inbox {
+            self.inboxes -= 1;
         }
         if let Some(deadline) = conn.deadline {
             self.timers.remove(&(deadline, id));

@@ -3,6 +3,10 @@
 
 use super::*;
 
+fn tcp(peer: &str) -> Address {
+    crate::routing::tcp(peer)
+}
+
 fn table(max_backlog: usize, max_queued: usize) -> ConnectionTable {
     ConnectionTable::new(&NodeConfig {
         max_connection_backlog: max_backlog,
@@ -26,7 +30,7 @@ fn keepalives_go_out_only_on_quiet_open_connections() {
     });
     let start = Instant::now();
     let s = |n: u64| start + Duration::from_secs(n);
-    let out = t.open("b:1".into(), a("out"), start);
+    let out = t.open(tcp("b:1"), TransportKind::Stream, a("out"), start);
     assert_eq!(t.next_deadline(), None, "nothing while connecting");
     let _ = t.connected(out, b"pre", s(1)).unwrap();
     check(&t);
@@ -60,7 +64,7 @@ fn a_zero_keepalive_interval_means_none() {
         ..NodeConfig::default()
     });
     let start = Instant::now();
-    let out = t.open("b:1".into(), a("out"), start);
+    let out = t.open(tcp("b:1"), TransportKind::Stream, a("out"), start);
     let _ = t.connected(out, b"pre", start).unwrap();
     assert_eq!(t.next_deadline(), None);
     check(&t);
@@ -81,15 +85,21 @@ fn check(table: &ConnectionTable) {
         };
         assert_eq!(conn.congested, congested, "{id}: congestion flag");
         if conn.direction == Direction::Outgoing {
-            assert_eq!(table.outgoing.get(&conn.peer), Some(id));
+            let remote = conn
+                .remote
+                .as_ref()
+                .expect("an outgoing connection has its address");
+            assert_eq!(table.outgoing.get(remote), Some(id));
         }
     }
-    for (peer, id) in &table.outgoing {
+    for (remote, id) in &table.outgoing {
         assert_eq!(
-            table.connections.get(id).map(|c| c.peer.as_str()),
-            Some(peer.as_str())
+            table.connections.get(id).and_then(|c| c.remote.as_ref()),
+            Some(remote)
         );
     }
+    let inboxes = table.connections.values().filter(|c| c.inbox).count();
+    assert_eq!(table.inboxes, inboxes, "inboxes counted");
     // One timer per connection with a deadline, and it is that deadline.
     let armed: Vec<(Instant, ConnectionId)> = table
         .connections
@@ -172,7 +182,7 @@ fn outgoing_connections_do_not_count_as_incoming() {
     });
     let now = Instant::now();
     for peer in ["a:1", "b:1", "c:1"] {
-        let _ = t.open(peer.into(), a(peer), now);
+        let _ = t.open(tcp(peer), TransportKind::Stream, a(peer), now);
     }
     assert_eq!(t.incoming_len(), 0);
     assert!(!t.incoming_full());
@@ -188,7 +198,12 @@ fn outgoing_connections_do_not_count_as_incoming() {
 #[test]
 fn the_byte_limit_holds_exactly_while_connecting() {
     let mut t = table(100, 10);
-    let id = t.open("p:1".into(), a("alias"), Instant::now());
+    let id = t.open(
+        tcp("p:1"),
+        TransportKind::Stream,
+        a("alias"),
+        Instant::now(),
+    );
     assert!(matches!(
         t.send(id, vec![0; 60], None, None, 0),
         Ok(Sent::Queued)
@@ -273,8 +288,13 @@ fn a(name: &str) -> Address {
 #[test]
 fn frames_wait_while_connecting_and_go_out_behind_the_preamble() {
     let mut t = table(1000, 8);
-    let id = t.open("p:1".into(), a("alias"), Instant::now());
-    assert_eq!(t.outgoing("p:1"), Some(id));
+    let id = t.open(
+        tcp("p:1"),
+        TransportKind::Stream,
+        a("alias"),
+        Instant::now(),
+    );
+    assert_eq!(t.outgoing(&tcp("p:1")), Some(id));
     assert!(matches!(
         t.send(id, vec![1; 10], Some(&a("s1")), None, 0),
         Ok(Sent::Queued)
@@ -307,7 +327,7 @@ fn frames_wait_while_connecting_and_go_out_behind_the_preamble() {
         "the preamble has no sender"
     );
     assert!(dropped.unsent.is_none());
-    assert_eq!(t.outgoing("p:1"), None);
+    assert_eq!(t.outgoing(&tcp("p:1")), None);
     check(&t);
 }
 
@@ -350,7 +370,7 @@ fn the_backlog_is_the_sum_of_unwritten_bytes_through_any_writes() {
 #[test]
 fn limits_refuse_without_changing_anything() {
     let mut t = table(100, 2);
-    let id = t.open("p".into(), a("alias"), Instant::now());
+    let id = t.open(tcp("p"), TransportKind::Stream, a("alias"), Instant::now());
     assert!(
         t.send(id, vec![0; 101], None, None, 0).is_err(),
         "bytes limit while connecting"
@@ -411,7 +431,7 @@ fn congestion_is_flagged_at_half_and_its_end_reported_once() {
     check(&t);
     // An opening connection is congested by its count of waiting frames, and may
     // be relieved by opening.
-    let out = t.open("q".into(), a("alias2"), Instant::now());
+    let out = t.open(tcp("q"), TransportKind::Stream, a("alias2"), Instant::now());
     assert!(t.send(out, vec![0; 1], None, None, 0).is_ok());
     assert!(t.send(out, vec![0; 1], None, None, 0).is_ok());
     assert!(t.get(out).unwrap().is_congested());
@@ -425,7 +445,7 @@ fn congestion_is_flagged_at_half_and_its_end_reported_once() {
 #[test]
 fn a_dropped_opening_connection_names_its_waiting_senders() {
     let mut t = table(100, 4);
-    let id = t.open("p".into(), a("alias"), Instant::now());
+    let id = t.open(tcp("p"), TransportKind::Stream, a("alias"), Instant::now());
     assert!(t.send(id, vec![1], Some(&a("x")), None, 0).is_ok());
     assert!(t.send(id, vec![2], None, None, 0).is_ok());
     let dropped = t.remove(id).unwrap();
@@ -436,7 +456,7 @@ fn a_dropped_opening_connection_names_its_waiting_senders() {
     assert!(dropped.unwritten.is_empty());
     assert!(t.remove(id).is_none());
     // A second dial to the same peer after the first is gone is a new connection.
-    let again = t.open("p".into(), a("alias"), Instant::now());
+    let again = t.open(tcp("p"), TransportKind::Stream, a("alias"), Instant::now());
     assert_ne!(again, id);
     check(&t);
 }

@@ -22,6 +22,19 @@ pub enum NodeError {
     /// The address is of a transport this node does not carry.
     #[error("this node has no transport for address {0}")]
     UnsupportedTransport(Address),
+    /// A transport type used where it cannot be: [`TransportType::LOCAL`](crate::routing::TransportType::LOCAL)
+    /// or the report marker added as a transport, or an inbox opened for a type
+    /// that is not a message transport of this node.
+    #[error("transport type {transport} is not a {needed} transport of this node")]
+    TransportNotAvailable {
+        /// The transport type.
+        transport: crate::routing::TransportType,
+        /// What the call needed it to be.
+        needed: &'static str,
+    },
+    /// A transport of this type was added to the node already.
+    #[error("this node carries transport type {0} already")]
+    TransportExists(crate::routing::TransportType),
     /// The local address is already taken.
     #[error("address {0} is already in use")]
     AddressInUse(Address),

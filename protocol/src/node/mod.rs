@@ -43,8 +43,9 @@
 //!
 //! - a **mailbox** (a registered local address): the message is delivered, onward
 //!   route intact;
-//! - a **TCP address**: the hop is removed and the message goes over the connection to
-//!   that peer, opened on demand;
+//! - an address of a **transport** this node carries (TCP, or any transport added with
+//!   [`add_transport`](NodeCore::add_transport)): the hop is removed and the message
+//!   goes over the connection to that peer, opened on demand;
 //! - a **connection alias**: the local address that leads back over a connection. A
 //!   message arriving on a connection gets that connection's alias put on the front of
 //!   its return route, so replies retrace the path across any number of nodes;
@@ -74,7 +75,7 @@
 //! let message = TransportMessage::new(route![tcp("b:4000"), "echoer"], route!["app"], b"hi".to_vec());
 //! a.handle_send(&Address::local("app"), message, now)?;
 //! let Some(Output::Connect { connection: a_conn, peer }) = a.poll_output() else { panic!() };
-//! assert_eq!(peer, "b:4000");
+//! assert_eq!(peer, tcp("b:4000"));
 //!
 //! // The transport connects; B accepts. Carry bytes both ways until nothing moves.
 //! let b_conn = b.handle_incoming_connection("a:5555".into(), now);
@@ -148,6 +149,7 @@ use mailbox::Mailboxes;
 pub use output::{ChannelState, Hop, NodeEvent, NodeStats, Output};
 pub use persistent::MAX_REESTABLISH_DELAY;
 use routing::Source;
+pub use transport::TransportKind;
 
 /// Identifies a connection within one node core.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -206,6 +208,9 @@ pub struct NodeCore {
     /// Persistent channels that are down, by encryptor address, each with when it is
     /// started again.
     down: BTreeMap<Address, (Instant, Box<persistent::Persistent>)>,
+    /// The transports this node carries, by type, each with its kind (TCP, a stream
+    /// transport, from the start).
+    transports: BTreeMap<TransportType, TransportKind>,
 }
 
 impl fmt::Debug for NodeCore {
@@ -241,6 +246,7 @@ impl NodeCore {
             ended: ended::EndedChannels::default(),
             down: BTreeMap::new(),
             current_send: 0,
+            transports: BTreeMap::from([(TransportType::TCP, TransportKind::Stream)]),
             next_channel: 0,
             outputs: VecDeque::new(),
             stats: NodeStats::default(),
@@ -356,8 +362,8 @@ impl NodeCore {
         // Channels inside channels: follow a few levels, no more.
         for _ in 0..4 {
             let address = next.take()?;
-            if address.transport() == TransportType::TCP {
-                let id = self.connections.outgoing(address.value_str()?)?;
+            if self.transports.contains_key(&address.transport()) {
+                let id = self.connections.outgoing(address)?;
                 return self.connection_congestion(id);
             }
             match self.targets.get(address) {

@@ -21,18 +21,23 @@ pub enum Output {
         /// or a plain transport connection. The mailbox's access rule admitted it.
         origin: Origin,
     },
-    /// Open a stream connection to `peer` (`host:port`), then report
+    /// Open a connection to `peer`, an address of a transport added to the node (for
+    /// TCP, `host:port`; its value is always UTF-8 text), then report
     /// [`NodeCore::handle_connected`](super::NodeCore::handle_connected) or [`NodeCore::handle_connect_failed`](super::NodeCore::handle_connect_failed).
+    /// For a [message transport](super::TransportKind::Message) this only names the
+    /// peer that the connection's units go to: report it connected once the transport
+    /// can send there (at once, for a broker).
     Connect {
         /// The connection's id.
         connection: ConnectionId,
-        /// Where to connect.
-        peer: String,
+        /// Where to connect: the transport type says which transport.
+        peer: Address,
     },
     /// Write `bytes` on the connection, in order, then report
     /// [`NodeCore::handle_written`](super::NodeCore::handle_written); the senders of bytes never reported written are
-    /// told of their loss when the connection closes. Each transmit is the preamble or
-    /// one whole frame.
+    /// told of their loss when the connection closes. On a stream, each transmit is
+    /// the preamble or one whole frame; on a message transport, each is one whole
+    /// frame, to send as one unit.
     Transmit {
         /// The connection.
         connection: ConnectionId,
@@ -180,6 +185,10 @@ pub struct NodeStats {
     pub channels_closed: u64,
     /// Secure channel ends that failed (handshake or afterwards).
     pub channels_failed: u64,
+    /// Units of a message transport dropped on arrival: not one frame, not a
+    /// message, from a transport the node does not carry, or arriving while the
+    /// inbox was told to pause.
+    pub units_refused: u64,
 }
 
 /// A first hop that can be congested: where a message from a local sender goes first.

@@ -7,7 +7,7 @@ use std::time::Instant;
 use crate::channel::ChannelEnd;
 use crate::framing::{frame_header, FRAME_HEADER_LEN};
 use crate::message::{MessageView, TransportMessage};
-use crate::routing::{Address, Route, TransportType};
+use crate::routing::{Address, Route};
 
 use super::connection::Sent;
 use super::mailbox::Admission;
@@ -53,8 +53,21 @@ pub(super) enum Routed {
 /// The connection a frame goes out on: by TCP peer (connecting if need be), or an open
 /// one by its id.
 enum Via {
-    Peer(String),
+    Peer(Address, super::TransportKind),
     Connection(ConnectionId),
+}
+
+/// [`NodeCore::transport_of`], on the transports table alone (for callers that hold
+/// another part of the core mutably).
+fn transport_of(
+    transports: &std::collections::BTreeMap<crate::routing::TransportType, super::TransportKind>,
+    address: &Address,
+) -> Option<Result<super::TransportKind, NodeError>> {
+    let kind = *transports.get(&address.transport())?;
+    Some(match address.value_str() {
+        Some(_) => Ok(kind),
+        None => Err(NodeError::UnsupportedTransport(address.clone())),
+    })
 }
 
 impl NodeCore {
@@ -113,7 +126,7 @@ impl NodeCore {
             if conn.stall.is_some() {
                 return taken;
             }
-            let Some(mut frame) = conn.decoder.poll_frame() else {
+            let Some(frame) = conn.decoder.poll_frame() else {
                 return taken;
             };
             if frame.is_empty() {
@@ -121,43 +134,57 @@ impl NodeCore {
             }
             taken += 1;
             let alias = conn.alias().clone();
-            let source = Source::Connection(connection);
-            let origin = Origin::Transport { connection };
-            match MessageView::decode(&frame) {
-                Ok(mut view) => {
-                    tracing::trace!(connection = connection.0, onward = %view.onward_route, "frame received");
-                    view.return_route.prepend(alias);
-                    // A record for a decryptor needs no rule: the channel authenticates it.
-                    let result = match self.decryptor_at(&view.onward_route) {
-                        // A record for a channel end here is opened where it lies in
-                        // the frame, without first copying it out into a message.
-                        Some(id) => {
-                            self.stats.messages_routed += 1;
-                            let mut work = VecDeque::new();
-                            let record = frame.get_mut(view.payload).unwrap_or_default();
-                            if self.receive_record(id, view.return_route, record, now, &mut work) {
-                                self.connections.proven(connection);
-                            }
-                            self.route_all(work, source, now)
-                        }
-                        None => self.route_all(
-                            VecDeque::from([(view.into_message(&frame), origin)]),
-                            source,
-                            now,
-                        ),
-                    };
-                    if let Err(error) = result {
-                        self.report(None, error, now);
-                    }
-                }
-                Err(error) => {
-                    tracing::debug!(connection = connection.0, %error, "undecodable message; closing");
-                    self.stats.connections_refused += 1;
-                    self.drop_connection(connection, Some(error.to_string()), true, now);
-                    return taken;
-                }
+            if let Err(error) = self.route_frame(connection, frame, alias, now) {
+                tracing::debug!(connection = connection.0, %error, "undecodable message; closing");
+                self.stats.connections_refused += 1;
+                self.drop_connection(connection, Some(error.to_string()), true, now);
+                return taken;
             }
         }
+    }
+
+    /// Routes one message received on `connection` (`frame`, without its length
+    /// prefix), with `back` put on the front of its return route: the connection's
+    /// alias, or for a unit from a message transport's inbox, the sender's address.
+    ///
+    /// # Errors
+    ///
+    /// The frame is not a transport message; nothing was routed.
+    pub(super) fn route_frame(
+        &mut self,
+        connection: ConnectionId,
+        mut frame: Vec<u8>,
+        back: Address,
+        now: Instant,
+    ) -> Result<(), crate::message::MessageError> {
+        let source = Source::Connection(connection);
+        let origin = Origin::Transport { connection };
+        let mut view = MessageView::decode(&frame)?;
+        tracing::trace!(connection = connection.0, onward = %view.onward_route, "frame received");
+        view.return_route.prepend(back);
+        // A record for a decryptor needs no rule: the channel authenticates it.
+        let result = match self.decryptor_at(&view.onward_route) {
+            // A record for a channel end here is opened where it lies in the frame,
+            // without first copying it out into a message.
+            Some(id) => {
+                self.stats.messages_routed += 1;
+                let mut work = VecDeque::new();
+                let record = frame.get_mut(view.payload).unwrap_or_default();
+                if self.receive_record(id, view.return_route, record, now, &mut work) {
+                    self.connections.proven(connection);
+                }
+                self.route_all(work, source, now)
+            }
+            None => self.route_all(
+                VecDeque::from([(view.into_message(&frame), origin)]),
+                source,
+                now,
+            ),
+        };
+        if let Err(error) = result {
+            self.report(None, error, now);
+        }
+        Ok(())
     }
 
     /// The channel end whose decryptor is the first address of `route`, if any.
@@ -210,17 +237,14 @@ impl NodeCore {
             }
         }
         let sender = source.sender();
-        if next.transport() == TransportType::TCP {
+        if let Some(kind) = self.transport_of(&next) {
+            let kind = kind?;
             let _ = message.onward_route.step();
-            let peer = next
-                .value_str()
-                .ok_or_else(|| NodeError::UnsupportedTransport(next.clone()))?
-                .to_owned();
             let frame = self.frame(message)?;
             // A message from another node keeps its way back while the connection
             // opens, to report its loss if it never does.
             let back = (origin != Origin::Local).then_some(&message.return_route);
-            self.send_to_peer(peer, frame, sender, back, now)?;
+            self.send_to_peer(next, kind, frame, sender, back, now)?;
             return Ok(Routed::Done);
         }
         if !next.is_local() {
@@ -296,10 +320,10 @@ impl NodeCore {
             return None; // the general path reports it as the channel's error
         }
         let first = end.remote.next()?;
-        let via = if first.transport() == TransportType::TCP {
-            match first.value_str() {
-                Some(peer) => Via::Peer(peer.to_owned()),
-                None => return Some(Err(NodeError::UnsupportedTransport(first.clone()))),
+        let via = if let Some(kind) = transport_of(&self.transports, first) {
+            match kind {
+                Ok(kind) => Via::Peer(first.clone(), kind),
+                Err(error) => return Some(Err(error)),
             }
         } else {
             match self.targets.get(first) {
@@ -332,7 +356,7 @@ impl NodeCore {
             self.stats.messages_routed += 1;
             let frame = self.finish_frame(frame)?;
             match via {
-                Via::Peer(peer) => self.send_to_peer(peer, frame, sender, None, now),
+                Via::Peer(peer, kind) => self.send_to_peer(peer, kind, frame, sender, None, now),
                 Via::Connection(connection) => {
                     self.send_frame(connection, frame, sender, None, now)
                 }
@@ -420,9 +444,21 @@ impl NodeCore {
     /// Sends a frame to TCP peer `peer` over this node's connection to it, dialling
     /// one if there is none. `back` is the return route of a message from another
     /// node (see [`ConnectionTable::send`](super::connection::ConnectionTable::send)).
+    /// Whether `address` is of a transport this node carries: `None` if not (a local
+    /// address, or an unknown transport), else its kind, or the error for an address
+    /// whose value is not text (transport addresses are UTF-8: see
+    /// [`Output::Connect`]).
+    pub(super) fn transport_of(
+        &self,
+        address: &Address,
+    ) -> Option<Result<super::TransportKind, NodeError>> {
+        transport_of(&self.transports, address)
+    }
+
     fn send_to_peer(
         &mut self,
-        peer: String,
+        peer: Address,
+        kind: super::TransportKind,
         frame: Vec<u8>,
         sender: Option<&Address>,
         back: Option<&Route>,
@@ -447,7 +483,7 @@ impl NodeCore {
                 }
                 if self.connections.outgoing_full() {
                     return Err(NodeError::ConnectFailed {
-                        peer,
+                        peer: super::connection::describe(&peer),
                         reason: format!(
                             "too many outgoing connections (limit {})",
                             self.config.max_outgoing_connections
@@ -455,7 +491,9 @@ impl NodeCore {
                     });
                 }
                 let alias = self.generate_address()?;
-                let id = self.connections.open(peer.clone(), alias.clone(), now);
+                let id = self
+                    .connections
+                    .open(peer.clone(), kind, alias.clone(), now);
                 tracing::debug!(%peer, connection = id.0, "connecting");
                 self.targets.insert(alias, Target::Connection(id));
                 self.outputs.push_back(Output::Connect {

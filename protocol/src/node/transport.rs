@@ -1,20 +1,95 @@
-//! The node core's connection inputs: a stream accepted, connected, failed, closed,
-//! half-closed, written to or read from, and forgetting a connection.
+//! The node core's transports and connection inputs: transports added, a stream
+//! accepted, connected, failed, closed, half-closed, written to or read from, a
+//! message transport's inbox opened and its units received, and forgetting a
+//! connection.
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use crate::framing::PREAMBLE;
+use crate::framing::{check_unit, FRAME_HEADER_LEN, PREAMBLE};
+use crate::routing::{Address, TransportType};
 
 use super::routing::Source;
 use super::{ConnectionId, Hop, NodeCore, NodeError, NodeEvent, Output, Target};
 
+/// How a transport carries frames. Both kinds carry the same frames (a length prefix
+/// and one transport message); they differ in what carries them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TransportKind {
+    /// A connection is a byte stream to one peer (TCP, a Unix socket, TLS, a
+    /// WebSocket): it starts with the preamble each way, then carries frames back to
+    /// back, with keepalives and the deadlines of [`NodeConfig`](super::NodeConfig).
+    /// Replies come back over the same connection: the receiving node puts the
+    /// connection's alias on the return route.
+    Stream,
+    /// Each unit the transport carries (a broker entry, a datagram) is exactly one
+    /// frame, and says which address of the transport it came from. A node reads its
+    /// own inbox ([`NodeCore::open_inbox`]) and sends each frame as one unit to the
+    /// peer's address; the receiving node puts the sender's address on the return
+    /// route, so replies go to the sender's inbox. No preamble, no keepalives.
+    Message,
+}
+
 impl NodeCore {
-    /// A peer connected to one of this node's listeners. Returns the connection's id;
-    /// the preamble to send is in the outputs. If the node has no room, the connection
-    /// is closed at once (a [`Output::Close`] follows).
+    /// Adds a transport of type `transport` that carries frames as `kind` says: from
+    /// now on the node routes messages whose next hop is an address of that type over
+    /// it ([`Output::Connect`] names such an address). TCP is there from the start, as
+    /// a stream transport.
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::TransportNotAvailable`] for [`TransportType::LOCAL`] and the
+    /// report marker's type ([`crate::report::REPORT_TRANSPORT`]): they are not
+    /// transports; [`NodeError::TransportExists`] if the node carries the type already.
+    pub fn add_transport(
+        &mut self,
+        transport: TransportType,
+        kind: TransportKind,
+    ) -> Result<(), NodeError> {
+        if transport == TransportType::LOCAL || transport == crate::report::REPORT_TRANSPORT {
+            return Err(NodeError::TransportNotAvailable {
+                transport,
+                needed: "pluggable",
+            });
+        }
+        if self.transports.contains_key(&transport) {
+            return Err(NodeError::TransportExists(transport));
+        }
+        self.transports.insert(transport, kind);
+        Ok(())
+    }
+
+    /// The kind of transport `transport` is, if the node carries it.
+    pub fn transport_kind(&self, transport: TransportType) -> Option<TransportKind> {
+        self.transports.get(&transport).copied()
+    }
+
+    /// A peer connected to one of this node's TCP listeners: see
+    /// [`handle_incoming_stream`](Self::handle_incoming_stream).
     pub fn handle_incoming_connection(&mut self, peer: String, now: Instant) -> ConnectionId {
+        self.handle_incoming_stream(TransportType::TCP, peer, now)
+    }
+
+    /// A peer connected to one of this node's listeners of stream transport
+    /// `transport`; `peer` names it in errors and logs (for TCP, `host:port`: the host
+    /// is the source that the limit per source counts). Returns the connection's id;
+    /// the preamble to send is in the outputs. If the node has no room, or does not
+    /// carry `transport` as a stream transport, the connection is closed at once (an
+    /// [`Output::Close`] follows).
+    pub fn handle_incoming_stream(
+        &mut self,
+        transport: TransportType,
+        peer: String,
+        now: Instant,
+    ) -> ConnectionId {
         let id = self.connections.next_id();
+        if self.transport_kind(transport) != Some(super::TransportKind::Stream) {
+            tracing::debug!(%peer, %transport, "connection refused: not a stream transport of this node");
+            self.stats.connections_refused += 1;
+            self.outputs.push_back(Output::Close { connection: id });
+            return id;
+        }
         if self.connections.source_full(&peer) {
             tracing::debug!(%peer, "connection refused: too many from its source address");
             self.stats.connections_refused += 1;
@@ -53,6 +128,87 @@ impl NodeCore {
             bytes: preamble,
         });
         id
+    }
+
+    /// Opens the inbox of message transport `transport`: where units sent to this
+    /// node's address of that transport arrive (hand each to
+    /// [`handle_unit`](Self::handle_unit) under the id returned). `description` names
+    /// it in logs. An inbox has no deadlines and is never evicted; reading it pauses
+    /// and resumes like a stream's ([`Output::PauseReading`]). Close it with
+    /// [`handle_connection_closed`](Self::handle_connection_closed).
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::TransportNotAvailable`] if the node does not carry `transport` as a
+    /// message transport.
+    pub fn open_inbox(
+        &mut self,
+        transport: TransportType,
+        description: String,
+        now: Instant,
+    ) -> Result<ConnectionId, NodeError> {
+        if self.transport_kind(transport) != Some(TransportKind::Message) {
+            return Err(NodeError::TransportNotAvailable {
+                transport,
+                needed: "message",
+            });
+        }
+        let alias = self.generate_address()?;
+        let id = self.connections.next_id();
+        tracing::debug!(%description, connection = id.0, "inbox opened");
+        self.targets.insert(alias.clone(), Target::Connection(id));
+        self.connections.open_inbox(id, description, alias, now);
+        Ok(id)
+    }
+
+    /// A unit arrived in `inbox` (see [`open_inbox`](Self::open_inbox)) from `from`,
+    /// the sender's address on the message transport, as the unit says. The unit must
+    /// be exactly one frame; its message is routed with `from` put on the front of its
+    /// return route, so replies go to the sender's inbox. A unit that is not one frame
+    /// of a transport message, claims a sender of a transport that is not a message
+    /// transport of this node, or arrives while the inbox was told to pause, is dropped
+    /// and counted ([`NodeStats::units_refused`](super::NodeStats::units_refused)); the
+    /// inbox stays open.
+    ///
+    /// `from` is what the unit claims, not a proven identity: anyone who can write to
+    /// the inbox can name any sender. Secure channels authenticate the peer; a reply
+    /// sent to a false `from` goes to that address's inbox, where it is a record
+    /// nobody can open.
+    pub fn handle_unit(&mut self, inbox: ConnectionId, from: Address, unit: Vec<u8>, now: Instant) {
+        let Some(conn) = self.connections.get(inbox) else {
+            return;
+        };
+        let refused = if !conn.is_inbox() {
+            Some("not an inbox".to_owned())
+        } else if conn.stall.is_some() {
+            Some("the inbox was told to pause".to_owned())
+        } else if self.transport_kind(from.transport()) != Some(TransportKind::Message)
+            || from.value_str().is_none()
+        {
+            Some(format!(
+                "its sender {from} is not an address of a message transport"
+            ))
+        } else {
+            check_unit(&unit, self.config.max_frame_len)
+                .err()
+                .map(|error| error.to_string())
+        };
+        if let Some(reason) = refused {
+            tracing::debug!(connection = inbox.0, %reason, "unit dropped");
+            self.stats.units_refused += 1;
+            return;
+        }
+        let mut frame = unit;
+        frame.drain(..FRAME_HEADER_LEN);
+        if frame.is_empty() {
+            return; // an empty frame: nothing to route
+        }
+        if let Err(error) = self.route_frame(inbox, frame, from, now) {
+            tracing::debug!(connection = inbox.0, %error, "unit dropped: not a message");
+            self.stats.units_refused += 1;
+        }
+        self.connections.received(inbox, now, true);
+        self.sync_reading(inbox);
     }
 
     /// An outgoing connection opened: the preamble and waiting frames are sent.

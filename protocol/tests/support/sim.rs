@@ -1217,7 +1217,9 @@ impl Sim {
                     message,
                     origin,
                 } => self.deliver(node, address, message, origin),
-                Output::Connect { connection, peer } => self.connect(node, connection, &peer),
+                Output::Connect { connection, peer } => {
+                    self.connect(node, connection, peer.value_str().unwrap_or_default())
+                }
                 Output::Transmit { connection, bytes } => {
                     let end = End::Node {
                         node,

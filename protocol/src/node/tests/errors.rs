@@ -234,7 +234,7 @@ fn a_message_past_a_limit_is_refused_before_any_connection() {
         .unwrap();
     assert!(matches!(
         drain(&mut core).as_slice(),
-        [Output::Connect { peer, .. }] if peer == "b:4000"
+        [Output::Connect { peer, .. }] if *peer == tcp("b:4000")
     ));
 }
 

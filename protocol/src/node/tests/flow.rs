@@ -57,7 +57,7 @@ fn a_full_incoming_budget_does_not_stop_dialling_out() {
     .unwrap();
     assert!(drain(&mut core)
         .iter()
-        .any(|o| matches!(o, Output::Connect { peer, .. } if peer == "b:4000")));
+        .any(|o| matches!(o, Output::Connect { peer, .. } if *peer == tcp("b:4000"))));
     assert_eq!(core.stats().connections_evicted, 3);
 }
 

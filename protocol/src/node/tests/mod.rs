@@ -163,3 +163,4 @@ mod cookies;
 mod errors;
 mod flow;
 mod liveness;
+mod transports;

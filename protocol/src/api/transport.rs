@@ -1,0 +1,344 @@
+//! Transports an application plugs into a node: the traits, TCP as one of them, and
+//! the tasks that carry a message transport's units.
+//!
+//! A node carries TCP from the start. [`Node::add_stream_transport`] and
+//! [`Node::add_message_transport`] add others under a transport type of their own;
+//! from then on the node routes addresses of that type over them, with the same
+//! budgets, deadlines, access rules and liveness as TCP (the node core applies them,
+//! whatever carries the bytes).
+//!
+//! [`Node::add_stream_transport`]: super::Node::add_stream_transport
+//! [`Node::add_message_transport`]: super::Node::add_message_transport
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::channel::mpsc::{unbounded, UnboundedReceiver};
+use futures::future::{self, Either};
+use futures::StreamExt;
+
+use crate::node::{ConnectionId, NodeError, TransportKind};
+use crate::routing::{Address, TransportType};
+
+use super::driver::{ConnectionHandle, Driver, Shared};
+use super::runtime::{BoxFuture, Listener, Runtime, Stream};
+use super::signal::{Gate, Signal};
+use super::{Error, Node, Result};
+
+/// A transport whose connections are byte streams (a Unix socket, TLS, a WebSocket):
+/// onward writes its preamble and frames on them, as on TCP. Addresses of the
+/// transport's type carry, as UTF-8 text, what [`connect`](Self::connect) and
+/// [`listen`](Self::listen) take.
+pub trait StreamTransport: Send + Sync + 'static {
+    /// Connects to `peer`, the value of an address of this transport. The node gives
+    /// up after [`NodeOptions::connect_timeout`](super::NodeOptions::connect_timeout).
+    fn connect(&self, peer: &str) -> BoxFuture<'static, io::Result<Stream>>;
+
+    /// Listens at `address` for peers to connect.
+    fn listen(&self, address: &str) -> BoxFuture<'static, io::Result<Box<dyn StreamListener>>>;
+}
+
+/// A listener of a [`StreamTransport`].
+pub trait StreamListener: Send + 'static {
+    /// Where it listens, as an address value of its transport (with what the
+    /// transport chose filled in, such as a port).
+    fn local_address(&self) -> String;
+
+    /// Waits for the next peer to connect.
+    fn accept(&mut self) -> BoxFuture<'_, io::Result<Stream>>;
+}
+
+/// One unit received by a [`MessageTransport`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unit {
+    /// The address value (of the transport's type) that the unit says it comes from:
+    /// where replies go. Not proven: see [`NodeCore::handle_unit`](crate::node::NodeCore::handle_unit).
+    pub from: String,
+    /// The unit: exactly one frame.
+    pub bytes: Vec<u8>,
+}
+
+/// A transport that carries each frame as one unit (a broker entry, a datagram) to
+/// a peer's inbox, saying which inbox it came from. Each node reads its own inbox.
+pub trait MessageTransport: Send + Sync + 'static {
+    /// This node's inbox: the address value of the transport that peers send to and
+    /// that every unit it sends names as its sender.
+    fn inbox(&self) -> String;
+
+    /// Sends `unit` (one frame) to the inbox at `peer`, naming this node's inbox as
+    /// its sender. Completes once the transport has taken it; an error fails the
+    /// messages sent to `peer` that were not yet taken, and their senders are told.
+    fn send(&self, peer: &str, unit: Vec<u8>) -> BoxFuture<'static, io::Result<()>>;
+
+    /// Waits for the next unit in this node's inbox. The node calls it again at once
+    /// after a unit and after an error (after a short pause), and stops calling it
+    /// while the node core has paused reading; a transport that needs units
+    /// acknowledged does it here, once the unit is handed over.
+    fn receive(&self) -> BoxFuture<'_, io::Result<Unit>>;
+}
+
+/// A transport plugged into a node.
+#[derive(Clone)]
+pub(super) enum Plugged {
+    Stream(Arc<dyn StreamTransport>),
+    Message(Arc<dyn MessageTransport>),
+}
+
+/// TCP, through the runtime: the stream transport every node has.
+pub(super) struct Tcp(pub(super) Arc<dyn Runtime>);
+
+impl StreamTransport for Tcp {
+    fn connect(&self, peer: &str) -> BoxFuture<'static, io::Result<Stream>> {
+        self.0.connect(peer.to_owned())
+    }
+
+    fn listen(&self, address: &str) -> BoxFuture<'static, io::Result<Box<dyn StreamListener>>> {
+        let bind = self.0.bind(address.to_owned());
+        Box::pin(async move {
+            let listener: Box<dyn StreamListener> = Box::new(TcpListener(bind.await?));
+            Ok(listener)
+        })
+    }
+}
+
+/// A TCP listener of the runtime, as a stream listener.
+pub(super) struct TcpListener(pub(super) Box<dyn Listener>);
+
+impl StreamListener for TcpListener {
+    fn local_address(&self) -> String {
+        self.0.local_addr().to_string()
+    }
+
+    fn accept(&mut self) -> BoxFuture<'_, io::Result<Stream>> {
+        self.0.accept()
+    }
+}
+
+impl Node {
+    /// Adds `transport`, a stream transport, under transport type `transport_type`:
+    /// from now on the node routes addresses of that type over it (connecting on
+    /// demand, as for TCP), and [`listen_on`](Self::listen_on) listens with it.
+    /// Budgets, deadlines, keepalives, access rules and liveness apply as on TCP.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Node`] with [`NodeError::TransportExists`] if the type is taken (TCP
+    /// is, from the start), or [`NodeError::TransportNotAvailable`] for type 0
+    /// (local) or 255 (the report marker); [`Error::Stopped`].
+    pub fn add_stream_transport(
+        &self,
+        transport_type: TransportType,
+        transport: impl StreamTransport,
+    ) -> Result<()> {
+        self.add_transport(transport_type, Plugged::Stream(Arc::new(transport)))
+            .map(|_| ())
+    }
+
+    /// Adds `transport`, a message transport, under transport type
+    /// `transport_type`, and starts reading its inbox. Returns this node's address
+    /// on it (the transport's [`inbox`](MessageTransport::inbox)): where other nodes
+    /// send to reach this one. From now on the node routes addresses of that type over
+    /// it, each frame one unit.
+    ///
+    /// # Errors
+    ///
+    /// As [`add_stream_transport`](Self::add_stream_transport).
+    pub fn add_message_transport(
+        &self,
+        transport_type: TransportType,
+        transport: impl MessageTransport,
+    ) -> Result<Address> {
+        let transport = Arc::new(transport);
+        let inbox = self.add_transport(transport_type, Plugged::Message(transport.clone()))?;
+        let inbox = inbox.ok_or(Error::Stopped)?;
+        self.shared
+            .spawn_inbox(transport_type, inbox, transport.clone());
+        Address::new(transport_type, transport.inbox().into_bytes()).map_err(|error| Error::Io {
+            context: format!("the inbox of transport {transport_type}"),
+            source: Arc::new(io::Error::new(io::ErrorKind::InvalidInput, error)),
+        })
+    }
+
+    /// Registers `plugged` in the core and the driver; for a message transport, opens
+    /// its inbox in the core and returns its id.
+    fn add_transport(
+        &self,
+        transport_type: TransportType,
+        plugged: Plugged,
+    ) -> Result<Option<ConnectionId>> {
+        if self.shared.closing.is_fired() {
+            return Err(Error::Stopped);
+        }
+        let kind = match plugged {
+            Plugged::Stream(_) => TransportKind::Stream,
+            Plugged::Message(_) => TransportKind::Message,
+        };
+        let inbox = self.shared.with_core(|core, now| {
+            core.add_transport(transport_type, kind)?;
+            match &plugged {
+                Plugged::Stream(_) => Ok(None),
+                Plugged::Message(m) => core.open_inbox(transport_type, m.inbox(), now).map(Some),
+            }
+        })?;
+        self.shared
+            .driver()
+            .transports
+            .insert(transport_type, plugged);
+        Ok(inbox)
+    }
+
+    /// Listens with the stream transport added under `transport_type` at `address`
+    /// (a value of that transport) and returns where it listens.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Node`] with [`NodeError::TransportNotAvailable`] if no stream
+    /// transport of that type was added; [`Error::Io`] if the transport cannot
+    /// listen there; [`Error::Stopped`].
+    pub async fn listen_on(&self, transport_type: TransportType, address: &str) -> Result<String> {
+        if self.shared.closing.is_fired() {
+            return Err(Error::Stopped);
+        }
+        let transport = match self.shared.driver().transports.get(&transport_type) {
+            Some(Plugged::Stream(transport)) => transport.clone(),
+            _ => {
+                return Err(Error::Node(NodeError::TransportNotAvailable {
+                    transport: transport_type,
+                    needed: "stream",
+                }))
+            }
+        };
+        let listener = transport
+            .listen(address)
+            .await
+            .map_err(|source| Error::Io {
+                context: format!("cannot listen on {transport_type}#{address}"),
+                source: Arc::new(source),
+            })?;
+        let bound = listener.local_address();
+        tracing::debug!(%transport_type, %bound, "listening");
+        let shared = self.shared.clone();
+        self.shared
+            .spawn(async move { shared.accept_loop(transport_type, listener).await });
+        Ok(bound)
+    }
+}
+
+/// How long the inbox task waits after a receive error before trying again.
+const RECEIVE_RETRY: Duration = Duration::from_millis(100);
+
+impl Shared {
+    /// Starts the task that reads the inbox of message transport `transport`, opened
+    /// in the core as `inbox`.
+    pub(super) fn spawn_inbox(
+        self: &Arc<Self>,
+        transport: TransportType,
+        inbox: ConnectionId,
+        plugged: Arc<dyn MessageTransport>,
+    ) {
+        let reading = Gate::default();
+        let close = Signal::default();
+        let (writer, _) = unbounded();
+        self.driver().connections.insert(
+            inbox,
+            ConnectionHandle {
+                writer,
+                close: close.clone(),
+                reading: reading.clone(),
+            },
+        );
+        let shared = self.clone();
+        self.spawn(async move {
+            loop {
+                let stop = future::select(close.wait(), shared.stopping.wait());
+                if let Either::Right(_) = future::select(reading.opened(), stop).await {
+                    return;
+                }
+                let stop = future::select(close.wait(), shared.stopping.wait());
+                let received = match future::select(plugged.receive(), stop).await {
+                    Either::Left((received, _)) => received,
+                    Either::Right(_) => return,
+                };
+                match received {
+                    Ok(unit) => {
+                        let from = Address::new(transport, unit.from.into_bytes());
+                        shared.with_core(|core, now| match from {
+                            Ok(from) => core.handle_unit(inbox, from, unit.bytes, now),
+                            Err(error) => {
+                                tracing::debug!(%error, "unit dropped: its sender is no address");
+                            }
+                        });
+                    }
+                    Err(error) => {
+                        tracing::debug!(%transport, %error, "inbox receive failed; trying again");
+                        shared.runtime.sleep(RECEIVE_RETRY).await;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Opens connection `connection` to `peer` over message transport `plugged`,
+    /// from [`dispatch`](Shared::dispatch) (under the lock): it is open at once, and a
+    /// task sends its transmits, one unit each, in order.
+    pub(super) fn open_message_peer(
+        self: &Arc<Self>,
+        d: &mut Driver,
+        connection: ConnectionId,
+        peer: String,
+        plugged: Arc<dyn MessageTransport>,
+    ) {
+        let (writer, rx) = unbounded();
+        let close = Signal::default();
+        d.connections.insert(
+            connection,
+            ConnectionHandle {
+                writer,
+                close: close.clone(),
+                reading: Gate::default(),
+            },
+        );
+        let shared = self.clone();
+        self.spawn(async move {
+            shared
+                .send_units(connection, peer, plugged, rx, close)
+                .await
+        });
+        d.core.handle_connected(connection, self.runtime.now());
+    }
+
+    async fn send_units(
+        self: Arc<Self>,
+        connection: ConnectionId,
+        peer: String,
+        plugged: Arc<dyn MessageTransport>,
+        mut rx: UnboundedReceiver<Vec<u8>>,
+        close: Signal,
+    ) {
+        loop {
+            let stop = future::select(close.wait(), self.halt.wait());
+            let unit = match future::select(rx.next(), stop).await {
+                Either::Left((Some(unit), _)) => unit,
+                _ => return,
+            };
+            let len = unit.len();
+            let stop = future::select(close.wait(), self.halt.wait());
+            let sent = match future::select(plugged.send(&peer, unit), stop).await {
+                Either::Left((sent, _)) => sent,
+                Either::Right(_) => return,
+            };
+            match sent {
+                Ok(()) => self.with_core(|core, now| core.handle_written(connection, len, now)),
+                Err(error) => {
+                    let reason = error.to_string();
+                    self.with_core(|core, now| {
+                        core.handle_connection_closed(connection, Some(&reason), now)
+                    });
+                    close.fire();
+                    return;
+                }
+            }
+        }
+    }
+}
