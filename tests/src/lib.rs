@@ -14,8 +14,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod adversarial;
+pub mod broker;
 pub mod harness;
 pub mod liveness;
+pub mod redis_server;
 pub mod service;
 pub mod suite;
 pub mod transports;
@@ -103,6 +105,14 @@ macro_rules! conformance_suite {
                 $crate::conformance_suite!(@tests transports, $harness;
                     step_09_over_a_transport_of_the_application,
                     transports_are_added_once_and_listen_needs_one,
+                );
+            }
+            /// The broker section (`onward_tests::broker`): a real redis-server.
+            mod broker {
+                $crate::conformance_suite!(@tests broker, $harness;
+                    a_secure_channel_crosses_redis_holding_no_plaintext,
+                    a_route_through_tcp_then_redis,
+                    a_send_through_a_redis_that_is_gone_fails_by_name,
                 );
             }
             /// The adversarial section (`onward_tests::adversarial`).
