@@ -672,6 +672,42 @@ fn step_09_secure_channel_through_a_middle_node() {
     }
 }
 
+/// A custom stack answers the tokio examples: the responder of step 09 is
+/// `onward-protocol`'s `blocking-responder` example, the node core driven by blocking
+/// std sockets and threads, and the tokio initiator reaches it through the tokio
+/// middle node. (`cargo test --workspace` builds it; alone, `cargo build -p
+/// onward-protocol --examples` first.)
+#[test]
+fn a_blocking_custom_stack_answers_step_09_through_the_tokio_middle_node() {
+    let mut responder = Program::start("blocking-responder", &["127.0.0.1:0", "1"]);
+    let responder_id = responder.wait_for("responder: identity ");
+    let b = responder.listening_address("responder");
+    let mut middle = Program::start(
+        "09-secure-channel-many-transport-hops-middle",
+        &["127.0.0.1:0"],
+    );
+    let m = middle.listening_address("middle");
+
+    let initiator = run("09-secure-channel-many-transport-hops-initiator", &[&m, &b]);
+    let initiator_id = initiator.after("initiator: identity ");
+    let established = initiator.after("initiator: secure channel established at ");
+    let (channel, peer) = established
+        .split_once(", responder verified as ")
+        .expect("the channel's address and peer");
+    assert_eq!(peer, responder_id);
+    initiator.assert_line(&format!(
+        "initiator: received \"Hello\", return route [{channel} => 0#echoer]"
+    ));
+
+    let responder = responder.finish();
+    responder.assert_success("blocking-responder");
+    responder.assert_line(&format!(
+        "echoer: received \"Hello\" through a secure channel from {initiator_id}"
+    ));
+    responder.assert_line("responder: echoed 1 messages, stopping");
+    drop(middle);
+}
+
 #[test]
 fn step_10_identities_persist_and_trust_is_enforced() {
     let dir = scratch_dir("step10");
