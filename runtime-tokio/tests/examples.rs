@@ -708,6 +708,38 @@ fn a_blocking_custom_stack_answers_step_09_through_the_tokio_middle_node() {
     drop(middle);
 }
 
+/// The relay examples: a hidden responder with no listener registers with the relay,
+/// and the initiator reaches it through the relay's name for it.
+#[test]
+fn relay_examples_reach_a_node_without_a_listener() {
+    let mut relay = Program::start("relay", &["127.0.0.1:0"]);
+    let relay_id = relay.wait_for("relay: identity ");
+    let r = relay.listening_address("relay");
+    let mut hidden = Program::start("relay-hidden-responder", &[&relay_id, &r, "1"]);
+    let hidden_id = hidden.wait_for("hidden: identity ");
+    let registered = hidden.wait_for("hidden: registered, reachable at ");
+    assert_eq!(registered, format!("0#relay/alice on {r}"));
+
+    let initiator = run("relay-initiator", &[&hidden_id, &r]);
+    initiator.assert_success("relay-initiator");
+    let established = initiator.after("initiator: secure channel established at ");
+    assert!(established.ends_with(&format!(", hidden node verified as {hidden_id}")));
+    initiator.assert_line("initiator: received \"Hello\"");
+
+    let hidden = hidden.finish();
+    hidden.assert_success("relay-hidden-responder");
+    hidden.assert_line("hidden: echoed 1 messages, stopping");
+    #[cfg(unix)]
+    {
+        relay.interrupt();
+        let relay = relay.finish();
+        relay.assert_success("relay");
+        relay.assert_line(&format!(
+            "relay: 0#relay/alice registered by {hidden_id}, connected: false"
+        ));
+    }
+}
+
 #[test]
 fn step_10_identities_persist_and_trust_is_enforced() {
     let dir = scratch_dir("step10");

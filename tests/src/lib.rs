@@ -18,6 +18,7 @@ pub mod broker;
 pub mod harness;
 pub mod liveness;
 pub mod redis_server;
+pub mod relay;
 pub mod service;
 pub mod suite;
 pub mod transports;
@@ -105,6 +106,14 @@ macro_rules! conformance_suite {
                 $crate::conformance_suite!(@tests transports, $harness;
                     step_09_over_a_transport_of_the_application,
                     transports_are_added_once_and_listen_needs_one,
+                );
+            }
+            /// The relay section (`onward_tests::relay`).
+            mod relay {
+                $crate::conformance_suite!(@tests relay, $harness;
+                    a_node_without_a_listener_is_reached_through_a_relay,
+                    a_registration_comes_back_after_the_relay_restarts,
+                    the_relay_reads_only_routes_and_ciphertext,
                 );
             }
             /// The broker section (`onward_tests::broker`): a real redis-server.

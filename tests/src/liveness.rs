@@ -19,7 +19,7 @@ use crate::suite::{
 
 /// Starts a node listening on `address` (a port just freed), retrying while the port
 /// is not yet free again.
-async fn listen_again<H: Harness>(node: &H::Node, address: &str) {
+pub(crate) async fn listen_again<H: Harness>(node: &H::Node, address: &str) {
     within::<H, _>(STEP, "listening again", async {
         while node.listen(address).await.is_err() {
             H::sleep(Duration::from_millis(50)).await;

@@ -78,7 +78,7 @@ impl StreamListener for Listener {
             // A connecting Unix socket usually has no path: name it by the listener.
             Ok(self
                 .transport
-                .stream(socket, format!("a peer of {}", self.path)))
+                .stream(socket, self.path.clone()))
         })
     }
 }

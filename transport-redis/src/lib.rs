@@ -77,6 +77,10 @@ pub enum RedisTransportError {
     /// Redis refused or could not be reached.
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    /// The inbox name is empty: the empty stream name stands for no inbox
+    /// ([`redis`] of a key too long to be an address).
+    #[error("the inbox name is empty")]
+    EmptyInbox,
     /// The inbox's name cannot be an onward address.
     #[error("the inbox name cannot be an address: {0}")]
     Inbox(#[from] AddressError),
@@ -168,6 +172,9 @@ impl RedisTransport {
         options: RedisOptions,
     ) -> Result<Self, RedisTransportError> {
         let _ = Address::new(REDIS, inbox.as_bytes().to_vec())?;
+        if inbox.is_empty() {
+            return Err(RedisTransportError::EmptyInbox);
+        }
         let client = Client::open(url)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.response_timeout))
@@ -301,6 +308,9 @@ impl RedisTransport {
         {
             Ok(reply) => reply,
             Err(error) => {
+                // The answer may have been lost with entries in it, now pending for
+                // this consumer: the next read takes the pending ones first.
+                reader.recovered = false;
                 // A Redis that restarted without persistence lost the inbox and its
                 // group: make them again, so the next read works.
                 if error.code() == Some("NOGROUP") {

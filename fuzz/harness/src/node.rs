@@ -41,6 +41,7 @@ fn config() -> NodeConfig {
         cookie_threshold: Some(4),
         cookie_hellos_per_source: 2,
         max_reports_per_second: 3,
+        max_relay_names: 2,
     }
 }
 
@@ -131,8 +132,9 @@ impl Side {
             "too many channels"
         );
         assert!(
+            // B's inbox is a connection of its own, outside both limits.
             self.core.connection_count()
-                <= limits.max_outgoing_connections + limits.max_incoming_connections,
+                <= limits.max_outgoing_connections + limits.max_incoming_connections + 1,
             "too many connections"
         );
         for address in &self.unread {
@@ -190,6 +192,18 @@ pub fn node(data: &[u8]) {
             .expect("a free address");
         side.rules.insert(Address::local(name), access);
     }
+    // B reads an inbox of a message transport (type 9), and runs a relay service.
+    let broker = onward_protocol::TransportType(9);
+    b.core
+        .add_transport(broker, onward_protocol::node::TransportKind::Message)
+        .expect("a free transport type");
+    let inbox = b
+        .core
+        .open_inbox(broker, "b".into(), start)
+        .expect("a message transport");
+    b.core
+        .create_relay(Address::local("relay"), Access::secure_channels(), start)
+        .expect("a free address");
     // Connection pairs: (A's id, B's id).
     let mut links: Vec<(ConnectionId, ConnectionId)> = Vec::new();
 
@@ -230,7 +244,27 @@ pub fn node(data: &[u8]) {
                 // Garbage on a connection into B, or a new connection with garbage.
                 let len = usize::from(input.byte());
                 let bytes = input.bytes(len).to_vec();
-                if input.byte() % 2 == 0 {
+                let how = input.byte() % 3;
+                if how == 2 {
+                    // A unit in B's inbox, from a sender of the input's choosing,
+                    // framed or not.
+                    let from = Address::new(
+                        onward_protocol::TransportType(input.byte() % 12),
+                        input.bytes(4).to_vec(),
+                    )
+                    .expect("a short value");
+                    let unit = if input.byte() % 2 == 0 {
+                        let mut unit = u32::try_from(bytes.len())
+                            .unwrap_or(0)
+                            .to_be_bytes()
+                            .to_vec();
+                        unit.extend_from_slice(&bytes);
+                        unit
+                    } else {
+                        bytes
+                    };
+                    b.core.handle_unit(inbox, from, unit, now);
+                } else if how == 0 {
                     if let Some((_, theirs)) = links.first() {
                         b.core.handle_received(*theirs, &bytes, now);
                     }
@@ -330,6 +364,11 @@ fn pick_route(input: &mut Input<'_>, a: &Side, b: &Side) -> Route {
         5 => match b.channels.first() {
             Some(channel) => route![tcp("b:4000"), channel.clone(), "app"],
             None => route![tcp("b:4000"), "local"],
+        },
+        6 => match a.channels.first() {
+            // Registrations (or garbage) for B's relay service, through a channel.
+            Some(channel) => route![channel.clone(), "relay"],
+            None => route![tcp("b:4000"), "relay/x"],
         },
         _ => route![tcp("c:5000"), "echo"],
     }

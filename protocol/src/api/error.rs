@@ -60,6 +60,16 @@ pub enum Error {
         /// Why.
         error: NodeError,
     },
+    /// A relay service did not register a name ([`Node::register_with_relay`](super::Node::register_with_relay)).
+    #[error("the relay did not register {name:?}: {status:?}, {detail}")]
+    RelayRefused {
+        /// The name asked for.
+        name: String,
+        /// What the relay answered.
+        status: crate::node::RelayStatus,
+        /// Why, in the relay's words (or this node's, for an answer that is none).
+        detail: String,
+    },
     /// Nothing arrived in time.
     #[error("timed out after {0:?}")]
     Timeout(Duration),

@@ -105,6 +105,9 @@ pub struct NodeConfig {
     /// that a peer cannot turn a node into a source of traffic. Zero: none. Default
     /// 100.
     pub max_reports_per_second: u32,
+    /// Names this node's relay services keep (with their owners, connected or not);
+    /// a registration of a new name past it is answered "full". Default 1024.
+    pub max_relay_names: usize,
 }
 
 impl Default for NodeConfig {
@@ -130,6 +133,7 @@ impl Default for NodeConfig {
             max_local_hops: 256,
             max_stall: Duration::from_secs(5),
             max_reports_per_second: 100,
+            max_relay_names: 1024,
         }
     }
 }

@@ -35,6 +35,10 @@ pub enum NodeError {
     /// A transport of this type was added to the node already.
     #[error("this node carries transport type {0} already")]
     TransportExists(crate::routing::TransportType),
+    /// The address is a name registered with a relay service of this node, and the
+    /// node that registered it is not connected now.
+    #[error("{0}: the node registered under this relay name is not connected")]
+    RelayNotConnected(Address),
     /// The local address is already taken.
     #[error("address {0} is already in use")]
     AddressInUse(Address),

@@ -116,6 +116,7 @@ mod error;
 mod mailbox;
 mod output;
 mod persistent;
+mod relay;
 mod reports;
 mod routing;
 mod stall;
@@ -148,6 +149,9 @@ pub use error::NodeError;
 use mailbox::Mailboxes;
 pub use output::{ChannelState, Hop, NodeEvent, NodeStats, Output};
 pub use persistent::MAX_REESTABLISH_DELAY;
+pub use relay::{
+    is_valid_relay_name, relay_address, RelayStatus, MAX_RELAY_NAME_LEN, REGISTER as RELAY_REGISTER,
+};
 use routing::Source;
 pub use transport::TransportKind;
 
@@ -174,6 +178,10 @@ enum Target {
     Decryptor(ChannelId),
     Listener,
     Connection(ConnectionId),
+    /// A relay service, with who may register names with it.
+    Relay(Arc<Access>),
+    /// A name registered with a relay service: forwarded to its owner's node.
+    Relayed,
 }
 
 /// One node's router state machine. See the [module documentation](self).
@@ -211,6 +219,8 @@ pub struct NodeCore {
     /// The transports this node carries, by type, each with its kind (TCP, a stream
     /// transport, from the start).
     transports: BTreeMap<TransportType, TransportKind>,
+    /// The names registered with this node's relay services.
+    relays: relay::Relays,
 }
 
 impl fmt::Debug for NodeCore {
@@ -247,6 +257,7 @@ impl NodeCore {
             down: BTreeMap::new(),
             current_send: 0,
             transports: BTreeMap::from([(TransportType::TCP, TransportKind::Stream)]),
+            relays: relay::Relays::default(),
             next_channel: 0,
             outputs: VecDeque::new(),
             stats: NodeStats::default(),

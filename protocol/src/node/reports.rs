@@ -41,13 +41,24 @@ impl ReportLimiter {
 /// The report for `error`, met routing a message whose next hop was `next` (if the
 /// error does not name the address itself). `None` for an error no report is made of.
 fn report_of(error: &NodeError, next: Option<&Address>) -> Option<Report> {
-    let tcp = |peer: &str| Address::tcp(peer);
+    // A peer is named by `host:port` for TCP and by its address's text otherwise.
+    let tcp = |peer: &str| {
+        peer.parse::<Address>()
+            .ok()
+            .filter(|_| peer.contains('#'))
+            .unwrap_or_else(|| Address::tcp(peer))
+    };
     let (code, address, detail) = match error {
         NodeError::EmptyRoute => return None,
         NodeError::UnknownAddress(a) => (
             ReportCode::UnknownAddress,
             a.clone(),
             "no such address on this node".to_owned(),
+        ),
+        NodeError::RelayNotConnected(a) => (
+            ReportCode::Unreachable,
+            a.clone(),
+            "the node registered under this relay name is not connected".to_owned(),
         ),
         NodeError::UnsupportedTransport(a) => (
             ReportCode::Unreachable,

@@ -290,6 +290,14 @@ impl NodeCore {
                 }
                 Ok(Routed::Done)
             }
+            Some(Target::Relay(access)) => {
+                if !access.admits(&origin) {
+                    let rule = format!("{next} takes registrations only from {access}");
+                    return Err(self.refuse(next, origin, rule, now));
+                }
+                self.relay_request(&next, message, &origin, source, work)
+            }
+            Some(Target::Relayed) => self.relay_forward(next, message, sender, now),
             Some(Target::Listener) => {
                 if let Some(rule) = self.listener_refusal(&next, &origin) {
                     return Err(self.refuse(next, origin, rule, now));
@@ -417,7 +425,7 @@ impl NodeCore {
         }
     }
 
-    fn frame(&self, message: &TransportMessage) -> Result<Vec<u8>, NodeError> {
+    pub(super) fn frame(&self, message: &TransportMessage) -> Result<Vec<u8>, NodeError> {
         // The message is encoded in place after the room for its length prefix.
         let mut frame = Vec::with_capacity(FRAME_HEADER_LEN + message.encoded_len());
         frame.extend_from_slice(&[0; FRAME_HEADER_LEN]);
@@ -506,7 +514,7 @@ impl NodeCore {
         self.send_frame(id, frame, sender, back, now)
     }
 
-    fn send_frame(
+    pub(super) fn send_frame(
         &mut self,
         id: ConnectionId,
         frame: Vec<u8>,

@@ -84,6 +84,13 @@ impl NodeCore {
         now: Instant,
     ) -> ConnectionId {
         let id = self.connections.next_id();
+        // A peer of another transport than TCP is named with its type, so that errors
+        // and reports about it read as an address of that transport.
+        let peer = if transport == TransportType::TCP {
+            peer
+        } else {
+            format!("{transport}#{peer}")
+        };
         if self.transport_kind(transport) != Some(super::TransportKind::Stream) {
             tracing::debug!(%peer, %transport, "connection refused: not a stream transport of this node");
             self.stats.connections_refused += 1;
@@ -329,6 +336,7 @@ impl NodeCore {
             return;
         };
         self.targets.remove(&dropped.alias);
+        self.relays.disconnected(id);
         if close {
             self.outputs.push_back(Output::Close { connection: id });
         }

@@ -163,4 +163,5 @@ mod cookies;
 mod errors;
 mod flow;
 mod liveness;
+mod relay;
 mod transports;
