@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use onward_protocol::api::{Error, NodeOptions};
+use onward_protocol::node::Access;
 use onward_protocol::trust::{TrustEveryone, TrustIdentifier};
 use onward_protocol::{route, tcp, Route};
 use onward_redis::{redis, RedisOptions, RedisTransport, REDIS};
@@ -151,8 +152,10 @@ pub async fn a_secure_channel_crosses_redis_holding_no_plaintext<H: Harness>() {
 }
 
 /// A → TCP → M → Redis → B: M listens on TCP and has the Redis transport, B has only
-/// Redis, A only TCP. With the default options consumed entries are deleted: both
-/// inboxes are empty once the traffic is through.
+/// Redis, A only TCP. M passes plain messages from its connections (A's hello) into
+/// Redis only once its forwarding rule says so: before, A's handshake is refused by
+/// name. With the default options consumed entries are deleted: both inboxes are
+/// empty once the traffic is through.
 pub async fn a_route_through_tcp_then_redis<H: Harness>() {
     let Some(server) = RedisServer::start() else {
         return;
@@ -162,6 +165,16 @@ pub async fn a_route_through_tcp_then_redis<H: Harness>() {
     let m = redis_node::<H>(&server, "onward:m", RedisOptions::default(), options()).await;
     let m_addr = listen::<H>(&m).await;
     let a = start::<H>(options()).await;
+    let refused = a
+        .create_secure_channel(
+            route![tcp(m_addr.as_str()), redis("onward:b"), "secure"],
+            &identity(),
+            TrustIdentifier::new(alice),
+        )
+        .await
+        .expect_err("M does not forward plain messages into Redis by default");
+    assert!(refused.to_string().contains("refused"), "{refused}");
+    m.set_forwarding(REDIS, Access::anyone()).expect("rule");
     let channel = a
         .create_secure_channel(
             route![tcp(m_addr.as_str()), redis("onward:b"), "secure"],

@@ -76,9 +76,7 @@ impl StreamListener for Listener {
         Box::pin(async move {
             let (socket, _) = self.inner.accept().await?;
             // A connecting Unix socket usually has no path: name it by the listener.
-            Ok(self
-                .transport
-                .stream(socket, self.path.clone()))
+            Ok(self.transport.stream(socket, self.path.clone()))
         })
     }
 }

@@ -188,6 +188,31 @@ impl Node {
         Ok(inbox)
     }
 
+    /// Sets who may send messages on over the transport of type `transport_type`
+    /// (TCP included): see [`NodeCore::set_forwarding`](crate::node::NodeCore::set_forwarding).
+    /// A stream transport forwards for anyone until told otherwise; a message
+    /// transport only for senders on this node and secure channels, so that a node in
+    /// the middle of a route (`tcp` in, a broker out) must be told
+    /// [`Access::anyone`](crate::node::Access::anyone) to pass plain messages, such
+    /// as hellos, into the broker.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Node`] with [`NodeError::TransportNotAvailable`] if the node does not
+    /// carry that transport; [`Error::Stopped`].
+    pub fn set_forwarding(
+        &self,
+        transport_type: TransportType,
+        access: crate::node::Access,
+    ) -> Result<()> {
+        if self.shared.closing.is_fired() {
+            return Err(Error::Stopped);
+        }
+        self.shared
+            .with_core(|core, _| core.set_forwarding(transport_type, access))?;
+        Ok(())
+    }
+
     /// Listens with the stream transport added under `transport_type` at `address`
     /// (a value of that transport) and returns where it listens.
     ///

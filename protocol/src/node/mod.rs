@@ -219,6 +219,9 @@ pub struct NodeCore {
     /// The transports this node carries, by type, each with its kind (TCP, a stream
     /// transport, from the start).
     transports: BTreeMap<TransportType, TransportKind>,
+    /// Who may send messages on over each transport, where it is not anyone (see
+    /// [`set_forwarding`](Self::set_forwarding)).
+    forwarding: BTreeMap<TransportType, Arc<Access>>,
     /// The names registered with this node's relay services.
     relays: relay::Relays,
 }
@@ -258,6 +261,7 @@ impl NodeCore {
             current_send: 0,
             transports: BTreeMap::from([(TransportType::TCP, TransportKind::Stream)]),
             relays: relay::Relays::default(),
+            forwarding: BTreeMap::new(),
             next_channel: 0,
             outputs: VecDeque::new(),
             stats: NodeStats::default(),

@@ -239,6 +239,15 @@ impl NodeCore {
         let sender = source.sender();
         if let Some(kind) = self.transport_of(&next) {
             let kind = kind?;
+            if let Some(access) = self.forwarding.get(&next.transport()) {
+                if !access.admits(&origin) {
+                    let rule = format!(
+                        "transport {} forwards messages only from {access}",
+                        next.transport()
+                    );
+                    return Err(self.refuse(next, origin, rule, now));
+                }
+            }
             let _ = message.onward_route.step();
             let frame = self.frame(message)?;
             // A message from another node keeps its way back while the connection

@@ -37,6 +37,14 @@ impl NodeCore {
     /// it ([`Output::Connect`] names such an address). TCP is there from the start, as
     /// a stream transport.
     ///
+    /// Who may send messages on over it is its forwarding rule
+    /// ([`set_forwarding`](Self::set_forwarding)): for a stream transport anyone, as
+    /// for TCP (a node that only listens forwards, step 08); for a message transport
+    /// only senders on this node and secure channels ([`Access::secure_channels`](super::Access::secure_channels)),
+    /// because a unit lands in storage that others share (a broker's stream, named by
+    /// whoever wrote the route): a node forwards plain messages from its connections
+    /// into a broker only once told to.
+    ///
     /// # Errors
     ///
     /// [`NodeError::TransportNotAvailable`] for [`TransportType::LOCAL`] and the
@@ -57,6 +65,37 @@ impl NodeCore {
             return Err(NodeError::TransportExists(transport));
         }
         self.transports.insert(transport, kind);
+        if kind == TransportKind::Message {
+            self.forwarding.insert(
+                transport,
+                std::sync::Arc::new(super::Access::secure_channels()),
+            );
+        }
+        Ok(())
+    }
+
+    /// Sets who may send messages on over transport `transport`: a message whose next
+    /// hop is an address of that transport, from an origin `access` does not admit, is
+    /// refused like a message to a mailbox whose rule refuses it (counted, logged at a
+    /// bounded rate, its sender told or an error report sent back). Channel records
+    /// sent by this node's own channel ends are this node's and always go.
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::TransportNotAvailable`] if the node does not carry `transport`.
+    pub fn set_forwarding(
+        &mut self,
+        transport: TransportType,
+        access: super::Access,
+    ) -> Result<(), NodeError> {
+        if !self.transports.contains_key(&transport) {
+            return Err(NodeError::TransportNotAvailable {
+                transport,
+                needed: "known",
+            });
+        }
+        self.forwarding
+            .insert(transport, std::sync::Arc::new(access));
         Ok(())
     }
 

@@ -326,3 +326,63 @@ fn a_unit_delivered_twice_reaches_the_worker_once_through_a_channel() {
         "the copy was a replay"
     );
 }
+
+/// A message transport forwards only for this node's senders and secure channels
+/// until told otherwise: a plain message from a TCP connection whose next hop is a
+/// broker address is refused and counted, and nothing is sent to the broker; once the
+/// rule says anyone, it goes. TCP forwards for anyone from the start.
+#[test]
+fn a_broker_takes_plain_messages_from_connections_only_when_told_to() {
+    let now = Instant::now();
+    let (mut m, _) = broker_node(3, "m", now);
+    assert!(matches!(
+        m.set_forwarding(PIPE, Access::anyone()),
+        Err(NodeError::TransportNotAvailable { .. })
+    ));
+    let id = m.handle_incoming_connection("a:1".into(), now);
+    let _ = drain(&mut m);
+    let plain =
+        |n: u8| TransportMessage::new(route![on(BROKER, "victim"), "x"], route!["app"], vec![n]);
+    m.handle_received(id, &frames(&[plain(1)]), now);
+    let outputs = drain(&mut m);
+    assert!(!outputs.iter().any(|o| matches!(o, Output::Connect { .. })));
+    assert_eq!(m.stats().messages_refused, 1);
+    // A sender on the node may.
+    m.register(app(), Access::local_only(), now).unwrap();
+    m.handle_send(&app(), plain(2), now).unwrap();
+    assert_eq!(units(&mut m, now).len(), 1);
+    m.set_forwarding(BROKER, Access::anyone()).unwrap();
+    m.handle_received(id, &frames(&[plain(3)])[PREAMBLE.len()..], now);
+    let sent = units(&mut m, now);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, "9#victim");
+    assert_eq!(m.stats().messages_refused, 1);
+    // TCP: anyone, until told otherwise.
+    m.handle_received(
+        id,
+        &frames(&[TransportMessage::new(
+            route![tcp("c:1"), "x"],
+            route![],
+            vec![4],
+        )])[PREAMBLE.len()..],
+        now,
+    );
+    assert!(drain(&mut m)
+        .iter()
+        .any(|o| matches!(o, Output::Connect { peer, .. } if *peer == tcp("c:1"))));
+    m.set_forwarding(TransportType::TCP, Access::secure_channels())
+        .unwrap();
+    m.handle_received(
+        id,
+        &frames(&[TransportMessage::new(
+            route![tcp("d:1"), "x"],
+            route![],
+            vec![5],
+        )])[PREAMBLE.len()..],
+        now,
+    );
+    assert!(!drain(&mut m)
+        .iter()
+        .any(|o| matches!(o, Output::Connect { .. })));
+    assert_eq!(m.stats().messages_refused, 2);
+}
