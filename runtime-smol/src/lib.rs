@@ -55,11 +55,15 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
-use onward_protocol::api::{self, BoxFuture, Listener, Runtime, Stream};
+use onward_protocol::api::{self, Listener, Runtime};
 use smol::net::{TcpListener, TcpStream};
 
 /// The whole sans-IO core and async layer, for what the re-exports above leave out.
 pub use onward_protocol as protocol;
+/// Transports an application adds to a node, and relays.
+pub use onward_protocol::api::{
+    BoxFuture, MessageTransport, RelayRegistration, Stream, StreamListener, StreamTransport, Unit,
+};
 pub use onward_protocol::api::{
     Bytes, Context, Error, Message, NodeOptions, Opaque, Result, Routed, SecureChannel, SendId,
     Sender, Worker,
@@ -72,12 +76,14 @@ pub use onward_protocol::node::NodeError;
 pub use onward_protocol::node::{Access, ChannelRules, Origin};
 /// The node's limits, and its counters.
 pub use onward_protocol::node::{ChannelState, NodeConfig, NodeStats};
+/// What a relay answered, and the kinds of transport.
+pub use onward_protocol::node::{RelayStatus, TransportKind};
 /// What [`Error::Remote`] holds: a node on the route could not pass a message on.
 pub use onward_protocol::report::{Report, ReportCode};
 pub use onward_protocol::trust::{
     TrustAnyOf, TrustEveryone, TrustFileError, TrustIdentifier, TrustPolicy,
 };
-pub use onward_protocol::{route, tcp, Address, Route, TransportMessage};
+pub use onward_protocol::{route, tcp, Address, Route, TransportMessage, TransportType};
 
 /// smol as an onward [`Runtime`]: tasks are spawned on smol's global executor.
 #[derive(Debug, Clone, Copy, Default)]
