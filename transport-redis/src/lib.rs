@@ -78,7 +78,7 @@ pub enum RedisTransportError {
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
     /// The inbox name is empty: the empty stream name stands for no inbox
-    /// ([`redis`] of a key too long to be an address).
+    /// ([`redis()`] of a key too long to be an address).
     #[error("the inbox name is empty")]
     EmptyInbox,
     /// The inbox's name cannot be an onward address.

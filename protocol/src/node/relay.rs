@@ -146,8 +146,10 @@ impl Relays {
 impl NodeCore {
     /// Creates a relay service at `address`: nodes register names with it through
     /// secure channels that `access` admits, and it forwards what is sent to
-    /// `<address>/<name>` over the connection of the name's owner. See the
-    /// [module](self) and docs/PROTOCOL.md.
+    /// `<address>/<name>` over the connection of the name's owner. A name belongs to
+    /// the identity that registered it first; while its node is not connected, a
+    /// message for it fails with [`NodeError::RelayNotConnected`], reported back. The
+    /// registration's wire format is in docs/PROTOCOL.md, §10.
     ///
     /// # Errors
     ///
