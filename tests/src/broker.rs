@@ -12,7 +12,7 @@ use onward_redis::{redis, RedisOptions, RedisTransport, REDIS};
 use redis::streams::StreamRangeReply;
 use redis::Value;
 
-use crate::harness::{options, Harness};
+use crate::harness::{options, within, Harness};
 use crate::redis_server::RedisServer;
 use crate::suite::{ask, identity, listen, start, STEP};
 use crate::workers::Echoer;
@@ -237,4 +237,70 @@ pub async fn a_send_through_a_redis_that_is_gone_fails_by_name<H: Harness>() {
     }
     assert!(started.elapsed() < Duration::from_secs(10));
     a.stop().await.expect("stop");
+}
+
+/// A reader that falls behind slows its senders, and nothing is lost: B's mailbox
+/// holds 10 messages, so B stops reading its inbox while it is full; A may fill B's
+/// inbox to 20 entries (its `max_len`), then waits and offers them again. The inbox
+/// stays within that bound (and a batch) while B does not read, and then every one of
+/// 600 messages arrives, in order.
+pub async fn a_full_inbox_slows_its_senders_and_loses_nothing<H: Harness>() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let mut small_mailboxes = options();
+    small_mailboxes.core.mailbox_capacity = 10;
+    let b = redis_node::<H>(
+        &server,
+        "onward:b",
+        RedisOptions::default(),
+        small_mailboxes,
+    )
+    .await;
+    let alice = serve::<H>(&b).await;
+    let mut reader = b.context("reader").await.expect("context");
+    let mut limited = RedisOptions::default();
+    limited.max_len = 20;
+    let a = redis_node::<H>(&server, "onward:a", limited, options()).await;
+    let channel = a
+        .create_secure_channel(
+            route![redis("onward:b"), "secure"],
+            &identity(),
+            TrustIdentifier::new(alice),
+        )
+        .await
+        .expect("channel through redis");
+    const COUNT: u32 = 600;
+    let ctx = a.context("app").await.expect("context");
+    let to = route![channel.address(), "reader"];
+    a.spawn(async move {
+        for i in 0..COUNT {
+            ctx.send(to.clone(), i).await.expect("send");
+        }
+    });
+    let mut client = server.client();
+    let len = |client: &mut redis::Connection| -> u64 {
+        redis::cmd("XLEN")
+            .arg("onward:b")
+            .query(client)
+            .expect("xlen")
+    };
+    within::<H, _>(STEP, "B's inbox filling up", async {
+        while len(&mut client) < 20 {
+            H::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    for _ in 0..20 {
+        let now = len(&mut client);
+        assert!(now <= 20 + 64, "B's inbox holds {now} entries");
+        H::sleep(Duration::from_millis(10)).await;
+    }
+    for i in 0..COUNT {
+        let got: onward_protocol::api::Routed<u32> = reader.receive().await.expect("message");
+        assert_eq!(*got.body(), i, "in order, none lost");
+    }
+    for node in [a, b] {
+        node.stop().await.expect("stop");
+    }
 }

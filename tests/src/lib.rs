@@ -122,6 +122,7 @@ macro_rules! conformance_suite {
                     a_secure_channel_crosses_redis_holding_no_plaintext,
                     a_route_through_tcp_then_redis,
                     a_send_through_a_redis_that_is_gone_fails_by_name,
+                    a_full_inbox_slows_its_senders_and_loses_nothing,
                 );
             }
             /// The adversarial section (`onward_tests::adversarial`).

@@ -66,10 +66,20 @@ pub trait MessageTransport: Send + Sync + 'static {
     /// that every unit it sends names as its sender.
     fn inbox(&self) -> String;
 
-    /// Sends `unit` (one frame) to the inbox at `peer`, naming this node's inbox as
-    /// its sender. Completes once the transport has taken it; an error fails the
-    /// messages sent to `peer` that were not yet taken, and their senders are told.
-    fn send(&self, peer: &str, unit: Vec<u8>) -> BoxFuture<'static, io::Result<()>>;
+    /// Sends `units` (one or more, each one frame), in order, to the inbox at `peer`,
+    /// each naming this node's inbox as its sender: in one exchange where the
+    /// transport can (the node hands over together what waits for a peer). The units
+    /// are copied before this returns. The future completes once the transport has
+    /// taken them all.
+    ///
+    /// An error of kind [`io::ErrorKind::WouldBlock`] means the peer's inbox is full
+    /// and nothing was sent: the node sends the same units again after a pause
+    /// (backpressure: meanwhile what waits for the peer grows, and senders are slowed
+    /// as by a slow socket), and gives up after
+    /// [`NodeOptions::connect_timeout`](super::NodeOptions::connect_timeout) of it.
+    /// Any other error fails them all (those the transport took before it failed may
+    /// still arrive: as for any unit, at least once), and their senders are told.
+    fn send(&self, peer: &str, units: &[Vec<u8>]) -> BoxFuture<'static, io::Result<()>>;
 
     /// Waits for the next unit in this node's inbox. The node calls it again at once
     /// after a unit and after an error (after a short pause), and stops calling it
@@ -250,6 +260,11 @@ impl Node {
     }
 }
 
+/// The first and the longest pause before units are offered again to a peer whose
+/// inbox is full.
+const FULL_PAUSE_MIN: Duration = Duration::from_millis(5);
+const FULL_PAUSE_MAX: Duration = Duration::from_millis(200);
+
 /// How long the inbox task waits after a receive error before trying again.
 const RECEIVE_RETRY: Duration = Duration::from_millis(100);
 
@@ -287,13 +302,32 @@ impl Shared {
                 };
                 match received {
                     Ok(unit) => {
-                        let from = Address::new(transport, unit.from.into_bytes());
-                        shared.with_core(|core, now| match from {
-                            Ok(from) => core.handle_unit(inbox, from, unit.bytes, now),
+                        let from = match Address::new(transport, unit.from.into_bytes()) {
+                            Ok(from) => from,
                             Err(error) => {
                                 tracing::debug!(%error, "unit dropped: its sender is no address");
+                                continue;
                             }
-                        });
+                        };
+                        // Reading may have been paused while the unit was on its way:
+                        // it waits here, not lost, until the core takes units again.
+                        let mut unit = Some((from, unit.bytes));
+                        loop {
+                            shared.with_core(|core, now| {
+                                if !core.is_reading_paused(inbox) {
+                                    if let Some((from, bytes)) = unit.take() {
+                                        core.handle_unit(inbox, from, bytes, now);
+                                    }
+                                }
+                            });
+                            if unit.is_none() {
+                                break;
+                            }
+                            let stop = future::select(close.wait(), shared.stopping.wait());
+                            if let Either::Right(_) = future::select(reading.opened(), stop).await {
+                                return;
+                            }
+                        }
                     }
                     Err(error) => {
                         tracing::debug!(%transport, %error, "inbox receive failed; trying again");
@@ -341,17 +375,50 @@ impl Shared {
         mut rx: UnboundedReceiver<Vec<u8>>,
         close: Signal,
     ) {
+        /// Units handed to the transport at once, at most.
+        const BATCH: usize = 64;
         loop {
             let stop = future::select(close.wait(), self.halt.wait());
             let unit = match future::select(rx.next(), stop).await {
                 Either::Left((Some(unit), _)) => unit,
                 _ => return,
             };
-            let len = unit.len();
-            let stop = future::select(close.wait(), self.halt.wait());
-            let sent = match future::select(plugged.send(&peer, unit), stop).await {
-                Either::Left((sent, _)) => sent,
-                Either::Right(_) => return,
+            // What else waits for this peer goes with it.
+            let mut units = vec![unit];
+            while units.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(unit) => units.push(unit),
+                    Err(_) => break,
+                }
+            }
+            let len: usize = units.iter().map(Vec::len).sum();
+            let mut pause = FULL_PAUSE_MIN;
+            let full_since = self.runtime.now();
+            let sent = loop {
+                let stop = future::select(close.wait(), self.halt.wait());
+                let sent = match future::select(plugged.send(&peer, &units), stop).await {
+                    Either::Left((sent, _)) => sent,
+                    Either::Right(_) => return,
+                };
+                match sent {
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                        let waited = self.runtime.now().saturating_duration_since(full_since);
+                        if waited >= self.options.connect_timeout {
+                            break Err(io::Error::new(
+                                io::ErrorKind::TimedOut,
+                                format!("the peer's inbox stayed full for {waited:?} ({error})"),
+                            ));
+                        }
+                        let stop = future::select(close.wait(), self.halt.wait());
+                        if let Either::Right(_) =
+                            future::select(self.runtime.sleep(pause), stop).await
+                        {
+                            return;
+                        }
+                        pause = (pause * 2).min(FULL_PAUSE_MAX);
+                    }
+                    sent => break sent,
+                }
             };
             match sent {
                 Ok(()) => self.with_core(|core, now| core.handle_written(connection, len, now)),
