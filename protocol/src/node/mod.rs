@@ -366,50 +366,6 @@ impl NodeCore {
             .is_some_and(|c| c.stall.is_some())
     }
 
-    /// The first hop of `route` if it is past half its limit: a mailbox with half its
-    /// capacity unread, or a connection with half its backlog unsent (for a channel's
-    /// encryptor, the first hop towards its peer). Senders that can wait (application
-    /// contexts) wait for the [`Output::Decongested`] naming it rather than run into
-    /// the hard limit; workers never wait, so pipelines cannot deadlock.
-    pub fn congestion(&self, route: &Route) -> Option<Hop> {
-        // Borrowed, not cloned: this runs before every application send.
-        let mut next = route.next();
-        // Channels inside channels: follow a few levels, no more.
-        for _ in 0..4 {
-            let address = next.take()?;
-            if self.transports.contains_key(&address.transport()) {
-                let id = self.connections.outgoing(address)?;
-                return self.connection_congestion(id);
-            }
-            match self.targets.get(address) {
-                Some(Target::Mailbox(_)) => {
-                    return self
-                        .mailboxes
-                        .is_congested(address)
-                        .then(|| Hop::Mailbox(address.clone()));
-                }
-                Some(Target::Connection(id)) => return self.connection_congestion(*id),
-                Some(Target::Encryptor(id)) => {
-                    next = self.channels.get(id).and_then(|end| end.remote.next());
-                }
-                _ => return None,
-            }
-        }
-        None
-    }
-
-    /// Whether the first hop of `route` is congested: see [`congestion`](Self::congestion).
-    pub fn is_congested(&self, route: &Route) -> bool {
-        self.congestion(route).is_some()
-    }
-
-    fn connection_congestion(&self, id: ConnectionId) -> Option<Hop> {
-        self.connections
-            .get(id)
-            .is_some_and(|c| c.is_congested())
-            .then_some(Hop::Connection(id))
-    }
-
     // ---- commands -------------------------------------------------------------------
 
     /// Registers a mailbox at `address`, taking messages that `access` admits; others

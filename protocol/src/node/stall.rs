@@ -1,18 +1,20 @@
 //! Stalls: a message read from a connection that finds its mailbox full waits, with
 //! the messages routed after it, and the connection is not read until they are
 //! through or [`NodeConfig::max_stall`](super::NodeConfig::max_stall) has passed.
+//! And congestion: whether a first hop is past half its limit, for senders that can
+//! wait.
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
 use crate::message::TransportMessage;
-use crate::routing::Address;
+use crate::routing::{Address, Route};
 
 use super::budget::{message_cost, Budget};
 use super::connection::Stall;
 use super::mailbox::Admission;
 use super::routing::{Source, Work};
-use super::{BudgetShare, ConnectionId, NodeCore, NodeError, Origin, Output};
+use super::{BudgetShare, ConnectionId, Hop, NodeCore, NodeError, Origin, Output, Target};
 
 impl NodeCore {
     /// Connection `id` delivered `message` to the full mailbox at `address`: it and
@@ -202,5 +204,52 @@ impl NodeCore {
         if self.connections.is_drained(id) {
             self.drop_connection(id, Some("closed by the peer".into()), true, now);
         }
+    }
+}
+
+/// Congestion: whether a sender that can wait should, before its first hop.
+impl NodeCore {
+    /// The first hop of `route` if it is past half its limit: a mailbox with half its
+    /// capacity unread, or a connection with half its backlog unsent (for a channel's
+    /// encryptor, the first hop towards its peer). Senders that can wait (application
+    /// contexts) wait for the [`Output::Decongested`] naming it rather than run into
+    /// the hard limit; workers never wait, so pipelines cannot deadlock.
+    pub fn congestion(&self, route: &Route) -> Option<Hop> {
+        // Borrowed, not cloned: this runs before every application send.
+        let mut next = route.next();
+        // Channels inside channels: follow a few levels, no more.
+        for _ in 0..4 {
+            let address = next.take()?;
+            if self.transports.contains_key(&address.transport()) {
+                let id = self.connections.outgoing(address)?;
+                return self.connection_congestion(id);
+            }
+            match self.targets.get(address) {
+                Some(Target::Mailbox(_)) => {
+                    return self
+                        .mailboxes
+                        .is_congested(address)
+                        .then(|| Hop::Mailbox(address.clone()));
+                }
+                Some(Target::Connection(id)) => return self.connection_congestion(*id),
+                Some(Target::Encryptor(id)) => {
+                    next = self.channels.get(id).and_then(|end| end.remote.next());
+                }
+                _ => return None,
+            }
+        }
+        None
+    }
+
+    /// Whether the first hop of `route` is congested: see [`congestion`](Self::congestion).
+    pub fn is_congested(&self, route: &Route) -> bool {
+        self.congestion(route).is_some()
+    }
+
+    fn connection_congestion(&self, id: ConnectionId) -> Option<Hop> {
+        self.connections
+            .get(id)
+            .is_some_and(|c| c.is_congested())
+            .then_some(Hop::Connection(id))
     }
 }
