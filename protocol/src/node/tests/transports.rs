@@ -386,3 +386,52 @@ fn a_broker_takes_plain_messages_from_connections_only_when_told_to() {
         .any(|o| matches!(o, Output::Connect { .. })));
     assert_eq!(m.stats().messages_refused, 2);
 }
+
+/// An incoming stream of another transport than TCP is named with its type (so a
+/// report about it reads as its address), one of TCP by `host:port`; a stream that
+/// does not speak onward, and one past the limit of incoming streams, are refused and
+/// counted (past the limit of incoming streams: the next test); one that sent a whole frame is past its first-frame deadline.
+#[test]
+fn incoming_streams_are_named_refused_and_counted() {
+    let now = Instant::now();
+    let mut b = NodeCore::new(NodeConfig::default(), Box::new(SeededRandom::new(8)));
+    b.add_transport(PIPE, TransportKind::Stream).unwrap();
+    b.register(Address::local("echo"), Access::anyone(), now)
+        .unwrap();
+    let pipe = b.handle_incoming_stream(PIPE, "a".into(), now);
+    let tcp_in = b.handle_incoming_connection("a:1".into(), now);
+    assert_eq!(b.connection_peer(pipe).unwrap().0, "7#a");
+    assert_eq!(b.connection_peer(tcp_in).unwrap().0, "a:1");
+    let _ = drain(&mut b);
+    b.handle_received(tcp_in, b"HTTP/1.1", now);
+    assert_eq!(b.stats().connections_refused, 1, "not onward: refused");
+    // A whole frame on the pipe: its first-frame deadline is gone, so time past it
+    // does not close it.
+    b.handle_received(
+        pipe,
+        &frames(&[TransportMessage::new(route!["echo"], route![], vec![1])]),
+        now,
+    );
+    let later = now + NodeConfig::default().first_frame_timeout + Duration::from_secs(1);
+    b.handle_timeout(later);
+    assert!(
+        b.connection_peer(pipe).is_some(),
+        "a stream that sent a frame stays"
+    );
+    assert_eq!(b.stats().connections_timed_out, 0);
+}
+
+#[test]
+fn past_the_limit_of_incoming_streams_with_none_to_evict_a_new_one_is_refused() {
+    let now = Instant::now();
+    let mut b = NodeCore::new(
+        NodeConfig {
+            max_incoming_connections: 0,
+            ..NodeConfig::default()
+        },
+        Box::new(SeededRandom::new(8)),
+    );
+    let id = b.handle_incoming_connection("a:1".into(), now);
+    assert!(matches!(drain(&mut b)[..], [Output::Close { connection }] if connection == id));
+    assert_eq!(b.stats().connections_refused, 1);
+}
