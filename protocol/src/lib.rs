@@ -100,6 +100,7 @@ pub mod identity;
 pub mod message;
 pub mod node;
 pub mod noise;
+pub mod portal;
 pub mod random;
 pub mod report;
 pub mod routing;

@@ -35,6 +35,7 @@ mod input;
 mod message;
 mod node;
 mod noise;
+mod portal;
 mod replay_window;
 mod report;
 mod seeds;
@@ -45,6 +46,7 @@ pub use frames::frames;
 pub use message::message;
 pub use node::node;
 pub use noise::{noise_initiator, noise_responder};
+pub use portal::portal;
 pub use replay_window::replay_window;
 pub use report::report;
 pub use seeds::seeds;
@@ -65,4 +67,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("replay_window", replay_window),
     ("node", node),
     ("report", report),
+    ("portal", portal),
 ];

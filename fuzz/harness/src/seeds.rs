@@ -14,6 +14,7 @@ pub fn seeds(target: &str) -> Vec<(&'static str, Vec<u8>)> {
         "address" => address_seeds(),
         "frames" => frame_seeds(),
         "report" => report_seeds(),
+        "portal" => portal_seeds(),
         "noise_responder" => vec![
             ("genuine", vec![0x06, 0, 0]),
             ("genuine-chacha", vec![0x07, 0, 0]),
@@ -121,6 +122,34 @@ pub fn seeds(target: &str) -> Vec<(&'static str, Vec<u8>)> {
         }
         _ => Vec::new(),
     }
+}
+
+fn portal_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    use onward_protocol::portal::PortalMessage;
+    let decode = |message: PortalMessage| [vec![0], message.encode()].concat();
+    vec![
+        ("open", decode(PortalMessage::Open { window: 4096 })),
+        (
+            "data",
+            decode(PortalMessage::Data {
+                offset: 3,
+                bytes: b"hello".to_vec(),
+            }),
+        ),
+        (
+            "reset",
+            decode(PortalMessage::Reset {
+                reason: "gone".into(),
+            }),
+        ),
+        // A session: data in order at 0, a read, a write, a half-close, time.
+        (
+            "session",
+            vec![
+                1, 1, 5, 1, 0, 0, b'a', b'b', b'c', b'd', b'e', 2, 0, 100, 4, 0, 5, 3, 5, 0, 10,
+            ],
+        ),
+    ]
 }
 
 fn report_seeds() -> Vec<(&'static str, Vec<u8>)> {
