@@ -157,10 +157,14 @@ impl PortalMessage {
     /// [`PortalError::Malformed`] for anything else.
     pub fn decode(bytes: &[u8]) -> Result<Self, PortalError> {
         let (&kind, body) = bytes.split_first().ok_or(PortalError::Malformed("empty"))?;
+        // A window of 0 would let the other end send nothing, ever: a session stuck
+        // without an error.
         let u32_of = |body: &[u8]| -> Result<u32, PortalError> {
-            body.try_into()
-                .map(u32::from_be_bytes)
-                .map_err(|_| PortalError::Malformed("a window is 4 bytes"))
+            match body.try_into().map(u32::from_be_bytes) {
+                Ok(0) => Err(PortalError::Malformed("a window of 0")),
+                Ok(window) => Ok(window),
+                Err(_) => Err(PortalError::Malformed("a window is 4 bytes")),
+            }
         };
         let u64_of = |body: &[u8]| -> Result<u64, PortalError> {
             body.try_into()

@@ -97,8 +97,10 @@ impl Node {
     /// `service` on that node. Returns once the relay has answered "registered".
     ///
     /// The registration is kept: it is sent again every [`RELAY_REFRESH`], and every
-    /// [`RELAY_RETRY`] while it fails, so that after the connection drops, or the
-    /// relay restarts, the relay forwards to this node again by itself.
+    /// [`RELAY_RETRY`] while the relay cannot be reached, so that after the connection
+    /// drops, or the relay restarts, the relay forwards to this node again by itself.
+    /// A later refusal (a restarted relay where another identity took the name first)
+    /// is logged as a warning and asked again every [`RELAY_REFRESH`].
     ///
     /// # Errors
     ///
@@ -144,6 +146,13 @@ impl Node {
                 wait = match register(&ctx, &to, &name).await {
                     Ok(_) => RELAY_REFRESH,
                     Err(Error::Stopped) => return,
+                    // An answer, not a failure to reach the relay (another identity
+                    // took the name on a relay that restarted): said loudly, and not
+                    // asked again twice a second.
+                    Err(error @ Error::RelayRefused { .. }) => {
+                        tracing::warn!(%error, %name, "the relay refused the registration");
+                        RELAY_REFRESH
+                    }
                     Err(error) => {
                         tracing::debug!(%error, %name, "registering with the relay again failed");
                         RELAY_RETRY

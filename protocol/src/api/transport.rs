@@ -290,6 +290,9 @@ impl Shared {
         );
         let shared = self.clone();
         self.spawn(async move {
+            // Failures in a row: the first is a warning (the node hears nothing from its
+            // inbox while they last), the rest are debug lines until one succeeds.
+            let mut failing = 0u64;
             loop {
                 let stop = future::select(close.wait(), shared.stopping.wait());
                 if let Either::Right(_) = future::select(reading.opened(), stop).await {
@@ -302,6 +305,10 @@ impl Shared {
                 };
                 match received {
                     Ok(unit) => {
+                        if failing > 0 {
+                            tracing::warn!(%transport, failures = failing, "inbox readable again");
+                            failing = 0;
+                        }
                         let from = match Address::new(transport, unit.from.into_bytes()) {
                             Ok(from) => from,
                             Err(error) => {
@@ -330,7 +337,12 @@ impl Shared {
                         }
                     }
                     Err(error) => {
-                        tracing::debug!(%transport, %error, "inbox receive failed; trying again");
+                        if failing == 0 {
+                            tracing::warn!(%transport, %error, "inbox receive failed; trying again every {RECEIVE_RETRY:?}");
+                        } else {
+                            tracing::debug!(%transport, %error, "inbox receive failed again");
+                        }
+                        failing += 1;
                         shared.runtime.sleep(RECEIVE_RETRY).await;
                     }
                 }

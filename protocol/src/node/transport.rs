@@ -199,10 +199,12 @@ impl NodeCore {
                 needed: "message",
             });
         }
+        // Its alias is never a target: an inbox carries nothing out (replies go to the
+        // sender's address), so nothing may be routed to it, and its alias never
+        // appears on a return route.
         let alias = self.generate_address()?;
         let id = self.connections.next_id();
         tracing::debug!(%description, connection = id.0, "inbox opened");
-        self.targets.insert(alias.clone(), Target::Connection(id));
         self.connections.open_inbox(id, description, alias, now);
         Ok(id)
     }

@@ -141,6 +141,9 @@ fn every_message_round_trips_and_bad_bytes_are_refused() {
         vec![255, 0],
         vec![0, 0, 0, 0],
         vec![0, 0, 0, 0, 0, 0],
+        // A window of 0: the other end could never send.
+        vec![0, 0, 0, 0, 0],
+        vec![1, 0, 0, 0, 0],
         vec![2, 0, 0, 0, 0, 0, 0, 0, 0],
         vec![2, 0, 0],
         too_big,

@@ -177,6 +177,11 @@ fn units_go_to_the_peer_inbox_and_replies_come_back_to_the_sender_inbox() {
     let got = delivered(drain(&mut b));
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].return_route, route![on(BROKER, "a"), "app"]);
+    // The inbox's own alias leads nowhere: nothing can be routed into an inbox.
+    assert!(!b
+        .targets
+        .values()
+        .any(|t| matches!(t, Target::Connection(c) if *c == b_inbox)));
     // The reply goes to A's inbox.
     let reply = TransportMessage::new(got[0].return_route.clone(), route!["echoer"], vec![2]);
     b.handle_send(&Address::local("echoer"), reply, now)
