@@ -5,12 +5,12 @@
 //! says so and measures nothing. `--quick` runs briefly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use futures::channel::oneshot;
+use onward_bench::workers::{Echo, Sink};
 use onward_bench::{quick, Figure, Report};
-use onward_protocol::api::{Bytes, Context, Opaque, Result, Routed, Worker};
+use onward_protocol::api::{Bytes, Opaque, Routed};
 use onward_protocol::identity::Identity;
 use onward_protocol::node::Access;
 use onward_protocol::trust::TrustEveryone;
@@ -19,48 +19,12 @@ use onward_redis::{redis, RedisTransport, REDIS};
 use onward_tests::redis_server::RedisServer;
 use onward_tokio::Node;
 
-struct Echo;
-
-impl Worker for Echo {
-    type Message = Opaque;
-
-    async fn handle_message(&mut self, ctx: &mut Context, msg: Routed<Opaque>) -> Result<()> {
-        ctx.send(msg.return_route(), msg.into_body()).await
-    }
-}
-
-struct Sink {
-    expected: usize,
-    seen: usize,
-    done: Arc<Mutex<Option<oneshot::Sender<()>>>>,
-}
-
-impl Worker for Sink {
-    type Message = Bytes;
-
-    async fn handle_message(&mut self, _ctx: &mut Context, msg: Routed<Bytes>) -> Result<()> {
-        self.seen += 1;
-        std::hint::black_box(msg.body().len());
-        if self.seen == self.expected {
-            if let Some(done) = self.done.lock().unwrap().take() {
-                let _ = done.send(());
-            }
-        }
-        Ok(())
-    }
-}
-
 /// The far node: an echoer, a sink for `expected` messages, a channel listener.
 async fn far(node: &Node, expected: usize) -> oneshot::Receiver<()> {
-    let (tx, rx) = oneshot::channel();
     node.start_worker_with("echo", Echo, Access::secure_channels())
         .await
         .unwrap();
-    let sink = Sink {
-        expected,
-        seen: 0,
-        done: Arc::new(Mutex::new(Some(tx))),
-    };
+    let (sink, rx) = Sink::new(expected);
     node.start_worker_with("sink", sink, Access::secure_channels())
         .await
         .unwrap();

@@ -8,14 +8,13 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::channel::oneshot;
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use onward_bench::rt::{Kind, Rt};
+use onward_bench::workers::{Echo, Sink};
 use onward_bench::{quick, Figure, Report};
-use onward_protocol::api::{self, Bytes, Context, Opaque, Result, Routed, Stream, Worker};
+use onward_protocol::api::{self, Bytes, Routed, Stream};
 use onward_protocol::identity::Identity;
 use onward_protocol::trust::TrustEveryone;
 use onward_protocol::{route, tcp, Route};
@@ -30,39 +29,6 @@ const LARGEST: usize = 65_000;
 
 /// How long the parent waits for a child process to report its ports.
 const CHILD_READY: Duration = Duration::from_secs(20);
-
-struct Sink {
-    expected: usize,
-    seen: usize,
-    done: Arc<Mutex<Option<oneshot::Sender<()>>>>,
-}
-
-impl Worker for Sink {
-    type Message = Bytes;
-
-    async fn handle_message(&mut self, _ctx: &mut Context, msg: Routed<Bytes>) -> Result<()> {
-        self.seen += 1;
-        std::hint::black_box(msg.body().len());
-        if self.seen == self.expected {
-            if let Some(done) = self.done.lock().unwrap().take() {
-                let _ = done.send(());
-            }
-        }
-        Ok(())
-    }
-}
-
-struct Echo;
-
-impl Worker for Echo {
-    type Message = Opaque;
-
-    async fn handle_message(&mut self, ctx: &mut Context, msg: Routed<Opaque>) -> Result<()> {
-        let mut message = msg.into_transport_message();
-        message.onward_route = std::mem::take(&mut message.return_route);
-        ctx.forward(message).await
-    }
-}
 
 /// The far end B with a channel listener at "secure", and an optional middle node M
 /// that only listens. Returns the nodes and the route to B's listener.
@@ -95,20 +61,9 @@ fn megabytes(size: usize, count: usize, elapsed: Duration) -> f64 {
 }
 
 async fn bulk_onward(rt: &Rt, size: usize, count: usize) -> f64 {
-    let (tx, rx) = oneshot::channel();
-    let done = Arc::new(Mutex::new(Some(tx)));
+    let (sink, rx) = Sink::new(count);
     let (far, route) = far_end(rt, 1).await;
-    far[0]
-        .start_worker(
-            "sink",
-            Sink {
-                expected: count,
-                seen: 0,
-                done,
-            },
-        )
-        .await
-        .unwrap();
+    far[0].start_worker("sink", sink).await.unwrap();
     let a = rt.node().await.unwrap();
     let channel = a
         .create_secure_channel(route, &Identity::generate().unwrap(), TrustEveryone)

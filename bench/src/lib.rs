@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod rt;
+pub mod workers;
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

@@ -617,6 +617,23 @@ fn step_08_through_a_middle_node_with_no_code() {
     }
 }
 
+/// Runs step 09's initiator through the middle node at `m` to the responder at `b`,
+/// checks that it verified `responder_id` and got the echo back through its channel,
+/// and returns its own identifier.
+fn step_09_initiator(m: &str, b: &str, responder_id: &str) -> String {
+    let initiator = run("09-secure-channel-many-transport-hops-initiator", &[m, b]);
+    let initiator_id = initiator.after("initiator: identity ").to_owned();
+    let established = initiator.after("initiator: secure channel established at ");
+    let (channel, peer) = established
+        .split_once(", responder verified as ")
+        .expect("the channel's address and peer");
+    assert_eq!(peer, responder_id);
+    initiator.assert_line(&format!(
+        "initiator: received \"Hello\", return route [{channel} => 0#echoer]"
+    ));
+    initiator_id
+}
+
 #[test]
 fn step_09_secure_channel_through_a_middle_node() {
     let mut responder = Program::start(
@@ -635,16 +652,7 @@ fn step_09_secure_channel_through_a_middle_node() {
     // over TCP are refused, and none is echoed.
     send_plain_frames(&b, "echoer", 200);
 
-    let initiator = run("09-secure-channel-many-transport-hops-initiator", &[&m, &b]);
-    let initiator_id = initiator.after("initiator: identity ");
-    let established = initiator.after("initiator: secure channel established at ");
-    let (channel, peer) = established
-        .split_once(", responder verified as ")
-        .expect("the channel's address and peer");
-    assert_eq!(peer, responder_id);
-    initiator.assert_line(&format!(
-        "initiator: received \"Hello\", return route [{channel} => 0#echoer]"
-    ));
+    let initiator_id = step_09_initiator(&m, &b, &responder_id);
 
     let responder = responder.finish();
     responder.assert_success("09-secure-channel-many-transport-hops-responder");
@@ -688,16 +696,7 @@ fn a_blocking_custom_stack_answers_step_09_through_the_tokio_middle_node() {
     );
     let m = middle.listening_address("middle");
 
-    let initiator = run("09-secure-channel-many-transport-hops-initiator", &[&m, &b]);
-    let initiator_id = initiator.after("initiator: identity ");
-    let established = initiator.after("initiator: secure channel established at ");
-    let (channel, peer) = established
-        .split_once(", responder verified as ")
-        .expect("the channel's address and peer");
-    assert_eq!(peer, responder_id);
-    initiator.assert_line(&format!(
-        "initiator: received \"Hello\", return route [{channel} => 0#echoer]"
-    ));
+    let initiator_id = step_09_initiator(&m, &b, &responder_id);
 
     let responder = responder.finish();
     responder.assert_success("blocking-responder");

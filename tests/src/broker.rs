@@ -4,7 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use onward_protocol::api::{Error, NodeOptions};
+use onward_protocol::api::{Error, NodeOptions, SecureChannel};
+use onward_protocol::identity::Identifier;
 use onward_protocol::node::Access;
 use onward_protocol::trust::{TrustEveryone, TrustIdentifier};
 use onward_protocol::{route, tcp, Route};
@@ -37,13 +38,24 @@ async fn redis_node<H: Harness>(
 
 /// Makes `node` a responder: an echoer, and a channel listener "secure" as a fresh
 /// identity trusting everyone; returns that identity's identifier.
-async fn serve<H: Harness>(node: &H::Node) -> onward_protocol::identity::Identifier {
+async fn serve<H: Harness>(node: &H::Node) -> Identifier {
     let identity = identity();
     node.start_worker("echoer", Echoer).await.expect("echoer");
     node.create_secure_channel_listener("secure", &identity, TrustEveryone)
         .await
         .expect("listener");
     identity.identifier()
+}
+
+/// A secure channel from `node` along `to`, as a fresh identity, to the responder
+/// `peer` (which is checked).
+async fn channel_to(
+    node: &onward_protocol::api::Node,
+    to: Route,
+    peer: Identifier,
+) -> Result<SecureChannel, Error> {
+    node.create_secure_channel(to, &identity(), TrustIdentifier::new(peer))
+        .await
 }
 
 /// Every entry of `stream`, as (from, frame).
@@ -87,12 +99,7 @@ pub async fn a_secure_channel_crosses_redis_holding_no_plaintext<H: Harness>() {
     let b = redis_node::<H>(&server, "onward:b", kept.clone(), options()).await;
     let alice = serve::<H>(&b).await;
     let a = redis_node::<H>(&server, "onward:a", kept, options()).await;
-    let channel = a
-        .create_secure_channel(
-            route![redis("onward:b"), "secure"],
-            &identity(),
-            TrustIdentifier::new(alice),
-        )
+    let channel = channel_to(&a, route![redis("onward:b"), "secure"], alice)
         .await
         .expect("channel through redis");
     let mut ctx = a.context("app").await.expect("context");
@@ -165,24 +172,22 @@ pub async fn a_route_through_tcp_then_redis<H: Harness>() {
     let m = redis_node::<H>(&server, "onward:m", RedisOptions::default(), options()).await;
     let m_addr = listen::<H>(&m).await;
     let a = start::<H>(options()).await;
-    let refused = a
-        .create_secure_channel(
-            route![tcp(m_addr.as_str()), redis("onward:b"), "secure"],
-            &identity(),
-            TrustIdentifier::new(alice),
-        )
-        .await
-        .expect_err("M does not forward plain messages into Redis by default");
+    let refused = channel_to(
+        &a,
+        route![tcp(m_addr.as_str()), redis("onward:b"), "secure"],
+        alice,
+    )
+    .await
+    .expect_err("M does not forward plain messages into Redis by default");
     assert!(refused.to_string().contains("refused"), "{refused}");
     m.set_forwarding(REDIS, Access::anyone()).expect("rule");
-    let channel = a
-        .create_secure_channel(
-            route![tcp(m_addr.as_str()), redis("onward:b"), "secure"],
-            &identity(),
-            TrustIdentifier::new(alice),
-        )
-        .await
-        .expect("channel through tcp and redis");
+    let channel = channel_to(
+        &a,
+        route![tcp(m_addr.as_str()), redis("onward:b"), "secure"],
+        alice,
+    )
+    .await
+    .expect("channel through tcp and redis");
     let mut ctx = a.context("app").await.expect("context");
     for i in 0..10 {
         let text = format!("Hello {i}");
@@ -262,12 +267,7 @@ pub async fn a_full_inbox_slows_its_senders_and_loses_nothing<H: Harness>() {
     let mut limited = RedisOptions::default();
     limited.max_len = 20;
     let a = redis_node::<H>(&server, "onward:a", limited, options()).await;
-    let channel = a
-        .create_secure_channel(
-            route![redis("onward:b"), "secure"],
-            &identity(),
-            TrustIdentifier::new(alice),
-        )
+    let channel = channel_to(&a, route![redis("onward:b"), "secure"], alice)
         .await
         .expect("channel through redis");
     const COUNT: u32 = 600;

@@ -2,6 +2,7 @@
 //! deadlines, keepalives and charges.
 
 use super::*;
+use std::time::Duration;
 
 fn tcp(peer: &str) -> Address {
     crate::routing::tcp(peer)
