@@ -49,6 +49,15 @@ pub enum AddressError {
         /// Length of the rejected value.
         len: usize,
     },
+    /// A route's text is not a route: an empty hop, or more than
+    /// [`MAX_ROUTE_LEN`](super::MAX_ROUTE_LEN) addresses.
+    #[error("route {route:?}: {reason}")]
+    BadRoute {
+        /// The text.
+        route: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The random source failed while generating an address.
     #[error(transparent)]
     Random(#[from] RandomError),

@@ -1,7 +1,8 @@
 use std::collections::VecDeque;
 use std::fmt;
+use std::str::FromStr;
 
-use super::Address;
+use super::{Address, AddressError};
 
 /// The largest number of addresses in a route that encoders write and decoders accept.
 pub const MAX_ROUTE_LEN: usize = 32;
@@ -132,6 +133,74 @@ impl fmt::Display for Route {
     }
 }
 
+impl FromStr for Route {
+    type Err = AddressError;
+
+    /// Parses a route in the form [`Display`](fmt::Display) prints,
+    /// `[1#127.0.0.1:4000 => 0#echoer]` (the brackets may be left out), or in a short
+    /// form whose hops are separated by `/`: `127.0.0.1:4000/echoer`.
+    ///
+    /// In either form a hop written without `#` is short for a TCP address when it
+    /// contains `:` (`127.0.0.1:4000` is `1#127.0.0.1:4000`) and for a local address
+    /// otherwise (`echoer` is `0#echoer`). In the short form a `/` inside a value is
+    /// written `%2F`; in either form so are spaces at either end of a value (`%20`),
+    /// `=>` (`%3D>`) and brackets at either end of the text. The empty text, or `[]`,
+    /// is the empty route.
+    ///
+    /// ```
+    /// use onward_protocol::{route, tcp, Route};
+    ///
+    /// let printed: Route = "[1#127.0.0.1:4000 => 0#echoer]".parse()?;
+    /// let short: Route = "127.0.0.1:4000/echoer".parse()?;
+    /// assert_eq!(printed, route![tcp("127.0.0.1:4000"), "echoer"]);
+    /// assert_eq!(short, printed);
+    /// assert_eq!(printed.to_string().parse::<Route>()?, printed);
+    /// # Ok::<(), onward_protocol::routing::AddressError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`AddressError::BadRoute`] for an empty hop or more than [`MAX_ROUTE_LEN`]
+    /// addresses, or the error of a hop that is not an address.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = |reason| AddressError::BadRoute {
+            route: text.chars().take(200).collect(),
+            reason,
+        };
+        let trimmed = text.trim();
+        let inner = trimmed
+            .strip_prefix('[')
+            .and_then(|t| t.strip_suffix(']'))
+            .unwrap_or(trimmed);
+        if inner.trim().is_empty() {
+            return Ok(Route::new());
+        }
+        let printed = trimmed.starts_with('[') || inner.contains("=>");
+        let hops: Vec<&str> = if printed {
+            inner.split("=>").collect()
+        } else {
+            inner.split('/').collect()
+        };
+        if hops.len() > MAX_ROUTE_LEN {
+            return Err(bad("more than 32 addresses"));
+        }
+        hops.into_iter()
+            .map(|hop| {
+                let hop = hop.trim();
+                if hop.is_empty() {
+                    Err(bad("an empty hop"))
+                } else if hop.contains('#') {
+                    hop.parse::<Address>()
+                } else if hop.contains(':') {
+                    format!("1#{hop}").parse::<Address>()
+                } else {
+                    format!("0#{hop}").parse::<Address>()
+                }
+            })
+            .collect()
+    }
+}
+
 impl fmt::Debug for Route {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{self}")
@@ -178,6 +247,66 @@ mod tests {
         front.append_route(route!["c"]);
         front.prepend_route(route!["x", "y"]);
         assert_eq!(front, route!["x", "y", "a", "b", "c"]);
+    }
+
+    #[test]
+    fn routes_parse_from_text_and_bad_text_is_an_error() {
+        let expected = route![tcp("127.0.0.1:4000"), tcp("127.0.0.1:3000"), "echoer"];
+        for text in [
+            "[1#127.0.0.1:4000 => 1#127.0.0.1:3000 => 0#echoer]",
+            "1#127.0.0.1:4000=>127.0.0.1:3000 => echoer",
+            "127.0.0.1:4000/127.0.0.1:3000/echoer",
+            " 1#127.0.0.1:4000/1#127.0.0.1:3000/0#echoer ",
+        ] {
+            assert_eq!(text.parse::<Route>(), Ok(expected.clone()), "{text}");
+        }
+        // A relay address keeps its '/' in the printed form, and escapes it in the
+        // short one.
+        let relay = route![tcp("10.0.0.1:4000"), "forward_to/alice", "listener"];
+        assert_eq!(relay.to_string().parse::<Route>(), Ok(relay.clone()));
+        assert_eq!(
+            "10.0.0.1:4000/forward_to%2Falice/listener".parse::<Route>(),
+            Ok(relay)
+        );
+        assert_eq!("".parse::<Route>(), Ok(Route::new()));
+        assert_eq!("[]".parse::<Route>(), Ok(Route::new()));
+        for bad in ["a//b", "[a =>  => b]", "a/", "9999#x", "1#%zz", "[a => ]"] {
+            assert!(bad.parse::<Route>().is_err(), "{bad}");
+        }
+        let long = vec!["h"; MAX_ROUTE_LEN + 1].join("/");
+        assert!(matches!(
+            long.parse::<Route>(),
+            Err(AddressError::BadRoute { .. })
+        ));
+        assert_eq!(
+            vec!["h"; MAX_ROUTE_LEN]
+                .join("/")
+                .parse::<Route>()
+                .map(|r| r.len()),
+            Ok(MAX_ROUTE_LEN)
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_printed_route_parses_back_to_itself(
+            hops in proptest::collection::vec(
+                (0u8..=255, proptest::collection::vec(proptest::prelude::any::<u8>(), 1..20)),
+                0..8,
+            )
+        ) {
+            let route: Route = hops
+                .into_iter()
+                // Spaces, '=>' and brackets in a value must be escaped by hand to
+                // parse (documented): values without them round-trip.
+                .map(|(t, mut v)| {
+                    v.retain(|b| !b" =>[]".contains(b));
+                    v.push(b'x');
+                    Address::new(super::super::TransportType(t), v).unwrap()
+                })
+                .collect();
+            proptest::prop_assert_eq!(route.to_string().parse::<Route>(), Ok(route));
+        }
     }
 
     #[test]
