@@ -10,6 +10,8 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 
 use futures::io::{AsyncRead, AsyncWrite};
 use onward_protocol::api::{BoxFuture, Listener, Stream};
@@ -18,15 +20,55 @@ use onward_protocol::api::{BoxFuture, Listener, Stream};
 ///
 /// The stream must be a cheap handle on one socket (both runtimes' `TcpStream`s are
 /// reference counted), so the reader and the writer are two clones and neither waits
-/// on a lock the other holds. Closing the writer shuts down the sending direction.
-pub fn stream<S>(stream: S, peer: SocketAddr) -> Stream
+/// on a lock the other holds. Closing the writer flushes it and then calls
+/// `shutdown_write`, which must shut down the socket's sending direction: the
+/// `futures-io` close of a shared `async-io` socket only flushes, and a portal's
+/// half-close needs the peer to see the end of the stream.
+pub fn stream<S>(stream: S, peer: SocketAddr, shutdown_write: fn(&S) -> io::Result<()>) -> Stream
 where
     S: AsyncRead + AsyncWrite + Clone + Send + Unpin + 'static,
 {
     Stream {
         reader: Box::new(stream.clone()),
-        writer: Box::new(stream),
+        writer: Box::new(Writer {
+            stream,
+            shutdown_write,
+        }),
         peer: peer.to_string(),
+    }
+}
+
+/// The writing half of a [`stream`]: the stream, whose close shuts down its sending
+/// direction.
+struct Writer<S> {
+    stream: S,
+    shutdown_write: fn(&S) -> io::Result<()>,
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Writer<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(Pin::new(&mut self.stream).poll_flush(cx))?;
+        Poll::Ready((self.shutdown_write)(&self.stream))
     }
 }
 

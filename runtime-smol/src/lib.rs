@@ -60,9 +60,10 @@ use smol::net::{TcpListener, TcpStream};
 
 /// The whole sans-IO core and async layer, for what the re-exports above leave out.
 pub use onward_protocol as protocol;
-/// Transports an application adds to a node, and relays.
+/// Transports an application adds to a node, relays, and TCP portals.
 pub use onward_protocol::api::{
-    BoxFuture, MessageTransport, RelayRegistration, Stream, StreamListener, StreamTransport, Unit,
+    BoxFuture, Inlet, MessageTransport, Outlet, PortalOptions, PortalStats, RelayRegistration,
+    Stream, StreamListener, StreamTransport, Unit,
 };
 pub use onward_protocol::api::{
     Bytes, Context, Error, Message, NodeOptions, Opaque, Result, Routed, SecureChannel, SendId,
@@ -119,7 +120,9 @@ impl Runtime for Smol {
 fn stream(stream: TcpStream) -> io::Result<Stream> {
     stream.set_nodelay(true)?;
     let peer = stream.peer_addr()?;
-    Ok(onward_futures_io::stream(stream, peer))
+    Ok(onward_futures_io::stream(stream, peer, |s: &TcpStream| {
+        s.shutdown(std::net::Shutdown::Write)
+    }))
 }
 
 fn accept(listener: &TcpListener) -> BoxFuture<'_, io::Result<Stream>> {
