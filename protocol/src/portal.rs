@@ -113,6 +113,10 @@ pub enum PortalError {
     /// This end's socket failed, or the target could not be reached.
     #[error("{0}")]
     Local(String),
+    /// The other end could not be reached: a send failed, or a node on the route
+    /// reported that it could not pass a message on.
+    #[error("the other end cannot be reached: {0}")]
+    Unreachable(String),
 }
 
 impl PortalMessage {
@@ -360,6 +364,14 @@ impl PortalSession {
                 reason: truncate(reason, MAX_RESET_REASON).to_owned(),
             });
             self.close(Err(PortalError::Local(reason.to_owned())));
+        }
+    }
+
+    /// The other end cannot be reached (a send failed, or a node on the route reported
+    /// it could not pass a message on): the session closes without telling it.
+    pub fn handle_unreachable(&mut self, reason: &str) {
+        if self.state != State::Closed {
+            self.close(Err(PortalError::Unreachable(reason.to_owned())));
         }
     }
 

@@ -481,9 +481,10 @@ use onward_protocol::api::{self, Listener, Runtime};
 
 /// The whole sans-IO core and async layer, for what the re-exports above leave out.
 pub use onward_protocol as protocol;
-/// Transports an application adds to a node, and relays.
+/// Transports an application adds to a node, relays, and TCP portals.
 pub use onward_protocol::api::{
-    BoxFuture, MessageTransport, RelayRegistration, Stream, StreamListener, StreamTransport, Unit,
+    BoxFuture, Inlet, MessageTransport, Outlet, PortalOptions, PortalStats, RelayRegistration,
+    Stream, StreamListener, StreamTransport, Unit,
 };
 pub use onward_protocol::api::{
     Bytes, Context, Error, Message, NodeOptions, Opaque, Result, Routed, SecureChannel, SendId,

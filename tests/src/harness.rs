@@ -117,7 +117,14 @@ impl Harness for AsyncStd {
 }
 
 /// Runs a whole test on `H`, failing it if it takes longer than `limit`.
+/// With `RUST_LOG` set, the nodes' logs go to the test's output.
 pub fn run<H: Harness>(limit: Duration, test: impl Future<Output = ()>) {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
     H::block_on(within::<H, _>(limit, "the test", test));
 }
 

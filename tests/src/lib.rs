@@ -17,6 +17,7 @@ pub mod adversarial;
 pub mod broker;
 pub mod harness;
 pub mod liveness;
+pub mod portal;
 pub mod redis_server;
 pub mod relay;
 pub mod service;
@@ -114,6 +115,15 @@ macro_rules! conformance_suite {
                     a_node_without_a_listener_is_reached_through_a_relay,
                     a_registration_comes_back_after_the_relay_restarts,
                     the_relay_reads_only_routes_and_ciphertext,
+                );
+            }
+            /// The portal section (`onward_tests::portal`).
+            mod portal {
+                $crate::conformance_suite!(@tests portal, $harness;
+                    a_download_crosses_a_secure_portal_through_a_middle_node,
+                    many_sessions_at_once_all_arrive_intact,
+                    a_client_that_does_not_read_stops_the_target,
+                    a_failed_session_closes_the_client_by_name,
                 );
             }
             /// The broker section (`onward_tests::broker`): a real redis-server.

@@ -276,6 +276,20 @@ impl Context {
                 }
             }
         };
+        self.take(next)
+    }
+
+    /// As [`next_delivery`](Self::next_delivery) without a timeout, for a task that
+    /// polls its mailbox beside other sources (a portal session).
+    pub(crate) fn poll_delivery(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(TransportMessage, Origin)>> {
+        self.mailbox.poll_next_unpin(cx).map(|next| self.take(next))
+    }
+
+    /// What came out of the mailbox, reported consumed to the node.
+    fn take(&self, next: Option<Delivery>) -> Result<(TransportMessage, Origin)> {
         match next {
             Some(Ok(delivery)) => {
                 self.shared.consumed(&self.address);

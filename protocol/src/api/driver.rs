@@ -396,12 +396,25 @@ impl Shared {
         self: &Arc<Self>,
         like: &Address,
     ) -> Result<(Address, UnboundedReceiver<Delivery>)> {
+        let access = self
+            .driver()
+            .core
+            .mailbox_access(like)
+            .cloned()
+            .unwrap_or_default();
+        self.open_fresh_mailbox(access)
+    }
+
+    /// A mailbox at a fresh random address, with `access`.
+    pub(super) fn open_fresh_mailbox(
+        self: &Arc<Self>,
+        access: Access,
+    ) -> Result<(Address, UnboundedReceiver<Delivery>)> {
         let now = self.runtime.now();
         let mut d = self.driver();
         if d.stopping {
             return Err(Error::Stopped);
         }
-        let access = d.core.mailbox_access(like).cloned().unwrap_or_default();
         let address = d.core.generate_address()?;
         d.core.register(address.clone(), access, now)?;
         let (tx, rx) = unbounded();

@@ -361,6 +361,18 @@ fn a_reset_from_the_other_end_or_a_failed_target_ends_the_session_by_name() {
             "connection refused by 127.0.0.1:1".into()
         )))]
     );
+    // An unreachable other end closes the session by name, telling no one.
+    let (mut inlet, _) = open_pair(64, 64, now);
+    inlet.handle_unreachable("unknown address 0#gone");
+    assert_eq!(
+        drain(&mut inlet),
+        vec![PortalOutput::Closed(Err(PortalError::Unreachable(
+            "unknown address 0#gone".into()
+        )))]
+    );
+    inlet.handle_unreachable("again");
+    inlet.handle_failed("and again");
+    assert!(drain(&mut inlet).is_empty() && inlet.is_closed());
     // Not an open: no outlet.
     assert!(PortalSession::outlet(&PortalMessage::Fin { end: 0 }.encode(), 1).is_err());
     assert!(PortalSession::outlet(&[], 1).is_err());
