@@ -273,6 +273,9 @@ pub(crate) struct OutletArgs {
     /// Who may open sessions.
     #[arg(long, value_enum, default_value_t = AccessArg::Trusted)]
     pub(crate) access: AccessArg,
+    /// Bytes each session may have in flight towards this outlet.
+    #[arg(long, value_name = "BYTES", default_value_t = onward_tokio::protocol::portal::DEFAULT_PORTAL_WINDOW)]
+    pub(crate) window: u32,
     #[command(flatten)]
     pub(crate) node: NodeArgs,
 }

@@ -104,6 +104,7 @@ async fn run(command: Command) -> Result<(), Failure> {
                 address: outlet.name,
                 target: outlet.target,
                 access: outlet.access,
+                window: Some(outlet.window),
             });
             node::run(spec, None).await
         }

@@ -57,6 +57,7 @@ pub(crate) struct OutletSpec {
     pub(crate) target: String,
     #[serde(default = "channels")]
     pub(crate) access: AccessArg,
+    pub(crate) window: Option<u32>,
 }
 
 /// An inlet.
@@ -118,6 +119,7 @@ impl Spec {
                 address: address.to_owned(),
                 target: target.to_owned(),
                 access: args.outlet_access,
+                window: None,
             });
         }
         Ok(spec)
@@ -251,6 +253,7 @@ async fn start_services(
     for outlet in &spec.outlet {
         let options = PortalOptions {
             access: access(outlet.access, "an outlet")?,
+            window: outlet.window.unwrap_or(PortalOptions::default().window),
             ..PortalOptions::default()
         };
         let handle = node
