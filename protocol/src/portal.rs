@@ -43,6 +43,12 @@ pub const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a gap in the received data may stay open before the session is reset.
 pub const GAP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long an end that has sent nothing waits before it sends a keepalive (a
+/// [`PortalMessage::Credit`] it already gave), in onward's async layer: a send that
+/// fails, or a report that comes back, then ends an idle session whose other end is
+/// gone.
+pub const PORTAL_KEEPALIVE: Duration = Duration::from_secs(15);
+
 /// The longest reason a reset carries, in bytes.
 pub const MAX_RESET_REASON: usize = 200;
 
@@ -372,6 +378,17 @@ impl PortalSession {
     pub fn handle_unreachable(&mut self, reason: &str) {
         if self.state != State::Closed {
             self.close(Err(PortalError::Unreachable(reason.to_owned())));
+        }
+    }
+
+    /// Nothing was sent for a while: an open session sends a keepalive, a credit it
+    /// already gave (harmless to the other end), so that an other end that is gone
+    /// shows up as a failed send or a report.
+    pub fn handle_keepalive(&mut self) {
+        if self.state == State::Open {
+            self.send(PortalMessage::Credit {
+                written: self.credited,
+            });
         }
     }
 

@@ -124,6 +124,7 @@ macro_rules! conformance_suite {
                     many_sessions_at_once_all_arrive_intact,
                     a_client_that_does_not_read_stops_the_target,
                     a_failed_session_closes_the_client_by_name,
+                    an_idle_session_ends_when_its_channel_goes,
                 );
             }
             /// The broker section (`onward_tests::broker`): a real redis-server.

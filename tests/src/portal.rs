@@ -349,3 +349,50 @@ pub async fn a_failed_session_closes_the_client_by_name<H: Harness>() {
         node.stop().await.expect("stop");
     }
 }
+
+/// An idle session whose channel goes away ends at both ends within its keepalive:
+/// the client's connection is closed, and so is the target's, each counted failed,
+/// rather than left open with nothing behind them.
+pub async fn an_idle_session_ends_when_its_channel_goes<H: Harness>() {
+    let a = identity();
+    let target = target_server(|r| r.to_vec(), Arc::default());
+    let portal_options = PortalOptions {
+        keepalive: Duration::from_millis(300),
+        ..PortalOptions::default()
+    };
+    let (nodes, channel, outlet, inlet) = portal::<H>(&a, &a, &target, portal_options).await;
+    let mut stream = TcpStream::connect(inlet.local_addr()).expect("connect");
+    stream
+        .write_all(b"a request that never ends")
+        .expect("write");
+    eventually::<H>("the session is open at both ends", || {
+        inlet.stats().active == 1 && outlet.stats().active == 1
+    })
+    .await;
+    let started = Instant::now();
+    nodes[0].close_secure_channel(&channel).await;
+    let read = blocking(move || {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut rest = Vec::new();
+        stream.read_to_end(&mut rest).map(|_| rest)
+    })
+    .await;
+    assert!(
+        read.as_ref().map_or(true, Vec::is_empty),
+        "the client got {read:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the client's connection closed after {:?}",
+        started.elapsed()
+    );
+    eventually::<H>("both ends count the session failed", || {
+        inlet.stats().failed == 1 && outlet.stats().failed == 1
+    })
+    .await;
+    for node in &nodes {
+        node.stop().await.expect("stop");
+    }
+}

@@ -36,7 +36,7 @@ use crate::message::TransportMessage;
 use crate::node::{Access, ConnectionId, Origin};
 use crate::portal::{
     PortalError, PortalMessage, PortalOutput, PortalSession, DEFAULT_PORTAL_WINDOW,
-    MAX_PORTAL_CHUNK,
+    MAX_PORTAL_CHUNK, PORTAL_KEEPALIVE,
 };
 use crate::routing::{Address, Route};
 
@@ -62,6 +62,10 @@ pub struct PortalOptions {
     pub access: Access,
     /// How long an outlet waits for its target to accept a connection.
     pub connect_timeout: Duration,
+    /// After how long without sending an end sends a keepalive, so that an idle
+    /// session whose other end is gone (its node crashed, the channel under it
+    /// failed) ends by name rather than lingering.
+    pub keepalive: Duration,
 }
 
 impl Default for PortalOptions {
@@ -71,6 +75,7 @@ impl Default for PortalOptions {
             max_sessions: 256,
             access: Access::secure_channels(),
             connect_timeout: Duration::from_secs(5),
+            keepalive: PORTAL_KEEPALIVE,
         }
     }
 }
@@ -358,6 +363,8 @@ impl Node {
                     answered: false,
                     from: None,
                     what: format!("portal session from {} to {to}", stream.peer),
+                    keepalive: options.keepalive,
+                    last_sent: now,
                 };
                 shared.spawn(run.run(stream, slot));
             }
@@ -423,6 +430,8 @@ async fn open_session(
         answered: true,
         from: Some(Source::of(&origin)),
         what,
+        keepalive: options.keepalive,
+        last_sent: shared.runtime.now(),
     };
     let (shared, target, timeout) = (shared.clone(), target.to_owned(), options.connect_timeout);
     shared.clone().spawn(async move {
@@ -512,6 +521,10 @@ struct SessionRun {
     from: Option<Source>,
     /// For logs.
     what: String,
+    /// How long without a send before a keepalive.
+    keepalive: Duration,
+    /// When this end last sent.
+    last_sent: Instant,
 }
 
 impl SessionRun {
@@ -532,6 +545,7 @@ impl SessionRun {
                         self.session
                             .handle_unreachable(&format!("sending to {}: {error}", self.peer));
                     }
+                    self.last_sent = self.shared.runtime.now();
                 }
                 PortalOutput::Write(bytes) => {
                     let _ = writes.unbounded_send(Write::Bytes(bytes));
@@ -582,8 +596,20 @@ impl SessionRun {
             if let Some(result) = self.carry_out(&writes).await {
                 break result;
             }
-            let deadline = self.session.poll_timeout();
-            if timer.as_ref().map(|(at, _)| *at) != deadline {
+            let keepalive = self.last_sent.checked_add(self.keepalive);
+            let deadline = match (self.session.poll_timeout(), keepalive) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            // A timer is set anew only for an earlier deadline: one that fires early
+            // (the keepalive moved on with a send) is set again then. So sends do not
+            // each make a timer.
+            let sooner = match (&timer, deadline) {
+                (_, None) => false,
+                (None, Some(_)) => true,
+                (Some((at, _)), Some(deadline)) => deadline < *at,
+            };
+            if sooner {
                 timer = deadline.map(|at| {
                     let wait = at.saturating_duration_since(self.shared.runtime.now());
                     (at, self.shared.sleep(wait))
@@ -644,6 +670,11 @@ impl SessionRun {
                 Event::Timeout => {
                     timer = None;
                     self.session.handle_timeout(now);
+                    if keepalive.is_some_and(|at| now >= at) {
+                        self.session.handle_keepalive();
+                        // Sent (or failed) now, even if the session is not open yet.
+                        self.last_sent = now;
+                    }
                 }
             }
         };

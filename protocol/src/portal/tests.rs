@@ -361,6 +361,19 @@ fn a_reset_from_the_other_end_or_a_failed_target_ends_the_session_by_name() {
             "connection refused by 127.0.0.1:1".into()
         )))]
     );
+    // A keepalive is a credit already given: the other end takes it as nothing new.
+    let (mut inlet, mut outlet) = open_pair(64, 64, now);
+    inlet.handle_keepalive();
+    let outs = drain(&mut inlet);
+    assert_eq!(
+        outs,
+        vec![PortalOutput::Send(PortalMessage::Credit { written: 0 })]
+    );
+    let PortalOutput::Send(keepalive) = &outs[0] else {
+        panic!()
+    };
+    outlet.handle_message(&keepalive.encode(), now);
+    assert!(drain(&mut outlet).is_empty() && !outlet.is_closed());
     // An unreachable other end closes the session by name, telling no one.
     let (mut inlet, _) = open_pair(64, 64, now);
     inlet.handle_unreachable("unknown address 0#gone");
