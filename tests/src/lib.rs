@@ -125,6 +125,7 @@ macro_rules! conformance_suite {
                     a_client_that_does_not_read_stops_the_target,
                     a_failed_session_closes_the_client_by_name,
                     an_idle_session_ends_when_its_channel_goes,
+                    an_outlet_answers_only_opens,
                 );
             }
             /// The broker section (`onward_tests::broker`): a real redis-server.

@@ -396,3 +396,64 @@ pub async fn an_idle_session_ends_when_its_channel_goes<H: Harness>() {
         node.stop().await.expect("stop");
     }
 }
+
+/// An outlet answers nothing but opens: a reset sent to one outlet with a return route
+/// that names another is dropped, not answered (two outlets answering each other's
+/// resets would bounce for ever). Opens are still answered meanwhile.
+pub async fn an_outlet_answers_only_opens<H: Harness>() {
+    use onward_protocol::api::Opaque;
+    use onward_protocol::portal::PortalMessage;
+    use onward_protocol::{Route, TransportMessage};
+
+    let node = start::<H>(options()).await;
+    let refused = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .to_string();
+    let mut outlets = Vec::new();
+    for name in ["outlet-a", "outlet-b"] {
+        let outlet = node
+            .create_outlet(name, &refused, PortalOptions::default())
+            .await
+            .expect("outlet");
+        outlets.push(outlet);
+    }
+    let mut ctx = node.new_context().await.expect("context");
+    let reset = PortalMessage::Reset {
+        reason: "bounce".into(),
+    }
+    .encode();
+    ctx.forward(TransportMessage::new(
+        route!["outlet-a"],
+        Route::from(onward_protocol::Address::local("outlet-b")),
+        reset,
+    ))
+    .await
+    .expect("sent");
+    // An open to each outlet is answered (a reset: the target refuses), after the
+    // crafted reset was handled.
+    let open = PortalMessage::Open { window: 1024 }.encode();
+    let mut routed = Vec::new();
+    for name in ["outlet-a", "outlet-b"] {
+        let message = TransportMessage::new(
+            route![name],
+            Route::from(ctx.address().clone()),
+            open.clone(),
+        );
+        ctx.forward(message).await.expect("open");
+        let answer = ctx.receive::<Opaque>().await.expect("an answer");
+        assert!(matches!(
+            PortalMessage::decode(answer.payload()),
+            Ok(PortalMessage::Reset { .. })
+        ));
+        routed.push(node.stats().messages_routed);
+    }
+    // Between the two answers: the open, the reset back, and nothing bouncing.
+    assert!(
+        routed[1] - routed[0] <= 4,
+        "{} messages routed for one open",
+        routed[1] - routed[0]
+    );
+    drop(outlets);
+    node.stop().await.expect("stop");
+}
