@@ -289,6 +289,13 @@ mod tests {
 
     proptest::proptest! {
         #[test]
+        fn parsing_any_text_gives_a_route_or_an_error(text in ".{0,300}") {
+            if let Ok(route) = text.parse::<Route>() {
+                proptest::prop_assert!(route.len() <= MAX_ROUTE_LEN);
+            }
+        }
+
+        #[test]
         fn a_printed_route_parses_back_to_itself(
             hops in proptest::collection::vec(
                 (0u8..=255, proptest::collection::vec(proptest::prelude::any::<u8>(), 1..20)),
