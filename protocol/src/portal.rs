@@ -13,14 +13,16 @@
 //! the other end may send. A [`PortalMessage::Credit`] moves the window on as bytes are
 //! written; an end reads from its socket only as much as its [`send_capacity`]
 //! allows. So a slow reader at one end slows the writer at the other, and an end holds
-//! at most one window of the other's bytes (in order or not): memory per session is
-//! bounded by the two windows.
+//! the other's bytes only within its window: those waiting to be written (at most a
+//! window) and those held out of order (at most a window, counting
+//! [`AHEAD_ENTRY_COST`] per piece). Memory per session is bounded by the windows.
 //!
 //! Messages may arrive out of order over some routes (a channel's replay window
 //! accepts reordering): data carries its offset in the stream, and an end puts data
 //! back in order within its window. A gap that stays open for [`GAP_TIMEOUT`] (data
-//! lost on the way) resets the session: TCP's promise of every byte in order can no
-//! longer be kept.
+//! lost on the way, before data that came, or before the end the other end
+//! announced) resets the session: TCP's promise of every byte in order can no longer
+//! be kept.
 //!
 //! [`send_capacity`]: PortalSession::send_capacity
 
@@ -39,6 +41,10 @@ pub const MAX_PORTAL_WINDOW: u32 = 64 * 1024 * 1024;
 
 /// How long an inlet waits for the outlet's answer to an open.
 pub const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What each piece of data held out of order counts against the window beyond its
+/// bytes: many tiny pieces cost their bookkeeping too.
+pub const AHEAD_ENTRY_COST: usize = 128;
 
 /// How long a gap in the received data may stay open before the session is reset.
 pub const GAP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -278,8 +284,10 @@ pub struct PortalSession {
     received: u64,
     /// Data received ahead of a gap, by offset (within the window).
     ahead: BTreeMap<u64, Vec<u8>>,
-    /// The bytes in `ahead`: at most a window.
+    /// The bytes in `ahead`: with [`AHEAD_ENTRY_COST`] per piece, at most a window.
     ahead_bytes: usize,
+    /// The furthest end of any data put in `ahead`.
+    ahead_end: u64,
     /// Since when the first gap has been open.
     gap_since: Option<Instant>,
     /// Offset up to which bytes were written to the socket.
@@ -337,6 +345,7 @@ impl PortalSession {
             received: 0,
             ahead: BTreeMap::new(),
             ahead_bytes: 0,
+            ahead_end: 0,
             gap_since: None,
             written: 0,
             credited: 0,
@@ -488,14 +497,15 @@ impl PortalSession {
                 Ok(())
             }
             (PortalMessage::Fin { end }, State::Open) => {
-                let past = self
-                    .ahead
-                    .last_key_value()
-                    .map_or(self.received, |(o, b)| o + b.len() as u64);
-                if end < past || self.fin_at.is_some_and(|f| f != end) {
+                if end < self.received.max(self.ahead_end) || self.fin_at.is_some_and(|f| f != end)
+                {
                     return Err(PortalError::Violation("an end before data already sent"));
                 }
                 self.fin_at = Some(end);
+                // Data still missing before the end: lost, unless it comes in time.
+                if end > self.received {
+                    self.gap_since.get_or_insert(now);
+                }
                 self.finish_if_complete();
                 Ok(())
             }
@@ -515,11 +525,18 @@ impl PortalSession {
             return Ok(()); // a copy of data already taken
         }
         if offset > self.received {
+            // Each piece held costs its bytes and a share of bookkeeping, so that tiny
+            // pieces cannot hold far more memory than the window says.
             let window = usize::try_from(self.window).unwrap_or(usize::MAX);
-            if self.ahead_bytes.saturating_add(bytes.len()) > window {
+            let cost = (self.ahead.len() + 1)
+                .saturating_mul(AHEAD_ENTRY_COST)
+                .saturating_add(self.ahead_bytes)
+                .saturating_add(bytes.len());
+            if cost > window {
                 return Err(PortalError::Violation("more than a window out of order"));
             }
             self.ahead_bytes += bytes.len();
+            self.ahead_end = self.ahead_end.max(end);
             if let Some(old) = self.ahead.insert(offset, bytes) {
                 self.ahead_bytes -= old.len();
             }
@@ -542,11 +559,9 @@ impl PortalSession {
                 self.take(bytes_owned.get(skip..).unwrap_or_default().to_vec());
             }
         }
-        self.gap_since = if self.ahead.is_empty() {
-            None
-        } else {
-            Some(now)
-        };
+        // A gap remains while data waits ahead, or the end is not reached.
+        let missing = !self.ahead.is_empty() || self.fin_at.is_some_and(|f| f > self.received);
+        self.gap_since = missing.then_some(now);
         self.finish_if_complete();
         Ok(())
     }

@@ -342,6 +342,79 @@ fn out_of_order_data_is_bounded_by_the_window() {
 }
 
 #[test]
+fn tiny_pieces_out_of_order_cost_their_bookkeeping() {
+    let now = t0();
+    let (mut a, _) = open_pair(100_000, 100_000, now);
+    let mut held = 0;
+    for i in 1..2_000u64 {
+        let piece = PortalMessage::Data {
+            offset: 2 * i,
+            bytes: vec![1],
+        };
+        a.handle_message(&piece.encode(), now);
+        if a.is_closed() {
+            break;
+        }
+        held += 1;
+    }
+    // 129 counted per one-byte piece: about 775 pieces in a window of 100,000.
+    assert_eq!(held, 100_000 / (AHEAD_ENTRY_COST + 1));
+    let outs = drain(&mut a);
+    assert!(matches!(
+        outs.last(),
+        Some(PortalOutput::Closed(Err(PortalError::Violation(_))))
+    ));
+}
+
+#[test]
+fn an_end_is_checked_against_the_furthest_data_and_missing_data_before_it_times_out() {
+    let now = t0();
+    // A long piece at 100 and a short one further on: the long one ends furthest.
+    let (mut a, _) = open_pair(100_000, 100_000, now);
+    for (offset, len) in [(100u64, 40_000usize), (200, 1)] {
+        let data = PortalMessage::Data {
+            offset,
+            bytes: vec![0; len],
+        };
+        a.handle_message(&data.encode(), now);
+    }
+    a.handle_message(&PortalMessage::Fin { end: 201 }.encode(), now);
+    assert!(a.is_closed(), "an end before data already sent");
+
+    // An end announced past what arrived, with nothing held ahead: the missing tail
+    // is a gap, and times out by name.
+    let (mut b, _) = open_pair(100_000, 100_000, now);
+    let data = PortalMessage::Data {
+        offset: 0,
+        bytes: vec![0; 50],
+    };
+    b.handle_message(&data.encode(), now);
+    assert_eq!(b.poll_timeout(), None);
+    b.handle_message(&PortalMessage::Fin { end: 100 }.encode(), now);
+    let deadline = b.poll_timeout().expect("the missing tail is a gap");
+    assert_eq!(deadline, now + GAP_TIMEOUT);
+    b.handle_timeout(deadline);
+    assert!(matches!(
+        drain(&mut b).last(),
+        Some(PortalOutput::Closed(Err(PortalError::Lost {
+            offset: 50,
+            ..
+        })))
+    ));
+    // The tail arriving in time clears it.
+    let (mut c, _) = open_pair(100_000, 100_000, now);
+    c.handle_message(&PortalMessage::Fin { end: 10 }.encode(), now);
+    assert!(c.poll_timeout().is_some());
+    let tail = PortalMessage::Data {
+        offset: 0,
+        bytes: vec![0; 10],
+    };
+    c.handle_message(&tail.encode(), now);
+    assert_eq!(c.poll_timeout(), None);
+    assert!(drain(&mut c).contains(&PortalOutput::ShutdownWrite));
+}
+
+#[test]
 fn a_reset_from_the_other_end_or_a_failed_target_ends_the_session_by_name() {
     let now = t0();
     let mut inlet = PortalSession::inlet(DEFAULT_PORTAL_WINDOW, now);
