@@ -126,6 +126,7 @@ macro_rules! conformance_suite {
                     a_failed_session_closes_the_client_by_name,
                     an_idle_session_ends_when_its_channel_goes,
                     an_outlet_answers_only_opens,
+                    a_portal_over_plain_tcp_and_a_restarted_outlet,
                 );
             }
             /// The broker section (`onward_tests::broker`): a real redis-server.

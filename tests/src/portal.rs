@@ -457,3 +457,64 @@ pub async fn an_outlet_answers_only_opens<H: Harness>() {
     drop(outlets);
     node.stop().await.expect("stop");
 }
+
+/// A portal over plain TCP (both ends' rules admit transport connections): a download
+/// through it arrives whole, and a restarted outlet node ends the idle session that
+/// was open through it: the route back to the outlet's session began with the old
+/// connection, so the inlet's next keepalive fails by name.
+pub async fn a_portal_over_plain_tcp_and_a_restarted_outlet<H: Harness>() {
+    let body = Arc::new(pattern(1 << 20, 11));
+    let served = body.clone();
+    let target = target_server(move |_| served.to_vec(), Arc::default());
+    let plain = PortalOptions {
+        access: Access::anyone(),
+        keepalive: Duration::from_millis(300),
+        ..PortalOptions::default()
+    };
+    let b = start::<H>(options()).await;
+    let b_addr = listen::<H>(&b).await;
+    let outlet = b
+        .create_outlet("outlet", &target, plain.clone())
+        .await
+        .expect("outlet");
+    let a = start::<H>(options()).await;
+    let inlet = a
+        .create_inlet(
+            "127.0.0.1:0",
+            route![tcp(b_addr.as_str()), "outlet"],
+            plain.clone(),
+        )
+        .await
+        .expect("inlet");
+    let inlet_addr = inlet.local_addr().to_string();
+    let reply = blocking(move || client(&inlet_addr, b"GET"))
+        .await
+        .expect("the download");
+    assert!(reply == *body, "the download arrived changed");
+
+    // An idle session, then B restarts on the same port without its outlet: the
+    // inlet's next keepalive cannot follow the closed connection, and the session
+    // ends.
+    let mut stream = TcpStream::connect(inlet.local_addr()).expect("connect");
+    stream.write_all(b"an open request").expect("write");
+    eventually::<H>("the session is open", || outlet.stats().active == 1).await;
+    drop(outlet);
+    b.stop().await.expect("stop B");
+    let b2 = start::<H>(options()).await;
+    crate::liveness::listen_again::<H>(&b2, &b_addr).await;
+    let read = blocking(move || {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut rest = Vec::new();
+        stream.read_to_end(&mut rest).map(|_| rest)
+    })
+    .await;
+    assert!(read.as_ref().map_or(true, Vec::is_empty), "{read:?}");
+    eventually::<H>("the inlet counts the session failed", || {
+        inlet.stats().failed == 1 && inlet.stats().active == 0
+    })
+    .await;
+    a.stop().await.expect("stop A");
+    b2.stop().await.expect("stop B");
+}

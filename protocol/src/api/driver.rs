@@ -308,17 +308,8 @@ impl Shared {
         // A timeout too large to add to the clock waits in rounds of `timeout`.
         let deadline = self.runtime.now().checked_add(timeout);
         loop {
-            let drained = {
-                let mut d = self.driver();
-                let Some(hop) = d.core.congestion(route) else {
-                    return Ok(());
-                };
-                let (tx, rx) = oneshot::channel();
-                let waiters = d.congested.entry(hop).or_default();
-                // Waiters that gave up leave nothing behind.
-                waiters.retain(|w| !w.is_canceled());
-                waiters.push(tx);
-                rx
+            let Some(drained) = self.congested(route) else {
+                return Ok(());
             };
             if self.stopping.is_fired() {
                 return Err(Error::Stopped);
@@ -331,6 +322,19 @@ impl Shared {
             let woken = future::select(drained, self.stopping.wait());
             let _ = future::select(woken, self.runtime.sleep(left)).await;
         }
+    }
+
+    /// If the first hop of `route` is congested now, a receiver that completes once
+    /// it has drained (or is dropped with the hop).
+    pub(crate) fn congested(self: &Arc<Self>, route: &Route) -> Option<oneshot::Receiver<()>> {
+        let mut d = self.driver();
+        let hop = d.core.congestion(route)?;
+        let (tx, rx) = oneshot::channel();
+        let waiters = d.congested.entry(hop).or_default();
+        // Waiters that gave up leave nothing behind.
+        waiters.retain(|w| !w.is_canceled());
+        waiters.push(tx);
+        Some(rx)
     }
 
     pub(crate) fn unregister(self: &Arc<Self>, address: &Address) {

@@ -27,13 +27,14 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures::channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
+use futures::channel::oneshot;
 use futures::future::{self, Either};
 use futures::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use futures::StreamExt;
 
 use crate::identity::Identifier;
 use crate::message::TransportMessage;
-use crate::node::{Access, ConnectionId, Origin};
+use crate::node::{Access, Origin};
 use crate::portal::{
     PortalError, PortalMessage, PortalOutput, PortalSession, DEFAULT_PORTAL_WINDOW,
     MAX_PORTAL_CHUNK, PORTAL_KEEPALIVE,
@@ -64,7 +65,7 @@ pub struct PortalOptions {
     pub connect_timeout: Duration,
     /// After how long without sending an end sends a keepalive, so that an idle
     /// session whose other end is gone (its node crashed, the channel under it
-    /// failed) ends by name rather than lingering.
+    /// failed) ends by name rather than lingering. Zero: never.
     pub keepalive: Duration,
 }
 
@@ -262,9 +263,13 @@ impl Node {
         options: PortalOptions,
     ) -> Result<Outlet> {
         let address = address.into();
-        let mut ctx = self
-            .context_with(address.clone(), options.access.clone())
-            .await?;
+        // A context that never waits: a refusal to a congested route must not hold up
+        // the opens behind it (a refusal that does not fit is dropped, and the inlet
+        // times out).
+        let mailbox = self
+            .shared
+            .open_mailbox(address.clone(), options.access.clone())?;
+        let mut ctx = Context::new(address.clone(), self.shared.clone(), mailbox, false);
         let (stop, counters) = (Signal::default(), Arc::new(Counters::default()));
         let outlet = Outlet {
             address,
@@ -352,7 +357,11 @@ impl Node {
                 };
                 let ctx = match shared.open_fresh_mailbox(options.access.clone()) {
                     Ok((address, mailbox)) => Context::new(address, shared.clone(), mailbox, true),
-                    Err(_) => return,
+                    Err(Error::Stopped) => return,
+                    Err(error) => {
+                        tracing::warn!(%error, client = %stream.peer, "an inlet could not open a session");
+                        continue;
+                    }
                 };
                 let now = shared.runtime.now();
                 let run = SessionRun {
@@ -459,19 +468,21 @@ async fn open_session(
 }
 
 /// Where the other end of a session speaks from: every message after the first must
-/// come the same way.
+/// come the same way. Outside a channel any connection will do: nothing proves more
+/// there than the session's random address does, and after a reconnect the other
+/// end's messages (and reports) come over a new connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Source {
     Local,
     Channel(Identifier),
-    Transport(ConnectionId),
+    Transport,
 }
 
 impl Source {
     fn of(origin: &Origin) -> Self {
         match origin {
             Origin::Channel { peer, .. } => Source::Channel(**peer),
-            Origin::Transport { connection } => Source::Transport(*connection),
+            Origin::Transport { .. } => Source::Transport,
             _ => Source::Local,
         }
     }
@@ -483,6 +494,67 @@ enum Write {
     Shutdown,
 }
 
+/// What waits to be written to a session's socket. One write at a time is with the
+/// writer task; what the session gives meanwhile is gathered into one buffer, so that
+/// many small pieces cost one allocation, not one each.
+struct Outbox {
+    writer: UnboundedSender<Write>,
+    /// A write is with the writer task.
+    busy: bool,
+    pending: Vec<u8>,
+    /// The write side is to be shut down once everything is written.
+    shutdown: bool,
+    shutdown_sent: bool,
+}
+
+impl Outbox {
+    fn new(writer: UnboundedSender<Write>) -> Self {
+        Self {
+            writer,
+            busy: false,
+            pending: Vec::new(),
+            shutdown: false,
+            shutdown_sent: false,
+        }
+    }
+
+    fn write(&mut self, bytes: Vec<u8>) {
+        if !self.busy {
+            self.busy = true;
+            let _ = self.writer.unbounded_send(Write::Bytes(bytes));
+        } else if self.pending.is_empty() {
+            self.pending = bytes;
+        } else {
+            self.pending.extend_from_slice(&bytes);
+        }
+    }
+
+    fn shutdown(&mut self) {
+        self.shutdown = true;
+        if !self.busy {
+            self.next();
+        }
+    }
+
+    /// The writer task finished a write.
+    fn written(&mut self) {
+        self.busy = false;
+        self.next();
+    }
+
+    fn next(&mut self) {
+        if !self.pending.is_empty() {
+            self.busy = true;
+            let bytes = std::mem::take(&mut self.pending);
+            let _ = self.writer.unbounded_send(Write::Bytes(bytes));
+        } else if self.shutdown && !self.shutdown_sent {
+            self.busy = true;
+            self.shutdown_sent = true;
+            let _ = self.writer.unbounded_send(Write::Shutdown);
+        }
+    }
+}
+
 /// What a session's writer task reports.
 enum Written {
     Bytes(usize),
@@ -492,6 +564,7 @@ enum Written {
 /// What woke a session.
 enum Event {
     Closing,
+    Drained,
     Delivery(Result<(TransportMessage, Origin)>),
     Written(Option<Written>),
     Read(io::Result<usize>),
@@ -502,6 +575,7 @@ impl Event {
     fn name(&self) -> &'static str {
         match self {
             Event::Closing => "closing",
+            Event::Drained => "drained",
             Event::Delivery(_) => "delivery",
             Event::Written(_) => "written",
             Event::Read(_) => "read",
@@ -534,7 +608,7 @@ impl SessionRun {
     /// Carries out outputs until there are none; `Some` once the session closed.
     async fn carry_out(
         &mut self,
-        writes: &UnboundedSender<Write>,
+        outbox: &mut Outbox,
     ) -> Option<std::result::Result<(), PortalError>> {
         while let Some(output) = self.session.poll_output() {
             match output {
@@ -550,12 +624,8 @@ impl SessionRun {
                     }
                     self.last_sent = self.shared.runtime.now();
                 }
-                PortalOutput::Write(bytes) => {
-                    let _ = writes.unbounded_send(Write::Bytes(bytes));
-                }
-                PortalOutput::ShutdownWrite => {
-                    let _ = writes.unbounded_send(Write::Shutdown);
-                }
+                PortalOutput::Write(bytes) => outbox.write(bytes),
+                PortalOutput::ShutdownWrite => outbox.shutdown(),
                 PortalOutput::Opened => {
                     tracing::debug!(session = %self.what, "portal session open")
                 }
@@ -567,8 +637,8 @@ impl SessionRun {
 
     /// The outlet could not reach its target: the reset goes out, and that is all.
     async fn finish_unconnected(mut self, slot: Slot) {
-        let (writes, _) = unbounded();
-        if let Some(result) = self.carry_out(&writes).await {
+        let mut outbox = Outbox::new(unbounded().0);
+        if let Some(result) = self.carry_out(&mut outbox).await {
             self.log_end(&slot, &result);
         }
     }
@@ -587,6 +657,7 @@ impl SessionRun {
             mut reader, writer, ..
         } = stream;
         let (writes, to_write) = unbounded();
+        let mut outbox = Outbox::new(writes);
         let (report, mut written) = unbounded();
         let abort = Signal::default();
         self.shared
@@ -595,11 +666,18 @@ impl SessionRun {
         let mut buffer = vec![0; MAX_PORTAL_CHUNK];
         let mut read_open = true;
         let mut timer: Option<(Instant, BoxFuture<'static, ()>)> = None;
+        // Set while the route's first hop is congested: reading waits for it to drain,
+        // so sessions do not pile their data onto a slow hop.
+        let mut drained: Option<oneshot::Receiver<()>> = None;
         let result = loop {
-            if let Some(result) = self.carry_out(&writes).await {
+            if let Some(result) = self.carry_out(&mut outbox).await {
                 break result;
             }
-            let keepalive = self.last_sent.checked_add(self.keepalive);
+            let keepalive = if self.keepalive.is_zero() {
+                None // zero: never
+            } else {
+                self.last_sent.checked_add(self.keepalive)
+            };
             let deadline = match (self.session.poll_timeout(), keepalive) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -619,7 +697,10 @@ impl SessionRun {
                 });
             }
             let capacity = self.session.send_capacity().min(MAX_PORTAL_CHUNK);
-            let reading = read_open && capacity > 0;
+            if read_open && capacity > 0 && drained.is_none() {
+                drained = self.shared.congested(&self.peer);
+            }
+            let reading = read_open && capacity > 0 && drained.is_none();
             let event = future::poll_fn(|cx| {
                 if Pin::new(&mut closing).poll(cx).is_ready() {
                     return Poll::Ready(Event::Closing);
@@ -636,6 +717,11 @@ impl SessionRun {
                         return Poll::Ready(Event::Read(read));
                     }
                 }
+                if let Some(rx) = drained.as_mut() {
+                    if Pin::new(rx).poll(cx).is_ready() {
+                        return Poll::Ready(Event::Drained);
+                    }
+                }
                 if let Some((_, sleep)) = timer.as_mut() {
                     if sleep.as_mut().poll(cx).is_ready() {
                         return Poll::Ready(Event::Timeout);
@@ -649,7 +735,11 @@ impl SessionRun {
             match event {
                 Event::Closing => self.session.handle_failed("the node is stopping"),
                 Event::Delivery(delivery) => self.on_delivery(delivery, now),
-                Event::Written(Some(Written::Bytes(n))) => self.session.handle_written(n),
+                Event::Written(Some(Written::Bytes(n))) => {
+                    outbox.written();
+                    self.session.handle_written(n);
+                }
+                Event::Drained => drained = None,
                 Event::Written(Some(Written::Failed(error))) => {
                     self.session
                         .handle_failed(&format!("writing to the socket: {error}"));
@@ -694,17 +784,19 @@ impl SessionRun {
             Err(Error::Stopped) => return self.session.handle_failed("the node is stopping"),
             Err(error) => return self.session.handle_unreachable(&error.to_string()),
         };
-        let from = Source::of(&origin);
-        if self.from.as_ref().is_some_and(|expected| *expected != from) {
-            tracing::debug!(session = %self.what, %origin, "a portal session ignored a message from elsewhere");
-            return;
-        }
+        // A report about what this end sent, from wherever on the route: only those
+        // who saw the session's random address can send one here.
         if crate::report::is_report(&message) {
             let reason = match crate::report::Report::decode(&message.payload) {
                 Ok(report) => report.to_string(),
                 Err(error) => format!("an unreadable report: {error}"),
             };
             return self.session.handle_unreachable(&reason);
+        }
+        let from = Source::of(&origin);
+        if self.from.as_ref().is_some_and(|expected| *expected != from) {
+            tracing::debug!(session = %self.what, %origin, "a portal session ignored a message from elsewhere");
+            return;
         }
         if !self.answered {
             // The outlet's answer, from its session's address: where everything goes.
