@@ -175,7 +175,8 @@ pub(crate) fn need_trust<'a>(trust: Option<&'a Trust>, what: &str) -> Result<&'a
 #[derive(Debug, Args, Clone, Default)]
 pub(crate) struct IdentityArgs {
     /// The node's identity (a key file made by `onward identity create`); without it a
-    /// fresh identity is made for this run, and its identifier printed.
+    /// fresh identity is made for this run, and its identifier printed. Given here or
+    /// by $ONWARD_IDENTITY, it replaces a configuration file's `identity`.
     #[arg(long, value_name = "FILE", env = "ONWARD_IDENTITY")]
     pub(crate) identity: Option<PathBuf>,
 }
@@ -273,8 +274,9 @@ pub(crate) struct OutletArgs {
     /// Who may open sessions.
     #[arg(long, value_enum, default_value_t = AccessArg::Trusted)]
     pub(crate) access: AccessArg,
-    /// Bytes each session may have in flight towards this outlet.
-    #[arg(long, value_name = "BYTES", default_value_t = onward_tokio::protocol::portal::DEFAULT_PORTAL_WINDOW)]
+    /// The window of each session here: bytes the inlet may send ahead of what this
+    /// outlet has written to the target (1 to 67108864).
+    #[arg(long, value_name = "BYTES", default_value_t = onward_tokio::protocol::portal::DEFAULT_PORTAL_WINDOW, value_parser = parse_window)]
     pub(crate) window: u32,
     #[command(flatten)]
     pub(crate) node: NodeArgs,
@@ -292,8 +294,9 @@ pub(crate) struct InletArgs {
     /// sessions through it; it is re-established if it fails.
     #[arg(long, value_name = "ROUTE", value_parser = parse_route)]
     pub(crate) secure: Option<Route>,
-    /// Bytes each session may have in flight in each direction.
-    #[arg(long, value_name = "BYTES", default_value_t = onward_tokio::protocol::portal::DEFAULT_PORTAL_WINDOW)]
+    /// The window of each session here: bytes the outlet may send ahead of what this
+    /// inlet has written to the client (1 to 67108864).
+    #[arg(long, value_name = "BYTES", default_value_t = onward_tokio::protocol::portal::DEFAULT_PORTAL_WINDOW, value_parser = parse_window)]
     pub(crate) window: u32,
     #[command(flatten)]
     pub(crate) identity: IdentityArgs,
@@ -307,6 +310,15 @@ fn parse_route(text: &str) -> Result<Route, String> {
 
 fn parse_identifier(text: &str) -> Result<Identifier, String> {
     text.parse::<Identifier>().map_err(|e| e.to_string())
+}
+
+/// A portal window: 1 byte to the protocol's largest.
+pub(crate) fn parse_window(text: &str) -> Result<u32, String> {
+    let max = onward_tokio::protocol::portal::MAX_PORTAL_WINDOW;
+    match text.parse::<u32>() {
+        Ok(window) if (1..=max).contains(&window) => Ok(window),
+        _ => Err(format!("{text:?} is not a window from 1 to {max} bytes")),
+    }
 }
 
 fn parse_seconds(text: &str) -> Result<Duration, String> {

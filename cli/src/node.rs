@@ -88,7 +88,7 @@ impl Spec {
         let mut spec = match &args.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
-                    .map_err(|e| Failure::failed(format!("cannot read {}", path.display()), e))?;
+                    .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))?;
                 toml::from_str::<Spec>(&text)
                     .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?
             }
@@ -142,6 +142,45 @@ impl Spec {
         })
     }
 
+    /// What needs a trust decision has one, windows are in range and routes parse:
+    /// checked before the node starts, so a mistake prints nothing else.
+    fn check(&self, trust: Option<&Trust>, registers: bool) -> Result<(), Failure> {
+        if self.secure_listener.is_some() {
+            need_trust(trust, "a secure channel listener")?;
+        }
+        if registers {
+            need_trust(trust, "registering with a relay")?;
+        }
+        for (access, what) in self
+            .echo
+            .iter()
+            .map(|e| (e.access, "an echo service"))
+            .chain(self.relay.iter().map(|r| (r.access, "a relay")))
+            .chain(self.outlet.iter().map(|o| (o.access, "an outlet")))
+        {
+            access.access(trust, what)?;
+        }
+        let window = |w: Option<u32>| match w {
+            Some(w) => crate::args::parse_window(&w.to_string()).map_err(Failure::Usage),
+            None => Ok(0),
+        };
+        for outlet in &self.outlet {
+            window(outlet.window)?;
+        }
+        for inlet in &self.inlet {
+            window(inlet.window)?;
+            for route in std::iter::once(&inlet.to).chain(inlet.secure.as_ref()) {
+                route
+                    .parse::<Route>()
+                    .map_err(|e| Failure::Usage(format!("inlet route {route:?}: {e}")))?;
+            }
+            if inlet.secure.is_some() {
+                need_trust(trust, "a secure channel")?;
+            }
+        }
+        Ok(())
+    }
+
     fn trust(&self) -> Result<Option<Trust>, Failure> {
         let mut ids = Vec::new();
         for text in &self.trust {
@@ -177,6 +216,7 @@ impl Worker for Echo {
 /// then `ready`; then stops it.
 pub(crate) async fn run(spec: Spec, register: Option<Register>) -> Result<(), Failure> {
     let trust = spec.trust()?;
+    spec.check(trust.as_ref(), register.is_some())?;
     let identity = IdentityArgs {
         identity: spec.identity.clone(),
     }

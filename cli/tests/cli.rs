@@ -263,6 +263,34 @@ fn bad_input_is_an_error_by_name_never_a_panic() {
             "exclude",
         ),
         (&["portal", "inlet", "--listen", "127.0.0.1:0"], "--to"),
+        (
+            &[
+                "portal",
+                "inlet",
+                "--listen",
+                "127.0.0.1:0",
+                "--to",
+                "o",
+                "--window",
+                "0",
+            ],
+            "window",
+        ),
+        (
+            &[
+                "portal",
+                "outlet",
+                "--target",
+                "127.0.0.1:1",
+                "--access",
+                "trusted",
+            ],
+            "--trust",
+        ),
+        (
+            &["node", "run", "--config", "/nonexistent/onward.toml"],
+            "onward.toml",
+        ),
         (&["frobnicate"], "frobnicate"),
     ];
     for (args, names) in usage {
