@@ -526,3 +526,171 @@ fn a_half_closed_end_still_gets_the_reply() {
     assert_eq!(a_end.closed, Some(Ok(())));
     assert_eq!(b_end.closed, Some(Ok(())));
 }
+
+#[test]
+fn the_documented_windows_and_reason_limit_hold() {
+    // docs/PROTOCOL.md section 11: 1 MiB by default, at most 64 MiB.
+    assert_eq!(DEFAULT_PORTAL_WINDOW, 1_048_576);
+    assert_eq!(MAX_PORTAL_WINDOW, 67_108_864);
+    let mut big = PortalSession::inlet(u32::MAX, t0());
+    assert_eq!(
+        big.poll_output(),
+        Some(PortalOutput::Send(PortalMessage::Open {
+            window: MAX_PORTAL_WINDOW
+        }))
+    );
+    // A long reason is cut to 200 bytes at a character boundary: 'é' is two bytes,
+    // and 199 ASCII bytes leave no room for the next one.
+    let reason = format!("{}{}", "x".repeat(199), "é".repeat(10));
+    let encoded = PortalMessage::Reset { reason }.encode();
+    assert_eq!(encoded.len(), 1 + 199);
+    assert_eq!(
+        PortalMessage::decode(&encoded),
+        Ok(PortalMessage::Reset {
+            reason: "x".repeat(199)
+        })
+    );
+}
+
+#[test]
+fn each_end_opens_and_ends_once() {
+    let now = t0();
+    // An inlet is not connected to a target: that call does nothing.
+    let mut inlet = PortalSession::inlet(64, now);
+    drain(&mut inlet);
+    inlet.handle_connected();
+    assert!(drain(&mut inlet).is_empty());
+    // An outlet connects once: a second call sends no second Opened.
+    let open = PortalMessage::Open { window: 64 }.encode();
+    let mut outlet = PortalSession::outlet(&open, 64).unwrap();
+    // Before it is connected, its stream cannot end: nothing to say.
+    outlet.handle_read_closed();
+    assert!(drain(&mut outlet).is_empty());
+    // An Opened is the outlet's to send, not to receive.
+    let mut confused = PortalSession::outlet(&open, 64).unwrap();
+    confused.handle_message(&PortalMessage::Opened { window: 64 }.encode(), now);
+    assert!(matches!(
+        drain(&mut confused).last(),
+        Some(PortalOutput::Closed(Err(PortalError::Violation(_))))
+    ));
+    outlet.handle_connected();
+    assert_eq!(drain(&mut outlet).len(), 2);
+    outlet.handle_connected();
+    assert!(drain(&mut outlet).is_empty());
+    // Its stream ends once.
+    outlet.handle_read_closed();
+    assert_eq!(
+        drain(&mut outlet),
+        vec![PortalOutput::Send(PortalMessage::Fin { end: 0 })]
+    );
+    outlet.handle_read_closed();
+    assert!(drain(&mut outlet).is_empty());
+}
+
+#[test]
+fn credit_goes_back_at_half_a_window_or_when_all_is_written() {
+    let now = t0();
+    let (mut a, _) = open_pair(100, 100, now);
+    let data = PortalMessage::Data {
+        offset: 0,
+        bytes: vec![7; 80],
+    };
+    a.handle_message(&data.encode(), now);
+    assert_eq!(drain(&mut a), vec![PortalOutput::Write(vec![7; 80])]);
+    let credits = |a: &mut PortalSession| -> Vec<u64> {
+        drain(a)
+            .into_iter()
+            .filter_map(|o| match o {
+                PortalOutput::Send(PortalMessage::Credit { written }) => Some(written),
+                _ => None,
+            })
+            .collect()
+    };
+    a.handle_written(49);
+    assert_eq!(credits(&mut a), Vec::<u64>::new(), "49 of a window of 100");
+    a.handle_written(1);
+    assert_eq!(credits(&mut a), vec![50], "half a window");
+    a.handle_written(29);
+    assert_eq!(
+        credits(&mut a),
+        Vec::<u64>::new(),
+        "29 more, 1 still to write"
+    );
+    a.handle_written(1);
+    assert_eq!(credits(&mut a), vec![80], "everything received is written");
+    a.handle_written(0);
+    assert_eq!(credits(&mut a), Vec::<u64>::new(), "nothing new");
+    // More written than received is capped: the credit never runs ahead.
+    a.handle_written(500);
+    assert_eq!(credits(&mut a), Vec::<u64>::new());
+    // A closed session gives no credit.
+    let (mut b, _) = open_pair(100, 100, now);
+    b.handle_message(&data.encode(), now);
+    b.handle_failed("gone");
+    drain(&mut b);
+    b.handle_written(80);
+    assert_eq!(credits(&mut b), Vec::<u64>::new());
+}
+
+#[test]
+fn the_edges_of_reassembly() {
+    let now = t0();
+    let data = |offset: u64, len: usize| PortalMessage::Data {
+        offset,
+        bytes: vec![3; len],
+    };
+    let written = |outs: &[PortalOutput]| -> usize {
+        outs.iter()
+            .map(|o| match o {
+                PortalOutput::Write(b) => b.len(),
+                _ => 0,
+            })
+            .sum()
+    };
+    // Exactly a window of cost held ahead is allowed; one byte more is not.
+    let (mut a, _) = open_pair(1000, 1000, now);
+    a.handle_message(&data(1, 1000 - AHEAD_ENTRY_COST).encode(), now);
+    assert!(!a.is_closed(), "a cost of exactly the window");
+    let (mut a, _) = open_pair(1000, 1000, now);
+    a.handle_message(&data(1, 1000 - AHEAD_ENTRY_COST + 1).encode(), now);
+    assert!(a.is_closed(), "a cost of the window and a byte");
+    // A one-byte piece right after a one-byte gap is written once the gap fills.
+    let (mut b, _) = open_pair(1000, 1000, now);
+    b.handle_message(&data(1, 1).encode(), now);
+    b.handle_message(&data(0, 1).encode(), now);
+    assert_eq!(written(&drain(&mut b)), 2);
+    // What is taken from ahead leaves exactly the rest counted.
+    let (mut c, _) = open_pair(1000, 1000, now);
+    c.handle_message(&data(10, 10).encode(), now);
+    c.handle_message(&data(30, 5).encode(), now);
+    assert_eq!(c.buffered(), 15);
+    c.handle_message(&data(0, 10).encode(), now);
+    assert_eq!(c.buffered(), 5);
+    assert_eq!(written(&drain(&mut c)), 20);
+    // With an end announced further on, data in order does not close the gap.
+    let (mut d, _) = open_pair(1000, 1000, now);
+    d.handle_message(&PortalMessage::Fin { end: 100 }.encode(), now);
+    d.handle_message(&data(0, 50).encode(), now);
+    assert!(d.poll_timeout().is_some(), "50 bytes still missing");
+    let outs = drain(&mut d);
+    assert!(!outs.contains(&PortalOutput::ShutdownWrite), "{outs:?}");
+    d.handle_message(&data(50, 50).encode(), now);
+    assert_eq!(d.poll_timeout(), None);
+    let outs = drain(&mut d);
+    assert_eq!(
+        outs.iter()
+            .filter(|o| **o == PortalOutput::ShutdownWrite)
+            .count(),
+        1
+    );
+    // An end exactly where the data stopped leaves nothing missing: no timer, and the
+    // write side is shut once.
+    let (mut e, _) = open_pair(1000, 1000, now);
+    e.handle_message(&data(0, 50).encode(), now);
+    assert!(!drain(&mut e).contains(&PortalOutput::ShutdownWrite));
+    e.handle_message(&PortalMessage::Fin { end: 50 }.encode(), now);
+    assert_eq!(e.poll_timeout(), None);
+    assert_eq!(drain(&mut e), vec![PortalOutput::ShutdownWrite]);
+    e.handle_written(50);
+    assert!(!drain(&mut e).contains(&PortalOutput::ShutdownWrite));
+}
