@@ -216,7 +216,7 @@ fn main() {
         unit: "bytes",
         peer: "target 2 KiB".into(),
         peer_value: 2048.0,
-        target: None,
+        target: Some(1.0),
         lower_is_better: true,
     });
     report.print_table();
