@@ -495,7 +495,7 @@ impl<'a> Reader<'a> {
         if len > MAX_ADDRESS_LEN {
             return Err(MessageError::AddressTooLong { len });
         }
-        let value = self.take(len)?.to_vec();
+        let value = self.take(len)?;
         Ok(Address::from_checked_parts(TransportType(kind), value))
     }
 }
@@ -1146,6 +1146,7 @@ mod tests {
 
     /// What the decoder must make of a mutated encoding.
     #[derive(Debug)]
+    #[allow(clippy::large_enum_variant)] // a test helper; messages hold routes inline
     enum Expect {
         /// Exactly this result.
         Exactly(Result<TransportMessage, MessageError>),

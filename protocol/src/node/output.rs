@@ -9,6 +9,9 @@ use super::{ChannelId, ConnectionId, NodeError, Origin};
 /// What the caller must do.
 #[derive(Debug)]
 #[must_use]
+// Messages travel by value, routes inline (no allocation per route); boxing the large
+// variant would put an allocation back on every message.
+#[allow(clippy::large_enum_variant)]
 pub enum Output {
     /// Put `message` in the mailbox at `address`. Report it consumed with
     /// [`NodeCore::handle_consumed`](super::NodeCore::handle_consumed) when its worker takes it.

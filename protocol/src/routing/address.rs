@@ -1,5 +1,8 @@
+use std::cmp::Ordering;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use crate::random::{RandomError, RandomSource};
 
@@ -69,10 +72,71 @@ pub enum AddressError {
 /// `0#echoer` or `1#127.0.0.1:4000`; bytes of the value that are not printable ASCII,
 /// and `%` itself, are written as `%XX`, so every address prints as one line and parses
 /// back to itself.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+///
+/// Values of up to 32 bytes (a generated local address, a TCP `host:port`, most names)
+/// are held inside the address itself, so making, decoding and cloning one allocates
+/// nothing; longer values are shared, so a clone only counts a reference.
+#[derive(Clone)]
 pub struct Address {
     transport: TransportType,
-    value: Vec<u8>,
+    value: Value,
+}
+
+/// Bytes of a value held inline.
+const INLINE: usize = 32;
+
+/// An address value: inline when short, shared when long.
+#[derive(Clone)]
+enum Value {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Shared(Arc<[u8]>),
+}
+
+impl Value {
+    fn new(value: &[u8]) -> Self {
+        match u8::try_from(value.len()) {
+            Ok(len) if value.len() <= INLINE => {
+                let mut bytes = [0; INLINE];
+                bytes[..value.len()].copy_from_slice(value);
+                Value::Inline { len, bytes }
+            }
+            _ => Value::Shared(value.into()),
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Value::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or_default(),
+            Value::Shared(bytes) => bytes,
+        }
+    }
+}
+
+impl PartialEq for Address {
+    fn eq(&self, other: &Self) -> bool {
+        self.transport == other.transport && self.value() == other.value()
+    }
+}
+
+impl Eq for Address {}
+
+impl PartialOrd for Address {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Address {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.transport, self.value()).cmp(&(other.transport, other.value()))
+    }
+}
+
+impl Hash for Address {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.transport.hash(state);
+        self.value().hash(state);
+    }
 }
 
 impl Address {
@@ -86,23 +150,29 @@ impl Address {
         if value.len() > MAX_ADDRESS_LEN {
             return Err(AddressError::TooLong { len: value.len() });
         }
-        Ok(Self { transport, value })
+        Ok(Self {
+            transport,
+            value: Value::new(&value),
+        })
     }
 
     /// Builds an address from decoded parts whose length the caller has checked.
-    pub(crate) fn from_checked_parts(transport: TransportType, value: Vec<u8>) -> Self {
+    pub(crate) fn from_checked_parts(transport: TransportType, value: &[u8]) -> Self {
         debug_assert!(value.len() <= MAX_ADDRESS_LEN);
-        Self { transport, value }
+        Self {
+            transport,
+            value: Value::new(value),
+        }
     }
 
     /// A local address named by the user.
     ///
     /// Names longer than [`MAX_ADDRESS_LEN`] bytes are accepted here but refused when a
     /// message carrying them is encoded; use [`Address::new`] to check up front.
-    pub fn local(name: impl Into<String>) -> Self {
+    pub fn local(name: impl AsRef<str>) -> Self {
         Self {
             transport: TransportType::LOCAL,
-            value: name.into().into_bytes(),
+            value: Value::new(name.as_ref().as_bytes()),
         }
     }
 
@@ -124,10 +194,10 @@ impl Address {
     }
 
     /// A TCP address: `host:port` text, such as `127.0.0.1:4000`.
-    pub fn tcp(peer: impl Into<String>) -> Self {
+    pub fn tcp(peer: impl AsRef<str>) -> Self {
         Self {
             transport: TransportType::TCP,
-            value: peer.into().into_bytes(),
+            value: Value::new(peer.as_ref().as_bytes()),
         }
     }
 
@@ -138,12 +208,12 @@ impl Address {
 
     /// The value, as the bytes carried on the wire.
     pub fn value(&self) -> &[u8] {
-        &self.value
+        self.value.as_slice()
     }
 
     /// The value as text, if it is UTF-8.
     pub fn value_str(&self) -> Option<&str> {
-        std::str::from_utf8(&self.value).ok()
+        std::str::from_utf8(self.value()).ok()
     }
 
     /// Whether this is a local address.
@@ -174,7 +244,7 @@ fn hex_value(c: u8) -> Option<u8> {
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}#", self.transport)?;
-        for &b in &self.value {
+        for &b in self.value() {
             if b.is_ascii_graphic() && b != b'%' || b == b' ' {
                 write!(f, "{}", char::from(b))?;
             } else {

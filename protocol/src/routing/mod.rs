@@ -9,4 +9,4 @@ mod address;
 mod route;
 
 pub use address::{tcp, Address, AddressError, TransportType, MAX_ADDRESS_LEN};
-pub use route::{Route, MAX_ROUTE_LEN};
+pub use route::{IntoIter, Route, MAX_ROUTE_LEN};

@@ -1,8 +1,14 @@
-use std::collections::VecDeque;
 use std::fmt;
 use std::str::FromStr;
 
+use smallvec::SmallVec;
+
 use super::{Address, AddressError};
+
+/// Addresses a route holds without allocating: enough for a message's usual routes
+/// (a channel and a worker; a connection and a channel end; a return route that has
+/// grown by a hop or two).
+const INLINE_ROUTE: usize = 3;
 
 /// The largest number of addresses in a route that encoders write and decoders accept.
 pub const MAX_ROUTE_LEN: usize = 32;
@@ -13,9 +19,13 @@ pub const MAX_ROUTE_LEN: usize = 32;
 /// says how a reply gets back. Build one with [`route!`](crate::route). A route in
 /// memory may be longer than [`MAX_ROUTE_LEN`]; the limit is enforced when a message is
 /// encoded and decoded.
+///
+/// Routes of up to three addresses are held inline and cost no allocation; taking or
+/// putting an address at the front moves the others (at most [`MAX_ROUTE_LEN`] on the
+/// wire).
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct Route {
-    addresses: VecDeque<Address>,
+    addresses: SmallVec<[Address; INLINE_ROUTE]>,
 }
 
 impl Route {
@@ -26,29 +36,31 @@ impl Route {
 
     /// The next hop: the first address, without removing it.
     pub fn next(&self) -> Option<&Address> {
-        self.addresses.front()
+        self.addresses.first()
     }
 
     /// Takes the next hop off the front.
     pub fn step(&mut self) -> Option<Address> {
-        self.addresses.pop_front()
+        if self.addresses.is_empty() {
+            None
+        } else {
+            Some(self.addresses.remove(0))
+        }
     }
 
     /// Puts `address` in front of the route, to be visited first.
     pub fn prepend(&mut self, address: impl Into<Address>) {
-        self.addresses.push_front(address.into());
+        self.addresses.insert(0, address.into());
     }
 
     /// Puts `address` at the end of the route, to be visited last.
     pub fn append(&mut self, address: impl Into<Address>) {
-        self.addresses.push_back(address.into());
+        self.addresses.push(address.into());
     }
 
     /// Puts all of `other` in front of this route, keeping its order.
     pub fn prepend_route(&mut self, other: Route) {
-        for address in other.addresses.into_iter().rev() {
-            self.addresses.push_front(address);
-        }
+        self.addresses.insert_many(0, other.addresses);
     }
 
     /// Puts all of `other` after this route.
@@ -73,12 +85,12 @@ impl Route {
 
     /// Takes the last address off the end.
     pub fn pop_back(&mut self) -> Option<Address> {
-        self.addresses.pop_back()
+        self.addresses.pop()
     }
 
     /// The last address, the final destination.
     pub fn last(&self) -> Option<&Address> {
-        self.addresses.back()
+        self.addresses.last()
     }
 }
 
@@ -92,10 +104,39 @@ impl FromIterator<Address> for Route {
 
 impl IntoIterator for Route {
     type Item = Address;
-    type IntoIter = std::collections::vec_deque::IntoIter<Address>;
+    type IntoIter = IntoIter;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.addresses.into_iter()
+        IntoIter(self.addresses.into_iter())
+    }
+}
+
+/// The addresses of a route, taken by value, first hop first.
+pub struct IntoIter(smallvec::IntoIter<[Address; INLINE_ROUTE]>);
+
+impl Iterator for IntoIter {
+    type Item = Address;
+
+    fn next(&mut self) -> Option<Address> {
+        self.0.next()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+impl DoubleEndedIterator for IntoIter {
+    fn next_back(&mut self) -> Option<Address> {
+        self.0.next_back()
+    }
+}
+
+impl ExactSizeIterator for IntoIter {}
+
+impl fmt::Debug for IntoIter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.0.as_slice()).finish()
     }
 }
 
