@@ -326,6 +326,41 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
+    fn values_inline_and_shared_behave_alike() {
+        use std::collections::hash_map::DefaultHasher;
+        let hash = |a: &Address| {
+            let mut h = DefaultHasher::new();
+            a.hash(&mut h);
+            h.finish()
+        };
+        // Either side of the inline limit, and the longest value.
+        for len in [0, 1, INLINE - 1, INLINE, INLINE + 1, MAX_ADDRESS_LEN] {
+            let value: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+            let a = Address::new(TransportType(9), value.clone()).unwrap();
+            let decoded = Address::from_checked_parts(TransportType(9), &value);
+            assert_eq!(a.value(), &value[..], "len {len}");
+            assert_eq!(a, decoded);
+            assert_eq!(a.clone(), a);
+            assert_eq!(hash(&a), hash(&decoded));
+            // Another transport type, or one byte more, is another address.
+            assert_ne!(a, Address::from_checked_parts(TransportType(8), &value));
+            if len < MAX_ADDRESS_LEN {
+                let mut more = value.clone();
+                more.push(0);
+                let longer = Address::from_checked_parts(TransportType(9), &more);
+                assert_ne!(a, longer);
+                // Ordered by transport type, then by value as bytes (a prefix first).
+                assert!(a < longer, "len {len}");
+                assert!(Address::from_checked_parts(TransportType(8), &more) < a);
+            }
+        }
+        assert!(Address::new(TransportType(1), vec![0; MAX_ADDRESS_LEN + 1]).is_err());
+        // Names longer than the limit are held whole (refused when encoded).
+        let long = "n".repeat(MAX_ADDRESS_LEN + 10);
+        assert_eq!(Address::local(&long).value(), long.as_bytes());
+    }
+
+    #[test]
     fn tcp_takes_text_or_a_socket_address() {
         let bound: std::net::SocketAddr = "127.0.0.1:4000".parse().unwrap();
         assert_eq!(tcp(bound), tcp("127.0.0.1:4000"));
