@@ -175,16 +175,91 @@ impl NodeCore {
                 }
                 self.route_all(work, source, now)
             }
-            None => self.route_all(
-                VecDeque::from([(view.into_message(&frame), origin)]),
-                source,
-                now,
-            ),
+            None => match self.forward_frame(&view, &frame, &origin, now) {
+                Some(Ok(())) => Ok(()),
+                Some(Err(error)) => {
+                    // As the general path would: a report goes back along the
+                    // message's return route, and the error is counted.
+                    let mut work = VecDeque::new();
+                    let next = view.onward_route.next().cloned();
+                    self.report_back(
+                        &error,
+                        &origin,
+                        next.as_ref(),
+                        view.return_route,
+                        now,
+                        &mut work,
+                    );
+                    if let Err(report_error) = self.route_all(work, source, now) {
+                        self.report(None, report_error, now);
+                    }
+                    Err(error)
+                }
+                None => self.route_all(
+                    VecDeque::from([(view.into_message(&frame), origin)]),
+                    source,
+                    now,
+                ),
+            },
         };
         if let Err(error) = result {
             self.report(None, error, now);
         }
         Ok(())
+    }
+
+    /// Passes on a message that arrived in `frame` when its next hop is another node (a
+    /// transport address, or the alias of an open connection), without decoding its
+    /// payload into a message and encoding it again: the new head is written into the
+    /// outgoing frame and the payload copied once, straight from the incoming one.
+    /// The result is the frame the general path would send, byte for byte. `None` when
+    /// the next hop is anything else, or a rule or limit stands in the way: the
+    /// general path then routes, refuses or reports the message as usual.
+    fn forward_frame(
+        &mut self,
+        view: &MessageView,
+        frame: &[u8],
+        origin: &Origin,
+        now: Instant,
+    ) -> Option<Result<(), NodeError>> {
+        let next = view.onward_route.next()?;
+        if self.config.max_local_hops == 0 {
+            return None; // the general path refuses every hop
+        }
+        let via = match self.transport_of(next) {
+            Some(Ok(kind)) => {
+                if let Some(access) = self.forwarding.get(&next.transport()) {
+                    if !access.admits(origin) {
+                        return None;
+                    }
+                }
+                Via::Peer(next.clone(), kind)
+            }
+            Some(Err(_)) => return None,
+            None => match self.targets.get(next) {
+                Some(Target::Connection(id)) => Via::Connection(*id),
+                _ => return None,
+            },
+        };
+        let payload = frame.get(view.payload.clone())?;
+        let mut onward = view.onward_route.clone();
+        let _ = onward.step();
+        let back = &view.return_route;
+        let mut out = Vec::with_capacity(
+            FRAME_HEADER_LEN
+                + crate::message::envelope_head_len(&onward, back, payload.len())
+                + payload.len(),
+        );
+        out.extend_from_slice(&[0; FRAME_HEADER_LEN]);
+        TransportMessage::encode_head(&onward, back, payload.len(), &mut out).ok()?;
+        out.extend_from_slice(payload);
+        let out = self.finish_frame(out).ok()?;
+        self.stats.messages_routed += 1;
+        tracing::trace!(%next, "frame passed on");
+        Some(match via {
+            Via::Peer(peer, kind) => self.send_to_peer(peer, kind, out, None, Some(back), now),
+            Via::Connection(id) => self.send_frame(id, out, None, Some(back), now),
+        })
     }
 
     /// The channel end whose decryptor is the first address of `route`, if any.

@@ -484,3 +484,80 @@ fn the_idlest_outgoing_connection_makes_room_and_a_busy_one_does_not() {
     assert_eq!(core.stats().connections_evicted, 1);
     assert!(core.connection_peer(b).is_some());
 }
+
+/// A middle node passes a frame on to the next node as the encoding of the message it
+/// carries, its payload untouched, its next hop taken off and the connection's alias
+/// put on its way back; a frame it cannot pass on (no room for another outgoing
+/// connection) is answered with a report along that way back, and counted.
+#[test]
+fn a_middle_node_passes_frames_on_and_reports_those_it_cannot() {
+    let now = Instant::now();
+    let mut core = core(NodeConfig {
+        max_outgoing_connections: 1,
+        ..NodeConfig::default()
+    });
+    let incoming = core.handle_incoming_connection("10.0.0.9:5".into(), now);
+    let _ = drain(&mut core);
+    let payload: Vec<u8> = (0..=255u8).cycle().take(70_000 / 2).collect();
+    let to = |peer: &str| {
+        TransportMessage::new(
+            route![tcp(peer), "x", "y"],
+            route!["app", "z"],
+            payload.clone(),
+        )
+    };
+    let before = core.stats().messages_routed;
+    core.handle_received(incoming, &frames(&[to("b:1")]), now);
+    let outgoing = drain(&mut core)
+        .iter()
+        .find_map(|o| match o {
+            Output::Connect { connection, peer } if *peer == tcp("b:1") => Some(*connection),
+            _ => None,
+        })
+        .expect("a connection to the next node");
+    assert_eq!(core.stats().messages_routed - before, 1);
+    core.handle_connected(outgoing, now);
+    let sent: Vec<u8> = drain(&mut core)
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Transmit { connection, bytes } if connection == outgoing => Some(bytes),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let frame = sent
+        .strip_prefix(crate::framing::PREAMBLE.as_slice())
+        .expect("the preamble first");
+    let (len, body) = frame.split_at(crate::framing::FRAME_HEADER_LEN);
+    assert_eq!(
+        u32::from_be_bytes(len.try_into().unwrap()) as usize,
+        body.len()
+    );
+    let passed = TransportMessage::decode(body).unwrap();
+    assert_eq!(passed.onward_route, route!["x", "y"]);
+    assert_eq!(passed.return_route.len(), 3);
+    let alias = passed.return_route.next().unwrap().clone();
+    assert!(alias.is_local());
+    assert_eq!(passed.return_route, route![alias.clone(), "app", "z"]);
+    assert_eq!(passed.payload, payload);
+    assert_eq!(passed.to_bytes().unwrap(), body, "the canonical encoding");
+    // The one outgoing slot is busy (its frame not yet written): a frame for another
+    // node is answered along its way back, over the connection it came in on.
+    core.handle_received(incoming, &frames(&[to("c:1")])[crate::framing::PREAMBLE.len()..], now);
+    let outputs = drain(&mut core);
+    assert!(!outputs
+        .iter()
+        .any(|o| matches!(o, Output::Connect { peer, .. } if *peer == tcp("c:1"))));
+    let reports = reports_in(&outputs);
+    assert_eq!(reports.len(), 1, "{outputs:?}");
+    let (back, report) = &reports[0];
+    assert_eq!(*back, route!["app", "z"]);
+    assert_eq!(report.address, tcp("c:1"));
+    assert!(report.detail.contains("too many outgoing"), "{report}");
+    assert!(outputs.iter().all(|o| match o {
+        Output::Transmit { connection, .. } => *connection == incoming,
+        _ => true,
+    }));
+    assert_eq!(core.stats().reports_sent, 1);
+    assert_eq!(core.connection_count(), 2, "both connections stay open");
+}
