@@ -881,13 +881,24 @@ fn main() {
         };
         let (hops, window, count) = (arg(1, 1), arg(2, 1), arg(3, 20_000));
         let rt = Rt::new(Kind::Tokio, 1);
-        let trips = rt.block_on(rtt_onward_local(&rt, hops, window, count));
-        let mut latencies = trips.latencies;
+        // The raw peer of the same shape, in the same run: TCP echo for one hop, echo
+        // through a raw relay chain for two.
+        let (raw, trips) = rt.block_on(async {
+            let raw = if hops == 1 {
+                rtt_raw_local(&rt, window, count).await
+            } else {
+                rtt_raw_relay_local(&rt, window, count).await
+            };
+            (raw, rtt_onward_local(&rt, hops, window, count).await)
+        });
+        let (ours, theirs) = (trips.percentile(0.5), raw.percentile(0.5));
         println!(
-            "onward round trips, {}, {hops} hop(s), {window} in flight: p50 {:.1} us, {:.0} msg/s, {:.1} allocations per round trip",
+            "onward round trips, {}, {hops} hop(s), {window} in flight: p50 {ours:.1} us \
+             (raw {theirs:.1} us, {:.2}x), {:.0} msg/s (raw {:.0}), {:.1} allocations per round trip",
             rt.label(),
-            median(&mut latencies),
+            ours / theirs,
             trips.rate,
+            raw.rate,
             trips.allocations
         );
         return;

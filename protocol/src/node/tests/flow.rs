@@ -543,7 +543,11 @@ fn a_middle_node_passes_frames_on_and_reports_those_it_cannot() {
     assert_eq!(passed.to_bytes().unwrap(), body, "the canonical encoding");
     // The one outgoing slot is busy (its frame not yet written): a frame for another
     // node is answered along its way back, over the connection it came in on.
-    core.handle_received(incoming, &frames(&[to("c:1")])[crate::framing::PREAMBLE.len()..], now);
+    core.handle_received(
+        incoming,
+        &frames(&[to("c:1")])[crate::framing::PREAMBLE.len()..],
+        now,
+    );
     let outputs = drain(&mut core);
     assert!(!outputs
         .iter()
