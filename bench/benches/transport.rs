@@ -865,10 +865,27 @@ fn main() {
         };
         let threads = args.get(i + 4).and_then(|s| s.parse().ok()).unwrap_or(1);
         let rt = Rt::new(kind, threads);
-        let rate = rt.block_on(bulk_onward(&rt, size, count));
+        // With its peers of the same run: raw TCP, the one-thread ceiling, and
+        // rustls on tokio.
+        let (rate, raw, tls) = rt.block_on(async {
+            let rate = bulk_onward(&rt, size, count).await;
+            let raw = bulk_raw(&rt, size, count).await;
+            let tls = if kind == Kind::Tokio {
+                Some(bulk_tls(size, count).await)
+            } else {
+                None
+            };
+            (rate, raw, tls)
+        });
+        let ceiling = size as f64 / (size as f64 / (raw * 1e6) + aead_seconds(size)) / 1e6;
+        let tls = tls.map_or(String::new(), |tls| {
+            format!(", rustls {tls:.1} MB/s ({:.2}x)", rate / tls)
+        });
         println!(
-            "onward bulk, {}, {size} B x {count}: {rate:.1} MB/s",
-            rt.label()
+            "onward bulk, {}, {size} B x {count}: {rate:.1} MB/s; raw TCP {raw:.1} MB/s, \
+             ceiling {ceiling:.1} MB/s ({:.2}x){tls}",
+            rt.label(),
+            rate / ceiling
         );
         return;
     }
