@@ -178,7 +178,7 @@ impl NodeCore {
             .insert(decryptor.clone(), Target::Decryptor(id));
         self.channels.insert(
             id,
-            ChannelSlot {
+            Box::new(ChannelSlot {
                 channel,
                 encryptor: encryptor.clone(),
                 decryptor,
@@ -189,7 +189,7 @@ impl NodeCore {
                 peer: None,
                 senders: Vec::new(),
                 persistent: None,
-            },
+            }),
         );
         self.ended.remove(&encryptor);
         Ok((id, encryptor))
@@ -199,6 +199,7 @@ impl NodeCore {
     /// [`persistent`](super::persistent)).
     pub(super) fn remove_channel(&mut self, id: ChannelId, now: Instant) {
         if let Some(end) = self.channels.remove(&id) {
+            let end = *end;
             self.targets.remove(&end.encryptor);
             self.targets.remove(&end.decryptor);
             self.forget_half_open(end.listener.as_ref(), id);

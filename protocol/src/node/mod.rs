@@ -191,7 +191,9 @@ pub struct NodeCore {
     targets: BTreeMap<Address, Target>,
     mailboxes: Mailboxes,
     listeners: BTreeMap<Address, Listener>,
-    channels: BTreeMap<ChannelId, ChannelSlot>,
+    /// Each slot boxed: a slot is over a kilobyte, and a B-tree node holds room for
+    /// eleven values while channels opened in order leave most nodes half full.
+    channels: BTreeMap<ChannelId, Box<ChannelSlot>>,
     connections: ConnectionTable,
     next_channel: u64,
     outputs: VecDeque<Output>,
