@@ -4,7 +4,7 @@ use crate::noise::{CipherState, MAX_MESSAGE_LEN};
 
 use super::replay::ReplayWindow;
 use super::wire::{parse_transport, TRANSPORT_HEADER_LEN};
-use super::{ChannelError, MAX_GENERATIONS_AHEAD, REKEY_SHIFT};
+use super::{ChannelError, KEEP_KEYS_AFTER, MAX_GENERATIONS_AHEAD, REKEY_SHIFT};
 
 /// Decrypts records that may arrive lost, duplicated or out of order.
 ///
@@ -19,6 +19,8 @@ pub(crate) struct Decryptor {
     previous: Option<Box<CipherState>>,
     generation: u64,
     window: ReplayWindow,
+    /// Data records opened, counted up to [`KEEP_KEYS_AFTER`].
+    data_records: u8,
 }
 
 impl Decryptor {
@@ -28,13 +30,25 @@ impl Decryptor {
             previous: None,
             generation: 0,
             window: ReplayWindow::new(),
+            data_records: 0,
         }
     }
 
-    /// Keeps the current key expanded from now on: the channel carries data. (A key
-    /// generation reached later is expanded per record until this is asked again.)
-    pub(crate) fn keep_expanded(&mut self) -> Result<(), ChannelError> {
-        Ok(self.current.keep_expanded()?)
+    /// Notes that a data record was opened: from the [`KEEP_KEYS_AFTER`]th on, the
+    /// current key stays expanded (see `CipherState`). A key generation reached later
+    /// is expanded per record until the next data record asks again.
+    pub(crate) fn carries_data(&mut self) -> Result<(), ChannelError> {
+        self.data_records = self.data_records.saturating_add(1);
+        if self.data_records >= KEEP_KEYS_AFTER {
+            self.current.keep_expanded()?;
+        }
+        Ok(())
+    }
+
+    /// Whether the current key is kept expanded.
+    #[cfg(test)]
+    pub(crate) fn keeps_key(&self) -> bool {
+        self.current.keeps_expansion()
     }
 
     /// Authenticates and decrypts one transport record in place, returning its counter

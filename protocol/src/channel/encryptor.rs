@@ -3,7 +3,7 @@
 use crate::noise::{CipherState, MAX_MESSAGE_LEN, TAG_LEN};
 
 use super::wire::{KIND_TRANSPORT, TRANSPORT_HEADER_LEN};
-use super::{ChannelError, MAX_DATA_COUNTER, REKEY_SHIFT};
+use super::{ChannelError, KEEP_KEYS_AFTER, MAX_DATA_COUNTER, REKEY_SHIFT};
 
 /// Encrypts records with explicit counters.
 ///
@@ -15,6 +15,8 @@ pub(crate) struct Encryptor {
     /// The key generation `cipher` holds.
     generation: u64,
     next_counter: u64,
+    /// Data records sealed, counted up to [`KEEP_KEYS_AFTER`].
+    data_records: u8,
 }
 
 impl Encryptor {
@@ -23,12 +25,24 @@ impl Encryptor {
             cipher,
             generation: 0,
             next_counter: 0,
+            data_records: 0,
         }
     }
 
-    /// Keeps the key expanded from now on: the channel carries data.
-    pub(crate) fn keep_expanded(&mut self) -> Result<(), ChannelError> {
-        Ok(self.cipher.keep_expanded()?)
+    /// Notes that a data record is about to be sealed: from the
+    /// [`KEEP_KEYS_AFTER`]th on, the key stays expanded (see `CipherState`).
+    pub(crate) fn carries_data(&mut self) -> Result<(), ChannelError> {
+        self.data_records = self.data_records.saturating_add(1);
+        if self.data_records >= KEEP_KEYS_AFTER {
+            self.cipher.keep_expanded()?;
+        }
+        Ok(())
+    }
+
+    /// Whether the key is kept expanded.
+    #[cfg(test)]
+    pub(crate) fn keeps_key(&self) -> bool {
+        self.cipher.keeps_expansion()
     }
 
     /// The counter the next record will carry.

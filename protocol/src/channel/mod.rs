@@ -107,6 +107,12 @@ pub const MAX_GENERATIONS_AHEAD: u64 = 4;
 /// final close record, and 2^64-1 is never used (Noise reserves it).
 pub const MAX_DATA_COUNTER: u64 = u64::MAX - 2;
 
+/// Data records one direction of a channel carries before its key stays expanded.
+/// Until then each record expands the key for its own use (about 1,200 instructions);
+/// from then on `ring`'s expansion (about 550 bytes per direction) is kept, so a
+/// channel that carries a message now and then stays small and a busy one fast.
+pub(crate) const KEEP_KEYS_AFTER: u8 = 8;
+
 /// The largest plaintext of one record: a Noise message (65535 bytes) less the tag.
 pub const MAX_RECORD_PLAINTEXT: usize = MAX_MESSAGE_LEN - TAG_LEN;
 
@@ -512,9 +518,8 @@ impl ChannelEnd {
     ) -> Result<(), ChannelError> {
         let opened = decryptor.open_in_place(record);
         if matches!(opened, Ok((_, [PLAIN_MESSAGE, ..]))) {
-            // The channel carries data: keep the key expanded (not for the confirm and
-            // close records alone, to keep idle channels small).
-            let _ = decryptor.keep_expanded();
+            // Data, not a confirm or close: counted towards keeping the key expanded.
+            let _ = decryptor.carries_data();
         }
         self.state = State::Established {
             encryptor,
@@ -597,8 +602,8 @@ impl ChannelEnd {
                 max: MAX_INNER_MESSAGE_LEN,
             });
         }
-        // The channel carries data: keep the key expanded (see `CipherState`).
-        encryptor.keep_expanded()?;
+        // Counted towards keeping the key expanded (see `KEEP_KEYS_AFTER`).
+        encryptor.carries_data()?;
         let start = out.len();
         out.reserve(TRANSPORT_HEADER_LEN + 1 + inner_len + TAG_LEN);
         out.resize(start + TRANSPORT_HEADER_LEN, 0);

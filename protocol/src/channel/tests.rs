@@ -442,3 +442,43 @@ fn an_initiator_sends_its_hello_again_with_a_cookie() {
     assert!(i.handle_record(&reply, now).is_err());
     assert!(i.is_established());
 }
+
+/// Whether each direction of `end` keeps its key expanded: (sending, receiving).
+fn keeps_keys(end: &ChannelEnd) -> (bool, bool) {
+    match &end.state {
+        State::Established {
+            encryptor,
+            decryptor,
+            ..
+        } => (encryptor.keeps_key(), decryptor.keeps_key()),
+        _ => panic!("not established"),
+    }
+}
+
+#[test]
+fn keys_stay_expanded_only_from_the_eighth_data_record_of_a_direction() {
+    let now = Instant::now();
+    let (mut i, mut r, confirm) = pair();
+    i.handle_record(&confirm, now).unwrap();
+    assert_eq!(keeps_keys(&i), (false, false), "a confirm is not data");
+    assert_eq!(keeps_keys(&r), (false, false));
+    let message = TransportMessage::new(route!["x"], route!["y"], vec![1; 64]);
+    for sent in 1..=usize::from(KEEP_KEYS_AFTER) {
+        i.handle_send(&message, now).unwrap();
+        r.handle_record(&i.poll_transmit().unwrap(), now).unwrap();
+        assert!(r.poll_event().is_some(), "record {sent} delivered");
+        let kept = sent >= usize::from(KEEP_KEYS_AFTER);
+        assert_eq!(keeps_keys(&i), (kept, false), "after {sent} records");
+        assert_eq!(keeps_keys(&r), (false, kept), "after {sent} records");
+    }
+    // A record the window refuses (a replay) is not data: only opened ones count.
+    let (mut i, mut r, confirm) = pair();
+    i.handle_record(&confirm, now).unwrap();
+    i.handle_send(&message, now).unwrap();
+    let record = i.poll_transmit().unwrap();
+    r.handle_record(&record, now).unwrap();
+    for _ in 0..usize::from(KEEP_KEYS_AFTER) {
+        let _ = r.handle_record(&record, now);
+    }
+    assert_eq!(keeps_keys(&r), (false, false), "replays do not count");
+}

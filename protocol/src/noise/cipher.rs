@@ -40,8 +40,9 @@ pub struct CipherState {
 /// (AES round keys and GHASH table, or the ChaCha20 key) kept for reuse. Expanding
 /// costs about 1,200 instructions, 8% of a 64-byte round trip, so a channel carrying
 /// data keeps its keys expanded; but an expansion takes about 550 bytes, so a key used
-/// only now and then (handshake messages, the confirm and close records of a channel)
-/// is expanded for each use and dropped at once.
+/// only now and then (handshake messages, the confirm and close records of a channel,
+/// the first few data records of a direction: see the channel's `KEEP_KEYS_AFTER`) is
+/// expanded for each use and dropped at once.
 ///
 /// `ring` offers no way to clear its key objects. A kept one lives in a `Box`, so moves
 /// of the cipher state never copy it elsewhere, and is overwritten in place with the
@@ -321,6 +322,12 @@ impl CipherState {
     pub fn keep_expanded(&mut self) -> Result<(), NoiseError> {
         let suite = self.suite;
         self.key.as_mut().ok_or(NoiseError::MissingKey)?.keep(suite)
+    }
+
+    /// Whether `ring`'s expansion of the key is kept.
+    #[cfg(test)]
+    pub(crate) fn keeps_expansion(&self) -> bool {
+        self.key.as_ref().is_some_and(|key| key.kept.is_some())
     }
 
     /// Replaces the key with the first 32 bytes of `ENCRYPT(k, 2^64-1, "", 32 zero
