@@ -45,6 +45,13 @@ impl Decryptor {
         Ok(())
     }
 
+    /// The peer has been quiet: the key is expanded for each record again, until
+    /// [`KEEP_KEYS_AFTER`] more data records.
+    pub(crate) fn quiet(&mut self) {
+        self.data_records = 0;
+        self.current.forget_expansion();
+    }
+
     /// Whether the current key is kept expanded.
     #[cfg(test)]
     pub(crate) fn keeps_key(&self) -> bool {

@@ -39,6 +39,13 @@ impl Encryptor {
         Ok(())
     }
 
+    /// This direction has been quiet: the key is expanded for each record again, until
+    /// [`KEEP_KEYS_AFTER`] more data records.
+    pub(crate) fn quiet(&mut self) {
+        self.data_records = 0;
+        self.cipher.forget_expansion();
+    }
+
     /// Whether the key is kept expanded.
     #[cfg(test)]
     pub(crate) fn keeps_key(&self) -> bool {

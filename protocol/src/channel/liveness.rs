@@ -310,6 +310,10 @@ impl ChannelEnd {
             Due::Nothing | Due::Resend => return,
             Due::Keepalive => {
                 tracing::trace!(role = ?self.role, "keepalive");
+                // Nothing sent for a keepalive interval: this direction is quiet.
+                if let State::Established { encryptor, .. } = &mut self.state {
+                    encryptor.quiet();
+                }
                 self.seal_control(&[PLAIN_KEEPALIVE, 0], now);
                 return;
             }

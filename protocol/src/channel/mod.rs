@@ -517,9 +517,15 @@ impl ChannelEnd {
         now: Instant,
     ) -> Result<(), ChannelError> {
         let opened = decryptor.open_in_place(record);
-        if matches!(opened, Ok((_, [PLAIN_MESSAGE, ..]))) {
+        match opened {
             // Data, not a confirm or close: counted towards keeping the key expanded.
-            let _ = decryptor.carries_data();
+            Ok((_, [PLAIN_MESSAGE, ..])) => {
+                let _ = decryptor.carries_data();
+            }
+            // The peer sent nothing for a keepalive interval (or answers a probe): its
+            // direction is quiet, and need not keep its key expanded.
+            Ok((_, [PLAIN_KEEPALIVE, ..])) => decryptor.quiet(),
+            _ => {}
         }
         self.state = State::Established {
             encryptor,

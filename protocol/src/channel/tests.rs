@@ -456,7 +456,7 @@ fn keeps_keys(end: &ChannelEnd) -> (bool, bool) {
 }
 
 #[test]
-fn keys_stay_expanded_only_from_the_eighth_data_record_of_a_direction() {
+fn keys_stay_expanded_from_the_eighth_data_record_of_a_direction_until_it_is_quiet() {
     let now = Instant::now();
     let (mut i, mut r, confirm) = pair();
     i.handle_record(&confirm, now).unwrap();
@@ -470,6 +470,26 @@ fn keys_stay_expanded_only_from_the_eighth_data_record_of_a_direction() {
         let kept = sent >= usize::from(KEEP_KEYS_AFTER);
         assert_eq!(keeps_keys(&i), (kept, false), "after {sent} records");
         assert_eq!(keeps_keys(&r), (false, kept), "after {sent} records");
+    }
+    // A keepalive interval with nothing sent: the initiator's sending direction is
+    // quiet, and so is the responder's receiving one once the keepalive arrives.
+    let later = now + DEFAULT_KEEPALIVE_INTERVAL;
+    i.handle_timeout(later);
+    let keepalive = i.poll_transmit().expect("a keepalive");
+    assert_eq!(
+        keeps_keys(&i),
+        (false, false),
+        "quiet: expanded per record again"
+    );
+    r.handle_record(&keepalive, later).unwrap();
+    assert_eq!(keeps_keys(&r), (false, false));
+    // And busy again: kept from the eighth data record after the quiet.
+    for sent in 1..=usize::from(KEEP_KEYS_AFTER) {
+        i.handle_send(&message, later).unwrap();
+        r.handle_record(&i.poll_transmit().unwrap(), later).unwrap();
+        let kept = sent >= usize::from(KEEP_KEYS_AFTER);
+        assert_eq!(keeps_keys(&i), (kept, false), "after {sent} more records");
+        assert_eq!(keeps_keys(&r), (false, kept), "after {sent} more records");
     }
     // A record the window refuses (a replay) is not data: only opened ones count.
     let (mut i, mut r, confirm) = pair();

@@ -90,17 +90,22 @@ impl Key {
         }
         Ok(())
     }
+
+    /// Lets a kept expansion go, overwritten before it is freed.
+    fn forget(&mut self) {
+        if let Some(mut kept) = self.kept.take() {
+            let zero = UnboundKey::new(kept.algorithm(), &[0; KEY_LEN]).map(LessSafeKey::new);
+            if let Ok(scrubbed) = zero {
+                *kept = scrubbed;
+                std::hint::black_box(&*kept);
+            }
+        }
+    }
 }
 
 impl Drop for Key {
     fn drop(&mut self) {
-        if let Some(kept) = self.kept.as_mut() {
-            let zero = UnboundKey::new(kept.algorithm(), &[0; KEY_LEN]).map(LessSafeKey::new);
-            if let Ok(scrubbed) = zero {
-                **kept = scrubbed;
-                std::hint::black_box(&**kept);
-            }
-        }
+        self.forget();
     }
 }
 
@@ -322,6 +327,15 @@ impl CipherState {
     pub fn keep_expanded(&mut self) -> Result<(), NoiseError> {
         let suite = self.suite;
         self.key.as_mut().ok_or(NoiseError::MissingKey)?.keep(suite)
+    }
+
+    /// Stops keeping `ring`'s expansion of the key (overwritten before it is freed): the
+    /// key is quiet again, and is expanded for each use until
+    /// [`keep_expanded`](Self::keep_expanded) asks again.
+    pub fn forget_expansion(&mut self) {
+        if let Some(key) = self.key.as_mut() {
+            key.forget();
+        }
     }
 
     /// Whether `ring`'s expansion of the key is kept.
