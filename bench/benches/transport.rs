@@ -851,8 +851,9 @@ fn main() {
         return;
     }
     if let Some(i) = args.iter().position(|a| a == "--bulk-only") {
-        // For profiling (callgrind): only the onward bulk path; tokio with one thread
-        // unless a runtime ("smol", "async-std") and a thread count follow.
+        // For profiling: the onward bulk path and its peers; tokio with one thread
+        // unless a runtime ("smol", "async-std") and a thread count follow, and onward
+        // alone when "alone" follows those.
         let size = args
             .get(i + 1)
             .and_then(|s| s.parse().ok())
@@ -865,6 +866,15 @@ fn main() {
         };
         let threads = args.get(i + 4).and_then(|s| s.parse().ok()).unwrap_or(1);
         let rt = Rt::new(kind, threads);
+        if args.get(i + 5).map(String::as_str) == Some("alone") {
+            // For a profile of onward's path alone: no peers.
+            let rate = rt.block_on(bulk_onward(&rt, size, count));
+            println!(
+                "onward bulk, {}, {size} B x {count}: {rate:.1} MB/s",
+                rt.label()
+            );
+            return;
+        }
         // With its peers of the same run: raw TCP, the one-thread ceiling, and
         // rustls on tokio.
         let (rate, raw, tls) = rt.block_on(async {
