@@ -11,19 +11,21 @@
 
 use std::alloc::System;
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use futures::future::BoxFuture;
-use futures::io::{AsyncReadExt, AsyncWriteExt};
 use onward_bench::rt::{Kind, Rt};
 use onward_bench::workers::{Echo, Sink};
 use onward_bench::{quick, Figure, Report};
-use onward_protocol::api::{self, Bytes, Routed, Stream};
+use onward_protocol::api::{self, Bytes, Routed};
 use onward_protocol::identity::Identity;
 use onward_protocol::trust::TrustEveryone;
 use onward_protocol::{route, tcp, Route};
+
+mod peers;
+mod processes;
+
+use peers::{bulk_raw, bulk_tls, rtt_raw_local, rtt_raw_relay_local};
+use processes::*;
 
 const BENCH_BULK: &str = "bulk";
 const BENCH_RTT: &str = "roundtrip";
@@ -42,9 +44,6 @@ fn allocations() -> usize {
 /// The largest body that fits one channel record with this benchmark's routes (a
 /// record carries at most 65519 bytes of plaintext, routes included).
 const LARGEST: usize = 65_000;
-
-/// How long the parent waits for a child process to report its ports.
-const CHILD_READY: Duration = Duration::from_secs(20);
 
 /// The far end B with a channel listener at "secure", and an optional middle node M
 /// that only listens. Returns the nodes and the route to B's listener.
@@ -99,110 +98,6 @@ async fn bulk_onward(rt: &Rt, size: usize, count: usize) -> f64 {
     a.stop().await.unwrap();
     stop(far).await;
     megabytes(size, count, elapsed)
-}
-
-/// A connected pair of raw TCP streams made with this runtime's own TCP types (through
-/// the runtime crate's adapter, the same I/O path onward's connections take).
-async fn raw_pair(rt: &Rt) -> (Stream, Stream) {
-    let runtime = rt.runtime();
-    let mut listener = runtime.bind("127.0.0.1:0".into()).await.unwrap();
-    let addr = listener.local_addr();
-    let accepted = rt.spawn(async move { listener.accept().await.unwrap() });
-    let near = runtime.connect(addr.to_string()).await.unwrap();
-    (near, accepted.await)
-}
-
-async fn bulk_raw(rt: &Rt, size: usize, count: usize) -> f64 {
-    let (mut near, mut far) = raw_pair(rt).await;
-    let reader = rt.spawn(async move {
-        let mut buf = vec![0u8; size];
-        for _ in 0..count {
-            let mut len = [0u8; 4];
-            far.reader.read_exact(&mut len).await.unwrap();
-            let len = u32::from_be_bytes(len) as usize;
-            far.reader.read_exact(&mut buf[..len]).await.unwrap();
-        }
-    });
-    // The length prefix and the body in one write, as a framed sender would do.
-    let mut framed = (size as u32).to_be_bytes().to_vec();
-    framed.resize(4 + size, 0xab);
-    let start = Instant::now();
-    for _ in 0..count {
-        near.writer.write_all(&framed).await.unwrap();
-    }
-    near.writer.flush().await.unwrap();
-    reader.await;
-    megabytes(size, count, start.elapsed())
-}
-
-mod tls {
-    use std::sync::Arc;
-
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
-    use tokio_rustls::{TlsAcceptor, TlsConnector};
-
-    pub(crate) fn pair() -> (TlsAcceptor, TlsConnector) {
-        let provider = Arc::new(rustls::crypto::CryptoProvider {
-            cipher_suites: vec![rustls::crypto::ring::cipher_suite::TLS13_AES_256_GCM_SHA384],
-            ..rustls::crypto::ring::default_provider()
-        });
-        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-        let der = CertificateDer::from(cert.cert.der().to_vec());
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der()));
-        let server = rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![der.clone()], key)
-            .unwrap();
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(der).unwrap();
-        let client = rustls::ClientConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        (
-            TlsAcceptor::from(Arc::new(server)),
-            TlsConnector::from(Arc::new(client)),
-        )
-    }
-
-    pub(crate) fn name() -> ServerName<'static> {
-        ServerName::try_from("localhost").unwrap()
-    }
-}
-
-/// TLS 1.3 bulk throughput, on tokio only (tokio-rustls is the ready adapter).
-async fn bulk_tls(size: usize, count: usize) -> f64 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::{TcpListener, TcpStream};
-
-    let (acceptor, connector) = tls::pair();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let reader = tokio::spawn(async move {
-        let (s, _) = listener.accept().await.unwrap();
-        s.set_nodelay(true).unwrap();
-        let mut s = acceptor.accept(s).await.unwrap();
-        let mut buf = vec![0u8; size];
-        for _ in 0..count {
-            let len = s.read_u32().await.unwrap() as usize;
-            s.read_exact(&mut buf[..len]).await.unwrap();
-        }
-    });
-    let s = TcpStream::connect(addr).await.unwrap();
-    s.set_nodelay(true).unwrap();
-    let mut s = connector.connect(tls::name(), s).await.unwrap();
-    let body = vec![0xabu8; size];
-    let start = Instant::now();
-    for _ in 0..count {
-        s.write_u32(size as u32).await.unwrap();
-        s.write_all(&body).await.unwrap();
-    }
-    s.flush().await.unwrap();
-    reader.await.unwrap();
-    megabytes(size, count, start.elapsed())
 }
 
 /// Round-trip latencies in microseconds, and the rate in messages per second.
@@ -264,95 +159,6 @@ async fn rtt_onward_local(rt: &Rt, hops: usize, window: usize, count: usize) -> 
     let trips = rtt_onward(&a, route, window, count).await;
     a.stop().await.unwrap();
     stop(far).await;
-    trips
-}
-
-/// 64-byte round trips over a raw TCP stream to an echo server.
-async fn rtt_raw(near: &mut Stream, window: usize, count: usize) -> Trips {
-    let mut sent = VecDeque::with_capacity(window);
-    let mut latencies = Vec::with_capacity(count);
-    let body = [7u8; 64];
-    let mut buf = [0u8; 64];
-    let allocated = allocations();
-    let start = Instant::now();
-    let mut sent_count = 0;
-    while latencies.len() < count {
-        while sent.len() < window && sent_count < count {
-            sent.push_back(Instant::now());
-            near.writer.write_all(&body).await.unwrap();
-            sent_count += 1;
-        }
-        near.reader.read_exact(&mut buf).await.unwrap();
-        latencies.push(sent.pop_front().unwrap().elapsed().as_secs_f64() * 1e6);
-    }
-    let rate = count as f64 / start.elapsed().as_secs_f64();
-    let allocations = (allocations() - allocated) as f64 / count as f64;
-    Trips {
-        latencies,
-        rate,
-        allocations,
-    }
-}
-
-/// Echoes everything read on `stream` until the peer closes it.
-async fn echo_stream(mut stream: Stream) {
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        match stream.reader.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                if stream.writer.write_all(&buf[..n]).await.is_err() {
-                    return;
-                }
-            }
-        }
-    }
-}
-
-async fn rtt_raw_local(rt: &Rt, window: usize, count: usize) -> Trips {
-    let (mut near, far) = raw_pair(rt).await;
-    let server = rt.spawn(echo_stream(far));
-    let trips = rtt_raw(&mut near, window, count).await;
-    drop(near);
-    server.await;
-    trips
-}
-
-/// Copies what `from` reads to `to` until `from` ends, then shuts `to` down.
-async fn forward(
-    mut from: Box<dyn futures::io::AsyncRead + Send + Unpin>,
-    mut to: Box<dyn futures::io::AsyncWrite + Send + Unpin>,
-) {
-    let mut buf = vec![0u8; 16 * 1024];
-    while let Ok(n) = from.read(&mut buf).await {
-        if n == 0 || to.write_all(&buf[..n]).await.is_err() {
-            break;
-        }
-    }
-    let _ = to.close().await;
-}
-
-/// The raw TCP relay chain: two tasks forward bytes between `inner` (towards the
-/// client) and `outer` (towards the echo server), as a middle node forwards frames.
-fn relay(rt: &Rt, inner: Stream, outer: Stream) -> [BoxFuture<'static, ()>; 2] {
-    [
-        rt.spawn(forward(inner.reader, outer.writer)),
-        rt.spawn(forward(outer.reader, inner.writer)),
-    ]
-}
-
-/// Round trips to an echo server through a raw TCP relay chain in this process.
-async fn rtt_raw_relay_local(rt: &Rt, window: usize, count: usize) -> Trips {
-    let (relay_out, far) = raw_pair(rt).await;
-    let server = rt.spawn(echo_stream(far));
-    let (mut near, relay_in) = raw_pair(rt).await;
-    let forwarders = relay(rt, relay_in, relay_out);
-    let trips = rtt_raw(&mut near, window, count).await;
-    drop(near);
-    for task in forwarders {
-        task.await;
-    }
-    server.await;
     trips
 }
 
@@ -600,248 +406,6 @@ fn compare_runtimes(all: &[RuntimeFigures], report: &mut Report) {
             });
         }
     }
-}
-
-/// A far end in a second process, killed when dropped.
-struct FarProcess {
-    child: Child,
-    ports: Vec<u16>,
-}
-
-impl FarProcess {
-    /// Starts this program with `--serve <kind>` and reads the ports it prints.
-    fn start(kind: &str) -> Self {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--serve", kind])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = match rx.recv_timeout(CHILD_READY) {
-            Ok(line) => line,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("the {kind} server process did not report its ports in time");
-            }
-        };
-        let ports = line
-            .split_whitespace()
-            .map(|p| p.parse().expect("a port"))
-            .collect::<Vec<u16>>();
-        assert!(
-            !ports.is_empty(),
-            "the {kind} server process printed no port"
-        );
-        FarProcess { child, ports }
-    }
-}
-
-impl Drop for FarProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The child's side: serve `kind` on tokio (one thread) and print the ports on one
-/// line; exit when the parent closes stdin or kills this process.
-fn serve(kind: &str) {
-    std::thread::spawn(|| {
-        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
-        std::process::exit(0);
-    });
-    let rt = Rt::new(Kind::Tokio, 1);
-    rt.block_on(async {
-        let mut keep = Vec::new();
-        let mut keep_raw = Vec::new();
-        match kind {
-            "onward" => {
-                let b = rt.node().await.unwrap();
-                let b_addr = b.listen("127.0.0.1:0").await.unwrap();
-                b.create_secure_channel_listener(
-                    "secure",
-                    &Identity::generate().unwrap(),
-                    TrustEveryone,
-                )
-                .await
-                .unwrap();
-                b.start_worker("echo", Echo).await.unwrap();
-                let m = rt.node().await.unwrap();
-                let m_addr = m.listen("127.0.0.1:0").await.unwrap();
-                println!("{} {}", b_addr.port(), m_addr.port());
-                keep.push(b);
-                keep.push(m);
-            }
-            "raw" => {
-                // An echo server, and a relay in front of it.
-                let runtime = rt.runtime();
-                let mut listener = runtime.bind("127.0.0.1:0".into()).await.unwrap();
-                let echo = listener.local_addr();
-                let mut relays = runtime.bind("127.0.0.1:0".into()).await.unwrap();
-                println!("{} {}", echo.port(), relays.local_addr().port());
-                keep_raw.push(rt.spawn(async move {
-                    while let Ok(stream) = listener.accept().await {
-                        tokio::spawn(echo_stream(stream));
-                    }
-                }));
-                keep_raw.push(rt.spawn(async move {
-                    while let Ok(inner) = relays.accept().await {
-                        let outer = runtime.connect(echo.to_string()).await.unwrap();
-                        tokio::spawn(forward(inner.reader, outer.writer));
-                        tokio::spawn(forward(outer.reader, inner.writer));
-                    }
-                }));
-            }
-            other => panic!("unknown --serve kind {other:?}"),
-        }
-        std::future::pending::<()>().await;
-    });
-}
-
-/// Round trips with the far end (and the middle node) in a second process.
-fn measure_two_processes(sizes: &Sizes, report: &mut Report) {
-    let raw_far = FarProcess::start("raw");
-    let onward_far = FarProcess::start("onward");
-    let rt = Rt::new(Kind::Tokio, 1);
-    let label = format!("two processes, {}", rt.label());
-    rt.block_on(async {
-        let a = rt.node().await.unwrap();
-        for window in [1, 100] {
-            let mut raws = Vec::new();
-            for port in &raw_far.ports[..2] {
-                let mut near = rt
-                    .runtime()
-                    .connect(format!("127.0.0.1:{port}"))
-                    .await
-                    .unwrap();
-                raws.push(rtt_raw(&mut near, window, sizes.rtt_count).await);
-            }
-            for hops in [1, 2] {
-                let mut route = route![tcp(format!("127.0.0.1:{}", onward_far.ports[0])), "secure"];
-                if hops == 2 {
-                    route.prepend(tcp(format!("127.0.0.1:{}", onward_far.ports[1])));
-                }
-                let ours = rtt_onward(&a, route, window, sizes.rtt_count).await;
-                let name = format!("{label}, {hops} hop(s), {window} in flight");
-                add_rtt(report, &name, hops, &ours, &raws[hops - 1]);
-            }
-        }
-        a.stop().await.unwrap();
-    });
-}
-
-/// The flag that makes this program measure async-std alone with one thread: its
-/// thread count is read from `ASYNC_STD_THREAD_COUNT` once per process, so the parent
-/// runs it in a child process with that variable set.
-const ASYNC_STD_ONE_THREAD: &str = "--async-std-one-thread";
-
-/// Units and bench names a child's figures may carry, as the `'static` strings
-/// [`Figure`] holds.
-fn known(s: &str) -> &'static str {
-    [
-        BENCH_BULK,
-        BENCH_RTT,
-        BENCH_ALLOCATIONS,
-        "MB/s",
-        "us",
-        "msg/s",
-        "allocs",
-    ]
-    .into_iter()
-    .find(|k| *k == s)
-    .unwrap_or("?")
-}
-
-/// The child's side: measure async-std and print every figure, and the figures for
-/// the comparison between runtimes, as tab-separated lines for the parent.
-fn async_std_child(sizes: &Sizes) {
-    let rt = Rt::new(Kind::AsyncStd, 0);
-    let mut report = Report::default();
-    let figures = measure(&rt, sizes, &mut report);
-    for f in report.figures() {
-        println!(
-            "FIGURE\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
-            f.bench,
-            f.name,
-            f.value,
-            f.unit,
-            f.peer,
-            f.peer_value,
-            f.target.map_or("-".to_string(), |t| t.to_string()),
-            f.lower_is_better
-        );
-    }
-    println!("LABEL\t{}", figures.label);
-    for (size, value) in figures.bulk {
-        println!("BULK\t{size}\t{value}");
-    }
-    for ((hops, window), rate) in figures.rtt {
-        println!("RTT\t{hops}\t{window}\t{rate}");
-    }
-}
-
-/// Runs [`async_std_child`] in a second process with `ASYNC_STD_THREAD_COUNT=1` and
-/// adds its figures to `report`.
-fn measure_async_std_one_thread(report: &mut Report) -> RuntimeFigures {
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command.arg(ASYNC_STD_ONE_THREAD);
-    if quick() {
-        command.arg("--quick");
-    }
-    let child = command
-        .env("ASYNC_STD_THREAD_COUNT", "1")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let output = rx
-        .recv_timeout(Duration::from_secs(600))
-        .expect("the async-std child did not finish within 10 minutes")
-        .unwrap();
-    assert!(output.status.success(), "the async-std child failed");
-    let mut figures = RuntimeFigures {
-        label: String::new(),
-        threads: 1,
-        bulk: Vec::new(),
-        rtt: Vec::new(),
-    };
-    for line in String::from_utf8_lossy(&output.stdout).lines() {
-        let fields: Vec<&str> = line.split('\t').collect();
-        match fields.as_slice() {
-            ["FIGURE", bench, name, value, unit, peer, peer_value, target, lower] => {
-                report.add(Figure {
-                    bench: known(bench),
-                    name: name.to_string(),
-                    value: value.parse().unwrap(),
-                    unit: known(unit),
-                    peer: peer.to_string(),
-                    peer_value: peer_value.parse().unwrap(),
-                    target: target.parse().ok(),
-                    lower_is_better: *lower == "true",
-                });
-            }
-            ["LABEL", label] => figures.label = label.to_string(),
-            ["BULK", size, value] => figures
-                .bulk
-                .push((size.parse().unwrap(), value.parse().unwrap())),
-            ["RTT", hops, window, rate] => figures.rtt.push((
-                (hops.parse().unwrap(), window.parse().unwrap()),
-                rate.parse().unwrap(),
-            )),
-            _ => {}
-        }
-    }
-    figures
 }
 
 fn main() {
