@@ -4,13 +4,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::channel::mpsc::{unbounded, UnboundedReceiver};
 use futures::future::{self, Either};
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 
 use crate::node::{ConnectionId, NodeCore};
 
 use super::driver::{ConnectionHandle, Shared};
+use super::queue::{queue, Receiver};
 use super::runtime::Stream;
 use super::signal::{Gate, Signal};
 use super::transport::{StreamListener, StreamTransport};
@@ -87,7 +87,7 @@ impl Shared {
         stream: Stream,
         start: impl FnOnce(&mut NodeCore, Instant) -> ConnectionId,
     ) {
-        let (tx, rx) = unbounded();
+        let (tx, rx) = queue();
         let close = Signal::default();
         let reading = Gate::default();
         let connection = {
@@ -175,7 +175,7 @@ impl Shared {
         self: Arc<Self>,
         connection: ConnectionId,
         mut writer: Box<dyn futures::io::AsyncWrite + Send + Unpin>,
-        mut rx: UnboundedReceiver<Vec<u8>>,
+        mut rx: Receiver<Vec<u8>>,
         close: Signal,
     ) {
         const BATCH: usize = 256 * 1024;
@@ -190,7 +190,7 @@ impl Shared {
             let Some(first) = next else { break };
             let mut batch = Batch::new(first);
             while batch.len < BATCH && batch.pieces.len() < MAX_PIECES {
-                match rx.try_recv() {
+                match rx.try_next() {
                     Ok(more) => batch.push(more),
                     Err(_) => break,
                 }

@@ -4,7 +4,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::channel::mpsc::UnboundedReceiver;
 use futures::future::{self, Either};
 use futures::StreamExt;
 
@@ -14,6 +13,7 @@ use crate::node::{NodeError, Origin};
 use crate::routing::{Address, Route};
 
 use super::driver::Shared;
+use super::queue::Receiver;
 use super::worker::{Message, Routed};
 use super::{Error, Result};
 
@@ -37,7 +37,7 @@ impl fmt::Display for SendId {
 pub struct Context {
     address: Address,
     shared: Arc<Shared>,
-    mailbox: UnboundedReceiver<Delivery>,
+    mailbox: Receiver<Delivery>,
     /// An application context, which may wait for congestion to clear; a worker's
     /// context never waits, so chains of workers cannot deadlock.
     may_wait: bool,
@@ -62,7 +62,7 @@ impl Context {
     pub(crate) fn new(
         address: Address,
         shared: Arc<Shared>,
-        mailbox: UnboundedReceiver<Delivery>,
+        mailbox: Receiver<Delivery>,
         may_wait: bool,
     ) -> Self {
         Self {

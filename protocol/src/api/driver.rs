@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use futures::channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
 use futures::channel::oneshot;
 use futures::future::{self, Either};
 use futures::StreamExt;
@@ -18,6 +17,7 @@ use crate::routing::{Address, Route, TransportType};
 
 use super::context::Delivery;
 use super::node::NodeOptions;
+use super::queue::{queue, Receiver, Sender};
 use super::runtime::{BoxFuture, Runtime};
 use super::signal::{Gate, Signal};
 use super::transport::{Plugged, Tcp};
@@ -26,7 +26,7 @@ use super::{Error, Result};
 /// A connection's write side, its close signal and its read gate, as the driver keeps
 /// them.
 pub(super) struct ConnectionHandle {
-    pub(super) writer: UnboundedSender<Vec<u8>>,
+    pub(super) writer: Sender<Vec<u8>>,
     pub(super) close: Signal,
     /// Closed while the core has paused reading the connection.
     pub(super) reading: Gate,
@@ -35,7 +35,7 @@ pub(super) struct ConnectionHandle {
 /// Everything behind the lock: the core and where its outputs go.
 pub(super) struct Driver {
     pub(super) core: NodeCore,
-    pub(super) mailboxes: BTreeMap<Address, UnboundedSender<Delivery>>,
+    pub(super) mailboxes: BTreeMap<Address, Sender<Delivery>>,
     pub(super) connections: BTreeMap<ConnectionId, ConnectionHandle>,
     pub(super) pending_channels:
         BTreeMap<Address, oneshot::Sender<std::result::Result<Identifier, NodeError>>>,
@@ -128,7 +128,7 @@ impl Shared {
     }
 
     /// Runs `f` on the core, then carries out its outputs, all under the lock. Nothing
-    /// here waits: deliveries and writes go to unbounded channels whose contents the
+    /// here waits: deliveries and writes go to unbounded queues whose contents the
     /// core accounts for and limits.
     pub(super) fn with_core<T>(self: &Arc<Self>, f: impl FnOnce(&mut NodeCore, Instant) -> T) -> T {
         let now = self.runtime.now();
@@ -151,7 +151,7 @@ impl Shared {
                     let delivered = d
                         .mailboxes
                         .get(&address)
-                        .is_some_and(|tx| tx.unbounded_send(Ok((message, origin))).is_ok());
+                        .is_some_and(|tx| tx.send(Ok((message, origin))).is_ok());
                     if !delivered {
                         d.core.handle_consumed(&address, now);
                     }
@@ -177,7 +177,7 @@ impl Shared {
                     let sent = d
                         .connections
                         .get(&connection)
-                        .is_some_and(|c| c.writer.unbounded_send(bytes).is_ok());
+                        .is_some_and(|c| c.writer.send(bytes).is_ok());
                     if !sent {
                         d.core.handle_written(connection, len, now);
                     }
@@ -256,7 +256,7 @@ impl Shared {
                 send,
             } => {
                 if let Some(tx) = sender.as_ref().and_then(|s| d.mailboxes.get(s)) {
-                    let _ = tx.unbounded_send(Err((error, send)));
+                    let _ = tx.send(Err((error, send)));
                 } else {
                     tracing::debug!(%error, "delivery failed");
                 }
@@ -350,7 +350,7 @@ impl Shared {
     pub(crate) fn unregister_if_owner(
         self: &Arc<Self>,
         address: &Address,
-        mailbox: &UnboundedReceiver<Delivery>,
+        mailbox: &Receiver<Delivery>,
     ) {
         let now = self.runtime.now();
         let mut d = self.driver();
@@ -382,14 +382,14 @@ impl Shared {
         self: &Arc<Self>,
         address: Address,
         access: Access,
-    ) -> Result<UnboundedReceiver<Delivery>> {
+    ) -> Result<Receiver<Delivery>> {
         let now = self.runtime.now();
         let mut d = self.driver();
         if d.stopping {
             return Err(Error::Stopped);
         }
         d.core.register(address.clone(), access, now)?;
-        let (tx, rx) = unbounded();
+        let (tx, rx) = queue();
         d.mailboxes.insert(address, tx);
         Ok(rx)
     }
@@ -399,7 +399,7 @@ impl Shared {
     pub(super) fn open_reply_mailbox(
         self: &Arc<Self>,
         like: &Address,
-    ) -> Result<(Address, UnboundedReceiver<Delivery>)> {
+    ) -> Result<(Address, Receiver<Delivery>)> {
         let access = self
             .driver()
             .core
@@ -413,7 +413,7 @@ impl Shared {
     pub(super) fn open_fresh_mailbox(
         self: &Arc<Self>,
         access: Access,
-    ) -> Result<(Address, UnboundedReceiver<Delivery>)> {
+    ) -> Result<(Address, Receiver<Delivery>)> {
         let now = self.runtime.now();
         let mut d = self.driver();
         if d.stopping {
@@ -421,7 +421,7 @@ impl Shared {
         }
         let address = d.core.generate_address()?;
         d.core.register(address.clone(), access, now)?;
-        let (tx, rx) = unbounded();
+        let (tx, rx) = queue();
         d.mailboxes.insert(address.clone(), tx);
         Ok((address, rx))
     }

@@ -12,8 +12,8 @@
 //! The node core sits behind a mutex, and whichever task has input for it (a context
 //! sending, a connection reading, the timer) runs the core and carries out its outputs
 //! while holding the lock. Carrying out an output never waits: a delivery goes into a
-//! worker's mailbox channel and a write into a connection's channel, both unbounded as
-//! types but bounded by the core's accounting (unread messages per mailbox, unsent
+//! worker's mailbox queue and a write into a connection's queue (`queue.rs`: a ring
+//! buffer each, no allocation per item), both unbounded as types but bounded by the core's accounting (unread messages per mailbox, unsent
 //! bytes per connection), which refuses and reports at its limits. So no task ever
 //! waits on a queue while the router waits on it: there is no cycle of bounded queues,
 //! and pipelined traffic flows at any depth.
@@ -25,6 +25,7 @@ mod driver;
 mod error;
 mod node;
 mod portal;
+mod queue;
 mod relay;
 mod runtime;
 mod signal;

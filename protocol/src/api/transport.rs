@@ -14,7 +14,6 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::channel::mpsc::{unbounded, UnboundedReceiver};
 use futures::future::{self, Either};
 use futures::StreamExt;
 
@@ -22,6 +21,7 @@ use crate::node::{ConnectionId, NodeError, TransportKind};
 use crate::routing::{Address, TransportType};
 
 use super::driver::{ConnectionHandle, Driver, Shared};
+use super::queue::{queue, Receiver};
 use super::runtime::{BoxFuture, Listener, Runtime, Stream};
 use super::signal::{Gate, Signal};
 use super::{Error, Node, Result};
@@ -279,7 +279,7 @@ impl Shared {
     ) {
         let reading = Gate::default();
         let close = Signal::default();
-        let (writer, _) = unbounded();
+        let (writer, _) = queue();
         self.driver().connections.insert(
             inbox,
             ConnectionHandle {
@@ -360,7 +360,7 @@ impl Shared {
         peer: String,
         plugged: Arc<dyn MessageTransport>,
     ) {
-        let (writer, rx) = unbounded();
+        let (writer, rx) = queue();
         let close = Signal::default();
         d.connections.insert(
             connection,
@@ -384,7 +384,7 @@ impl Shared {
         connection: ConnectionId,
         peer: String,
         plugged: Arc<dyn MessageTransport>,
-        mut rx: UnboundedReceiver<Vec<u8>>,
+        mut rx: Receiver<Vec<u8>>,
         close: Signal,
     ) {
         /// Units handed to the transport at once, at most.
@@ -398,7 +398,7 @@ impl Shared {
             // What else waits for this peer goes with it.
             let mut units = vec![unit];
             while units.len() < BATCH {
-                match rx.try_recv() {
+                match rx.try_next() {
                     Ok(unit) => units.push(unit),
                     Err(_) => break,
                 }
