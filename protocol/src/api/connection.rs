@@ -1,6 +1,7 @@
 //! Connection tasks: dialling, accepting, and the reader and writer of each stream,
 //! with the writer's batching.
 
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -131,16 +132,18 @@ impl Shared {
         reading: Gate,
     ) {
         let mut buf = vec![0u8; 64 * 1024];
+        // One wait for the end, made once: it stays registered with its signals for
+        // the whole loop instead of registering (and allocating) again per read.
+        let stop = pin!(future::select(close.wait(), self.stopping.wait()));
+        let mut stop = stop;
         loop {
             // Backpressure: while the core has paused this connection (a message of
             // its waits for room in a full mailbox), read nothing more; TCP then slows
             // the sender. The core opens the gate again when the wait is over.
-            let stop = future::select(close.wait(), self.stopping.wait());
-            if let Either::Right(_) = future::select(reading.opened(), stop).await {
+            if let Either::Right(_) = future::select(reading.opened(), stop.as_mut()).await {
                 return;
             }
-            let stop = future::select(close.wait(), self.stopping.wait());
-            let read = match future::select(reader.read(&mut buf), stop).await {
+            let read = match future::select(reader.read(&mut buf), stop.as_mut()).await {
                 Either::Left((read, _)) => read,
                 Either::Right(_) => return,
             };
@@ -179,28 +182,29 @@ impl Shared {
         close: Signal,
     ) {
         const BATCH: usize = 256 * 1024;
-        const MAX_PIECES: usize = 64;
+        // The core forgot a closed connection: stop writing to it at once. One wait,
+        // made once and kept registered for the whole loop (see `read_loop`).
+        let stop = pin!(future::select(close.wait(), self.halt.wait()));
+        let mut stop = stop;
+        let mut batch = Batch::default();
         loop {
-            // The core forgot a closed connection: stop writing to it at once.
-            let stop = future::select(close.wait(), self.halt.wait());
-            let next = match future::select(rx.next(), stop).await {
+            let next = match future::select(rx.next(), stop.as_mut()).await {
                 Either::Left((next, _)) => next,
                 Either::Right(_) => None,
             };
             let Some(first) = next else { break };
-            let mut batch = Batch::new(first);
-            while batch.len < BATCH && batch.pieces.len() < MAX_PIECES {
+            batch.start(first);
+            while batch.len < BATCH && batch.pieces.len() < Batch::MAX_PIECES {
                 match rx.try_next() {
                     Ok(more) => batch.push(more),
                     Err(_) => break,
                 }
             }
-            let write = async {
+            let write = pin!(async {
                 batch.write_to(&mut writer).await?;
                 writer.flush().await
-            };
-            let stop = future::select(close.wait(), self.halt.wait());
-            let result = match future::select(Box::pin(write), stop).await {
+            });
+            let result = match future::select(write, stop.as_mut()).await {
                 Either::Left((result, _)) => result,
                 Either::Right(_) => break,
             };
@@ -221,7 +225,9 @@ impl Shared {
 
 /// Frames waiting for one vectored write. Small frames are gathered into one piece (a
 /// copy of a few bytes saves a system call); a large frame stays its own piece and is
-/// written from where it lies, not copied.
+/// written from where it lies, not copied. One batch serves a writer for its life: its
+/// list of pieces is emptied, not freed, between writes.
+#[derive(Default)]
 struct Batch {
     pieces: Vec<Vec<u8>>,
     len: usize,
@@ -232,12 +238,14 @@ impl Batch {
     const SMALL: usize = 4096;
     /// A gathering piece stops growing at this size.
     const GATHER: usize = 16 * 1024;
+    /// Pieces one vectored write takes at most.
+    const MAX_PIECES: usize = 64;
 
-    fn new(first: Vec<u8>) -> Self {
-        Self {
-            len: first.len(),
-            pieces: vec![first],
-        }
+    /// Starts the next write with `first`; what the last one held is dropped.
+    fn start(&mut self, first: Vec<u8>) {
+        self.pieces.clear();
+        self.len = first.len();
+        self.pieces.push(first);
     }
 
     fn push(&mut self, frame: Vec<u8>) {
@@ -250,23 +258,26 @@ impl Batch {
         }
     }
 
-    /// Writes every piece, in order, with as few system calls as the writer allows.
+    /// Writes every piece, in order, with as few system calls as the writer allows
+    /// (up to [`MAX_PIECES`](Self::MAX_PIECES) pieces a call, their slices on the
+    /// stack).
     async fn write_to(
         &self,
         writer: &mut (dyn futures::io::AsyncWrite + Send + Unpin),
     ) -> std::io::Result<()> {
-        let mut slices: Vec<std::io::IoSlice<'_>> = self
-            .pieces
-            .iter()
-            .map(|p| std::io::IoSlice::new(p))
-            .collect();
-        let mut rest = &mut slices[..];
-        while !rest.is_empty() {
-            let n = writer.write_vectored(rest).await?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::WriteZero.into());
+        for pieces in self.pieces.chunks(Self::MAX_PIECES) {
+            let mut slices = [std::io::IoSlice::new(&[]); Self::MAX_PIECES];
+            for (slice, piece) in slices.iter_mut().zip(pieces) {
+                *slice = std::io::IoSlice::new(piece);
             }
-            std::io::IoSlice::advance_slices(&mut rest, n);
+            let mut rest = slices.get_mut(..pieces.len()).unwrap_or_default();
+            while !rest.is_empty() {
+                let n = writer.write_vectored(rest).await?;
+                if n == 0 {
+                    return Err(std::io::ErrorKind::WriteZero.into());
+                }
+                std::io::IoSlice::advance_slices(&mut rest, n);
+            }
         }
         Ok(())
     }
@@ -346,7 +357,11 @@ mod tests {
             .enumerate()
             .map(|(i, &len)| vec![i as u8; len])
             .collect();
-        let mut batch = Batch::new(frames[0].clone());
+        let mut batch = Batch::default();
+        batch.start(vec![9; 100]);
+        batch.push(vec![9; 10_000]);
+        // A batch is reused: what the last write held is gone.
+        batch.start(frames[0].clone());
         for frame in &frames[1..] {
             batch.push(frame.clone());
         }
@@ -379,8 +394,32 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_of_more_pieces_than_one_write_takes_goes_out_whole_and_in_order() {
+        let frames: Vec<Vec<u8>> = (0..Batch::MAX_PIECES + 6)
+            .map(|i| vec![i as u8; Batch::SMALL + 1])
+            .collect();
+        let mut batch = Batch::default();
+        batch.start(frames[0].clone());
+        for frame in &frames[1..] {
+            batch.push(frame.clone());
+        }
+        assert_eq!(batch.pieces.len(), Batch::MAX_PIECES + 6);
+        let mut out = Trickle {
+            written: Vec::new(),
+            step: 1 << 30,
+            calls: 0,
+        };
+        futures::FutureExt::now_or_never(batch.write_to(&mut out))
+            .expect("the writer never waits")
+            .unwrap();
+        assert_eq!(out.written, frames.concat());
+        assert_eq!(out.calls, 2, "one write per {} pieces", Batch::MAX_PIECES);
+    }
+
+    #[test]
     fn a_writer_that_takes_nothing_is_an_error() {
-        let batch = Batch::new(vec![1, 2, 3]);
+        let mut batch = Batch::default();
+        batch.start(vec![1, 2, 3]);
         let mut out = Trickle {
             written: Vec::new(),
             step: 0,

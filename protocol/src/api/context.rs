@@ -268,6 +268,8 @@ impl Context {
     ) -> Result<(TransportMessage, Origin)> {
         let next = match timeout {
             None => self.mailbox.next().await,
+            // Already there: no timer to make.
+            Some(_) if self.mailbox.is_ready() => self.mailbox.next().await,
             Some(timeout) => {
                 let sleep = self.shared.sleep(timeout);
                 match future::select(self.mailbox.next(), sleep).await {

@@ -109,6 +109,13 @@ pub(crate) enum Empty {
 }
 
 impl<T> Receiver<T> {
+    /// Whether the stream would yield at once: an item is queued, or the sender is
+    /// gone.
+    pub(crate) fn is_ready(&self) -> bool {
+        let inner = lock(&self.shared);
+        !inner.items.is_empty() || inner.sender_gone
+    }
+
     /// The next item if one is queued, without waiting.
     pub(crate) fn try_next(&self) -> Result<T, Empty> {
         let mut inner = lock(&self.shared);
@@ -179,6 +186,7 @@ mod tests {
         for n in 0..100 {
             tx.send(n).unwrap();
         }
+        assert!(rx.is_ready());
         assert_eq!(rx.try_next(), Ok(0));
         drop(tx);
         let mut cx = Context::from_waker(noop_waker_ref());
@@ -186,6 +194,7 @@ mod tests {
             assert_eq!(rx.poll_next_unpin(&mut cx), Poll::Ready(Some(n)));
         }
         assert_eq!(rx.poll_next_unpin(&mut cx), Poll::Ready(None));
+        assert!(rx.is_ready(), "an ended stream yields at once");
         assert_eq!(rx.try_next(), Err(Empty::Ended));
     }
 
@@ -197,6 +206,7 @@ mod tests {
         let (tx, mut rx) = queue();
         assert_eq!(rx.poll_next_unpin(&mut cx), Poll::Pending);
         assert_eq!(rx.try_next(), Err(Empty::Now));
+        assert!(!rx.is_ready());
         tx.send(7).unwrap();
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
         assert_eq!(rx.poll_next_unpin(&mut cx), Poll::Ready(Some(7)));
