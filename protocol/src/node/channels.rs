@@ -258,7 +258,7 @@ impl NodeCore {
             );
             work.push_back((message, Origin::Local));
         }
-        let mut events = Vec::new();
+        let mut events = std::mem::take(&mut self.spare_events);
         while let Some(event) = end.channel.poll_event() {
             events.push(event);
         }
@@ -276,7 +276,7 @@ impl NodeCore {
             end.peer = end.channel.peer().map(|p| Arc::new(*p));
         }
         let peer = end.peer.clone();
-        for event in events {
+        for event in events.drain(..) {
             let event = match event {
                 ChannelEvent::Established { peer } => {
                     self.stats.channels_established += 1;
@@ -335,6 +335,10 @@ impl NodeCore {
                 }
             };
             self.outputs.push_back(Output::Event(event));
+        }
+        // Its storage serves the next drain, unless it grew for a burst.
+        if self.spare_events.capacity() == 0 && events.capacity() <= 8 {
+            self.spare_events = events;
         }
         if ended {
             self.remove_channel(id, now);

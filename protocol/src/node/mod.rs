@@ -208,6 +208,11 @@ pub struct NodeCore {
     cookie_hellos: BTreeMap<String, (Instant, u32)>,
     /// Hellos with a valid cookie waiting for their source's next second.
     deferred_hellos: VecDeque<channels::DeferredHello>,
+    /// An emptied work queue kept for the next message, so that routing one does not
+    /// allocate a queue each time (see `NodeCore::take_work`).
+    spare_work: routing::Work,
+    /// The same for the events drained from a channel end.
+    spare_events: Vec<crate::channel::ChannelEvent>,
     /// Error reports sent in the current second.
     reports: reports::ReportLimiter,
     /// Channel ends that ended, and why.
@@ -257,6 +262,8 @@ impl NodeCore {
             cookies: CookieJar::new(),
             cookie_hellos: BTreeMap::new(),
             deferred_hellos: VecDeque::new(),
+            spare_work: VecDeque::new(),
+            spare_events: Vec::new(),
             reports: reports::ReportLimiter::new(),
             ended: ended::EndedChannels::default(),
             down: BTreeMap::new(),
@@ -560,11 +567,9 @@ impl NodeCore {
         message: TransportMessage,
         now: Instant,
     ) -> Result<(), NodeError> {
-        self.route_all(
-            VecDeque::from([(message, Origin::Local)]),
-            Source::Local(sender),
-            now,
-        )
+        let mut work = self.take_work();
+        work.push_back((message, Origin::Local));
+        self.route_all(work, Source::Local(sender), now)
     }
 
     /// As [`handle_send`](Self::handle_send), for a send the sender gave the id `send`

@@ -16,6 +16,9 @@ use super::{ChannelId, ConnectionId, NodeCore, NodeError, Origin, Output, Target
 /// Messages still to route, each with where it came from.
 pub(super) type Work = VecDeque<(TransportMessage, Origin)>;
 
+/// The most messages a kept work queue has room for (see `NodeCore::give_back_work`).
+const SPARE_WORK: usize = 8;
+
 /// Where a message being routed came from.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Source<'a> {
@@ -75,6 +78,21 @@ impl NodeCore {
     /// delivered, sent or refused, or one from a connection finds its mailbox full (it
     /// and the rest then wait, and the connection is not read). Returns the first
     /// error; the others are reported.
+    /// An empty work queue: the spare one if it is free (its storage kept from an
+    /// earlier message), else a new one.
+    pub(super) fn take_work(&mut self) -> Work {
+        std::mem::take(&mut self.spare_work)
+    }
+
+    /// Keeps an emptied work queue's storage for the next message, unless one is kept
+    /// already or it grew for a burst (past [`SPARE_WORK`] messages).
+    fn give_back_work(&mut self, mut work: Work) {
+        work.clear();
+        if self.spare_work.capacity() == 0 && work.capacity() <= SPARE_WORK {
+            self.spare_work = work;
+        }
+    }
+
     pub(super) fn route_all(
         &mut self,
         mut work: Work,
@@ -98,7 +116,9 @@ impl NodeCore {
                 Ok(Routed::Blocked(blocked)) => {
                     if let Source::Connection(id) = source {
                         let (address, message, origin) = *blocked;
+                        // The rest of the work waits with the stall.
                         self.begin_stall(id, address, message, origin, work, now);
+                        return first_error.map_or(Ok(()), Err);
                     }
                     break;
                 }
@@ -111,6 +131,7 @@ impl NodeCore {
                 }
             }
         }
+        self.give_back_work(work);
         first_error.map_or(Ok(()), Err)
     }
 
@@ -168,7 +189,7 @@ impl NodeCore {
             // without first copying it out into a message.
             Some(id) => {
                 self.stats.messages_routed += 1;
-                let mut work = VecDeque::new();
+                let mut work = self.take_work();
                 let record = frame.get_mut(view.payload).unwrap_or_default();
                 if self.receive_record(id, view.return_route, record, now, &mut work) {
                     self.connections.proven(connection);
