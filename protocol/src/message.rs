@@ -474,13 +474,9 @@ impl<'a> Reader<'a> {
         if len > MAX_ROUTE_LEN {
             return Err(MessageError::RouteTooLong { which, len });
         }
-        // Each address takes at least 3 bytes: reserve no more than the input can hold.
-        let mut addresses =
-            Vec::with_capacity(len.min(self.input.len().saturating_sub(self.pos) / 3));
-        for _ in 0..len {
-            addresses.push(self.address()?);
-        }
-        Ok(Route::from_iter(addresses))
+        // Straight into the route (inline up to its inline length, no list made on
+        // the way); each address read takes input, so a false count fails at its end.
+        (0..len).map(|_| self.address()).collect()
     }
 
     /// Reads one address: an array of its transport type and value.
