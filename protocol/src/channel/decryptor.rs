@@ -52,6 +52,12 @@ impl Decryptor {
         self.current.forget_expansion();
     }
 
+    /// Whether the peer's direction is busy: it has carried [`KEEP_KEYS_AFTER`] data
+    /// records since the channel began or was last quiet.
+    pub(crate) fn is_busy(&self) -> bool {
+        self.data_records >= KEEP_KEYS_AFTER
+    }
+
     /// Whether the current key is kept expanded.
     #[cfg(test)]
     pub(crate) fn keeps_key(&self) -> bool {

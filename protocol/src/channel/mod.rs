@@ -678,7 +678,14 @@ impl ChannelEnd {
     #[must_use]
     pub fn poll_event(&mut self) -> Option<ChannelEvent> {
         let next = self.events.pop_front();
-        if next.is_none() {
+        // An idle channel keeps no queue storage: thousands of them add up. A busy one
+        // (its peer's direction, as for keeping keys: `KEEP_KEYS_AFTER`) keeps room
+        // for one event, so that each message does not allocate it again.
+        let busy = match &self.state {
+            State::Established { decryptor, .. } => decryptor.is_busy(),
+            _ => false,
+        };
+        if next.is_none() && !(busy && self.events.capacity() <= 1) {
             self.events = VecDeque::new();
         }
         next
@@ -731,6 +738,10 @@ impl ChannelEnd {
             Some((&PLAIN_MESSAGE, body)) => match TransportMessage::decode(body) {
                 Ok(message) => {
                     tracing::trace!(counter, "record opened");
+                    if self.events.capacity() == 0 {
+                        // Room for one: a busy channel keeps it (see `poll_event`).
+                        self.events.reserve_exact(1);
+                    }
                     self.events.push_back(ChannelEvent::Received(message));
                     Ok(())
                 }

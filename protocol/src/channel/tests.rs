@@ -462,14 +462,25 @@ fn keys_stay_expanded_from_the_eighth_data_record_of_a_direction_until_it_is_qui
     i.handle_record(&confirm, now).unwrap();
     assert_eq!(keeps_keys(&i), (false, false), "a confirm is not data");
     assert_eq!(keeps_keys(&r), (false, false));
+    while r.poll_event().is_some() {} // the responder's `Established`
     let message = TransportMessage::new(route!["x"], route!["y"], vec![1; 64]);
     for sent in 1..=usize::from(KEEP_KEYS_AFTER) {
         i.handle_send(&message, now).unwrap();
         r.handle_record(&i.poll_transmit().unwrap(), now).unwrap();
-        assert!(r.poll_event().is_some(), "record {sent} delivered");
+        assert!(
+            matches!(r.poll_event(), Some(ChannelEvent::Received(_))),
+            "record {sent} delivered"
+        );
+        assert!(r.poll_event().is_none());
         let kept = sent >= usize::from(KEEP_KEYS_AFTER);
         assert_eq!(keeps_keys(&i), (kept, false), "after {sent} records");
         assert_eq!(keeps_keys(&r), (false, kept), "after {sent} records");
+        // A busy receiver keeps room for one event; a quiet one keeps none.
+        assert_eq!(
+            r.events.capacity(),
+            usize::from(kept),
+            "after {sent} records"
+        );
     }
     // A keepalive interval with nothing sent: the initiator's sending direction is
     // quiet, and so is the responder's receiving one once the keepalive arrives.
@@ -483,6 +494,8 @@ fn keys_stay_expanded_from_the_eighth_data_record_of_a_direction_until_it_is_qui
     );
     r.handle_record(&keepalive, later).unwrap();
     assert_eq!(keeps_keys(&r), (false, false));
+    assert!(r.poll_event().is_none());
+    assert_eq!(r.events.capacity(), 0, "quiet: no event storage kept");
     // And busy again: kept from the eighth data record after the quiet.
     for sent in 1..=usize::from(KEEP_KEYS_AFTER) {
         i.handle_send(&message, later).unwrap();
