@@ -200,13 +200,15 @@ impl Shared {
                     Err(_) => break,
                 }
             }
-            let write = pin!(async {
-                batch.write_to(&mut writer).await?;
-                writer.flush().await
-            });
-            let result = match future::select(write, stop.as_mut()).await {
-                Either::Left((result, _)) => result,
-                Either::Right(_) => break,
+            let result = {
+                let write = pin!(async {
+                    batch.write_to(&mut writer).await?;
+                    writer.flush().await
+                });
+                match future::select(write, stop.as_mut()).await {
+                    Either::Left((result, _)) => result,
+                    Either::Right(_) => break,
+                }
             };
             if let Err(error) = result {
                 let reason = error.to_string();
@@ -217,6 +219,9 @@ impl Shared {
                 break;
             }
             let written = batch.len;
+            // The frames go now: the core counts them as written, so nothing may
+            // keep them.
+            batch.clear();
             self.with_core(|core, now| core.handle_written(connection, written, now));
         }
         let _ = writer.close().await;
@@ -225,8 +230,8 @@ impl Shared {
 
 /// Frames waiting for one vectored write. Small frames are gathered into one piece (a
 /// copy of a few bytes saves a system call); a large frame stays its own piece and is
-/// written from where it lies, not copied. One batch serves a writer for its life: its
-/// list of pieces is emptied, not freed, between writes.
+/// written from where it lies, not copied. One batch serves a writer for its life: once
+/// written, its frames are dropped and its list of pieces emptied, not freed.
 #[derive(Default)]
 struct Batch {
     pieces: Vec<Vec<u8>>,
@@ -241,11 +246,17 @@ impl Batch {
     /// Pieces one vectored write takes at most.
     const MAX_PIECES: usize = 64;
 
-    /// Starts the next write with `first`; what the last one held is dropped.
+    /// Starts the next write with `first`.
     fn start(&mut self, first: Vec<u8>) {
-        self.pieces.clear();
+        self.clear();
         self.len = first.len();
         self.pieces.push(first);
+    }
+
+    /// Drops the frames written; the list keeps its room for the next write.
+    fn clear(&mut self) {
+        self.pieces.clear();
+        self.len = 0;
     }
 
     fn push(&mut self, frame: Vec<u8>) {
