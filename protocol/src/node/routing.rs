@@ -74,10 +74,6 @@ fn transport_of(
 }
 
 impl NodeCore {
-    /// Routes `work` from `source` and everything routing it produces, until each is
-    /// delivered, sent or refused, or one from a connection finds its mailbox full (it
-    /// and the rest then wait, and the connection is not read). Returns the first
-    /// error; the others are reported.
     /// An empty work queue: the spare one if it is free (its storage kept from an
     /// earlier message), else a new one.
     pub(super) fn take_work(&mut self) -> Work {
@@ -93,6 +89,10 @@ impl NodeCore {
         }
     }
 
+    /// Routes `work` from `source` and everything routing it produces, until each is
+    /// delivered, sent or refused, or one from a connection finds its mailbox full (it
+    /// and the rest then wait, and the connection is not read). Returns the first
+    /// error; the others are reported.
     pub(super) fn route_all(
         &mut self,
         mut work: Work,
@@ -200,9 +200,13 @@ impl NodeCore {
                 Some(Ok(())) => Ok(()),
                 Some(Err(error)) => {
                     // As the general path would: a report goes back along the
-                    // message's return route, and the error is counted.
+                    // message's return route, naming the hop after the one that
+                    // failed (the route as it was to be sent on), and the error is
+                    // counted.
                     let mut work = VecDeque::new();
-                    let next = view.onward_route.next().cloned();
+                    let mut onward = view.onward_route.clone();
+                    let _ = onward.step();
+                    let next = onward.next().cloned();
                     self.report_back(
                         &error,
                         &origin,
@@ -279,7 +283,8 @@ impl NodeCore {
         tracing::trace!(%next, "frame passed on");
         Some(match via {
             Via::Peer(peer, kind) => self.send_to_peer(peer, kind, out, None, Some(back), now),
-            Via::Connection(id) => self.send_frame(id, out, None, Some(back), now),
+            // As the general path: a connection alias keeps no way back.
+            Via::Connection(id) => self.send_frame(id, out, None, None, now),
         })
     }
 
