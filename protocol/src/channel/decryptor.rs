@@ -2,9 +2,10 @@
 
 use crate::noise::{CipherState, MAX_MESSAGE_LEN};
 
+use super::busy::Busy;
 use super::replay::ReplayWindow;
 use super::wire::{parse_transport, TRANSPORT_HEADER_LEN};
-use super::{ChannelError, KEEP_KEYS_AFTER, MAX_GENERATIONS_AHEAD, REKEY_SHIFT};
+use super::{ChannelError, MAX_GENERATIONS_AHEAD, REKEY_SHIFT};
 
 /// Decrypts records that may arrive lost, duplicated or out of order.
 ///
@@ -19,8 +20,8 @@ pub(crate) struct Decryptor {
     previous: Option<Box<CipherState>>,
     generation: u64,
     window: ReplayWindow,
-    /// Data records opened, counted up to [`KEEP_KEYS_AFTER`].
-    data_records: u8,
+    /// Data records opened since the channel began or the peer's direction was quiet.
+    busy: Busy,
 }
 
 impl Decryptor {
@@ -30,32 +31,31 @@ impl Decryptor {
             previous: None,
             generation: 0,
             window: ReplayWindow::new(),
-            data_records: 0,
+            busy: Busy::default(),
         }
     }
 
-    /// Notes that a data record was opened: from the [`KEEP_KEYS_AFTER`]th on, the
+    /// Notes that a data record was opened: from the [`KEEP_KEYS_AFTER`](super::busy::KEEP_KEYS_AFTER)th on, the
     /// current key stays expanded (see `CipherState`). A key generation reached later
     /// is expanded per record until the next data record asks again.
     pub(crate) fn carries_data(&mut self) -> Result<(), ChannelError> {
-        self.data_records = self.data_records.saturating_add(1);
-        if self.data_records >= KEEP_KEYS_AFTER {
+        if self.busy.note() {
             self.current.keep_expanded()?;
         }
         Ok(())
     }
 
     /// The peer has been quiet: the key is expanded for each record again, until
-    /// [`KEEP_KEYS_AFTER`] more data records.
+    /// [`KEEP_KEYS_AFTER`](super::busy::KEEP_KEYS_AFTER) more data records.
     pub(crate) fn quiet(&mut self) {
-        self.data_records = 0;
+        self.busy.quiet();
         self.current.forget_expansion();
     }
 
-    /// Whether the peer's direction is busy: it has carried [`KEEP_KEYS_AFTER`] data
+    /// Whether the peer's direction is busy: it has carried [`KEEP_KEYS_AFTER`](super::busy::KEEP_KEYS_AFTER) data
     /// records since the channel began or was last quiet.
     pub(crate) fn is_busy(&self) -> bool {
-        self.data_records >= KEEP_KEYS_AFTER
+        self.busy.is_busy()
     }
 
     /// Whether the current key is kept expanded.

@@ -2,8 +2,9 @@
 
 use crate::noise::{CipherState, MAX_MESSAGE_LEN, TAG_LEN};
 
+use super::busy::Busy;
 use super::wire::{KIND_TRANSPORT, TRANSPORT_HEADER_LEN};
-use super::{ChannelError, KEEP_KEYS_AFTER, MAX_DATA_COUNTER, REKEY_SHIFT};
+use super::{ChannelError, MAX_DATA_COUNTER, REKEY_SHIFT};
 
 /// Encrypts records with explicit counters.
 ///
@@ -15,8 +16,8 @@ pub(crate) struct Encryptor {
     /// The key generation `cipher` holds.
     generation: u64,
     next_counter: u64,
-    /// Data records sealed, counted up to [`KEEP_KEYS_AFTER`].
-    data_records: u8,
+    /// Data records sealed since the channel began or this direction was quiet.
+    busy: Busy,
 }
 
 impl Encryptor {
@@ -25,24 +26,23 @@ impl Encryptor {
             cipher,
             generation: 0,
             next_counter: 0,
-            data_records: 0,
+            busy: Busy::default(),
         }
     }
 
     /// Notes that a data record is about to be sealed: from the
-    /// [`KEEP_KEYS_AFTER`]th on, the key stays expanded (see `CipherState`).
+    /// [`KEEP_KEYS_AFTER`](super::busy::KEEP_KEYS_AFTER)th on, the key stays expanded (see `CipherState`).
     pub(crate) fn carries_data(&mut self) -> Result<(), ChannelError> {
-        self.data_records = self.data_records.saturating_add(1);
-        if self.data_records >= KEEP_KEYS_AFTER {
+        if self.busy.note() {
             self.cipher.keep_expanded()?;
         }
         Ok(())
     }
 
     /// This direction has been quiet: the key is expanded for each record again, until
-    /// [`KEEP_KEYS_AFTER`] more data records.
+    /// [`KEEP_KEYS_AFTER`](super::busy::KEEP_KEYS_AFTER) more data records.
     pub(crate) fn quiet(&mut self) {
-        self.data_records = 0;
+        self.busy.quiet();
         self.cipher.forget_expansion();
     }
 

@@ -51,6 +51,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod busy;
 pub mod cookie;
 mod decryptor;
 mod encryptor;
@@ -70,6 +71,8 @@ pub(crate) mod replay;
 mod responder;
 mod wire;
 
+#[cfg(test)]
+use busy::KEEP_KEYS_AFTER;
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
@@ -106,12 +109,6 @@ pub const MAX_GENERATIONS_AHEAD: u64 = 4;
 /// The largest counter an application message may use. The next one is kept for a
 /// final close record, and 2^64-1 is never used (Noise reserves it).
 pub const MAX_DATA_COUNTER: u64 = u64::MAX - 2;
-
-/// Data records one direction of a channel carries before its key stays expanded.
-/// Until then each record expands the key for its own use (about 1,200 instructions);
-/// from then on `ring`'s expansion (about 550 bytes per direction) is kept, so a
-/// channel that carries a message now and then stays small and a busy one fast.
-pub(crate) const KEEP_KEYS_AFTER: u8 = 8;
 
 /// The largest plaintext of one record: a Noise message (65535 bytes) less the tag.
 pub const MAX_RECORD_PLAINTEXT: usize = MAX_MESSAGE_LEN - TAG_LEN;
