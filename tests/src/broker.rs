@@ -248,10 +248,10 @@ pub async fn a_send_through_a_redis_that_is_gone_fails_by_name<H: Harness>() {
 /// holds 10 messages, so B stops reading its inbox while it is full; A may fill B's
 /// inbox to 20 entries (its `max_len`), then waits and offers them again. The inbox
 /// stays within that bound (and a batch) while B does not read, and then every one of
-/// 600 messages arrives, in order. The inbox need not reach 20: A offers a batch whole,
-/// and one that does not fit beside what B left unread waits (see docs/TESTING.md), so
-/// the test reads once the inbox holds anything, and gives B a stall limit longer than
-/// the test, so that waiting never turns into dropping.
+/// 600 messages arrives, in order. The test reads once the inbox holds anything (how
+/// full it gets depends on how A's batches meet what B left unread; see
+/// docs/TESTING.md), and gives B a stall limit longer than the test, so that waiting
+/// never turns into dropping.
 pub async fn a_full_inbox_slows_its_senders_and_loses_nothing<H: Harness>() {
     let Some(server) = RedisServer::start() else {
         return;

@@ -16,6 +16,7 @@
 pub mod adversarial;
 pub mod broker;
 pub mod harness;
+pub mod inbox;
 pub mod liveness;
 pub mod portal;
 pub mod redis_server;
@@ -107,6 +108,7 @@ macro_rules! conformance_suite {
                 $crate::conformance_suite!(@tests transports, $harness;
                     step_09_over_a_transport_of_the_application,
                     transports_are_added_once_and_listen_needs_one,
+                    a_batch_larger_than_the_inbox_room_is_split,
                 );
             }
             /// The relay section (`onward_tests::relay`).

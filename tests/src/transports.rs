@@ -1,18 +1,22 @@
 //! The transports section of the suite: routes that leave TCP, on every runtime.
 //! Step 09 over a stream transport written outside onward's crates
-//! ([`crate::unix`]), with the middle node's bytes checked for plaintext.
+//! ([`crate::unix`]), with the middle node's bytes checked for plaintext; and a
+//! message transport whose inboxes have less room than a sender's batch
+//! ([`crate::inbox`]).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
-use onward_protocol::api::Error;
+use onward_protocol::api::{Error, Routed};
 use onward_protocol::node::NodeError;
 use onward_protocol::routing::TransportType;
 use onward_protocol::trust::{TrustEveryone, TrustIdentifier};
 use onward_protocol::{route, Address};
 
-use crate::harness::{options, Harness};
-use crate::suite::{ask, identity, start};
+use crate::harness::{options, within, Harness};
+use crate::inbox::{Inboxes, MEMORY};
+use crate::suite::{ask, identity, start, STEP};
 use crate::unix::{UnixTransport, UNIX};
 use crate::workers::Echoer;
 
@@ -133,4 +137,61 @@ pub async fn transports_are_added_once_and_listen_needs_one<H: Harness>() {
         Err(Error::Io { .. })
     ));
     node.stop().await.expect("stop");
+}
+
+/// A message transport whose inboxes have room for 4 units, refusing any larger offer
+/// whole. A's first record is held back while 39 more queue behind it, so the next
+/// batch is far larger than the room: it is offered again in halves until a part
+/// fits, and all 40 messages arrive, in order, well before A's 2-second limit for an
+/// inbox that takes nothing.
+pub async fn a_batch_larger_than_the_inbox_room_is_split<H: Harness>() {
+    const ROOM: usize = 4;
+    const COUNT: u32 = 40;
+    let inboxes = Inboxes::new(ROOM);
+    let b = start::<H>(options()).await;
+    let b_inbox = b
+        .add_message_transport(MEMORY, inboxes.transport("b"))
+        .expect("transport");
+    let alice = identity();
+    b.create_secure_channel_listener("secure", &alice, TrustEveryone)
+        .await
+        .expect("listener");
+    let mut reader = b.context("reader").await.expect("context");
+
+    let mut a_options = options();
+    a_options.connect_timeout = Duration::from_secs(2);
+    let a = start::<H>(a_options).await;
+    a.add_message_transport(MEMORY, inboxes.transport("a"))
+        .expect("transport");
+    let channel = a
+        .create_secure_channel(
+            route![b_inbox, "secure"],
+            &identity(),
+            TrustIdentifier::new(alice.identifier()),
+        )
+        .await
+        .expect("channel over in-memory inboxes");
+    let ctx = a.context("app").await.expect("context");
+    let release = inboxes.hold();
+    for i in 0..COUNT {
+        ctx.send(route![channel.address(), "reader"], i)
+            .await
+            .expect("send");
+    }
+    drop(release);
+    for i in 0..COUNT {
+        let got: Routed<u32> = within::<H, _>(STEP, "the next message", reader.receive())
+            .await
+            .expect("message");
+        assert_eq!(*got.body(), i, "in order, none lost");
+    }
+    assert!(
+        inboxes.largest_offer() > ROOM,
+        "a batch of {} units was the largest offered: the test made none past the room",
+        inboxes.largest_offer()
+    );
+    assert!(inboxes.refused() > 0, "no offer was refused");
+    for node in [a, b] {
+        node.stop().await.expect("stop");
+    }
 }

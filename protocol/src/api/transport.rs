@@ -72,11 +72,14 @@ pub trait MessageTransport: Send + Sync + 'static {
     /// are copied before this returns. The future completes once the transport has
     /// taken them all.
     ///
-    /// An error of kind [`io::ErrorKind::WouldBlock`] means the peer's inbox is full
-    /// and nothing was sent: the node sends the same units again after a pause
-    /// (backpressure: meanwhile what waits for the peer grows, and senders are slowed
-    /// as by a slow socket), and gives up after
-    /// [`NodeOptions::connect_timeout`](super::NodeOptions::connect_timeout) of it.
+    /// An error of kind [`io::ErrorKind::WouldBlock`] means the peer's inbox has no
+    /// room for all of `units` and nothing was sent: the node offers the first half of
+    /// them at once, down to a single unit, so an inbox with room for some takes what
+    /// fits; a single unit refused is offered again, with what follows it, after a
+    /// pause (backpressure: meanwhile what waits for the peer grows, and senders are
+    /// slowed as by a slow socket). It gives up after
+    /// [`NodeOptions::connect_timeout`](super::NodeOptions::connect_timeout) with no
+    /// unit taken.
     /// Any other error fails them all (those the transport took before it failed may
     /// still arrive: as for any unit, at least once), and their senders are told.
     fn send(&self, peer: &str, units: &[Vec<u8>]) -> BoxFuture<'static, io::Result<()>>;
@@ -403,46 +406,87 @@ impl Shared {
                     Err(_) => break,
                 }
             }
-            let len: usize = units.iter().map(Vec::len).sum();
-            let mut pause = FULL_PAUSE_MIN;
-            let full_since = self.runtime.now();
+            if !self
+                .offer_units(connection, &peer, &*plugged, &units, &close)
+                .await
+            {
+                return;
+            }
+        }
+    }
+
+    /// Offers `units` to `peer`'s inbox in order, telling the core of each part taken.
+    /// An inbox with room for fewer than all of them refuses them all (the contract of
+    /// [`MessageTransport::send`]), so a refused offer of several is made again at
+    /// once with the first half of them, down to one; only a refused single unit waits
+    /// a pause, after which all that is left is offered again. The inbox counts as full
+    /// from the first refusal with no unit taken since, and after
+    /// [`NodeOptions::connect_timeout`](super::NodeOptions::connect_timeout) of that the
+    /// connection fails. Returns whether the sending task should go on.
+    async fn offer_units(
+        self: &Arc<Self>,
+        connection: ConnectionId,
+        peer: &str,
+        plugged: &dyn MessageTransport,
+        units: &[Vec<u8>],
+        close: &Signal,
+    ) -> bool {
+        let mut offset = 0;
+        let mut pause = FULL_PAUSE_MIN;
+        let mut full_since = None;
+        while offset < units.len() {
+            let mut take = units.len() - offset;
             let sent = loop {
+                let part = units.get(offset..offset + take).unwrap_or_default();
                 let stop = future::select(close.wait(), self.halt.wait());
-                let sent = match future::select(plugged.send(&peer, &units), stop).await {
+                let sent = match future::select(plugged.send(peer, part), stop).await {
                     Either::Left((sent, _)) => sent,
-                    Either::Right(_) => return,
+                    Either::Right(_) => return false,
                 };
                 match sent {
-                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                        let waited = self.runtime.now().saturating_duration_since(full_since);
-                        if waited >= self.options.connect_timeout {
-                            break Err(io::Error::new(
-                                io::ErrorKind::TimedOut,
-                                format!("the peer's inbox stayed full for {waited:?} ({error})"),
-                            ));
-                        }
-                        let stop = future::select(close.wait(), self.halt.wait());
-                        if let Either::Right(_) =
-                            future::select(self.runtime.sleep(pause), stop).await
-                        {
-                            return;
-                        }
-                        pause = (pause * 2).min(FULL_PAUSE_MAX);
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock && take > 1 => {
+                        take /= 2;
                     }
                     sent => break sent,
                 }
             };
-            match sent {
-                Ok(()) => self.with_core(|core, now| core.handle_written(connection, len, now)),
-                Err(error) => {
-                    let reason = error.to_string();
-                    self.with_core(|core, now| {
-                        core.handle_connection_closed(connection, Some(&reason), now)
-                    });
-                    close.fire();
-                    return;
+            let failure = match sent {
+                Ok(()) => {
+                    let part = units.get(offset..offset + take).unwrap_or_default();
+                    let len: usize = part.iter().map(Vec::len).sum();
+                    self.with_core(|core, now| core.handle_written(connection, len, now));
+                    offset += take;
+                    pause = FULL_PAUSE_MIN;
+                    full_since = None;
+                    continue;
                 }
-            }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    let now = self.runtime.now();
+                    let waited = now.saturating_duration_since(*full_since.get_or_insert(now));
+                    if waited < self.options.connect_timeout {
+                        let stop = future::select(close.wait(), self.halt.wait());
+                        if let Either::Right(_) =
+                            future::select(self.runtime.sleep(pause), stop).await
+                        {
+                            return false;
+                        }
+                        pause = (pause * 2).min(FULL_PAUSE_MAX);
+                        continue;
+                    }
+                    io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("the peer's inbox stayed full for {waited:?} ({error})"),
+                    )
+                }
+                Err(error) => error,
+            };
+            let reason = failure.to_string();
+            self.with_core(|core, now| {
+                core.handle_connection_closed(connection, Some(&reason), now)
+            });
+            close.fire();
+            return false;
         }
+        true
     }
 }
