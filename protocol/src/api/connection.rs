@@ -109,7 +109,7 @@ impl Shared {
                     reading: reading.clone(),
                 },
             );
-            self.dispatch(&mut d);
+            self.dispatch(&mut d, now);
             connection
         };
         let Stream { reader, writer, .. } = stream;

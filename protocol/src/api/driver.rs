@@ -134,13 +134,13 @@ impl Shared {
         let now = self.runtime.now();
         let mut driver = self.driver();
         let result = f(&mut driver.core, now);
-        self.dispatch(&mut driver);
+        self.dispatch(&mut driver, now);
         result
     }
 
-    /// Carries out every output of the core.
-    pub(super) fn dispatch(self: &Arc<Self>, d: &mut Driver) {
-        let now = self.runtime.now();
+    /// Carries out every output of the core, with `now` the time of the input that
+    /// made them (the clock is read once per input, not again here).
+    pub(super) fn dispatch(self: &Arc<Self>, d: &mut Driver, now: Instant) {
         while let Some(output) = d.core.poll_output() {
             match output {
                 Output::Deliver {
@@ -163,7 +163,7 @@ impl Shared {
                             self.spawn_connect(connection, value, transport);
                         }
                         Some(Plugged::Message(transport)) => {
-                            self.open_message_peer(d, connection, value, transport);
+                            self.open_message_peer(d, connection, value, transport, now);
                         }
                         None => d.core.handle_connect_failed(
                             connection,
@@ -342,7 +342,7 @@ impl Shared {
         let mut d = self.driver();
         d.mailboxes.remove(address);
         d.core.unregister(address, now);
-        self.dispatch(&mut d);
+        self.dispatch(&mut d, now);
     }
 
     /// Unregisters `address` only if its mailbox is still `mailbox`: a context dropped
@@ -360,7 +360,7 @@ impl Shared {
         {
             d.mailboxes.remove(address);
             d.core.unregister(address, now);
-            self.dispatch(&mut d);
+            self.dispatch(&mut d, now);
         }
     }
 

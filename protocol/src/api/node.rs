@@ -505,7 +505,7 @@ impl Node {
                     .create_channel(route, identity, trust, &config, rules, now)?
             };
             d.pending_channels.insert(address.clone(), tx);
-            self.shared.dispatch(&mut d);
+            self.shared.dispatch(&mut d, now);
             address
         };
         match rx.await {
@@ -630,7 +630,7 @@ async fn stop(shared: &Arc<Shared>) -> Result<()> {
             d.mailboxes.remove(&worker);
             d.core.unregister(&worker, now);
         }
-        shared.dispatch(&mut d);
+        shared.dispatch(&mut d, now);
     }
     shared.closing.fire();
     // 2. Workers finish, replying as they go.
@@ -648,7 +648,7 @@ async fn stop(shared: &Arc<Shared>) -> Result<()> {
         for channel in channels {
             d.core.close_channel(&channel, now);
         }
-        shared.dispatch(&mut d);
+        shared.dispatch(&mut d, now);
         d.mailboxes.clear();
         for (_, handle) in std::mem::take(&mut d.connections) {
             drop(handle.writer);

@@ -12,7 +12,7 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::{self, Either};
 use futures::StreamExt;
@@ -362,6 +362,7 @@ impl Shared {
         connection: ConnectionId,
         peer: String,
         plugged: Arc<dyn MessageTransport>,
+        now: Instant,
     ) {
         let (writer, rx) = queue();
         let close = Signal::default();
@@ -379,7 +380,7 @@ impl Shared {
                 .send_units(connection, peer, plugged, rx, close)
                 .await
         });
-        d.core.handle_connected(connection, self.runtime.now());
+        d.core.handle_connected(connection, now);
     }
 
     async fn send_units(
