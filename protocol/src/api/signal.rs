@@ -1,6 +1,7 @@
 //! What the async layer's tasks wait on: a one-shot broadcast [`Signal`], and a [`Gate`]
 //! that opens and closes any number of times.
 
+use std::collections::btree_map::Entry;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -58,22 +59,29 @@ pub(crate) struct Wait {
 impl Future for Wait {
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let signal = self.signal.clone();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let Wait { signal, id } = self.get_mut();
         let mut state = signal.state();
         if state.fired {
             return Poll::Ready(());
         }
-        let id = match self.id {
-            Some(id) => id,
-            None => {
-                let id = state.next_id;
-                state.next_id = state.next_id.wrapping_add(1);
-                self.id = Some(id);
-                id
+        let id = *id.get_or_insert_with(|| {
+            let id = state.next_id;
+            state.next_id = state.next_id.wrapping_add(1);
+            id
+        });
+        // A wait polled again by the same task (every time it wakes for anything
+        // else) keeps its waker rather than cloning it anew.
+        match state.wakers.entry(id) {
+            Entry::Occupied(mut held) => {
+                if !held.get().will_wake(cx.waker()) {
+                    held.insert(cx.waker().clone());
+                }
             }
-        };
-        state.wakers.insert(id, cx.waker().clone());
+            Entry::Vacant(slot) => {
+                slot.insert(cx.waker().clone());
+            }
+        }
         Poll::Pending
     }
 }
@@ -163,6 +171,42 @@ mod tests {
         assert_eq!(gate.opened().now_or_never(), None);
         gate.open();
         assert_eq!(gate.opened().now_or_never(), Some(()));
+    }
+
+    /// Counts its wakes.
+    struct Count(std::sync::atomic::AtomicUsize);
+
+    impl futures::task::ArcWake for Count {
+        fn wake_by_ref(arc_self: &Arc<Self>) {
+            arc_self
+                .0
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    fn wakes(count: &Arc<Count>) -> usize {
+        count.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    #[test]
+    fn a_wait_polled_by_another_task_wakes_that_one() {
+        let signal = Signal::default();
+        let mut wait = Box::pin(signal.wait());
+        let (first, second) = (Arc::new(Count(0.into())), Arc::new(Count(0.into())));
+        for count in [&first, &first, &second] {
+            let waker = futures::task::waker(count.clone());
+            let poll = wait.as_mut().poll(&mut Context::from_waker(&waker));
+            assert_eq!(poll, Poll::Pending);
+        }
+        assert_eq!(signal.state().wakers.len(), 1, "one entry per wait");
+        signal.fire();
+        assert_eq!(
+            (wakes(&first), wakes(&second)),
+            (0, 1),
+            "the last poller is woken"
+        );
+        drop(wait);
+        assert!(signal.state().wakers.is_empty());
     }
 
     #[test]
