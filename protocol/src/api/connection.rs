@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::{self, Either};
-use futures::{AsyncRead, AsyncWriteExt, StreamExt};
+use futures::AsyncWriteExt;
 
 use crate::node::{ConnectionId, NodeCore};
 
-use super::driver::{ConnectionHandle, Shared};
-use super::queue::{queue, Receiver};
+use super::driver::{ConnectionHandle, FrameSink, Shared};
+use super::outbox::{outbox, Queued, Taken, WriterEnd};
 use super::runtime::Stream;
 use super::signal::{Gate, Signal};
 use super::transport::{StreamListener, StreamTransport};
@@ -88,7 +88,9 @@ impl Shared {
         stream: Stream,
         start: impl FnOnce(&mut NodeCore, Instant) -> ConnectionId,
     ) {
-        let (tx, rx) = queue();
+        let Stream { reader, writer, .. } = stream;
+        let (outbox, writer) = outbox(writer);
+        let queued = outbox.queued();
         let close = Signal::default();
         let reading = Gate::default();
         let connection = {
@@ -104,7 +106,7 @@ impl Shared {
             d.connections.insert(
                 connection,
                 ConnectionHandle {
-                    writer: tx,
+                    writer: FrameSink::Stream(outbox),
                     close: close.clone(),
                     reading: reading.clone(),
                 },
@@ -112,22 +114,22 @@ impl Shared {
             self.dispatch(&mut d, now);
             connection
         };
-        let Stream { reader, writer, .. } = stream;
         let shared = self.clone();
         let reader_close = close.clone();
         self.spawn(async move {
             shared
-                .read_loop(connection, reader, reader_close, reading)
+                .read_loop(connection, reader, queued, reader_close, reading)
                 .await
         });
         let shared = self.clone();
-        self.spawn(async move { shared.write_loop(connection, writer, rx, close).await });
+        self.spawn(async move { shared.write_loop(connection, writer, close).await });
     }
 
     async fn read_loop(
         self: Arc<Self>,
         connection: ConnectionId,
         mut reader: Box<dyn futures::io::AsyncRead + Send + Unpin>,
+        outbox: Queued,
         close: Signal,
         reading: Gate,
     ) {
@@ -168,6 +170,8 @@ impl Shared {
                 }
                 Ok(n) => {
                     let bytes = buf.get(..n).unwrap_or_default();
+                    // What answers these bytes may go at once (see `outbox`).
+                    outbox.allow_write_now();
                     self.with_core(|core, now| core.handle_received(connection, bytes, now));
                     // A peer that keeps the socket full would otherwise keep this task
                     // running without a pause, and on a one-thread executor nothing
@@ -192,41 +196,39 @@ impl Shared {
         }
     }
 
-    async fn write_loop(
-        self: Arc<Self>,
-        connection: ConnectionId,
-        mut writer: Box<dyn futures::io::AsyncWrite + Send + Unpin>,
-        mut rx: Receiver<Vec<u8>>,
-        close: Signal,
-    ) {
+    async fn write_loop(self: Arc<Self>, connection: ConnectionId, end: WriterEnd, close: Signal) {
         const BATCH: usize = 256 * 1024;
+        /// Frames taken for one write, at most (small ones are gathered).
+        const TAKE: usize = 1024;
         // The core forgot a closed connection: stop writing to it at once. One wait,
         // made once and kept registered for the whole loop (see `read_loop`).
         let stop = pin!(future::select(close.wait(), self.halt.wait()));
         let mut stop = stop;
         let mut batch = Batch::default();
-        loop {
-            let next = match future::select(rx.next(), stop.as_mut()).await {
-                Either::Left((next, _)) => next,
-                Either::Right(_) => None,
+        let mut frames = Vec::new();
+        let mut stream = loop {
+            let take = future::poll_fn(|cx| end.poll_take(cx, &mut frames, BATCH, TAKE));
+            let mut stream = match future::select(take, stop.as_mut()).await {
+                Either::Left((Taken::Write(stream), _)) => stream,
+                Either::Left((Taken::Ended(stream), _)) => break Some(stream),
+                Either::Right(_) => break end.take(),
             };
-            let Some(first) = next else { break };
-            batch.start(first);
-            while batch.len < BATCH && batch.pieces.len() < Batch::MAX_PIECES {
-                match rx.try_next() {
-                    Ok(more) => batch.push(more),
-                    Err(_) => break,
-                }
+            batch.clear();
+            for frame in frames.drain(..) {
+                batch.push(frame);
             }
             let result = {
                 let write = pin!(async {
-                    batch.write_to(&mut writer).await?;
-                    writer.flush().await
+                    batch.write_to(&mut stream).await?;
+                    stream.flush().await
                 });
                 match future::select(write, stop.as_mut()).await {
-                    Either::Left((result, _)) => result,
-                    Either::Right(_) => break,
+                    Either::Left((result, _)) => Some(result),
+                    Either::Right(_) => None,
                 }
+            };
+            let Some(result) = result else {
+                break Some(stream);
             };
             if let Err(error) = result {
                 let reason = error.to_string();
@@ -234,15 +236,23 @@ impl Shared {
                     core.handle_connection_closed(connection, Some(&reason), now)
                 });
                 close.fire();
-                break;
+                break Some(stream);
             }
             let written = batch.len;
             // The frames go now: the core counts them as written, so nothing may
             // keep them.
             batch.clear();
-            self.with_core(|core, now| core.handle_written(connection, written, now));
+            // Parked before the core hears of it: frames its outputs queue may then
+            // be written at once by this task's call.
+            end.park(stream);
+            if written > 0 {
+                self.with_core(|core, now| core.handle_written(connection, written, now));
+            }
+        };
+        drop(end);
+        if let Some(stream) = stream.as_mut() {
+            let _ = stream.close().await;
         }
-        let _ = writer.close().await;
     }
 }
 
@@ -263,13 +273,6 @@ impl Batch {
     const GATHER: usize = 16 * 1024;
     /// Pieces one vectored write takes at most.
     const MAX_PIECES: usize = 64;
-
-    /// Starts the next write with `first`.
-    fn start(&mut self, first: Vec<u8>) {
-        self.clear();
-        self.len = first.len();
-        self.pieces.push(first);
-    }
 
     /// Drops the frames written; the list keeps its room for the next write.
     fn clear(&mut self) {
@@ -387,10 +390,12 @@ mod tests {
             .map(|(i, &len)| vec![i as u8; len])
             .collect();
         let mut batch = Batch::default();
-        batch.start(vec![9; 100]);
+        batch.clear();
+        batch.push(vec![9; 100]);
         batch.push(vec![9; 10_000]);
         // A batch is reused: what the last write held is gone.
-        batch.start(frames[0].clone());
+        batch.clear();
+        batch.push(frames[0].clone());
         for frame in &frames[1..] {
             batch.push(frame.clone());
         }
@@ -428,7 +433,8 @@ mod tests {
             .map(|i| vec![i as u8; Batch::SMALL + 1])
             .collect();
         let mut batch = Batch::default();
-        batch.start(frames[0].clone());
+        batch.clear();
+        batch.push(frames[0].clone());
         for frame in &frames[1..] {
             batch.push(frame.clone());
         }
@@ -448,7 +454,8 @@ mod tests {
     #[test]
     fn a_writer_that_takes_nothing_is_an_error() {
         let mut batch = Batch::default();
-        batch.start(vec![1, 2, 3]);
+        batch.clear();
+        batch.push(vec![1, 2, 3]);
         let mut out = Trickle {
             written: Vec::new(),
             step: 0,

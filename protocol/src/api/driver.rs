@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use futures::channel::oneshot;
 use futures::future::{self, Either};
 use futures::StreamExt;
+use smallvec::SmallVec;
 
 use crate::identity::Identifier;
 use crate::message::TransportMessage;
@@ -17,16 +18,24 @@ use crate::routing::{Address, Route, TransportType};
 
 use super::context::Delivery;
 use super::node::NodeOptions;
+use super::outbox::{Outbox, Queued};
 use super::queue::{queue, Receiver, Sender};
 use super::runtime::{BoxFuture, Runtime};
 use super::signal::{Gate, Signal};
 use super::transport::{Plugged, Tcp};
 use super::{Error, Result};
 
+/// Where a connection's frames go: a stream's outbox, or the queue of the task that
+/// sends a message transport's units.
+pub(super) enum FrameSink {
+    Stream(Outbox),
+    Units(Sender<Vec<u8>>),
+}
+
 /// A connection's write side, its close signal and its read gate, as the driver keeps
 /// them.
 pub(super) struct ConnectionHandle {
-    pub(super) writer: Sender<Vec<u8>>,
+    pub(super) writer: FrameSink,
     pub(super) close: Signal,
     /// Closed while the core has paused reading the connection.
     pub(super) reading: Gate,
@@ -51,6 +60,9 @@ pub(super) struct Driver {
     pub(super) channel_watchers: BTreeMap<Address, Vec<oneshot::Sender<NodeError>>>,
     /// The transports the node carries, by type (TCP from the start).
     pub(super) transports: BTreeMap<TransportType, Plugged>,
+    /// Outboxes given frames by the outputs being carried out, to be written once the
+    /// lock is let go (or their writers woken). Empty whenever the lock is free.
+    touched: SmallVec<[(ConnectionId, Queued); 2]>,
 }
 
 /// What every task of a node shares.
@@ -105,6 +117,7 @@ impl Shared {
                 workers: BTreeMap::new(),
                 channel_watchers: BTreeMap::new(),
                 transports: BTreeMap::from([(TransportType::TCP, tcp)]),
+                touched: SmallVec::new(),
             }),
             timer_wake,
             closing: Signal::default(),
@@ -127,20 +140,48 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Runs `f` on the core, then carries out its outputs, all under the lock. Nothing
-    /// here waits: deliveries and writes go to unbounded queues whose contents the
-    /// core accounts for and limits.
+    /// Runs `f` on the core, then carries out its outputs under the lock; frames for
+    /// streams whose writers are idle are then written from this task, after the lock
+    /// is let go (see [`Queued::write_now`]), and what they wrote told to the core.
+    /// Nothing here waits: deliveries and the rest go to unbounded queues whose
+    /// contents the core accounts for and limits.
     pub(super) fn with_core<T>(self: &Arc<Self>, f: impl FnOnce(&mut NodeCore, Instant) -> T) -> T {
         let now = self.runtime.now();
         let mut driver = self.driver();
         let result = f(&mut driver.core, now);
-        self.dispatch(&mut driver, now);
+        self.carry_out(&mut driver, now);
+        while !driver.touched.is_empty() {
+            let touched = std::mem::take(&mut driver.touched);
+            drop(driver);
+            let mut written = SmallVec::<[(ConnectionId, usize); 2]>::new();
+            for (connection, queued) in touched {
+                let n = queued.write_now();
+                if n > 0 {
+                    written.push((connection, n));
+                }
+            }
+            driver = self.driver();
+            for &(connection, n) in &written {
+                driver.core.handle_written(connection, n, now);
+            }
+            self.carry_out(&mut driver, now);
+        }
         result
     }
 
     /// Carries out every output of the core, with `now` the time of the input that
-    /// made them (the clock is read once per input, not again here).
+    /// made them (the clock is read once per input, not again here), and wakes the
+    /// writers of the streams given frames.
     pub(super) fn dispatch(self: &Arc<Self>, d: &mut Driver, now: Instant) {
+        self.carry_out(d, now);
+        for (_, queued) in std::mem::take(&mut d.touched) {
+            queued.wake();
+        }
+    }
+
+    /// [`dispatch`](Self::dispatch), leaving the streams given frames in
+    /// `d.touched`.
+    fn carry_out(self: &Arc<Self>, d: &mut Driver, now: Instant) {
         while let Some(output) = d.core.poll_output() {
             match output {
                 Output::Deliver {
@@ -174,10 +215,17 @@ impl Shared {
                 }
                 Output::Transmit { connection, bytes } => {
                     let len = bytes.len();
-                    let sent = d
-                        .connections
-                        .get(&connection)
-                        .is_some_and(|c| c.writer.send(bytes).is_ok());
+                    let sent = match d.connections.get(&connection).map(|c| &c.writer) {
+                        Some(FrameSink::Stream(outbox)) => {
+                            let sent = outbox.push(bytes).is_ok();
+                            if sent && d.touched.last().is_none_or(|(c, _)| *c != connection) {
+                                d.touched.push((connection, outbox.queued()));
+                            }
+                            sent
+                        }
+                        Some(FrameSink::Units(tx)) => tx.send(bytes).is_ok(),
+                        None => false,
+                    };
                     if !sent {
                         d.core.handle_written(connection, len, now);
                     }

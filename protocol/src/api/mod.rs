@@ -24,6 +24,7 @@ mod context;
 mod driver;
 mod error;
 mod node;
+mod outbox;
 mod portal;
 mod queue;
 mod relay;

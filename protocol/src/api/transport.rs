@@ -20,7 +20,7 @@ use futures::StreamExt;
 use crate::node::{ConnectionId, NodeError, TransportKind};
 use crate::routing::{Address, TransportType};
 
-use super::driver::{ConnectionHandle, Driver, Shared};
+use super::driver::{ConnectionHandle, Driver, FrameSink, Shared};
 use super::queue::{queue, Receiver};
 use super::runtime::{BoxFuture, Listener, Runtime, Stream};
 use super::signal::{Gate, Signal};
@@ -286,7 +286,7 @@ impl Shared {
         self.driver().connections.insert(
             inbox,
             ConnectionHandle {
-                writer,
+                writer: FrameSink::Units(writer),
                 close: close.clone(),
                 reading: reading.clone(),
             },
@@ -369,7 +369,7 @@ impl Shared {
         d.connections.insert(
             connection,
             ConnectionHandle {
-                writer,
+                writer: FrameSink::Units(writer),
                 close: close.clone(),
                 reading: Gate::default(),
             },
