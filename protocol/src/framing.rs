@@ -171,7 +171,15 @@ pub struct FrameDecoder {
     frames: VecDeque<Vec<u8>>,
     /// The bytes of `frames`, kept as they change so that asking costs nothing.
     queued: usize,
+    /// A small frame's buffer given back by [`recycle`](Self::recycle), empty, for
+    /// the next frame: at most [`SPARE_MAX`] bytes of room.
+    spare: Vec<u8>,
 }
+
+/// The most room a [`FrameDecoder`] keeps in a spare buffer for the next frame: small
+/// frames (requests, replies, keepalive-sized records) then cost no allocation each,
+/// and an idle connection holds at most this much unused.
+pub const SPARE_MAX: usize = 1024;
 
 impl Default for FrameDecoder {
     fn default() -> Self {
@@ -187,6 +195,7 @@ impl FrameDecoder {
             state: State::Preamble { seen: 0 },
             frames: VecDeque::new(),
             queued: 0,
+            spare: Vec::new(),
         }
     }
 
@@ -204,6 +213,7 @@ impl FrameDecoder {
             },
             frames: VecDeque::new(),
             queued: 0,
+            spare: Vec::new(),
         }
     }
 
@@ -289,7 +299,12 @@ impl FrameDecoder {
                             *seen = 0;
                         } else {
                             // Grow with the bytes that arrive, not with the claim.
-                            let buf = Vec::with_capacity(len.min(input.len()));
+                            let first = len.min(input.len());
+                            let buf = if self.spare.capacity() >= first {
+                                std::mem::take(&mut self.spare)
+                            } else {
+                                Vec::with_capacity(first)
+                            };
                             self.state = State::Body { len, buf };
                         }
                     }
@@ -323,6 +338,16 @@ impl FrameDecoder {
         let frame = self.frames.pop_front()?;
         self.queued -= frame.len();
         Some(frame)
+    }
+
+    /// Gives back a frame from [`poll_frame`](Self::poll_frame) once it has been
+    /// handled, so that its buffer may take the next frame. Kept only if it has room
+    /// for at most [`SPARE_MAX`] bytes (and more than the spare already kept).
+    pub fn recycle(&mut self, mut frame: Vec<u8>) {
+        if frame.capacity() <= SPARE_MAX && frame.capacity() > self.spare.capacity() {
+            frame.clear();
+            self.spare = frame;
+        }
     }
 
     /// Whether the decoder is part way through the preamble or a frame: some of its
@@ -382,6 +407,42 @@ mod tests {
             encode_frame(f, DEFAULT_MAX_FRAME_LEN, &mut out).unwrap();
         }
         out
+    }
+
+    #[test]
+    fn a_recycled_small_buffer_takes_the_next_frame_and_a_large_one_is_let_go() {
+        let mut d = FrameDecoder::default();
+        d.handle_bytes(&stream(&[b"first frame"])).unwrap();
+        let first = d.poll_frame().unwrap();
+        let (at, room) = (first.as_ptr(), first.capacity());
+        d.recycle(first);
+        // The next frame lands in the same buffer, holding only its own bytes.
+        let mut next = Vec::new();
+        encode_frame(b"second", DEFAULT_MAX_FRAME_LEN, &mut next).unwrap();
+        d.handle_bytes(&next).unwrap();
+        let second = d.poll_frame().unwrap();
+        assert_eq!(second, b"second");
+        assert_eq!((second.as_ptr(), second.capacity()), (at, room));
+        // A buffer with more room than the spare may keep is dropped.
+        d.recycle(Vec::with_capacity(SPARE_MAX + 1));
+        assert_eq!(d.spare.capacity(), 0);
+        d.recycle(second);
+        assert_eq!(d.spare.capacity(), room);
+        // A frame whose first bytes do not fit in the spare gets a buffer of its own.
+        let long = vec![7u8; 5000];
+        let mut bytes = Vec::new();
+        encode_frame(&long, DEFAULT_MAX_FRAME_LEN, &mut bytes).unwrap();
+        for chunk in bytes.chunks(700) {
+            d.handle_bytes(chunk).unwrap();
+        }
+        assert_eq!(d.poll_frame().unwrap(), long);
+        assert_eq!(d.spare.capacity(), room, "the spare is still there");
+        // One whose first bytes fit takes it and grows it as the rest arrives.
+        for chunk in bytes.chunks(8) {
+            d.handle_bytes(chunk).unwrap();
+        }
+        assert_eq!(d.poll_frame().unwrap(), long);
+        assert_eq!(d.spare.capacity(), 0, "the spare went to that frame");
     }
 
     #[test]

@@ -147,7 +147,7 @@ impl NodeCore {
             if conn.stall.is_some() {
                 return taken;
             }
-            let Some(frame) = conn.decoder.poll_frame() else {
+            let Some(mut frame) = conn.decoder.poll_frame() else {
                 return taken;
             };
             if frame.is_empty() {
@@ -155,11 +155,16 @@ impl NodeCore {
             }
             taken += 1;
             let alias = conn.alias().clone();
-            if let Err(error) = self.route_frame(connection, frame, alias, now) {
+            if let Err(error) = self.route_frame(connection, &mut frame, alias, now) {
                 tracing::debug!(connection = connection.0, %error, "undecodable message; closing");
                 self.stats.connections_refused += 1;
                 self.drop_connection(connection, Some(error.to_string()), true, now);
                 return taken;
+            }
+            // Whatever was routed was copied out of the frame: its buffer may take the
+            // next one.
+            if let Some(conn) = self.connections.get_mut(connection) {
+                conn.decoder.recycle(frame);
             }
         }
     }
@@ -174,13 +179,13 @@ impl NodeCore {
     pub(super) fn route_frame(
         &mut self,
         connection: ConnectionId,
-        mut frame: Vec<u8>,
+        frame: &mut [u8],
         back: Address,
         now: Instant,
     ) -> Result<(), crate::message::MessageError> {
         let source = Source::Connection(connection);
         let origin = Origin::Transport { connection };
-        let mut view = MessageView::decode(&frame)?;
+        let mut view = MessageView::decode(frame)?;
         tracing::trace!(connection = connection.0, onward = %view.onward_route, "frame received");
         view.return_route.prepend(back);
         // A record for a decryptor needs no rule: the channel authenticates it.
@@ -196,7 +201,7 @@ impl NodeCore {
                 }
                 self.route_all(work, source, now)
             }
-            None => match self.forward_frame(&view, &frame, &origin, now) {
+            None => match self.forward_frame(&view, frame, &origin, now) {
                 Some(Ok(())) => Ok(()),
                 Some(Err(error)) => {
                     // As the general path would: a report goes back along the
@@ -221,7 +226,7 @@ impl NodeCore {
                     Err(error)
                 }
                 None => self.route_all(
-                    VecDeque::from([(view.into_message(&frame), origin)]),
+                    VecDeque::from([(view.into_message(frame), origin)]),
                     source,
                     now,
                 ),

@@ -251,7 +251,7 @@ impl NodeCore {
         if frame.is_empty() {
             return; // an empty frame: nothing to route
         }
-        if let Err(error) = self.route_frame(inbox, frame, from, now) {
+        if let Err(error) = self.route_frame(inbox, &mut frame, from, now) {
             tracing::debug!(connection = inbox.0, %error, "unit dropped: not a message");
             self.stats.units_refused += 1;
         }
