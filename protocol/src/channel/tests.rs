@@ -2,6 +2,7 @@
 //! bad plaintexts and cookie replies.
 
 use super::*;
+use crate::noise::MAX_MESSAGE_LEN;
 use crate::random::SeededRandom;
 use crate::route;
 use crate::trust::TrustEveryone;
