@@ -113,6 +113,7 @@ mod config;
 mod connection;
 mod ended;
 mod error;
+mod listeners;
 mod mailbox;
 mod output;
 mod persistent;
@@ -141,11 +142,12 @@ use crate::trust::TrustPolicy;
 use access::RefusalLog;
 pub use access::{Access, ChannelRules, Origin};
 pub use budget::{BudgetShare, MESSAGE_OVERHEAD, TRANSMIT_OVERHEAD};
-use channels::{ChannelSlot, Listener};
+use channels::ChannelSlot;
 pub use config::NodeConfig;
 use connection::ConnectionTable;
 pub use connection::Direction;
 pub use error::NodeError;
+use listeners::Listener;
 use mailbox::Mailboxes;
 pub use output::{ChannelState, Hop, NodeEvent, NodeStats, Output};
 pub use persistent::MAX_REESTABLISH_DELAY;
@@ -207,7 +209,7 @@ pub struct NodeCore {
     /// Hellos with a valid cookie taken under load, per source, in the current second.
     cookie_hellos: BTreeMap<String, (Instant, u32)>,
     /// Hellos with a valid cookie waiting for their source's next second.
-    deferred_hellos: VecDeque<channels::DeferredHello>,
+    deferred_hellos: VecDeque<listeners::DeferredHello>,
     /// An emptied work queue kept for the next message, so that routing one does not
     /// allocate a queue each time (see `NodeCore::take_work`).
     spare_work: routing::Work,
