@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use futures::channel::mpsc;
 use futures::{SinkExt, StreamExt};
-use onward_bench::rt::{Kind, Rt};
+use onward_bench::rt::{Rt, EVERY_RUNTIME};
 use onward_bench::{quick, Figure, Report};
 use onward_protocol::api::{Bytes, Context, Opaque, Result, Routed, Worker};
 use onward_protocol::route;
@@ -122,13 +122,7 @@ async fn channel_chain(rt: &Rt, window: usize, count: usize) -> f64 {
 fn main() {
     let count = if quick() { 500 } else { 100_000 };
     let mut report = Report::default();
-    for (kind, threads) in [
-        (Kind::Tokio, 1),
-        (Kind::Tokio, 2),
-        (Kind::Smol, 1),
-        (Kind::Smol, 2),
-        (Kind::AsyncStd, 0),
-    ] {
+    for (kind, threads) in EVERY_RUNTIME {
         let rt = Rt::new(kind, threads);
         rt.block_on(async {
             for window in [1, 10, 100, 1000] {

@@ -39,6 +39,17 @@ impl Kind {
     }
 }
 
+/// The runtimes every benchmark program measures in one process, each with its thread
+/// count: tokio and smol with one thread and two, async-std with its global
+/// executor's (see [`Kind::AsyncStd`]).
+pub const EVERY_RUNTIME: [(Kind, usize); 5] = [
+    (Kind::Tokio, 1),
+    (Kind::Tokio, 2),
+    (Kind::Smol, 1),
+    (Kind::Smol, 2),
+    (Kind::AsyncStd, 0),
+];
+
 /// A runtime ready to run benchmarks.
 pub struct Rt {
     kind: Kind,

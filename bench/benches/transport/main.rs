@@ -13,7 +13,7 @@ use std::alloc::System;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use onward_bench::rt::{Kind, Rt};
+use onward_bench::rt::{Kind, Rt, EVERY_RUNTIME};
 use onward_bench::workers::{Echo, Sink};
 use onward_bench::{quick, Figure, Report};
 use onward_protocol::api::{self, Bytes, Routed};
@@ -513,13 +513,7 @@ fn main() {
     }
     let mut report = Report::default();
     let mut all = Vec::new();
-    for (kind, threads) in [
-        (Kind::Tokio, 1),
-        (Kind::Tokio, 2),
-        (Kind::Smol, 1),
-        (Kind::Smol, 2),
-        (Kind::AsyncStd, 0),
-    ] {
+    for (kind, threads) in EVERY_RUNTIME {
         let rt = Rt::new(kind, threads);
         all.push(measure(&rt, &sizes, &mut report));
     }
