@@ -160,6 +160,10 @@ impl Shared {
                     written.push((connection, n));
                 }
             }
+            // Nothing written here (the writers have it all): nothing to tell.
+            if written.is_empty() {
+                return result;
+            }
             driver = self.driver();
             for &(connection, n) in &written {
                 driver.core.handle_written(connection, n, now);
