@@ -226,21 +226,20 @@ impl WriterEnd {
         let mut guard = lock(&self.0);
         let state = &mut *guard;
         let owed = !state.frames.is_empty() || state.unflushed;
-        // Only the writer task takes the stream, and it parks it before it asks
-        // again, so a missing stream means a task of its own is writing.
-        if (!owed && !state.sender_gone) || state.parked.is_none() {
-            match &mut state.waker {
-                Some(waker) if waker.will_wake(cx.waker()) => {}
-                slot => *slot = Some(cx.waker().clone()),
+        // Only the writer task takes the stream, and it parks it again before it asks,
+        // so the stream is here whenever this is called.
+        let stream = match state.parked.take() {
+            Some(stream) if owed => stream,
+            Some(stream) if state.sender_gone => return Poll::Ready(Taken::Ended(stream)),
+            parked => {
+                state.parked = parked;
+                match &mut state.waker {
+                    Some(waker) if waker.will_wake(cx.waker()) => {}
+                    slot => *slot = Some(cx.waker().clone()),
+                }
+                return Poll::Pending;
             }
-            return Poll::Pending;
-        }
-        let Some(stream) = state.parked.take() else {
-            return Poll::Pending;
         };
-        if !owed {
-            return Poll::Ready(Taken::Ended(stream));
-        }
         state.unflushed = false;
         let mut bytes = 0;
         while bytes < max_bytes && into.len() < max_frames {
@@ -285,6 +284,8 @@ mod tests {
     struct Socket {
         taken: Arc<Mutex<Vec<u8>>>,
         room: Arc<AtomicUsize>,
+        /// Its flush never completes at once.
+        slow_flush: bool,
     }
 
     impl AsyncWrite for Socket {
@@ -317,6 +318,9 @@ mod tests {
         }
 
         fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            if self.slow_flush {
+                return Poll::Pending;
+            }
             Poll::Ready(Ok(()))
         }
 
@@ -333,12 +337,26 @@ mod tests {
         }
     }
 
+    /// What the writer task takes, which must be the stream to write with.
+    fn take(
+        end: &WriterEnd,
+        cx: &mut Context<'_>,
+        frames: &mut Vec<Vec<u8>>,
+        what: &str,
+    ) -> Writer {
+        match end.poll_take(cx, frames, 1 << 20, 64) {
+            Poll::Ready(Taken::Write(stream)) => stream,
+            _ => panic!("{what}"),
+        }
+    }
+
     fn socket(room: usize) -> (Writer, Arc<Mutex<Vec<u8>>>, Arc<AtomicUsize>) {
         let taken = Arc::new(Mutex::new(Vec::new()));
         let room = Arc::new(AtomicUsize::new(room));
         let stream = Box::new(Socket {
             taken: taken.clone(),
             room: room.clone(),
+            slow_flush: false,
         });
         (stream, taken, room)
     }
@@ -358,10 +376,7 @@ mod tests {
         outbox.push(vec![1, 2]).unwrap();
         assert_eq!(outbox.queued().write_now(), 0);
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
-        let Poll::Ready(Taken::Write(stream)) = end.poll_take(&mut cx, &mut frames, 1 << 20, 64)
-        else {
-            panic!("the writer takes the frame");
-        };
+        let stream = take(&end, &mut cx, &mut frames, "the writer takes the frame");
         assert_eq!(frames, [vec![1, 2]]);
         frames.clear();
         // While the writer holds the stream nothing is written from elsewhere.
@@ -396,12 +411,39 @@ mod tests {
         outbox.queued().allow_write_now();
         assert_eq!(outbox.queued().write_now(), 0);
         room.store(100, Ordering::SeqCst);
-        let Poll::Ready(Taken::Write(stream)) = end.poll_take(&mut cx, &mut frames, 1 << 20, 64)
-        else {
-            panic!("the writer takes the rest");
-        };
+        let stream = take(&end, &mut cx, &mut frames, "the writer takes the rest");
         assert_eq!(frames, [vec![6], vec![7]]);
         end.park(stream);
+    }
+
+    #[test]
+    fn a_flush_that_does_not_finish_at_once_is_left_to_the_writer() {
+        let taken = Arc::new(Mutex::new(Vec::new()));
+        let stream = Box::new(Socket {
+            taken: taken.clone(),
+            room: Arc::new(AtomicUsize::new(100)),
+            slow_flush: true,
+        });
+        let (sink, end) = outbox(stream);
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = std::task::Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut frames = Vec::new();
+        assert!(end
+            .poll_take(&mut cx, &mut frames, 1 << 20, 64)
+            .is_pending());
+        sink.push(vec![1, 2]).unwrap();
+        sink.queued().allow_write_now();
+        assert_eq!(sink.queued().write_now(), 2);
+        assert_eq!(*taken.lock().unwrap(), [1, 2]);
+        // Written, not flushed: the writer is woken for the flush alone.
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        let stream = take(&end, &mut cx, &mut frames, "the writer flushes");
+        assert!(frames.is_empty(), "nothing left to write");
+        end.park(stream);
+        assert!(end
+            .poll_take(&mut cx, &mut frames, 1 << 20, 64)
+            .is_pending());
     }
 
     #[test]
@@ -414,10 +456,7 @@ mod tests {
         let queued = sink.queued();
         drop(sink);
         // What was queued is still written before the end.
-        let Poll::Ready(Taken::Write(stream)) = end.poll_take(&mut cx, &mut frames, 1 << 20, 64)
-        else {
-            panic!("queued frames first");
-        };
+        let stream = take(&end, &mut cx, &mut frames, "queued frames first");
         end.park(stream);
         assert!(matches!(
             end.poll_take(&mut cx, &mut frames, 1 << 20, 64),
