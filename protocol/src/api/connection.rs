@@ -11,7 +11,7 @@ use futures::AsyncWriteExt;
 use crate::node::{ConnectionId, NodeCore};
 
 use super::driver::{ConnectionHandle, FrameSink, Shared};
-use super::outbox::{outbox, Queued, Taken, WriterEnd};
+use super::outbox::{outbox, spend, Queued, Spent, Taken, WriterEnd};
 use super::runtime::Stream;
 use super::signal::{Gate, Signal};
 use super::transport::{StreamListener, StreamTransport};
@@ -240,13 +240,18 @@ impl Shared {
             }
             let written = batch.len;
             // The frames go now: the core counts them as written, so nothing may
-            // keep them.
-            batch.clear();
+            // keep them but the core itself, as buffers for later frames.
+            batch.finish();
             // Parked before the core hears of it: frames its outputs queue may then
             // be written at once by this task's call.
             end.park(stream);
             if written > 0 {
-                self.with_core(|core, now| core.handle_written(connection, written, now));
+                self.with_core(|core, now| {
+                    core.handle_written(connection, written, now);
+                    for bytes in batch.spent.drain(..) {
+                        core.recycle_transmit(bytes);
+                    }
+                });
             }
         };
         drop(end);
@@ -259,11 +264,13 @@ impl Shared {
 /// Frames waiting for one vectored write. Small frames are gathered into one piece (a
 /// copy of a few bytes saves a system call); a large frame stays its own piece and is
 /// written from where it lies, not copied. One batch serves a writer for its life: once
-/// written, its frames are dropped and its list of pieces emptied, not freed.
+/// written, its list of pieces is emptied, not freed, and of its frames' buffers those
+/// the core may reuse are kept in `spent` for it and the rest dropped.
 #[derive(Default)]
 struct Batch {
     pieces: Vec<Vec<u8>>,
     len: usize,
+    spent: Spent,
 }
 
 impl Batch {
@@ -274,9 +281,19 @@ impl Batch {
     /// Pieces one vectored write takes at most.
     const MAX_PIECES: usize = 64;
 
-    /// Drops the frames written; the list keeps its room for the next write.
+    /// Drops the frames; the list keeps its room for the next write.
     fn clear(&mut self) {
         self.pieces.clear();
+        self.spent.clear();
+        self.len = 0;
+    }
+
+    /// After a write: keeps the buffers the core may reuse in `spent`, drops the
+    /// rest; the list keeps its room for the next write.
+    fn finish(&mut self) {
+        for piece in self.pieces.drain(..) {
+            spend(&mut self.spent, piece);
+        }
         self.len = 0;
     }
 
@@ -285,6 +302,7 @@ impl Batch {
         match self.pieces.last_mut() {
             Some(last) if frame.len() <= Self::SMALL && last.len() < Self::GATHER => {
                 last.extend_from_slice(&frame);
+                spend(&mut self.spent, frame);
             }
             _ => self.pieces.push(frame),
         }
@@ -425,6 +443,34 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_written_batch_keeps_the_small_buffers_for_the_core_and_drops_the_large() {
+        let mut batch = Batch::default();
+        for (byte, len) in [(1, 100), (2, 50), (3, 10_000), (4, 60)] {
+            batch.push(vec![byte; len]);
+        }
+        // The second and fourth frames were gathered into the pieces before them.
+        assert_eq!(batch.pieces.len(), 2);
+        assert_eq!(batch.spent.len(), 2);
+        batch.finish();
+        assert!(batch.pieces.is_empty() && batch.len == 0);
+        // The gathered piece that began with the first frame is kept too; the large
+        // one is dropped.
+        assert_eq!(batch.spent.len(), 3);
+        assert!(batch
+            .spent
+            .iter()
+            .all(|b| b.capacity() <= crate::node::SPARE_TRANSMIT_MAX));
+        assert_eq!(batch.spent[0], vec![2; 50]);
+        assert_eq!(batch.spent[2].get(..100), Some(&[1; 100][..]));
+        // Never more than the core keeps.
+        for _ in 0..crate::node::SPARE_TRANSMITS * 2 {
+            batch.push(vec![5; 10]);
+        }
+        batch.finish();
+        assert_eq!(batch.spent.len(), crate::node::SPARE_TRANSMITS);
     }
 
     #[test]

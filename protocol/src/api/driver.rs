@@ -18,7 +18,7 @@ use crate::routing::{Address, Route, TransportType};
 
 use super::context::Delivery;
 use super::node::NodeOptions;
-use super::outbox::{Outbox, Queued};
+use super::outbox::{Outbox, Queued, Spent};
 use super::queue::{queue, Receiver, Sender};
 use super::runtime::{BoxFuture, Runtime};
 use super::signal::{Gate, Signal};
@@ -154,8 +154,9 @@ impl Shared {
             let touched = std::mem::take(&mut driver.touched);
             drop(driver);
             let mut written = SmallVec::<[(ConnectionId, usize); 2]>::new();
+            let mut spent = Spent::new();
             for (connection, queued) in touched {
-                let n = queued.write_now();
+                let n = queued.write_now(&mut spent);
                 if n > 0 {
                     written.push((connection, n));
                 }
@@ -167,6 +168,9 @@ impl Shared {
             driver = self.driver();
             for &(connection, n) in &written {
                 driver.core.handle_written(connection, n, now);
+            }
+            for bytes in spent {
+                driver.core.recycle_transmit(bytes);
             }
             self.carry_out(&mut driver, now);
         }

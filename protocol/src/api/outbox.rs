@@ -20,6 +20,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 use futures::io::AsyncWrite;
+use smallvec::SmallVec;
+
+use crate::node::{SPARE_TRANSMITS, SPARE_TRANSMIT_MAX};
 
 /// The writing half of a stream.
 pub(crate) type Writer = Box<dyn AsyncWrite + Send + Unpin>;
@@ -29,6 +32,18 @@ const KEEP: usize = 16;
 
 /// Frames one write from [`Queued::write_now`] takes at most.
 const MAX_SLICES: usize = 64;
+
+/// Buffers of frames written, to give back to the core
+/// ([`NodeCore::recycle_transmit`](crate::node::NodeCore::recycle_transmit)): only
+/// those it may keep.
+pub(crate) type Spent = SmallVec<[Vec<u8>; 2]>;
+
+/// Puts a written frame's buffer in `spent` if the core may keep it.
+pub(crate) fn spend(spent: &mut Spent, frame: Vec<u8>) {
+    if frame.capacity() <= SPARE_TRANSMIT_MAX && spent.len() < SPARE_TRANSMITS {
+        spent.push(frame);
+    }
+}
 
 struct State {
     frames: VecDeque<Vec<u8>>,
@@ -140,8 +155,8 @@ impl Queued {
     /// task and returns the bytes written; what the socket did not take is left for
     /// the writer task, which is woken. Otherwise returns 0, having woken the writer
     /// task if it waits (if it holds the stream, it writes what is queued before it
-    /// parks it again).
-    pub(crate) fn write_now(&self) -> usize {
+    /// parks it again). The buffers of the frames written whole go to `spent`.
+    pub(crate) fn write_now(&self, spent: &mut Spent) -> usize {
         let mut guard = lock(&self.0);
         let state = &mut *guard;
         let Some(stream) = state.parked.as_mut() else {
@@ -185,7 +200,9 @@ impl Queued {
                 break;
             }
             left -= frame.len();
-            state.frames.pop_front();
+            if let Some(frame) = state.frames.pop_front() {
+                spend(spent, frame);
+            }
         }
         shrink(state);
         let waker = if state.frames.is_empty() && !state.unflushed {
@@ -369,12 +386,13 @@ mod tests {
         let waker = std::task::Waker::from(count.clone());
         let mut cx = Context::from_waker(&waker);
         let mut frames = Vec::new();
+        let mut spent = Spent::new();
         assert!(end
             .poll_take(&mut cx, &mut frames, 1 << 20, 64)
             .is_pending());
         // No read yet: the frame is left to the writer task, which is woken.
         outbox.push(vec![1, 2]).unwrap();
-        assert_eq!(outbox.queued().write_now(), 0);
+        assert_eq!(outbox.queued().write_now(&mut spent), 0);
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
         let stream = take(&end, &mut cx, &mut frames, "the writer takes the frame");
         assert_eq!(frames, [vec![1, 2]]);
@@ -382,17 +400,23 @@ mod tests {
         // While the writer holds the stream nothing is written from elsewhere.
         outbox.queued().allow_write_now();
         outbox.push(vec![3]).unwrap();
-        assert_eq!(outbox.queued().write_now(), 0);
+        assert_eq!(outbox.queued().write_now(&mut spent), 0);
         end.park(stream);
         // Parked, after a read: written at once, once.
-        assert_eq!(outbox.queued().write_now(), 1);
+        assert_eq!(outbox.queued().write_now(&mut spent), 1);
         assert_eq!(*taken.lock().unwrap(), [3]);
         outbox.push(vec![4]).unwrap();
-        assert_eq!(outbox.queued().write_now(), 0, "a second frame waits");
+        assert_eq!(
+            outbox.queued().write_now(&mut spent),
+            0,
+            "a second frame waits"
+        );
         outbox.queued().allow_write_now();
         outbox.push(vec![5]).unwrap();
-        assert_eq!(outbox.queued().write_now(), 2, "both, in order");
+        assert_eq!(outbox.queued().write_now(&mut spent), 2, "both, in order");
         assert_eq!(*taken.lock().unwrap(), [3, 4, 5]);
+        // The buffers of the frames written here are handed on for the core to reuse.
+        assert_eq!(spent.as_slice(), [vec![3], vec![4], vec![5]]);
     }
 
     #[test]
@@ -401,15 +425,18 @@ mod tests {
         let (outbox, end) = outbox(stream);
         let mut cx = Context::from_waker(futures::task::noop_waker_ref());
         let mut frames = Vec::new();
+        let mut spent = Spent::new();
         for frame in [vec![1, 2, 3], vec![4, 5, 6], vec![7]] {
             outbox.push(frame).unwrap();
         }
         outbox.queued().allow_write_now();
-        assert_eq!(outbox.queued().write_now(), 5);
+        assert_eq!(outbox.queued().write_now(&mut spent), 5);
         assert_eq!(*taken.lock().unwrap(), [1, 2, 3, 4, 5]);
+        // Only a frame written whole gives its buffer back.
+        assert_eq!(spent.as_slice(), [vec![1, 2, 3]]);
         // The socket is full: nothing more, and the rest is the writer's.
         outbox.queued().allow_write_now();
-        assert_eq!(outbox.queued().write_now(), 0);
+        assert_eq!(outbox.queued().write_now(&mut spent), 0);
         room.store(100, Ordering::SeqCst);
         let stream = take(&end, &mut cx, &mut frames, "the writer takes the rest");
         assert_eq!(frames, [vec![6], vec![7]]);
@@ -429,12 +456,13 @@ mod tests {
         let waker = std::task::Waker::from(count.clone());
         let mut cx = Context::from_waker(&waker);
         let mut frames = Vec::new();
+        let mut spent = Spent::new();
         assert!(end
             .poll_take(&mut cx, &mut frames, 1 << 20, 64)
             .is_pending());
         sink.push(vec![1, 2]).unwrap();
         sink.queued().allow_write_now();
-        assert_eq!(sink.queued().write_now(), 2);
+        assert_eq!(sink.queued().write_now(&mut spent), 2);
         assert_eq!(*taken.lock().unwrap(), [1, 2]);
         // Written, not flushed: the writer is woken for the flush alone.
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
@@ -452,6 +480,7 @@ mod tests {
         let (sink, end) = outbox(stream);
         let mut cx = Context::from_waker(futures::task::noop_waker_ref());
         let mut frames = Vec::new();
+        let mut spent = Spent::new();
         sink.push(vec![1]).unwrap();
         let queued = sink.queued();
         drop(sink);
@@ -462,7 +491,7 @@ mod tests {
             end.poll_take(&mut cx, &mut frames, 1 << 20, 64),
             Poll::Ready(Taken::Ended(_))
         ));
-        assert_eq!(queued.write_now(), 0, "no stream to write to");
+        assert_eq!(queued.write_now(&mut spent), 0, "no stream to write to");
         let (stream, _, _) = socket(0);
         let (sink, end) = outbox(stream);
         drop(end);

@@ -120,6 +120,7 @@ mod persistent;
 mod relay;
 mod reports;
 mod routing;
+mod spare;
 mod stall;
 #[cfg(test)]
 mod tests;
@@ -155,6 +156,7 @@ pub use relay::{
     is_valid_relay_name, relay_address, RelayStatus, MAX_RELAY_NAME_LEN, REGISTER as RELAY_REGISTER,
 };
 use routing::Source;
+pub use spare::{SPARE_TRANSMITS, SPARE_TRANSMIT_MAX};
 pub use transport::TransportKind;
 
 /// Identifies a connection within one node core.
@@ -215,6 +217,8 @@ pub struct NodeCore {
     spare_work: routing::Work,
     /// The same for the events drained from a channel end.
     spare_events: Vec<crate::channel::ChannelEvent>,
+    /// Transmit buffers given back once written, for the next frames.
+    spare_transmits: spare::SpareTransmits,
     /// Error reports sent in the current second.
     reports: reports::ReportLimiter,
     /// Channel ends that ended, and why.
@@ -266,6 +270,7 @@ impl NodeCore {
             deferred_hellos: VecDeque::new(),
             spare_work: VecDeque::new(),
             spare_events: Vec::new(),
+            spare_transmits: spare::SpareTransmits::default(),
             reports: reports::ReportLimiter::new(),
             ended: ended::EndedChannels::default(),
             down: BTreeMap::new(),

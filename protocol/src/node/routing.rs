@@ -275,7 +275,7 @@ impl NodeCore {
         let mut onward = view.onward_route.clone();
         let _ = onward.step();
         let back = &view.return_route;
-        let mut out = Vec::with_capacity(
+        let mut out = self.spare_transmits.take(
             FRAME_HEADER_LEN
                 + crate::message::envelope_head_len(&onward, back, payload.len())
                 + payload.len(),
@@ -454,12 +454,13 @@ impl NodeCore {
                 _ => return None,
             }
         };
+        let spare_transmits = &mut self.spare_transmits;
         let result = (|| {
             let mut onward = end.remote.clone();
             let _ = onward.step();
             let back = Route::from(end.decryptor.clone());
             let record_len = ChannelEnd::record_len(message);
-            let mut frame = Vec::with_capacity(
+            let mut frame = spare_transmits.take(
                 FRAME_HEADER_LEN
                     + crate::message::envelope_head_len(&onward, &back, record_len)
                     + record_len,
@@ -540,9 +541,11 @@ impl NodeCore {
         }
     }
 
-    pub(super) fn frame(&self, message: &TransportMessage) -> Result<Vec<u8>, NodeError> {
+    pub(super) fn frame(&mut self, message: &TransportMessage) -> Result<Vec<u8>, NodeError> {
         // The message is encoded in place after the room for its length prefix.
-        let mut frame = Vec::with_capacity(FRAME_HEADER_LEN + message.encoded_len());
+        let mut frame = self
+            .spare_transmits
+            .take(FRAME_HEADER_LEN + message.encoded_len());
         frame.extend_from_slice(&[0; FRAME_HEADER_LEN]);
         message.encode(&mut frame)?;
         self.finish_frame(frame)

@@ -325,6 +325,16 @@ impl NodeCore {
         }
     }
 
+    /// Gives back the buffer of a [`Transmit`](Output::Transmit) once its bytes are
+    /// written (or no longer wanted), for a later frame to be built in: small frames
+    /// then cost no allocation each. Optional: a caller that drops its buffers loses
+    /// only that saving. The core keeps at most [`SPARE_TRANSMITS`](super::SPARE_TRANSMITS)
+    /// buffers of at most [`SPARE_TRANSMIT_MAX`](super::SPARE_TRANSMIT_MAX) bytes of
+    /// room and drops the rest; what a kept buffer held is cleared before reuse.
+    pub fn recycle_transmit(&mut self, bytes: Vec<u8>) {
+        self.spare_transmits.keep(bytes);
+    }
+
     /// Bytes arrived on a connection. Whole frames are decoded and routed; a peer that
     /// breaks the protocol (wrong preamble, oversized frame, undecodable message) has
     /// its connection closed, and frames it sent before are still routed (unless they

@@ -565,3 +565,60 @@ fn a_middle_node_passes_frames_on_and_reports_those_it_cannot() {
     assert_eq!(core.stats().reports_sent, 1);
     assert_eq!(core.connection_count(), 2, "both connections stay open");
 }
+
+// ---- transmit buffers -----------------------------------------------------------------
+
+/// A transmit's buffer given back once written is cleared and built into the next
+/// small frame; one with too much room is not kept, and a large frame gets a buffer
+/// of its own.
+#[test]
+fn a_written_transmit_buffer_is_reused_for_the_next_small_frame() {
+    let now = Instant::now();
+    let mut core = core(NodeConfig::default());
+    core.register(app(), Access::local_only(), now).unwrap();
+    let send = |core: &mut NodeCore, len: usize| -> Vec<u8> {
+        let message = TransportMessage::new(route![tcp("b:1"), "x"], route!["app"], vec![7; len]);
+        core.handle_send(&app(), message, now).unwrap();
+        let mut outputs = drain(core);
+        let connect = outputs.iter().find_map(|o| match o {
+            Output::Connect { connection, .. } => Some(*connection),
+            _ => None,
+        });
+        if let Some(connection) = connect {
+            core.handle_connected(connection, now);
+            outputs.extend(drain(core));
+        }
+        let transmits: Vec<Vec<u8>> = outputs
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::Transmit { bytes, .. } => Some(bytes),
+                _ => None,
+            })
+            .collect();
+        transmits.into_iter().last().expect("a frame")
+    };
+    let mut first = send(&mut core, 10);
+    let expected = first.clone();
+    // Room no new frame of this size gets, to tell the buffer given back.
+    first.reserve_exact(3000);
+    let (at, room) = (first.as_ptr(), first.capacity());
+    core.recycle_transmit(first);
+    let second = send(&mut core, 10);
+    assert_eq!(
+        (second.as_ptr(), second.capacity()),
+        (at, room),
+        "the buffer given back is reused"
+    );
+    assert_eq!(second, expected, "nothing of the old frame is left over");
+    core.recycle_transmit(second);
+    // A large frame leaves the kept buffer for a small one.
+    let large = send(&mut core, crate::node::SPARE_TRANSMIT_MAX);
+    assert_ne!(large.as_ptr(), at);
+    assert!(large.capacity() > crate::node::SPARE_TRANSMIT_MAX);
+    core.recycle_transmit(large);
+    let small = send(&mut core, 10);
+    assert_eq!((small.as_ptr(), small.capacity()), (at, room));
+    // The large buffer was not kept: the next small frame has a buffer of its own.
+    let other = send(&mut core, 10);
+    assert!(other.capacity() < room);
+}
